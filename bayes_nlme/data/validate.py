@@ -1,0 +1,359 @@
+"""Record-level checks of a dataset, collected into one DataError.
+
+Every check adds a violation (``check``, ``column``, ``rows``, ``message``) to a
+:class:`Problems` collector; the collector raises a single :class:`DataError` listing all
+of them. ``rows`` are 1-based data-row numbers (row 1 is the first line below the header);
+messages about CSV files also give the file lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, format_rows
+from .columns import DEFAULTS, ROLES, column_label
+
+__all__ = ["Problems", "complete_roles", "format_value"]
+
+EVID_VALUES = (0, 1, 2, 3, 4)
+
+
+def format_value(value: float) -> str:
+    """Format a number for a message: ``3`` rather than ``3.0``.
+
+    Parameters
+    ----------
+    value : float
+        The number.
+
+    Returns
+    -------
+    str
+        Its shortest text.
+    """
+    value = float(value)
+    if np.isfinite(value) and value == int(value):
+        return str(int(value))
+    return repr(value)
+
+
+class Problems:
+    """Collects violations and raises them together.
+
+    Parameters
+    ----------
+    source : str
+        The dataset's name, for the headline.
+    lines : numpy.ndarray, optional
+        The file line of each record (CSV sources); messages then give file lines too.
+    """
+
+    def __init__(self, source: str, lines: np.ndarray | None = None) -> None:
+        self.source = source
+        self.lines = lines
+        self.items: list[dict] = []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def where(self, rows: Sequence[int]) -> str:
+        """Describe rows: ``rows 3, 7 (file lines 4, 8)``.
+
+        Parameters
+        ----------
+        rows : sequence of int
+            1-based data-row numbers.
+
+        Returns
+        -------
+        str
+            The description.
+        """
+        text = format_rows(rows)
+        if self.lines is not None and len(rows):
+            lines = [int(self.lines[r - 1]) for r in rows]
+            text += " (file " + format_rows(lines).replace("row", "line") + ")"
+        return text
+
+    def add(self, check: str, column: str | None, rows: Iterable[int], message: str) -> None:
+        """Add one violation.
+
+        Parameters
+        ----------
+        check : str
+            A short name of the check (``"negative_time"``).
+        column : str or None
+            The dataset column concerned.
+        rows : iterable of int
+            1-based data rows (may be empty for whole-dataset problems).
+        message : str
+            What is wrong. ``{where}`` is replaced by the rows (and file lines); if it
+            is absent and there are rows, `` in <rows>`` is appended.
+        """
+        rows = sorted(int(r) for r in rows)
+        where = self.where(rows)
+        if "{where}" in message:
+            message = message.replace("{where}", where)
+        elif rows:
+            message = f"{message} in {where}"
+        self.items.append({"check": check, "column": column, "rows": rows, "message": message})
+
+    def extend(self, items: Iterable[Mapping]) -> None:
+        """Add violations given as dicts with ``check``, ``column``, ``rows``, ``message``.
+
+        Parameters
+        ----------
+        items : iterable of mapping
+            The violations; ``{where}`` in a message is filled in as in :meth:`add`.
+        """
+        for item in items:
+            self.add(item["check"], item["column"], item["rows"], item["message"])
+
+    def error(self) -> DataError:
+        """The DataError listing every violation collected.
+
+        Returns
+        -------
+        DataError
+            With headline ``Dataset '<source>' has N problems:``.
+        """
+        n = len(self.items)
+        word = "problem" if n == 1 else "problems"
+        violations = pd.DataFrame(self.items, columns=list(DataError.COLUMNS))
+        return DataError(f"Dataset '{self.source}' has {n} {word}:", violations, self.source)
+
+    def raise_if_any(self) -> None:
+        """Raise :meth:`error` when any violation was collected.
+
+        Raises
+        ------
+        DataError
+            If there is at least one violation.
+        """
+        if self.items:
+            raise self.error()
+
+
+def _rows(mask: np.ndarray) -> np.ndarray:
+    """1-based row numbers where ``mask`` is true."""
+    return np.flatnonzero(mask) + 1
+
+
+def complete_roles(
+    values: Mapping[str, np.ndarray],
+    bad: Mapping[str, np.ndarray],
+    names: Mapping[str, str],
+    problems: Problems,
+) -> dict[str, np.ndarray]:
+    """Check the role columns, derive EVID and MDV, and fill in defaults.
+
+    Parameters
+    ----------
+    values : mapping of str to numpy.ndarray
+        Role -> parsed floats (NaN for missing), for the roles present.
+    bad : mapping of str to numpy.ndarray
+        Role -> mask of non-numeric fields (already reported); those rows are not
+        reported again as missing.
+    names : mapping of str to str
+        Role -> actual dataset column name, for messages.
+    problems : Problems
+        Receives every violation.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Every role in :data:`~bayes_nlme.data.columns.ROLES`, as float arrays. EVID is
+        derived where absent or missing (AMT > 0: dose, 1; a DV: observation, 0; else 2).
+        MDV is 1 on every record that is not an observation (EVID != 0), and where MDV is
+        absent or missing, 1 also for an observation without DV.
+    """
+    n = len(values["ID"])
+    nan = np.full(n, np.nan)
+    lab = {r: column_label(r, names.get(r)) for r in ROLES}
+    get = {r: np.asarray(values.get(r, nan), dtype=float) for r in ROLES}
+    notbad = {r: ~np.asarray(bad.get(r, np.zeros(n, bool))) for r in ROLES}
+    ident, time, dv = get["ID"], get["TIME"], get["DV"]
+
+    for role in ("ID", "TIME"):
+        miss = np.isnan(get[role]) & notbad[role]
+        if miss.any():
+            problems.add(f"missing_{role.lower()}", names[role], _rows(miss), f"{lab[role]}: missing value")
+    neg = time < 0
+    if neg.any():
+        problems.add("negative_time", names["TIME"], _rows(neg), f"{lab['TIME']}: negative time")
+
+    # Flags with a closed set of values.
+    def _in_set(role: str, allowed: tuple[int, ...], check: str) -> np.ndarray:
+        col = get[role]
+        wrong = ~np.isnan(col) & ~np.isin(col, allowed)
+        if role in names and wrong.any():
+            shown = ", ".join(sorted({format_value(v) for v in col[wrong]}))
+            valid = ", ".join(str(a) for a in allowed)
+            problems.add(check, names[role], _rows(wrong), f"{lab[role]}: value {shown} not in {{{valid}}}")
+        return wrong
+
+    bad_evid = _in_set("EVID", EVID_VALUES, "evid")
+    bad_mdv = _in_set("MDV", (0, 1), "mdv")
+    _in_set("SS", (0, 1, 2), "ss")
+    _in_set("BLQ", (0, 1), "blq")
+    for role in ("ADDL", "CMT"):
+        col = get[role]
+        frac = ~np.isnan(col) & (col != np.round(col))
+        if frac.any():
+            problems.add("integer", names[role], _rows(frac), f"{lab[role]}: not a whole number")
+    cmt = get["CMT"]
+    nonpos = cmt <= 0
+    if nonpos.any():
+        problems.add(
+            "cmt",
+            names["CMT"],
+            _rows(nonpos),
+            f"{lab['CMT']}: compartment numbers must be positive (turning a compartment off "
+            "with a negative CMT is not supported)",
+        )
+
+    # EVID and MDV.
+    mdv_given = np.where(bad_mdv, np.nan, get["MDV"])
+    amt = get["AMT"]
+    has_dv = ~np.isnan(dv)
+    is_dose = amt > 0
+    is_obs = (has_dv & (mdv_given != 1)) | (mdv_given == 0)
+    evid = np.where(bad_evid, np.nan, get["EVID"])
+    derive = np.isnan(evid) & ~bad_evid
+    clash = derive & is_dose & is_obs
+    if clash.any():
+        problems.add(
+            "dose_and_observation",
+            names["AMT"],
+            _rows(clash),
+            f"{lab['AMT']}: record is both a dose (AMT > 0) and an observation (DV given, "
+            "MDV not 1) in {where}; give an EVID column, set MDV = 1, or split it in two",
+        )
+    evid = np.where(derive, np.where(is_dose, 1.0, np.where(is_obs, 0.0, 2.0)), evid)
+    mdv = np.where(np.isnan(mdv_given), np.where((evid == 0) & has_dv, 0.0, 1.0), mdv_given)
+    mdv = np.where(evid == 0, mdv, 1.0)
+    observation = (evid == 0) & (mdv == 0)
+    dose = np.isin(evid, (1, 4))
+
+    nodv = observation & ~has_dv & notbad["DV"]
+    if nodv.any():
+        problems.add("observation_dv", names["DV"], _rows(nodv), f"{lab['DV']}: observation without DV (set MDV = 1 to skip it)")
+
+    # Dose records.
+    ss = np.nan_to_num(get["SS"], nan=0.0)
+    rate = np.nan_to_num(get["RATE"], nan=0.0)
+    ii = np.nan_to_num(get["II"], nan=0.0)
+    constant = (ss == 1) & (rate > 0) & (amt == 0)
+    noamt = dose & (np.isnan(amt) | (amt <= 0)) & ~constant & notbad["AMT"]
+    if noamt.any():
+        problems.add(
+            "dose_amt",
+            names["AMT"],
+            _rows(noamt),
+            f"{lab['AMT']}: dose record (EVID 1 or 4) without a positive amount",
+        )
+    negamt = ~dose & (amt < 0)
+    if negamt.any():
+        problems.add("negative_amt", names["AMT"], _rows(negamt), f"{lab['AMT']}: negative amount")
+    modelled = np.isin(rate, (-1, -2))
+    if modelled.any():
+        problems.add(
+            "rate",
+            names["RATE"],
+            _rows(modelled),
+            f"{lab['RATE']}: modelled rate or duration (RATE = -1 or -2) is not supported; "
+            "give the infusion rate",
+        )
+    negrate = (rate < 0) & ~modelled
+    if negrate.any():
+        problems.add("rate", names["RATE"], _rows(negrate), f"{lab['RATE']}: negative rate")
+    for role in ("II", "ADDL"):
+        negative = get[role] < 0
+        if negative.any():
+            problems.add(f"negative_{role.lower()}", names[role], _rows(negative), f"{lab[role]}: negative value")
+    addl = np.nan_to_num(get["ADDL"], nan=0.0)
+    addl_ii = (addl > 0) & (ii <= 0)
+    if addl_ii.any():
+        problems.add(
+            "addl_ii", names["ADDL"], _rows(addl_ii), f"{lab['ADDL']}: additional doses (ADDL > 0) without an interval II > 0"
+        )
+    ss_ii = dose & np.isin(ss, (1, 2)) & (ii <= 0) & ~constant
+    if ss_ii.any():
+        problems.add(
+            "ss_ii",
+            names["SS"],
+            _rows(ss_ii),
+            f"{lab['SS']}: steady-state dose (SS = 1 or 2) without an interval II > 0 "
+            "(a constant infusion needs SS = 1, AMT = 0 and RATE > 0)",
+        )
+
+    _check_subjects(ident, time, evid, observation, names, lab, problems)
+
+    out = {role: get[role].copy() for role in ROLES}
+    for role, default in DEFAULTS.items():
+        out[role] = np.where(np.isnan(out[role]), default, out[role])
+    out["AMT"] = np.where(np.isnan(amt), 0.0, amt)
+    out["EVID"] = evid
+    out["MDV"] = mdv
+    return out
+
+
+def _check_subjects(
+    ident: np.ndarray,
+    time: np.ndarray,
+    evid: np.ndarray,
+    observation: np.ndarray,
+    names: Mapping[str, str],
+    lab: Mapping[str, str],
+    problems: Problems,
+) -> None:
+    """Time order within subjects, contiguous subjects, and subjects without observations."""
+    has_id = ~np.isnan(ident)
+    frame = pd.DataFrame({"id": ident, "time": time, "evid": evid, "obs": observation})
+    frame["row"] = np.arange(1, len(frame) + 1)
+    frame = frame[has_id]
+    if frame.empty:
+        return
+    timed = frame[~np.isnan(frame["time"].to_numpy())]
+    previous = timed.groupby("id", sort=False)["time"].shift(1)
+    back = (timed["time"] < previous) & ~timed["evid"].isin((3, 4))
+    if back.any():
+        problems.add(
+            "time_order",
+            names["TIME"],
+            timed["row"][back],
+            f"{lab['TIME']}: time decreases within a subject in {{where}} "
+            "(sort each subject's records by time; only EVID 3 or 4 may reset it)",
+        )
+    ids = frame["id"].to_numpy()
+    start = np.r_[True, ids[1:] != ids[:-1]]
+    seen: set[float] = set()
+    again_rows, again_ids = [], []
+    for pos in np.flatnonzero(start):
+        if ids[pos] in seen:
+            again_rows.append(int(frame["row"].iloc[pos]))
+            again_ids.append(format_value(ids[pos]))
+        seen.add(ids[pos])
+    if again_rows:
+        problems.add(
+            "subject_order",
+            names["ID"],
+            again_rows,
+            f"{lab['ID']}: subject {', '.join(dict.fromkeys(again_ids))} reappears after other subjects "
+            "in {where}; keep each subject's records together",
+        )
+    counts = frame.groupby("id", sort=False)["obs"].any()
+    empty = counts.index[~counts.to_numpy()]
+    if len(empty):
+        rows = frame["row"][frame["id"].isin(empty)]
+        shown = ", ".join(format_value(i) for i in empty)
+        word = "subject" if len(empty) == 1 else "subjects"
+        problems.add(
+            "no_observations",
+            names["ID"],
+            rows,
+            f"{lab['ID']}: {word} {shown} without observations (EVID 0, MDV 0) in {{where}}",
+        )
