@@ -174,4 +174,5 @@ def theophylline_from_r(theoph: pd.DataFrame) -> pd.DataFrame:
                 {"ID": str(ident), "TIME": _text(row.Time), "DV": _text(row.conc), "AMT": "0",
                  "EVID": "0", "MDV": "0", "CMT": "2", **common}
             )
-    return pd.DataFrame(records, columns=["ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "WT", "DOSE"])
+    names = ["ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "WT", "DOSE"]
+    return pd.DataFrame(records, columns=names)

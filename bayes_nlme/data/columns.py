@@ -184,14 +184,20 @@ def resolve_columns(
         if len(matches) == 1 and matches[0] in roles.values():
             other = next(r for r, n in roles.items() if n == matches[0])
             problems.append(
-                _problem("columns", matches[0], f"column {matches[0]!r} cannot be both {other} and {role}")
+                _problem(
+                    "columns", matches[0], f"column {matches[0]!r} cannot be both {other} and {role}"
+                )
             )
         elif len(matches) == 1:
             roles[role] = matches[0]
         elif len(matches) > 1:
             listed = ", ".join(repr(m) for m in matches)
             problems.append(
-                _problem("columns", wanted, f"role {role} matches several columns ({listed}); rename all but one")
+                _problem(
+                    "columns",
+                    wanted,
+                    f"role {role} matches several columns ({listed}); rename all but one",
+                )
             )
         elif role in mapping:
             problems.append(

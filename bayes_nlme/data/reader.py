@@ -7,8 +7,6 @@ finite number is reported, with its column and rows, by :func:`parse_numeric`.
 from __future__ import annotations
 
 import csv
-import math
-import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,12 +88,16 @@ def read_csv_file(path: str | os.PathLike, source: str | None = None) -> RawTabl
             for fields in reader:
                 records.append((reader.line_num, fields))
     except UnicodeDecodeError as exc:
-        raise _fatal(source, "file", f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})")
+        raise _fatal(
+            source, "file", f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        )
     except (OSError, csv.Error) as exc:
         raise _fatal(source, "file", f"cannot read the file: {exc}")
     records = [(line, f) for line, f in records if any(x.strip() for x in f)]
     if not records:
-        raise _fatal(source, "file", "the file is empty (expected a header line, then one line per record)")
+        raise _fatal(
+            source, "file", "the file is empty (expected a header line, then one line per record)"
+        )
     header_line, header = records[0]
     names = [h.strip() for h in header]
     _check_header(source, names, header_line)
@@ -140,7 +142,9 @@ def _check_header(source: str, names: list[str], line: int) -> None:
     empty = [i + 1 for i, n in enumerate(names) if not n]
     if empty:
         raise _fatal(
-            source, "columns", f"the header (line {line}) has empty column names at positions {empty}"
+            source,
+            "columns",
+            f"the header (line {line}) has empty column names at positions {empty}",
         )
     lowered = [n.lower() for n in names]
     dupes = sorted({n for n in names if lowered.count(n.lower()) > 1})
@@ -209,37 +213,16 @@ def parse_numeric(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if pd.api.types.is_numeric_dtype(values.dtype):
         out = values.to_numpy(dtype=float, na_value=np.nan)
         return np.where(np.isinf(out), np.nan, out), np.isinf(out)
-    out = np.full(len(values), np.nan)
-    bad = np.zeros(len(values), dtype=bool)
-    for i, item in enumerate(values.to_numpy(dtype=object)):
-        number = _to_float(item)
-        if number is None:
-            continue
-        if isinstance(number, float) and math.isfinite(number):
-            out[i] = number
-        else:
-            bad[i] = True
-    return out, bad
-
-
-def _to_float(item: object) -> float | str | None:
-    """A finite float, None for missing, or the offending text."""
-    if item is None or item is pd.NA:
-        return None
-    if isinstance(item, bool | np.bool_):
-        return float(item)
-    if isinstance(item, numbers.Real):
-        value = float(item)
-        if math.isnan(value):
-            return None
-        return value if math.isfinite(value) else str(item)
-    text = str(item).strip()
-    if text in MISSING_TEXT:
-        return None
-    if "_" in text:
-        return text
-    try:
-        value = float(text)
+    items = pd.Series(values.to_numpy(dtype=object), dtype=object)
+    missing = items.isna().to_numpy()
+    text = items.where(~missing, "").astype(str).str.strip()
+    missing = missing | text.isin(MISSING_TEXT).to_numpy()
+    text = text.where(~missing, "nan")
+    try:  # fast path; numpy also accepts "1_000", which is not a number here
+        if text.str.contains("_", regex=False).any():
+            raise ValueError
+        out = text.to_numpy(dtype=str).astype(float)
     except ValueError:
-        return text
-    return value if math.isfinite(value) else text
+        out = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
+    bad = ~missing & ~np.isfinite(out)
+    return np.where(bad, np.nan, out), bad

@@ -180,7 +180,9 @@ def complete_roles(
     for role in ("ID", "TIME"):
         miss = np.isnan(get[role]) & notbad[role]
         if miss.any():
-            problems.add(f"missing_{role.lower()}", names[role], _rows(miss), f"{lab[role]}: missing value")
+            problems.add(
+                f"missing_{role.lower()}", names[role], _rows(miss), f"{lab[role]}: missing value"
+            )
     neg = time < 0
     if neg.any():
         problems.add("negative_time", names["TIME"], _rows(neg), f"{lab['TIME']}: negative time")
@@ -192,7 +194,8 @@ def complete_roles(
         if role in names and wrong.any():
             shown = ", ".join(sorted({format_value(v) for v in col[wrong]}))
             valid = ", ".join(str(a) for a in allowed)
-            problems.add(check, names[role], _rows(wrong), f"{lab[role]}: value {shown} not in {{{valid}}}")
+            message = f"{lab[role]}: value {shown} not in {{{valid}}}"
+            problems.add(check, names[role], _rows(wrong), message)
         return wrong
 
     bad_evid = _in_set("EVID", EVID_VALUES, "evid")
@@ -240,7 +243,12 @@ def complete_roles(
 
     nodv = observation & ~has_dv & notbad["DV"]
     if nodv.any():
-        problems.add("observation_dv", names["DV"], _rows(nodv), f"{lab['DV']}: observation without DV (set MDV = 1 to skip it)")
+        problems.add(
+            "observation_dv",
+            names["DV"],
+            _rows(nodv),
+            f"{lab['DV']}: observation without DV in {{where}}; set MDV = 1 to skip it",
+        )
 
     # Dose records.
     ss = np.nan_to_num(get["SS"], nan=0.0)
@@ -264,8 +272,8 @@ def complete_roles(
             "rate",
             names["RATE"],
             _rows(modelled),
-            f"{lab['RATE']}: modelled rate or duration (RATE = -1 or -2) is not supported; "
-            "give the infusion rate",
+            f"{lab['RATE']}: modelled rate or duration (RATE = -1 or -2) in {{where}} is not "
+            "supported; give the infusion rate",
         )
     negrate = (rate < 0) & ~modelled
     if negrate.any():
@@ -273,12 +281,17 @@ def complete_roles(
     for role in ("II", "ADDL"):
         negative = get[role] < 0
         if negative.any():
-            problems.add(f"negative_{role.lower()}", names[role], _rows(negative), f"{lab[role]}: negative value")
+            problems.add(
+                f"negative_{role.lower()}", names[role], _rows(negative), f"{lab[role]}: negative value"
+            )
     addl = np.nan_to_num(get["ADDL"], nan=0.0)
     addl_ii = (addl > 0) & (ii <= 0)
     if addl_ii.any():
         problems.add(
-            "addl_ii", names["ADDL"], _rows(addl_ii), f"{lab['ADDL']}: additional doses (ADDL > 0) without an interval II > 0"
+            "addl_ii",
+            names["ADDL"],
+            _rows(addl_ii),
+            f"{lab['ADDL']}: additional doses (ADDL > 0) without an interval II > 0",
         )
     ss_ii = dose & np.isin(ss, (1, 2)) & (ii <= 0) & ~constant
     if ss_ii.any():
@@ -287,7 +300,8 @@ def complete_roles(
             names["SS"],
             _rows(ss_ii),
             f"{lab['SS']}: steady-state dose (SS = 1 or 2) without an interval II > 0 "
-            "(a constant infusion needs SS = 1, AMT = 0 and RATE > 0)",
+            "in {where}; "
+            "a constant infusion has SS = 1, AMT = 0 and RATE > 0",
         )
 
     _check_subjects(ident, time, evid, observation, names, lab, problems)
@@ -319,14 +333,14 @@ def _check_subjects(
         return
     timed = frame[~np.isnan(frame["time"].to_numpy())]
     previous = timed.groupby("id", sort=False)["time"].shift(1)
-    back = (timed["time"] < previous) & ~timed["evid"].isin((3, 4))
+    back = (timed["time"] < previous) & (timed["time"] >= 0) & ~timed["evid"].isin((3, 4))
     if back.any():
         problems.add(
             "time_order",
             names["TIME"],
             timed["row"][back],
-            f"{lab['TIME']}: time decreases within a subject in {{where}} "
-            "(sort each subject's records by time; only EVID 3 or 4 may reset it)",
+            f"{lab['TIME']}: time decreases within a subject in {{where}}; "
+            "sort each subject's records by time (only EVID 3 or 4 may reset it)",
         )
     ids = frame["id"].to_numpy()
     start = np.r_[True, ids[1:] != ids[:-1]]
@@ -342,8 +356,8 @@ def _check_subjects(
             "subject_order",
             names["ID"],
             again_rows,
-            f"{lab['ID']}: subject {', '.join(dict.fromkeys(again_ids))} reappears after other subjects "
-            "in {where}; keep each subject's records together",
+            f"{lab['ID']}: subject {', '.join(dict.fromkeys(again_ids))} reappears after "
+            "other subjects in {where}; keep each subject's records together",
         )
     counts = frame.groupby("id", sort=False)["obs"].any()
     empty = counts.index[~counts.to_numpy()]

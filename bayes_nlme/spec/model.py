@@ -3,14 +3,36 @@
 A :class:`ModelSpec` is built either by :func:`bayes_nlme.spec.load_model` from a TOML
 file or directly in Python; the two routes give equal objects. Construction validates
 cross-field rules and raises :class:`~bayes_nlme.errors.SpecError` naming the key.
+The parts (:class:`Parameter`, :class:`Omega` ...) live in
+:mod:`bayes_nlme.spec.components` and are re-exported here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
-from .priors import Prior
+import numpy as np
+
+from ._validate import as_string, describe, fail
+from .components import (
+    COEFFICIENT_PRIORS,
+    COLUMN_ROLES,
+    COVARIATE_EFFECTS,
+    OMEGA_PRIORS,
+    OMEGA_STRUCTURES,
+    RESIDUAL_MODELS,
+    RESIDUAL_PRIORS,
+    RESIDUAL_VARIANCES,
+    TYPICAL_PRIORS,
+    CovariateEffect,
+    Omega,
+    Parameter,
+    Residual,
+    Sampling,
+)
+from .priors import InverseWishart
+from .structural_names import ORAL_MODELS, STRUCTURAL_PARAMETERS, valid_parameter_names
 
 __all__ = [
     "CovariateEffect",
@@ -21,154 +43,18 @@ __all__ = [
     "ModelSpec",
     "COVARIATE_EFFECTS",
     "RESIDUAL_MODELS",
+    "RESIDUAL_VARIANCES",
+    "OMEGA_STRUCTURES",
+    "OMEGA_PRIORS",
+    "TYPICAL_PRIORS",
+    "COEFFICIENT_PRIORS",
+    "RESIDUAL_PRIORS",
+    "COLUMN_ROLES",
 ]
 
-COVARIATE_EFFECTS = ("power", "linear", "exponential")
-RESIDUAL_MODELS = ("additive", "proportional", "combined", "exponential")
 
-
-@dataclass(frozen=True)
-class CovariateEffect:
-    """A covariate effect that multiplies a typical value.
-
-    Parameters
-    ----------
-    column : str
-        Dataset column of the covariate.
-    effect : {"power", "linear", "exponential"}
-        ``power``: ``(x/reference)**exponent``; ``linear``: ``1 + beta*(x - reference)``;
-        ``exponential``: ``exp(beta*(x - reference))``.
-    reference : float
-        Reference covariate value.
-    coefficient : float or Prior
-        The exponent (``power``) or ``beta`` (other effects): a number fixes it, a
-        :class:`~bayes_nlme.spec.priors.Normal` (or other) prior estimates it. Its
-        canonical name is ``beta_<P>_<COLUMN>``.
-    """
-
-    column: str
-    effect: Literal["power", "linear", "exponential"]
-    reference: float
-    coefficient: float | Prior
-
-    @property
-    def estimated(self) -> bool:
-        """True when the coefficient has a prior."""
-        return isinstance(self.coefficient, Prior)
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """One structural parameter (``ka``, ``CL``, ``V``, ``tlag``, ``F`` ...).
-
-    Exactly one of ``typical`` (a prior on the typical value, normally
-    :class:`~bayes_nlme.spec.priors.LogNormal`) and ``fixed`` is given.
-    ``P_i = theta_P * prod(covariate factors) * exp(eta_P,i)`` when ``iiv``.
-
-    Parameters
-    ----------
-    name : str
-    typical : Prior, optional
-    fixed : float, optional
-        A fixed value: no prior, no IIV.
-    iiv : bool
-        Between-subject variability (default True; False when ``fixed``).
-    initial : float, optional
-        Start value for the frequentist path.
-    covariates : tuple of CovariateEffect
-    """
-
-    name: str
-    typical: Prior | None = None
-    fixed: float | None = None
-    iiv: bool = True
-    initial: float | None = None
-    covariates: tuple[CovariateEffect, ...] = ()
-
-    @property
-    def is_fixed(self) -> bool:
-        """True when the parameter is fixed (no prior, no IIV)."""
-        return self.fixed is not None
-
-
-@dataclass(frozen=True)
-class Omega:
-    """Between-subject covariance of the etas.
-
-    Parameters
-    ----------
-    blocks : tuple of tuple of str
-        The block structure, as parameter names in declaration order. ``diagonal``
-        is one 1x1 block per IIV parameter; ``full`` is one block of all.
-    prior : Prior or None
-        For ``diagonal``: an :class:`InverseGamma` applied to every variance, or an
-        :class:`InverseWishart` whose diagonal gives each 1x1 block. For blocks: an
-        :class:`InverseWishart` over all IIV parameters (the sub-matrix of its scale
-        gives each block's scale) or an :class:`LKJ`. ``None`` means the default
-        weakly informative prior chosen by the builder.
-    structure : str
-        ``"diagonal"``, ``"full"`` or ``"block"`` (as written in the file).
-    initial : tuple of tuple of float, optional
-        Start value of the whole omega matrix (IIV parameters in declaration order)
-        for the frequentist path; from ``[omega] initial`` (a diagonal list or a
-        nested list). ``None``: the builder's default (0.1 on the diagonal).
-    """
-
-    blocks: tuple[tuple[str, ...], ...]
-    prior: Prior | None = None
-    structure: str = "diagonal"
-    initial: tuple[tuple[float, ...], ...] | None = None
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """All IIV parameter names, in declaration order."""
-        return tuple(name for block in self.blocks for name in block)
-
-
-@dataclass(frozen=True)
-class Residual:
-    """Residual error model.
-
-    ``additive``: ``y = f + eps``, Var = ``sigma2_add``; ``proportional``: Var =
-    ``sigma2_prop * f**2``; ``combined``: Var = ``sigma2_add + sigma2_prop * f**2``;
-    ``exponential``: ``log(y) = log(f) + eps``, Var = ``sigma2_exp``.
-
-    Parameters
-    ----------
-    model : str
-    add, prop, exp : Prior, optional
-        Priors on ``sigma2_add``, ``sigma2_prop`` and ``sigma2_exp`` (normally
-        :class:`InverseGamma`). The Bayesian path requires the ones its model uses.
-    initial : dict
-        Frequentist start values, ``{"add": 0.5}`` (keys ``add``, ``prop``, ``exp``),
-        from ``[residual] initial = { add = 0.5 }``.
-    """
-
-    model: Literal["additive", "proportional", "combined", "exponential"]
-    add: Prior | None = None
-    prop: Prior | None = None
-    exp: Prior | None = None
-    initial: dict = field(default_factory=dict, hash=False, compare=True)
-
-    @property
-    def variances(self) -> tuple[str, ...]:
-        """Canonical names of the residual variances of this model."""
-        return {
-            "additive": ("sigma2_add",),
-            "proportional": ("sigma2_prop",),
-            "combined": ("sigma2_add", "sigma2_prop"),
-            "exponential": ("sigma2_exp",),
-        }[self.model]
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Default sampling settings of the ``[sampling]`` table."""
-
-    draws: int = 1000
-    tune: int = 1000
-    chains: int = 4
-    seed: int = 1
+def _set(obj, name: str, value) -> None:
+    object.__setattr__(obj, name, value)
 
 
 @dataclass(frozen=True)
@@ -179,16 +65,20 @@ class ModelSpec:
     ----------
     name : str
     structural : str
-        One of ``bayes_nlme.pk.STRUCTURAL_MODELS``.
+        One of :data:`bayes_nlme.spec.structural_names.STRUCTURAL_PARAMETERS`.
     parameters : tuple of Parameter
-        In declaration order.
+        In declaration order: every parameter of the structural model, plus
+        optionally ``tlag`` and ``F``.
     omega : Omega
+        Must cover every parameter with IIV exactly once; its blocks are put in
+        declaration order.
     residual : Residual
     columns : dict
-        Role -> dataset column (the ``[columns]`` table).
+        Role -> dataset column (the ``[columns]`` table); role keys are matched
+        case-insensitively and stored upper-case.
     sampling : Sampling
     flip_flop_guard : bool or None
-        Keep ``ka > CL/V`` (oral models). ``None``: on for oral models.
+        Keep ``ka > CL/V`` (oral models only). ``None``: on for oral models.
     """
 
     name: str
@@ -199,6 +89,101 @@ class ModelSpec:
     columns: dict = field(default_factory=dict, hash=False)
     sampling: Sampling = Sampling()
     flip_flop_guard: bool | None = None
+
+    def __post_init__(self) -> None:
+        as_string(self.name, "name")
+        if not isinstance(self.structural, str) or self.structural not in STRUCTURAL_PARAMETERS:
+            fail(f"unknown structural model {self.structural!r}", "structural",
+                 tuple(STRUCTURAL_PARAMETERS))
+        self._check_parameters()
+        self._check_omega()
+        for attr, cls in (("residual", Residual), ("sampling", Sampling)):
+            if not isinstance(getattr(self, attr), cls):
+                fail(f"expected a {cls.__name__}, got {describe(getattr(self, attr))}", attr)
+        self._check_columns()
+        guard = self.flip_flop_guard
+        if guard is not None and not isinstance(guard, (bool, np.bool_)):
+            fail(f"expected true or false, got {describe(guard)}", "flip_flop_guard")
+        if guard is not None:
+            _set(self, "flip_flop_guard", bool(guard))
+        if guard and self.structural not in ORAL_MODELS:
+            fail(f"the flip-flop guard is for oral models, not {self.structural!r}",
+                 "flip_flop_guard", ("false",))
+
+    def _check_parameters(self) -> None:
+        params = self.parameters
+        if isinstance(params, (str, bytes, Mapping)) or not isinstance(params, Sequence):
+            fail(f"expected a sequence of Parameter, got {describe(params)}", "parameters")
+        _set(self, "parameters", tuple(params))
+        valid = valid_parameter_names(self.structural)
+        seen: list[str] = []
+        for p in self.parameters:
+            if not isinstance(p, Parameter):
+                fail(f"expected a Parameter, got {describe(p)}", "parameters")
+            if p.name not in valid:
+                fail(f"unknown parameter {p.name!r} for the {self.structural} model",
+                     f"parameters.{p.name}", valid)
+            if p.name in seen:
+                fail(f"parameter {p.name!r} is declared twice", f"parameters.{p.name}")
+            seen.append(p.name)
+        required = STRUCTURAL_PARAMETERS[self.structural]
+        for name in required:
+            if name not in seen:
+                fail(f"missing parameter {name!r}: the {self.structural} model needs "
+                     f"[parameters.<P>] tables for each of its parameters",
+                     f"parameters.{name}", required)
+
+    def _check_omega(self) -> None:
+        omega = self.omega
+        if not isinstance(omega, Omega):
+            fail(f"expected an Omega, got {describe(omega)}", "omega")
+        iiv = self.iiv_names
+        for name in omega.names:
+            if name not in self.parameter_names:
+                fail(f"unknown parameter {name!r} in the omega structure", "omega.structure", iiv)
+            if name not in iiv:
+                fail(f"parameter {name!r} has no IIV (it is fixed or has iiv = false)",
+                     "omega.structure", iiv)
+        missing = [n for n in iiv if n not in omega.names]
+        if missing:
+            fail(f"every parameter with IIV must be in exactly one omega block; missing: "
+                 f"{', '.join(missing)}", "omega.structure", iiv)
+        order = {n: i for i, n in enumerate(iiv)}
+        blocks = tuple(sorted((tuple(sorted(b, key=order.__getitem__)) for b in omega.blocks),
+                              key=lambda b: order[b[0]]))
+        if blocks != omega.blocks:
+            omega = replace(omega, blocks=blocks)
+            _set(self, "omega", omega)
+        block_of = {n: i for i, b in enumerate(blocks) for n in b}
+        matrices = [("omega.initial", omega.initial)]
+        if isinstance(omega.prior, InverseWishart):
+            matrices.append(("omega.prior.inverse_wishart.scale", omega.prior.scale))
+        for key, matrix in matrices:
+            if matrix is None:
+                continue
+            for i, a in enumerate(iiv):
+                for j, b in enumerate(iiv):
+                    if block_of[a] != block_of[b] and matrix[i][j] != 0:
+                        fail(f"element ({a}, {b}) must be 0: {a} and {b} are in different "
+                             f"omega blocks (the order is {', '.join(iiv)})", key)
+
+    def _check_columns(self) -> None:
+        # Same rules as bayes_nlme.data.columns.normalise_mapping: role keys are
+        # matched case-insensitively and stored upper-case.
+        if not isinstance(self.columns, Mapping):
+            fail(f"expected a table, got {describe(self.columns)}", "columns")
+        columns: dict[str, str] = {}
+        for key, column in self.columns.items():
+            role = str(key).strip().upper()
+            if role not in COLUMN_ROLES:
+                fail(f"unknown role {key!r}", f"columns.{key}", COLUMN_ROLES)
+            if role in columns:
+                fail(f"role {role} is mapped twice", f"columns.{key}")
+            column = as_string(column, f"columns.{key}").strip()
+            if column.lower() in (c.lower() for c in columns.values()):
+                fail(f"column {column!r} is mapped to two roles", f"columns.{key}")
+            columns[role] = column
+        _set(self, "columns", columns)
 
     def parameter(self, name: str) -> Parameter:
         """The parameter called ``name``."""
@@ -231,3 +216,10 @@ class ModelSpec:
                 if c.column not in seen:
                     seen.append(c.column)
         return tuple(seen)
+
+    @property
+    def uses_flip_flop_guard(self) -> bool:
+        """Whether the builder keeps ``ka > CL/V``: ``flip_flop_guard``, or oral by default."""
+        if self.flip_flop_guard is None:
+            return self.structural in ORAL_MODELS
+        return bool(self.flip_flop_guard)

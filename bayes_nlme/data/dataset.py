@@ -1,0 +1,392 @@
+"""The Dataset object, :func:`load_dataset`, and the checks of a dataset against a model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ArgumentError, DataError, SpecError
+from .bundled import bundled_names, bundled_path
+from .columns import COMPARTMENTS, REQUIRED, ROLES, column_label, resolve_columns
+from .reader import RawTable, from_frame, parse_numeric, read_csv_file
+from .validate import Problems, complete_roles, format_value
+
+__all__ = ["Dataset", "load_dataset", "read_dataset", "check_for_model"]
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A validated NONMEM-style dataset.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per record, in file order, with every role column (``ID, TIME, DV,
+        AMT, EVID, MDV, CMT, RATE, II, ADDL, SS, BLQ``) as float (NaN for missing;
+        defaults AMT, RATE, II, ADDL, SS, BLQ 0; CMT NaN when absent), then ``ROW``
+        (1-based data row), ``SUBJECT`` (0-based subject index in order of first
+        appearance) and the covariates, carried forward (LOCF) within each subject.
+        ``ID`` keeps the original subject values. EVID is derived where absent; MDV is
+        1 on every record that is not an observation.
+    covariates : tuple of str
+        Covariate column names (every column that plays no role).
+    source : str
+        The file path as given, the bundled name, or ``"<DataFrame>"``.
+    columns : dict of str to str
+        Role -> dataset column name, for the roles found in the input.
+    original : pandas.DataFrame
+        The input columns under their original names, in input order, as numbers where
+        they parse (integers where every value is a whole number), one row per record
+        (the same rows as ``table``).
+    lines : numpy.ndarray or None
+        The file line of each record (CSV sources), for messages.
+    """
+
+    table: pd.DataFrame
+    covariates: tuple[str, ...]
+    source: str
+    columns: dict[str, str]
+    original: pd.DataFrame
+    lines: np.ndarray | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(source={self.source!r}, subjects={self.n_subjects}, "
+            f"observations={self.n_observations}, doses={self.n_doses}, "
+            f"covariates={list(self.covariates)})"
+        )
+
+    @property
+    def n_records(self) -> int:
+        """Number of records (rows)."""
+        return len(self.table)
+
+    @property
+    def n_subjects(self) -> int:
+        """Number of subjects."""
+        return int(self.table["SUBJECT"].max()) + 1
+
+    @property
+    def observation_mask(self) -> np.ndarray:
+        """Boolean array, true on observation records (EVID 0 and MDV 0)."""
+        return ((self.table["EVID"] == 0) & (self.table["MDV"] == 0)).to_numpy()
+
+    @property
+    def dose_mask(self) -> np.ndarray:
+        """Boolean array, true on dose records (EVID 1 or 4)."""
+        return self.table["EVID"].isin((1, 4)).to_numpy()
+
+    @property
+    def n_observations(self) -> int:
+        """Number of observation records (EVID 0 and MDV 0)."""
+        return int(self.observation_mask.sum())
+
+    @property
+    def n_doses(self) -> int:
+        """Number of dose records (EVID 1 or 4); additional doses (ADDL) are not counted."""
+        return int(self.dose_mask.sum())
+
+    @property
+    def subject_ids(self) -> tuple:
+        """Original subject IDs in order of first appearance (ints where whole numbers)."""
+        ids = pd.unique(self.table["ID"].to_numpy())
+        return tuple(int(i) if float(i).is_integer() else float(i) for i in ids)
+
+    @property
+    def observations(self) -> pd.DataFrame:
+        """The observation records of ``table`` (EVID 0 and MDV 0)."""
+        return self.table[self.observation_mask]
+
+    @property
+    def doses(self) -> pd.DataFrame:
+        """The dose records of ``table`` (EVID 1 or 4)."""
+        return self.table[self.dose_mask]
+
+    def summary(self) -> dict:
+        """A short description.
+
+        Returns
+        -------
+        dict
+            ``source``, ``n_records``, ``n_subjects``, ``n_observations``, ``n_doses``,
+            ``covariates`` (list) and ``columns`` (role -> column).
+        """
+        return {
+            "source": self.source,
+            "n_records": self.n_records,
+            "n_subjects": self.n_subjects,
+            "n_observations": self.n_observations,
+            "n_doses": self.n_doses,
+            "covariates": list(self.covariates),
+            "columns": dict(self.columns),
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        """``table`` with mapped role columns under their dataset names.
+
+        Returns
+        -------
+        pandas.DataFrame
+            A copy of ``table`` where, e.g., ``ID`` is called ``Subject`` when
+            ``[columns]`` maps ``ID = "Subject"``.
+        """
+        rename = {r: n for r, n in self.columns.items() if n != r}
+        return self.table.rename(columns=rename)
+
+    def subject_covariates(self, names: Sequence[str] | None = None) -> pd.DataFrame:
+        """Each subject's covariate values on its first record (after LOCF).
+
+        Parameters
+        ----------
+        names : sequence of str, optional
+            Covariates to return (default: all).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``SUBJECT``, with ``ID`` and the covariates.
+        """
+        names = list(self.covariates if names is None else names)
+        first = self.table.groupby("SUBJECT", sort=True).head(1).set_index("SUBJECT")
+        return first[["ID", *names]]
+
+
+def _compact(values: np.ndarray, raw: pd.Series, bad: np.ndarray) -> pd.Series:
+    """The original column: numbers (ints when whole), or the raw values if not numeric."""
+    if bad.any():
+        return raw
+    finite = values[~np.isnan(values)]
+    whole = np.all(finite == np.round(finite)) and np.all(np.abs(finite) < 2**53)
+    if whole and not np.isnan(values).any():
+        return pd.Series(values.astype(np.int64))
+    return pd.Series(values)
+
+
+def _parse_all(raw: RawTable, used: Sequence[str], problems: Problems):
+    """Parse every column; report non-numeric fields of the columns in ``used``."""
+    values, bad, original = {}, {}, {}
+    for name in raw.frame.columns:
+        col = raw.frame[name]
+        values[name], bad[name] = parse_numeric(col)
+        original[name] = _compact(values[name], col, bad[name])
+        if name in used and bad[name].any():
+            offending = col.to_numpy(dtype=object)[bad[name]]
+            texts = list(dict.fromkeys(str(x).strip() for x in offending))
+            shown = ", ".join(repr(t) for t in texts[:5]) + (", ..." if len(texts) > 5 else "")
+            problems.add(
+                "numeric",
+                name,
+                np.flatnonzero(bad[name]) + 1,
+                f"column {name!r}: non-numeric value {shown} in {{where}}; "
+                "a missing value is an empty field or '.'",
+            )
+    return values, bad, pd.DataFrame(original)
+
+
+def _read(source, name: str | None = None) -> RawTable:
+    """Read any supported source into a raw table."""
+    if isinstance(source, pd.DataFrame):
+        return from_frame(source, name or "<DataFrame>")
+    if not isinstance(source, str | os.PathLike):
+        raise ArgumentError(
+            "a dataset is a bundled name, a path to a CSV file or a pandas DataFrame, "
+            f"not {type(source).__name__}"
+        )
+    path = Path(source)
+    if path.exists():
+        return read_csv_file(path, str(source))
+    bundled = bundled_path(str(source)) if isinstance(source, str) else None
+    if bundled is not None:
+        return read_csv_file(bundled, str(source).strip().lower())
+    try:
+        return read_csv_file(path, str(source))
+    except DataError as exc:
+        if isinstance(source, str) and "/" not in source and not path.suffix:
+            raise DataError(
+                exc.headline,
+                exc.violations.assign(
+                    message=exc.violations["message"]
+                    + f"; nor is it a bundled dataset ({', '.join(bundled_names())})"
+                ),
+                exc.source,
+            ) from None
+        raise
+
+
+def load_dataset(
+    source, *, columns: Mapping[str, str] | None = None, name: str | None = None
+) -> Dataset:
+    """Load and validate a NONMEM-style dataset.
+
+    Parameters
+    ----------
+    source : str, path-like, pandas.DataFrame or Dataset
+        A bundled dataset name (``"theophylline"``), a path to a CSV file, or a
+        DataFrame. A Dataset is returned unchanged (when ``columns`` is None).
+    columns : mapping of str to str, optional
+        Role -> dataset column name (a model file's ``[columns]`` table), e.g.
+        ``{"ID": "Subject"}``. Unmapped roles match columns of the same name, ignoring
+        case.
+    name : str, optional
+        The name that messages and ``Dataset.source`` use for a DataFrame source.
+
+    Returns
+    -------
+    Dataset
+        The validated dataset.
+
+    Raises
+    ------
+    DataError
+        Listing every problem found, each with its column and rows.
+    SpecError
+        If ``columns`` is not a valid role mapping.
+    ArgumentError
+        If ``source`` is of an unsupported type.
+
+    Examples
+    --------
+    >>> ds = load_dataset("theophylline")
+    >>> ds.n_subjects, ds.n_observations, ds.n_doses
+    (12, 132, 12)
+    """
+    if isinstance(source, Dataset):
+        if columns is not None:
+            raise ArgumentError("columns cannot be given with an already loaded Dataset")
+        return source
+    raw = _read(source, name)
+    problems = Problems(raw.source, raw.lines)
+    problems.extend(raw.problems)
+    resolved = resolve_columns(list(raw.frame.columns), columns)
+    problems.extend(resolved.problems)
+    used = set(resolved.roles.values()) | set(resolved.covariates)
+    values, bad, original = _parse_all(raw, used, problems)
+    if any(role not in resolved.roles for role in REQUIRED):
+        problems.raise_if_any()
+    role_values = {r: values[n] for r, n in resolved.roles.items()}
+    role_bad = {r: bad[n] for r, n in resolved.roles.items()}
+    out = complete_roles(role_values, role_bad, resolved.roles, problems)
+    problems.raise_if_any()
+
+    table = pd.DataFrame({role: out[role] for role in ROLES})
+    table["ROW"] = np.arange(1, len(table) + 1)
+    table["SUBJECT"] = pd.factorize(table["ID"])[0]
+    covariates = resolved.covariates
+    if covariates:
+        cov = pd.DataFrame({c: values[c] for c in covariates})
+        cov["SUBJECT"] = table["SUBJECT"]
+        filled = cov.groupby("SUBJECT", sort=False)[list(covariates)].ffill()
+        table = pd.concat([table, filled], axis=1)
+    return Dataset(
+        table=table,
+        covariates=tuple(covariates),
+        source=raw.source,
+        columns=dict(resolved.roles),
+        original=original,
+        lines=raw.lines,
+    )
+
+
+#: Alias of :func:`load_dataset`.
+read_dataset = load_dataset
+
+
+def check_for_model(dataset: Dataset, structural: str, covariates: Sequence[str] = ()) -> None:
+    """Check a dataset against a model; raise one DataError listing every problem.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        A loaded dataset.
+    structural : str
+        The structural model (``one_compartment_iv``, ``one_compartment_oral``,
+        ``two_compartment_iv`` or ``two_compartment_oral``).
+    covariates : sequence of str
+        The covariate columns that the model uses.
+
+    Raises
+    ------
+    SpecError
+        If ``structural`` is not a known structural model (key ``structural``).
+    DataError
+        If a covariate column is absent, or missing on some record (covariates are only
+        carried forward, so a subject's leading records need a value); if a subject with
+        observations has no dose; or if a dose's CMT is not a compartment of the model,
+        or is the peripheral compartment (not supported). Observation CMT is ignored.
+    """
+    if structural not in COMPARTMENTS:
+        raise SpecError(
+            f"unknown structural model {structural!r}", key="structural", valid=list(COMPARTMENTS)
+        )
+    table = dataset.table
+    problems = Problems(dataset.source, dataset.lines)
+    available = ", ".join(repr(c) for c in dataset.covariates) or "none"
+    for name in dict.fromkeys(covariates):
+        if name not in dataset.covariates:
+            role = next((r for r, n in dataset.columns.items() if n == name), None)
+            if role is not None or name in ROLES:
+                why = f"column {name!r} is the {role or name} column, not a covariate"
+            else:
+                close = [c for c in dataset.covariates if c.lower() == str(name).lower()]
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                why = f"covariate column {name!r} used by the model is not in the dataset{hint}"
+            problems.add("covariate", name, [], f"{why}; covariates available: {available}")
+            continue
+        missing = table[name].isna().to_numpy()
+        if missing.any():
+            problems.add(
+                "covariate_missing",
+                name,
+                table["ROW"][missing],
+                f"column {name!r}: covariate used by the model is missing in {{where}}; "
+                "values are carried forward within a subject, not backward",
+            )
+
+    obs = dataset.observation_mask
+    dose = dataset.dose_mask
+    per = pd.DataFrame({"s": table["SUBJECT"], "obs": obs, "dose": dose})
+    agg = per.groupby("s").agg(obs=("obs", "any"), dose=("dose", "any"))
+    nodose = agg.index[agg["obs"] & ~agg["dose"]]
+    if len(nodose):
+        ids = dataset.subject_ids
+        shown = ", ".join(format_value(ids[s]) for s in nodose)
+        rows = table["ROW"][table["SUBJECT"].isin(nodose)]
+        problems.add(
+            "no_doses",
+            dataset.columns.get("ID", "ID"),
+            rows,
+            f"{column_label('ID', dataset.columns.get('ID'))}: subject {shown} has observations "
+            "but no dose (EVID 1 or 4) in {where}",
+        )
+
+    compartments = COMPARTMENTS[structural]
+    layout = ", ".join(f"{k} = {v}" for k, v in compartments.items())
+    cmt = table["CMT"].to_numpy()
+    label = column_label("CMT", dataset.columns.get("CMT"))
+    column = dataset.columns.get("CMT", "CMT")
+    unknown = dose & ~np.isnan(cmt) & ~np.isin(cmt, list(compartments))
+    if unknown.any():
+        shown = ", ".join(sorted({format_value(v) for v in cmt[unknown]}))
+        problems.add(
+            "cmt",
+            column,
+            table["ROW"][unknown],
+            f"{label}: dose into compartment {shown} in {{where}}, which {structural} "
+            f"does not have ({layout})",
+        )
+    peripheral = [k for k, v in compartments.items() if v == "peripheral"]
+    into_periph = dose & np.isin(cmt, peripheral)
+    if into_periph.any():
+        problems.add(
+            "cmt",
+            column,
+            table["ROW"][into_periph],
+            f"{label}: dose into the peripheral compartment ({peripheral[0]}) in {{where}}; "
+            f"doses into the peripheral compartment are not supported ({layout})",
+        )
+    problems.raise_if_any()

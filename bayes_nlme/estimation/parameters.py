@@ -1,0 +1,319 @@
+"""The estimated population parameters of the frequentist path and their scales.
+
+The optimiser works on an unconstrained vector ``psi``:
+
+- ``log(theta_P)`` for each estimated (not fixed) structural parameter;
+- ``beta_<P>_<COL>`` as is, for each estimated covariate coefficient;
+- for each omega block, its lower Cholesky factor ``L`` (``omega_block = L L'``), row
+  by row, with the diagonal on the log scale;
+- ``log(sigma2_*)`` for each residual variance.
+
+Results are reported on the natural scale under the canonical names of the CONTRACT:
+``theta_<P>``, ``beta_<P>_<COL>``, ``omega_<P>_<Q>`` (upper triangle, row-major over
+the IIV parameters in declaration order, within blocks only) and ``sigma2_*``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pytensor.tensor as pt
+
+from ..errors import ArgumentError
+from ..individual import estimated_coefficients
+from ..spec.priors import LogNormal
+from ._linalg import forward_solve
+
+__all__ = ["ParameterMap", "SymbolicParameters", "start_values"]
+
+_RESIDUAL_KEYS = {"sigma2_add": "add", "sigma2_prop": "prop", "sigma2_exp": "exp"}
+
+
+@dataclass
+class SymbolicParameters:
+    """Population parameters as PyTensor vectors, one value per subject.
+
+    Attributes
+    ----------
+    theta : dict of str to tensor
+        Typical values (natural scale) of the estimated structural parameters.
+    betas : dict of str to tensor
+        Estimated covariate coefficients.
+    omega_inv : list of list of tensor
+        ``omega^{-1}`` (d x d, IIV order), zeros outside the blocks.
+    omega_chol_inv : list of tuple
+        Per block: (indices into the IIV order, inverse Cholesky factor ``L^{-1}``).
+    logdet_omega : tensor
+    sigma2 : dict of str to tensor
+        Residual variances by canonical name.
+    """
+
+    theta: dict
+    betas: dict
+    omega_inv: list
+    omega_chol_inv: list
+    logdet_omega: object
+    sigma2: dict
+
+    def eta_quad(self, eta) -> object:
+        """``eta' omega^{-1} eta`` per subject, for ``eta`` of shape (n_subjects, d)."""
+        total = 0.0
+        for idx, linv in self.omega_chol_inv:
+            for i in range(len(idx)):
+                z = sum(linv[i][k] * eta[:, idx[k]] for k in range(i + 1))
+                total = total + z**2
+        return total
+
+
+class ParameterMap:
+    """Layout of the estimated population parameters of a model.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    """
+
+    def __init__(self, spec) -> None:
+        self.spec = spec
+        self.theta_names = [p.name for p in spec.estimated]
+        self.beta_names = list(estimated_coefficients(spec))
+        self.iiv = list(spec.iiv_names)
+        self.blocks = []
+        for block in spec.omega.blocks:
+            idx = sorted(self.iiv.index(name) for name in block if name in self.iiv)
+            if idx:
+                self.blocks.append(idx)
+        self.sigma_names = list(spec.residual.variances)
+        # offsets into psi
+        self.n_theta = len(self.theta_names)
+        self.n_beta = len(self.beta_names)
+        self.n_omega = sum(len(b) * (len(b) + 1) // 2 for b in self.blocks)
+        self.n_sigma = len(self.sigma_names)
+        self.size = self.n_theta + self.n_beta + self.n_omega + self.n_sigma
+        self._omega_at = self.n_theta + self.n_beta
+        self._sigma_at = self._omega_at + self.n_omega
+        self.names = (
+            [f"theta_{n}" for n in self.theta_names]
+            + list(self.beta_names)
+            + self._omega_names()
+            + list(self.sigma_names)
+        )
+
+    @property
+    def d(self) -> int:
+        """Number of random effects (IIV parameters)."""
+        return len(self.iiv)
+
+    def _omega_names(self) -> list[str]:
+        same = {(i, j) for b in self.blocks for i in b for j in b}
+        return [
+            f"omega_{self.iiv[i]}_{self.iiv[j]}"
+            for i in range(self.d)
+            for j in range(i, self.d)
+            if (i, j) in same
+        ]
+
+    def _omega_pairs(self) -> list[tuple[int, int]]:
+        same = {(i, j) for b in self.blocks for i in b for j in b}
+        return [(i, j) for i in range(self.d) for j in range(i, self.d) if (i, j) in same]
+
+    def kinds(self) -> list[str]:
+        """Kind of each natural parameter: theta, beta, omega_var, omega_cov or sigma2."""
+        out = ["theta"] * self.n_theta + ["beta"] * self.n_beta
+        out += ["omega_var" if i == j else "omega_cov" for i, j in self._omega_pairs()]
+        return out + ["sigma2"] * self.n_sigma
+
+    # ------------------------------------------------------------------ numeric maps
+    def omega_matrix(self, psi) -> np.ndarray:
+        """The omega matrix (d x d, IIV order) of ``psi`` (complex input allowed)."""
+        psi = np.asarray(psi)
+        omega = np.zeros((self.d, self.d), dtype=psi.dtype)
+        at = self._omega_at
+        for idx in self.blocks:
+            m = len(idx)
+            low = np.zeros((m, m), dtype=psi.dtype)
+            for i in range(m):
+                for j in range(i + 1):
+                    low[i, j] = np.exp(psi[at]) if i == j else psi[at]
+                    at += 1
+            omega[np.ix_(idx, idx)] = low @ low.T
+        return omega
+
+    def natural(self, psi) -> np.ndarray:
+        """Natural-scale values in canonical order (complex input allowed)."""
+        psi = np.asarray(psi)
+        theta = np.exp(psi[: self.n_theta])
+        beta = psi[self.n_theta : self._omega_at]
+        omega = self.omega_matrix(psi)
+        om = np.array([omega[i, j] for i, j in self._omega_pairs()], dtype=psi.dtype)
+        sigma = np.exp(psi[self._sigma_at :])
+        return np.concatenate([theta, beta, om, sigma])
+
+    def jacobian(self, psi) -> np.ndarray:
+        """``d natural / d psi`` (exact, by complex step)."""
+        psi = np.asarray(psi, dtype=float)
+        jac = np.empty((self.size, self.size))
+        h = 1e-30
+        for k in range(self.size):
+            z = psi.astype(complex)
+            z[k] += 1j * h
+            jac[:, k] = self.natural(z).imag / h
+        return jac
+
+    def pack(self, theta: Mapping, betas: Mapping, omega, sigma2: Mapping) -> np.ndarray:
+        """``psi`` from natural values.
+
+        Parameters
+        ----------
+        theta : mapping
+            Parameter name -> typical value (> 0).
+        betas : mapping
+            Canonical coefficient name -> value.
+        omega : array-like (d, d)
+            Omega in IIV order (only the blocks are read).
+        sigma2 : mapping
+            Canonical residual name (``sigma2_add`` ...) -> variance.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        psi = np.empty(self.size)
+        for k, name in enumerate(self.theta_names):
+            psi[k] = np.log(float(theta[name]))
+        for k, name in enumerate(self.beta_names):
+            psi[self.n_theta + k] = float(betas[name])
+        omega = np.asarray(omega, dtype=float).reshape(self.d, self.d)
+        at = self._omega_at
+        for idx in self.blocks:
+            try:
+                low = np.linalg.cholesky(omega[np.ix_(idx, idx)])
+            except np.linalg.LinAlgError as exc:
+                names = [self.iiv[i] for i in idx]
+                raise ArgumentError(f"omega block {names} is not positive definite") from exc
+            for i in range(len(idx)):
+                for j in range(i + 1):
+                    psi[at] = np.log(low[i, j]) if i == j else low[i, j]
+                    at += 1
+        for k, name in enumerate(self.sigma_names):
+            psi[self._sigma_at + k] = np.log(float(sigma2[name]))
+        return psi
+
+    def bounds(self, psi0: np.ndarray) -> list[tuple]:
+        """Box bounds on ``psi`` for L-BFGS-B: wide, they only keep exp() finite."""
+        out: list[tuple] = []
+        for k in range(self.size):
+            if k < self.n_theta:
+                out.append((psi0[k] - 12.0, psi0[k] + 12.0))
+            elif k < self._omega_at:
+                out.append((None, None))
+            elif k < self._sigma_at:
+                out.append((-15.0, 6.0) if self._is_log_diag(k) else (-50.0, 50.0))
+            else:
+                out.append((-30.0, 12.0))
+        return out
+
+    def _is_log_diag(self, k: int) -> bool:
+        at = self._omega_at
+        for idx in self.blocks:
+            for i in range(len(idx)):
+                for j in range(i + 1):
+                    if at == k:
+                        return i == j
+                    at += 1
+        return False
+
+    # ------------------------------------------------------------- symbolic map
+    def symbolic(self, phi) -> SymbolicParameters:
+        """Population parameters from a matrix ``phi`` (n_subjects, size).
+
+        Each row is one copy of ``psi``; giving every subject its own copy makes the
+        gradient with respect to ``phi`` the per-subject gradients (for the sandwich
+        covariance); their column sums are the total gradient.
+        """
+        col = [phi[:, k] for k in range(self.size)]
+        theta = {n: pt.exp(col[k]) for k, n in enumerate(self.theta_names)}
+        betas = {n: col[self.n_theta + k] for k, n in enumerate(self.beta_names)}
+        d = self.d
+        zero = pt.zeros_like(col[0]) if self.size else 0.0
+        omega_inv: list = [[zero for _ in range(d)] for _ in range(d)]
+        chol_inv = []
+        logdet = 0.0
+        at = self._omega_at
+        for idx in self.blocks:
+            m = len(idx)
+            low: list = [[None] * m for _ in range(m)]
+            for i in range(m):
+                for j in range(i + 1):
+                    if i == j:
+                        low[i][j] = pt.exp(col[at])
+                        logdet = logdet + 2.0 * col[at]
+                    else:
+                        low[i][j] = col[at]
+                    at += 1
+            # columns of L^{-1}: solve L x = e_c
+            cols = []
+            for c in range(m):
+                e = [pt.ones_like(col[0]) if r == c else zero for r in range(m)]
+                cols.append(forward_solve(low, e))
+            linv = [[cols[c][r] for c in range(m)] for r in range(m)]
+            chol_inv.append((idx, linv))
+            for a in range(m):
+                for b in range(m):
+                    omega_inv[idx[a]][idx[b]] = sum(linv[r][a] * linv[r][b] for r in range(m))
+        sigma2 = {n: pt.exp(col[self._sigma_at + k]) for k, n in enumerate(self.sigma_names)}
+        return SymbolicParameters(theta, betas, omega_inv, chol_inv, logdet, sigma2)
+
+
+def start_values(spec, y: np.ndarray) -> dict:
+    """Start values of the optimisation, on the natural scale.
+
+    - ``theta_P``: the parameter's ``initial``, else the median of its typical-value
+      prior (``LogNormal.median``; the scipy median for other priors).
+    - ``beta_*``: the median of the coefficient's prior.
+    - omega: ``spec.omega.initial``, else 0.1 on the diagonal (about 32% CV).
+    - ``sigma2_add``: ``[residual] initial.add``, else 10% of the variance of the
+      observations; ``sigma2_prop`` and ``sigma2_exp``: ``initial``, else 0.1.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    y : numpy.ndarray
+        The observations.
+
+    Returns
+    -------
+    dict
+        Keys ``theta``, ``betas``, ``omega`` (matrix) and ``sigma2``.
+    """
+    theta = {}
+    for p in spec.estimated:
+        if p.initial is not None:
+            theta[p.name] = float(p.initial)
+        elif isinstance(p.typical, LogNormal):
+            theta[p.name] = float(p.typical.median)
+        else:
+            theta[p.name] = float(p.typical.scipy().median())
+    betas = {}
+    for name, prior in estimated_coefficients(spec).items():
+        betas[name] = float(prior.mean) if hasattr(prior, "mean") and not callable(prior.mean) else float(
+            prior.scipy().median()
+        )
+    d = len(spec.iiv_names)
+    if spec.omega.initial is not None:
+        omega = np.asarray(spec.omega.initial, dtype=float)
+        if omega.ndim == 1:
+            omega = np.diag(omega)
+    else:
+        omega = 0.1 * np.eye(d)
+    initial = dict(spec.residual.initial or {})
+    y = np.asarray(y, dtype=float)
+    spread = float(np.var(y)) if y.size > 1 else 1.0
+    defaults = {"add": 0.1 * spread if spread > 0 else 1.0, "prop": 0.1, "exp": 0.1}
+    sigma2 = {}
+    for name in spec.residual.variances:
+        key = _RESIDUAL_KEYS[name]
+        sigma2[name] = float(initial.get(key, initial.get(name, defaults[key])))
+    return {"theta": theta, "betas": betas, "omega": omega, "sigma2": sigma2}

@@ -1,0 +1,336 @@
+"""Read, validate and write TOML model files (CONTRACT section 2).
+
+:func:`load_model` reads a file, :func:`parse_model` turns the parsed mapping into a
+:class:`~bayes_nlme.spec.model.ModelSpec`; :func:`model_to_dict`, :func:`to_toml` and
+:func:`dump_model` go back (they live in :mod:`bayes_nlme.spec.toml_write` and are
+re-exported here). ``parse_model(tomllib.loads(to_toml(spec))) == spec``.
+
+Every problem raises :class:`~bayes_nlme.errors.SpecError` with the file, the dotted key
+(``parameters.CL.typical``) and the valid choices. Unknown keys are errors, so typos
+such as ``typcial`` do not pass silently.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+
+from ..errors import SpecError
+from ._validate import as_string, describe, fail, join_key, rekey, spec_error
+from .model import (
+    COEFFICIENT_PRIORS,
+    COVARIATE_EFFECTS,
+    OMEGA_PRIORS,
+    RESIDUAL_MODELS,
+    RESIDUAL_PRIORS,
+    RESIDUAL_VARIANCES,
+    TYPICAL_PRIORS,
+    CovariateEffect,
+    ModelSpec,
+    Omega,
+    Parameter,
+    Residual,
+    Sampling,
+)
+from .priors import LKJ_SD_PRIORS, PRIOR_KINDS, Prior
+from .structural_names import STRUCTURAL_PARAMETERS, valid_parameter_names
+from .toml_write import dump_model, model_to_dict, to_toml
+
+__all__ = [
+    "load_model",
+    "parse_model",
+    "parse_prior",
+    "model_to_dict",
+    "to_toml",
+    "dump_model",
+    "TOP_KEYS",
+    "PARAMETER_KEYS",
+    "COVARIATE_KEYS",
+    "OMEGA_KEYS",
+    "RESIDUAL_KEYS",
+    "SAMPLING_KEYS",
+    "PRIOR_FIELDS",
+]
+
+TOP_KEYS = ("name", "structural", "columns", "parameters", "omega", "residual", "sampling",
+            "flip_flop_guard")
+PARAMETER_KEYS = ("typical", "fixed", "iiv", "initial", "covariates")
+COVARIATE_KEYS = ("column", "effect", "reference", "exponent", "beta")
+OMEGA_KEYS = ("structure", "prior", "initial")
+RESIDUAL_KEYS = ("model", "add", "prop", "exp", "initial")
+SAMPLING_KEYS = ("draws", "tune", "chains", "seed")
+#: Prior kind -> its keys (all required).
+PRIOR_FIELDS = {
+    "lognormal": ("median", "sigma"),
+    "normal": ("mean", "sd"),
+    "half_normal": ("sigma",),
+    "inverse_gamma": ("alpha", "beta"),
+    "inverse_wishart": ("df", "scale"),
+    "lkj": ("eta", "sd"),
+}
+_STRUCTURE_CHOICES = ("diagonal", "full", "a list of blocks like [['CL', 'V'], ['ka']]")
+
+
+# ----------------------------------------------------------------------------- reading
+def load_model(path: str | PathLike) -> ModelSpec:
+    """Read and validate a TOML model file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file.
+
+    Returns
+    -------
+    ModelSpec
+
+    Raises
+    ------
+    SpecError
+        If the file cannot be read, is not valid TOML (the message gives the line)
+        or does not follow the schema. The message names the file.
+    """
+    source = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise spec_error("model file not found", source=source) from None
+    except OSError as exc:
+        raise spec_error(f"cannot read the model file: {exc.strerror or exc}",
+                         source=source) from None
+    try:
+        mapping = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise spec_error(f"the model file is not UTF-8 text (byte {exc.start})",
+                         source=source) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise spec_error(_toml_message(exc), source=source) from None
+    return parse_model(mapping, source=source)
+
+
+def _toml_message(exc: tomllib.TOMLDecodeError) -> str:
+    text = str(exc)
+    match = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", text, flags=re.S)
+    if match:
+        return f"invalid TOML at line {match[2]}, column {match[3]}: {match[1]}"
+    match = re.fullmatch(r"(.*) \(at end of document\)", text, flags=re.S)
+    if match:
+        return f"invalid TOML at the end of the file (line {text.count(chr(10)) + 1}): {match[1]}"
+    return f"invalid TOML: {text}"
+
+
+def parse_model(mapping: Mapping, *, source: str | None = None) -> ModelSpec:
+    """Validate a parsed model file and build its :class:`ModelSpec`.
+
+    Parameters
+    ----------
+    mapping : Mapping
+        The TOML document, e.g. from ``tomllib.load`` or :func:`model_to_dict`.
+    source : str, optional
+        The file name, used in error messages.
+
+    Returns
+    -------
+    ModelSpec
+
+    Raises
+    ------
+    SpecError
+        On the first problem found, naming the key and the valid choices.
+    """
+    try:
+        return _parse(mapping)
+    except SpecError as err:
+        raise rekey(err, None, source) from None
+
+
+def _table(value, key: str | None, what: str = "a table") -> Mapping:
+    if not isinstance(value, Mapping):
+        fail(f"expected {what}, got {describe(value)} ({value!r})", key)
+    return value
+
+
+def _check_keys(table: Mapping, key: str | None, allowed: Sequence[str],
+                required: Sequence[str] = ()) -> None:
+    for name in table:
+        if name not in allowed:
+            fail(f"unknown key {name!r}", join_key(key, name), allowed)
+    for name in required:
+        if name not in table:
+            fail(f"missing required key {name!r}", join_key(key, name))
+
+
+def _build(factory: Callable, prefix: str | None = None):
+    """Call ``factory`` and prefix the key of a SpecError it raises."""
+    try:
+        return factory()
+    except SpecError as err:
+        raise rekey(err, prefix) from None
+
+
+def _parse(mapping: Mapping) -> ModelSpec:
+    doc = _table(mapping, None, "a TOML document (a table)")
+    _check_keys(doc, None, TOP_KEYS, required=("name", "structural"))
+    as_string(doc["name"], "name")
+    structural = doc["structural"]
+    if not isinstance(structural, str) or structural not in STRUCTURAL_PARAMETERS:
+        fail(f"unknown structural model {structural!r}", "structural",
+             tuple(STRUCTURAL_PARAMETERS))
+    if "parameters" not in doc:
+        fail("missing the [parameters.<P>] tables", "parameters",
+             STRUCTURAL_PARAMETERS[structural])
+    tables = _table(doc["parameters"], "parameters", "a table of [parameters.<P>] tables")
+    valid = valid_parameter_names(structural)
+    for name in tables:
+        if name not in valid:
+            fail(f"unknown parameter {name!r} for the {structural} model",
+                 f"parameters.{name}", valid)
+    parameters = tuple(_parameter(name, value) for name, value in tables.items())
+    iiv = tuple(p.name for p in parameters if p.iiv and not p.is_fixed)
+    if "residual" not in doc:
+        fail("missing the [residual] table (with its 'model')", "residual", RESIDUAL_KEYS)
+    sampling = _table(doc.get("sampling", {}), "sampling")
+    _check_keys(sampling, "sampling", SAMPLING_KEYS)
+    return ModelSpec(
+        name=doc["name"],
+        structural=structural,
+        parameters=parameters,
+        omega=_omega(doc.get("omega"), iiv),
+        residual=_residual(doc["residual"]),
+        columns=dict(_table(doc.get("columns", {}), "columns")),
+        sampling=Sampling(**sampling),
+        flip_flop_guard=doc.get("flip_flop_guard"),
+    )
+
+
+def parse_prior(value, key: str | None = None, allowed: Sequence[str] | None = None,
+                where: str = "here") -> Prior:
+    """Build a prior from its one-key table, e.g. ``{"lognormal": {...}}``.
+
+    Parameters
+    ----------
+    value : Mapping
+        The prior table.
+    key : str, optional
+        Its dotted key, for messages.
+    allowed : sequence of str, optional
+        The prior kinds allowed at this place (default: every kind).
+    where : str
+        Phrase for the message when the kind is not allowed.
+
+    Returns
+    -------
+    Prior
+    """
+    allowed = tuple(PRIOR_KINDS) if allowed is None else tuple(allowed)
+    table = _table(value, key, "a prior table like { lognormal = { median = 1.0, sigma = 1.0 } }")
+    if len(table) != 1:
+        fail(f"a prior table has exactly one key naming the distribution, got "
+             f"{len(table)}: {', '.join(map(repr, table)) or 'none'}", key, allowed)
+    kind, fields = next(iter(table.items()))
+    if kind not in PRIOR_KINDS:
+        fail(f"unknown prior kind {kind!r}", key, allowed)
+    if kind not in allowed:
+        fail(f"prior kind {kind!r} is not allowed {where}", key, allowed)
+    inner = join_key(key, kind)
+    fields = _table(fields, inner)
+    _check_keys(fields, inner, PRIOR_FIELDS[kind], required=PRIOR_FIELDS[kind])
+    fields = dict(fields)
+    if kind == "lkj":
+        fields["sd"] = parse_prior(fields["sd"], f"{inner}.sd", LKJ_SD_PRIORS,
+                                   "for the standard deviations of an lkj prior")
+    cls = PRIOR_KINDS[kind]
+    return _build(lambda: cls(**fields), key)
+
+
+def _parameter(name: str, value) -> Parameter:
+    key = f"parameters.{name}"
+    table = _table(value, key)
+    _check_keys(table, key, PARAMETER_KEYS)
+    if "typical" in table and "fixed" in table:
+        fail("'typical' and 'fixed' exclude each other: give one", key, ("typical", "fixed"))
+    if "fixed" in table and table.get("iiv") is True:
+        fail("a fixed parameter has no IIV: remove 'iiv = true'", f"{key}.iiv", ("false",))
+    typical = None
+    if "typical" in table:
+        typical = parse_prior(table["typical"], f"{key}.typical", TYPICAL_PRIORS,
+                              "for a typical value")
+    raw = table.get("covariates", [])
+    if not isinstance(raw, list):
+        fail(f"expected an array of tables ([[{key}.covariates]]), got {describe(raw)}",
+             f"{key}.covariates")
+    covariates = tuple(_covariate(c, f"{key}.covariates[{i}]") for i, c in enumerate(raw))
+    return Parameter(
+        name=name,
+        typical=typical,
+        fixed=table.get("fixed"),
+        iiv=table.get("iiv", "fixed" not in table),
+        initial=table.get("initial"),
+        covariates=covariates,
+    )
+
+
+def _covariate(value, key: str) -> CovariateEffect:
+    table = _table(value, key)
+    _check_keys(table, key, COVARIATE_KEYS, required=("column", "effect", "reference"))
+    effect = table["effect"]
+    if not isinstance(effect, str) or effect not in COVARIATE_EFFECTS:
+        fail(f"unknown covariate effect {effect!r}", f"{key}.effect", COVARIATE_EFFECTS)
+    wanted, other = ("exponent", "beta") if effect == "power" else ("beta", "exponent")
+    if other in table:
+        fail(f"a {effect} effect takes '{wanted}', not '{other}'", f"{key}.{other}", (wanted,))
+    if wanted not in table:
+        fail(f"missing required key {wanted!r}: a number fixes it, a prior table "
+             f"estimates it", f"{key}.{wanted}")
+    coefficient = table[wanted]
+    if isinstance(coefficient, Mapping):
+        coefficient = parse_prior(coefficient, f"{key}.{wanted}", COEFFICIENT_PRIORS,
+                                  "for a covariate coefficient")
+    return _build(lambda: CovariateEffect(table["column"], effect, table["reference"],
+                                          coefficient), key)
+
+
+def _omega(value, iiv: tuple[str, ...]) -> Omega:
+    if value is None:
+        return Omega.from_structure("diagonal", iiv)
+    table = _table(value, "omega")
+    _check_keys(table, "omega", OMEGA_KEYS)
+    structure = table.get("structure", "diagonal")
+    if isinstance(structure, str):
+        if structure not in ("diagonal", "full"):
+            fail(f"unknown omega structure {structure!r}", "omega.structure", _STRUCTURE_CHOICES)
+        kind = structure
+    elif isinstance(structure, list):
+        kind = "block"
+    else:
+        fail(f"expected a string or a list of blocks, got {describe(structure)}",
+             "omega.structure", _STRUCTURE_CHOICES)
+    prior = None
+    if "prior" in table:
+        prior = parse_prior(table["prior"], "omega.prior", OMEGA_PRIORS[kind],
+                            f"for a {kind} omega")
+    return Omega.from_structure(structure, iiv, prior=prior, initial=table.get("initial"))
+
+
+def _residual(value) -> Residual:
+    table = _table(value, "residual")
+    _check_keys(table, "residual", RESIDUAL_KEYS)
+    model = table.get("model")
+    if not isinstance(model, str) or model not in RESIDUAL_MODELS:
+        what = "missing residual model" if model is None else f"unknown residual model {model!r}"
+        fail(what, "residual.model", RESIDUAL_MODELS)
+    used = RESIDUAL_VARIANCES[model]
+    priors = {}
+    for slot in ("add", "prop", "exp"):
+        if slot not in table:
+            continue
+        if slot not in used:
+            fail(f"the {model} model has no variance {slot!r}: remove this prior",
+                 f"residual.{slot}", used)
+        priors[slot] = parse_prior(table[slot], f"residual.{slot}", RESIDUAL_PRIORS,
+                                   "for a residual variance")
+    initial = _table(table.get("initial", {}), "residual.initial")
+    return Residual(model=model, initial=dict(initial), **priors)
