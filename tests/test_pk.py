@@ -229,17 +229,22 @@ def test_design_errors():
 # ----------------------------------------------------------------------------- gradients
 
 
-def _gradient_setup(model, params, doses):
+def _gradient_setup(model, params, doses, flat=False):
+    """Objective sum(w * conc) as a function of per-subject vectors (or of one flat vector)."""
     df = frame(doses, obs=[0.5, 1.0, 2.0, 5.0, 9.0, 14.0, 20.0, 26.0, 40.0])
     design = build_event_design(df, model)
     names = sorted(params)
-    inputs = [pt.dvector(n) for n in names]
-    conc = concentrations(design, dict(zip(names, inputs)))
+    if flat:
+        x = pt.dvector("x")
+        inputs = [x]
+        values = {n: x[2 * i:2 * i + 2] for i, n in enumerate(names)}
+    else:
+        inputs = [pt.dvector(n) for n in names]
+        values = dict(zip(names, inputs))
+    conc = concentrations(design, values)
     weights = np.linspace(0.5, 1.5, design.n_points)
     objective = pt.sum(conc * weights)
-    value = pytensor.function(inputs, objective)
-    grads = pytensor.function(inputs, pytensor.grad(objective, inputs))
-    return names, inputs, objective, value, grads
+    return names, inputs, objective
 
 
 GRAD_DOSES = [
@@ -258,7 +263,9 @@ GRAD_DOSES = [
 )
 def test_gradients_match_finite_differences(model, params):
     params = dict(params, tlag=[0.4, 0.3], F=[0.8, 0.6])
-    names, _, _, value, grads = _gradient_setup(model, params, GRAD_DOSES)
+    names, inputs, objective = _gradient_setup(model, params, GRAD_DOSES)
+    value = pytensor.function(inputs, objective)
+    grads = pytensor.function(inputs, pytensor.grad(objective, inputs))
     x = [np.asarray(params[n], dtype=float) for n in names]
     analytic = grads(*x)
     for i, name in enumerate(names):
@@ -277,14 +284,7 @@ def test_gradients_match_finite_differences(model, params):
 def test_second_derivatives_finite_at_coincidence(case):
     model, params = COINCIDE[case]
     params = dict(params, tlag=[0.4, 0.3])
-    names, inputs, objective, value, grads = _gradient_setup(model, params, GRAD_DOSES)
-    flat = pt.dvector("flat")
-    sizes = [2] * len(names)
-    pieces, start = [], 0
-    for n in sizes:
-        pieces.append(flat[start:start + n])
-        start += n
-    obj = pytensor.clone_replace(objective, dict(zip(inputs, pieces)))
+    names, (flat,), obj = _gradient_setup(model, params, GRAD_DOSES, flat=True)
     hessian = pytensor.function([flat], pytensor.gradient.hessian(obj, flat))
     gradient = pytensor.function([flat], pytensor.grad(obj, flat))
     x0 = np.concatenate([np.asarray(params[n], dtype=float) for n in names])

@@ -1,0 +1,363 @@
+"""A read-only view of a fit directory for diagnostics, plots and the report.
+
+:class:`FitData` wraps a :class:`~bayes_nlme.fitdir.FitDirectory` and gives the same
+quantities for both paths: population parameters (posterior draws, or the estimates
+as a single "draw"), per-subject etas and individual parameters (posterior draws, or
+the EBEs), observations in model order, population (PRED) and individual (IPRED)
+predictions, and units. Everything is read from the fit directory, so a report built
+from a reloaded ``fit.nc`` is the one built from the live fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..individual import estimated_coefficients, subject_covariates
+from .units import Units, dataset_units
+
+__all__ = ["FitData", "Population", "as_fit_data", "individual_values"]
+
+_SIGMA2 = ("sigma2_add", "sigma2_prop", "sigma2_exp")
+
+
+@dataclass(frozen=True)
+class Population:
+    """Population parameters, one row per draw (a single row for point estimates).
+
+    Attributes
+    ----------
+    theta : dict of str to numpy.ndarray (S,)
+        Typical values of the estimated structural parameters, by parameter name.
+    coefficients : dict of str to numpy.ndarray (S,)
+        Estimated covariate coefficients, by canonical name ``beta_<P>_<COL>``.
+    omega : numpy.ndarray (S, p, p)
+        Omega in ``spec.iiv_names`` order.
+    sigma2 : dict of str to numpy.ndarray (S,)
+        Residual variances, by canonical name (``sigma2_add`` ...).
+    """
+
+    theta: dict
+    coefficients: dict
+    omega: np.ndarray
+    sigma2: dict
+
+    @property
+    def n(self) -> int:
+        """Number of draws."""
+        return int(self.omega.shape[0])
+
+    def take(self, index) -> "Population":
+        """The draws at ``index`` (an integer array)."""
+        index = np.asarray(index, dtype=int)
+        return Population(
+            theta={k: v[index] for k, v in self.theta.items()},
+            coefficients={k: v[index] for k, v in self.coefficients.items()},
+            omega=self.omega[index],
+            sigma2={k: v[index] for k, v in self.sigma2.items()},
+        )
+
+
+def individual_values(spec, theta: dict, coefficients: dict, eta, covariates: dict, n_subjects: int) -> dict:
+    """Individual parameters ``theta * covariate factors * exp(eta)`` in numpy.
+
+    The numeric twin of :func:`bayes_nlme.individual.individual_parameters`.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    theta : dict of str to float
+    coefficients : dict of str to float
+    eta : numpy.ndarray (n_subjects, p) or None
+    covariates : dict of str to numpy.ndarray
+    n_subjects : int
+
+    Returns
+    -------
+    dict of str to numpy.ndarray (n_subjects,)
+    """
+    iiv = list(spec.iiv_names)
+    out = {}
+    for p in spec.parameters:
+        value = np.full(n_subjects, float(p.fixed) if p.is_fixed else float(theta[p.name]))
+        for c in p.covariates:
+            coef = float(coefficients[c.canonical_name(p.name)]) if c.estimated else float(c.coefficient)
+            x = np.asarray(covariates[c.column], dtype=float)
+            if c.effect == "power":
+                value = value * (x / c.reference) ** coef
+            elif c.effect == "linear":
+                value = value * (1.0 + coef * (x - c.reference))
+            else:
+                value = value * np.exp(coef * (x - c.reference))
+        if eta is not None and p.name in iiv:
+            value = value * np.exp(eta[:, iiv.index(p.name)])
+        out[p.name] = value
+    return out
+
+
+def _stack(da) -> np.ndarray:
+    """A posterior variable as (chain*draw, ...) numpy."""
+    dims = [d for d in ("chain", "draw") if d in da.dims]
+    rest = [d for d in da.dims if d not in dims]
+    values = da.transpose(*dims, *rest).values
+    return values.reshape((-1, *values.shape[len(dims):]))
+
+
+class FitData:
+    """Diagnostic view of a fit directory (see the module docstring).
+
+    Parameters
+    ----------
+    fitdir : FitDirectory
+    """
+
+    def __init__(self, fitdir) -> None:
+        self.fitdir = fitdir
+        self.tree = fitdir.tree
+        self.spec = fitdir.spec
+        self.dataset = fitdir.dataset
+        self.summary = fitdir.summary
+        self.info = fitdir.info
+
+    # --- identity --------------------------------------------------------------------
+    @property
+    def method(self) -> str:
+        """``nuts``, ``prior``, ``laplace``, ``focei``, ``foce`` or ``fo``."""
+        return self.fitdir.method
+
+    @property
+    def bayesian(self) -> bool:
+        """True for NUTS and prior fits."""
+        return self.fitdir.bayesian
+
+    @property
+    def label(self) -> str:
+        """A short label: the method in upper case (``NUTS``, ``FOCEI``)."""
+        return self.method.upper() if self.method else Path(self.fitdir.path).name
+
+    @cached_property
+    def units(self) -> Units:
+        """Units of the dataset (bundled metadata) or empty ones."""
+        return dataset_units(self.dataset)
+
+    @property
+    def draws_group(self) -> str | None:
+        """The group of parameter draws: ``posterior``, or ``prior`` for prior fits (None: none)."""
+        if not self.bayesian:
+            return None
+        for name in ("posterior", "prior"):
+            if self.has_group(name):
+                return name
+        return None
+
+    def has_group(self, name: str) -> bool:
+        """Whether the tree has a group ``name`` with at least one variable."""
+        return name in self.tree.children and len(self.tree[name].data_vars) > 0
+
+    def group(self, name: str):
+        """The dataset of a group (``posterior``, ``predictions`` ...)."""
+        return self.tree[name].to_dataset()
+
+    # --- data ------------------------------------------------------------------------
+    @cached_property
+    def design(self):
+        """The event design of the observations (model order)."""
+        from ..data.events import build_event_design
+
+        return build_event_design(self.dataset, self.spec.structural, points="observations")
+
+    @cached_property
+    def obs(self) -> pd.DataFrame:
+        """Observations in model order: ``ROW, SUBJECT, ID, TIME, DV, BLQ``."""
+        table = self.dataset.table.iloc[np.asarray(self.design.point_row, dtype=int)]
+        return table[["ROW", "SUBJECT", "ID", "TIME", "DV", "BLQ"]].reset_index(drop=True)
+
+    @property
+    def lower(self) -> np.ndarray | None:
+        """Censoring limits (``-inf`` where not censored), None without BLQ data."""
+        blq = self.obs["BLQ"].fillna(0.0).to_numpy() > 0
+        return np.where(blq, self.obs["DV"].to_numpy(float), -np.inf) if blq.any() else None
+
+    @cached_property
+    def covariates(self) -> dict:
+        """Per-subject values of the covariates the model uses."""
+        return subject_covariates(self.spec, self.dataset)
+
+    @cached_property
+    def subject_covariates(self) -> pd.DataFrame:
+        """Every covariate of the dataset per subject (first record), indexed by subject."""
+        return self.dataset.subject_covariates()
+
+    @property
+    def n_subjects(self) -> int:
+        """Number of subjects."""
+        return self.dataset.n_subjects
+
+    # --- population parameters ----------------------------------------------------------
+    def _estimate_table(self) -> pd.Series:
+        frame = self.summary.set_index("parameter")
+        column = "estimate" if "estimate" in frame.columns else "median"
+        return frame[column].astype(float)
+
+    def _population_from_values(self, values) -> Population:
+        spec = self.spec
+        iiv = list(spec.iiv_names)
+        p = len(iiv)
+        omega = np.zeros((1, p, p))
+        for i, a in enumerate(iiv):
+            for j, b in enumerate(iiv):
+                for key in (f"omega_{a}_{b}", f"omega_{b}_{a}"):
+                    if key in values.index:
+                        omega[0, i, j] = float(values[key])
+        return Population(
+            theta={q.name: np.array([float(values[f"theta_{q.name}"])]) for q in spec.estimated},
+            coefficients={k: np.array([float(values[k])]) for k in estimated_coefficients(spec)},
+            omega=omega,
+            sigma2={k: np.array([float(values[k])]) for k in _SIGMA2 if k in values.index},
+        )
+
+    @cached_property
+    def population(self) -> Population:
+        """Population parameters: every posterior draw, or the estimates (one row)."""
+        if self.draws_group is None:
+            return self._population_from_values(self._estimate_table())
+        post = self.tree[self.draws_group]
+        spec = self.spec
+        p = len(spec.iiv_names)
+        theta = {q.name: _stack(post[f"theta_{q.name}"]) for q in spec.estimated}
+        n = len(next(iter(theta.values()))) if theta else _stack(post["omega"]).shape[0]
+        omega = _stack(post["omega"]).reshape(n, p, p) if "omega" in post.data_vars else np.zeros((n, p, p))
+        return Population(
+            theta=theta,
+            coefficients={k: _stack(post[k]) for k in estimated_coefficients(spec)},
+            omega=omega,
+            sigma2={k: _stack(post[k]) for k in _SIGMA2 if k in post.data_vars},
+        )
+
+    @cached_property
+    def typical(self) -> Population:
+        """Point estimates (posterior medians for Bayesian fits), one row."""
+        if not self.bayesian:
+            return self.population
+        pop = self.population
+        med = lambda d: {k: np.array([np.median(v)]) for k, v in d.items()}  # noqa: E731
+        return Population(theta=med(pop.theta), coefficients=med(pop.coefficients),
+                          omega=np.median(pop.omega, axis=0)[None], sigma2=med(pop.sigma2))
+
+    def draw_index(self, n: int) -> np.ndarray:
+        """``n`` evenly spaced draw indices (deterministic; repeats when ``n`` > draws)."""
+        total = self.population.n
+        return (np.arange(n) * total // n) if n <= total else np.arange(n) % total
+
+    # --- subjects ----------------------------------------------------------------------
+    @cached_property
+    def eta_draws(self) -> np.ndarray:
+        """Etas (S, n_subjects, p): posterior draws, or the EBEs (S = 1)."""
+        spec = self.spec
+        p = len(spec.iiv_names)
+        group = self.draws_group
+        if group is not None and "eta" in self.tree[group].data_vars:
+            da = self.tree[group]["eta"]
+            values = _stack(da.transpose(..., "subject", "parameter") if "subject" in da.dims else da)
+            return values.reshape(values.shape[0], self.n_subjects, p)
+        return self._ebe_etas()[None]
+
+    def _ebe_etas(self) -> np.ndarray:
+        """EBE etas from ``ebe.csv`` (or an ``ebe`` group): columns ``eta_<P>`` (any case)."""
+        names = list(self.spec.iiv_names)
+        out = np.zeros((self.n_subjects, len(names)))
+        ebe = self.fitdir.ebe
+        if ebe is None and self.has_group("ebe"):
+            ebe = self.group("ebe").to_dataframe().reset_index()
+        if ebe is None or len(ebe) != self.n_subjects:
+            return out
+        lower = {str(c).lower(): c for c in ebe.columns}
+        for j, name in enumerate(names):
+            column = lower.get(f"eta_{name}".lower())
+            if column is not None:
+                out[:, j] = ebe[column].to_numpy(float)
+        return out
+
+    @cached_property
+    def eta_mean(self) -> pd.DataFrame:
+        """Per-subject etas: posterior means or EBEs; index ``ID``, columns parameters."""
+        values = self.eta_draws.mean(axis=0)
+        return pd.DataFrame(values, columns=list(self.spec.iiv_names),
+                            index=pd.Index(self.dataset.subject_ids, name="ID"))
+
+    def individual(self, pop: Population, eta: np.ndarray | None, s: int = 0) -> dict:
+        """Individual parameters from draw ``s`` of ``pop`` and etas (n_subjects, p)."""
+        return individual_values(
+            self.spec,
+            {k: v[s] for k, v in pop.theta.items()},
+            {k: v[s] for k, v in pop.coefficients.items()},
+            eta, self.covariates, self.n_subjects,
+        )
+
+    # --- predictions -------------------------------------------------------------------
+    @cached_property
+    def pred(self) -> np.ndarray:
+        """Population predictions (etas zero) at the typical values, per observation."""
+        frame = self._predictions()
+        if frame is not None and "PRED" in frame.columns:
+            return frame["PRED"].to_numpy(float)
+        from ..pk.superposition import predict_concentrations
+
+        return predict_concentrations(self.design, self.individual(self.typical, None))
+
+    @cached_property
+    def ipred_draws(self) -> np.ndarray:
+        """Individual predictions (S, n_obs): posterior draws of ``ipred``, or IPRED."""
+        group = self.draws_group
+        if group is not None and "ipred" in self.tree[group].data_vars:
+            return _stack(self.tree[group]["ipred"])
+        frame = self._predictions()
+        if frame is not None and "IPRED" in frame.columns:
+            return frame["IPRED"].to_numpy(float)[None]
+        from ..pk.superposition import predict_concentrations
+
+        ind = self.individual(self.typical, self.eta_draws[0])
+        return predict_concentrations(self.design, ind)[None]
+
+    @property
+    def ipred(self) -> np.ndarray:
+        """Individual predictions per observation (posterior median, or at the EBEs)."""
+        return np.median(self.ipred_draws, axis=0)
+
+    def _predictions(self) -> pd.DataFrame | None:
+        if self.bayesian or not self.has_group("predictions"):
+            return None
+        frame = self.group("predictions").to_dataframe().reset_index()
+        return frame if len(frame) == len(self.obs) else None
+
+    @property
+    def cwres(self) -> np.ndarray | None:
+        """CWRES per observation (frequentist fits that store them), else None."""
+        frame = self._predictions()
+        if frame is None or "CWRES" not in frame.columns:
+            return None
+        return frame["CWRES"].to_numpy(float)
+
+
+def as_fit_data(fit) -> FitData:
+    """A :class:`FitData` from a fit directory path, FitDirectory or FitData.
+
+    Parameters
+    ----------
+    fit : path, FitDirectory or FitData
+
+    Returns
+    -------
+    FitData
+    """
+    from ..fitdir import FitDirectory, load_fit_dir
+
+    if isinstance(fit, FitData):
+        return fit
+    if isinstance(fit, FitDirectory):
+        return FitData(fit)
+    return FitData(load_fit_dir(fit))

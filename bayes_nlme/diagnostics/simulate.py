@@ -1,0 +1,207 @@
+"""Simulation from a fit: replicates of the dataset for VPC and NPDE, smooth curves.
+
+* :func:`simulate_replicates` simulates ``n`` replicates of the observed design with
+  **new subjects** (new etas from omega, new residual errors): from the estimates for
+  a frequentist fit; for a Bayesian fit replicate ``k`` uses posterior draw ``k``
+  (evenly spaced through the chains), i.e. the posterior predictive distribution of
+  new subjects. With the flip-flop guard, etas that give ``ka <= CL/V`` are drawn
+  again (the guarded model's population distribution).
+* :func:`individual_curves` evaluates each subject's concentration on a fine time grid
+  for a set of individual-parameter draws (credible bands) or the EBEs.
+
+Fixed seeds make every result deterministic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..pk.superposition import predict_concentrations
+from .fitdata import FitData, individual_values
+
+__all__ = ["residual_draws", "simulate_replicates", "grid_design", "individual_curves", "population_curve"]
+
+
+def _draw_etas(fd: FitData, omega: np.ndarray, rng, theta, coefficients) -> np.ndarray:
+    p = omega.shape[0]
+    n = fd.n_subjects
+    if p == 0:
+        return np.zeros((n, 0))
+    chol = np.linalg.cholesky(omega + 1e-12 * np.eye(p))
+    eta = rng.standard_normal((n, p)) @ chol.T
+    spec = fd.spec
+    names = list(spec.iiv_names)
+    guard = spec.uses_flip_flop_guard and "ka" in names and spec.structural.endswith("oral")
+    if guard:
+        vol = "V" if "V" in spec.parameter_names else "V1"
+        for _ in range(20):
+            ind = individual_values(spec, theta, coefficients, eta, fd.covariates, n)
+            bad = ind["ka"] <= ind["CL"] / ind[vol]
+            if not bad.any():
+                break
+            eta[bad] = rng.standard_normal((int(bad.sum()), p)) @ chol.T
+    return eta
+
+
+def residual_draws(model: str, f: np.ndarray, sigma2: dict, rng, lower=None) -> np.ndarray:
+    """Observations drawn around predictions ``f`` with the residual error model.
+
+    ``additive``: ``f + sqrt(s_add) e``; ``proportional``: ``f + sqrt(s_prop) f e``;
+    ``combined``: ``f + sqrt(s_add + s_prop f^2) e``; ``exponential``:
+    ``f exp(sqrt(s_exp) e)``, with ``e ~ N(0, 1)``. Values below a censoring limit are
+    reported at the limit.
+
+    Parameters
+    ----------
+    model : str
+        ``spec.residual.model``.
+    f : numpy.ndarray
+    sigma2 : dict of str to float
+        ``sigma2_add``, ``sigma2_prop``, ``sigma2_exp`` as the model needs.
+    rng : numpy.random.Generator
+    lower : numpy.ndarray, optional
+        Censoring limits (``-inf`` where not censored).
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    f = np.asarray(f, dtype=float)
+    if model == "additive":
+        scale = np.sqrt(sigma2["sigma2_add"]) * np.ones_like(f)
+    elif model == "proportional":
+        scale = np.sqrt(sigma2["sigma2_prop"]) * np.abs(f)
+    elif model == "combined":
+        scale = np.sqrt(sigma2["sigma2_add"] + sigma2["sigma2_prop"] * f**2)
+    else:
+        scale = np.sqrt(sigma2["sigma2_exp"]) * np.ones_like(f)
+    noise = rng.standard_normal(f.shape)
+    y = f * np.exp(scale * noise) if model == "exponential" else f + scale * noise
+    if lower is not None:
+        y = np.where(np.isfinite(lower) & (y < lower), lower, y)
+    return y
+
+
+def simulate_replicates(fd: FitData, n: int = 500, *, seed: int = 20240601) -> np.ndarray:
+    """Replicates of the observations with new subjects.
+
+    Parameters
+    ----------
+    fd : FitData
+    n : int
+        Number of replicates.
+    seed : int
+        Seed of the random generator.
+
+    Returns
+    -------
+    numpy.ndarray (n, n_obs)
+        Simulated observations, in the order of ``fd.obs``.
+    """
+    rng = np.random.default_rng(seed)
+    pop = fd.population.take(fd.draw_index(n))
+    out = np.empty((n, len(fd.obs)))
+    for k in range(n):
+        theta = {a: v[k] for a, v in pop.theta.items()}
+        coefficients = {a: v[k] for a, v in pop.coefficients.items()}
+        eta = _draw_etas(fd, pop.omega[k], rng, theta, coefficients)
+        ind = individual_values(fd.spec, theta, coefficients, eta, fd.covariates, fd.n_subjects)
+        f = predict_concentrations(fd.design, ind)
+        sigma2 = {a: v[k] for a, v in pop.sigma2.items()}
+        out[k] = residual_draws(fd.spec.residual.model, f, sigma2, rng, fd.lower)
+    return out
+
+
+def grid_design(fd: FitData, n_points: int = 80):
+    """An event design with ``n_points`` times per subject from 0 to its last record.
+
+    Parameters
+    ----------
+    fd : FitData
+    n_points : int
+
+    Returns
+    -------
+    tuple of (EventDesign, pandas.DataFrame)
+        The design and its points (``SUBJECT``, ``ID``, ``TIME``) in design order.
+    """
+    from ..data.events import build_event_design
+
+    table = fd.dataset.table
+    records = table[table["EVID"] != 0].copy()
+    records["_order"] = 0
+    pieces = [records]
+    for s, group in table.groupby("SUBJECT", sort=True):
+        t0 = min(0.0, float(group["TIME"].min()))
+        times = np.linspace(t0, float(group["TIME"].max()), n_points)
+        grid = pd.DataFrame({"ID": group["ID"].iloc[0], "TIME": times, "EVID": 2.0, "MDV": 1.0,
+                             "SUBJECT": s, "_order": 1})
+        pieces.append(grid)
+    merged = pd.concat(pieces, ignore_index=True, sort=False)
+    merged = merged.sort_values(["SUBJECT", "TIME", "_order"], kind="stable").reset_index(drop=True)
+    merged["ROW"] = np.arange(1, len(merged) + 1)
+    for column in ("AMT", "RATE", "II", "ADDL", "SS"):
+        merged[column] = merged[column].fillna(0.0) if column in merged else 0.0
+    if "CMT" not in merged:
+        merged["CMT"] = np.nan
+    design = build_event_design(merged, fd.spec.structural, points="all")
+    points = merged.iloc[np.asarray(design.point_row, dtype=int)]
+    keep = (points["_order"] == 1).to_numpy()
+    return design, keep, points.loc[keep, ["SUBJECT", "ID", "TIME"]].reset_index(drop=True)
+
+
+def individual_curves(fd: FitData, *, n_draws: int = 200, n_points: int = 80,
+                      probs=(0.05, 0.5, 0.95)) -> pd.DataFrame:
+    """Individual concentration curves on a grid, with quantiles over posterior draws.
+
+    Parameters
+    ----------
+    fd : FitData
+    n_draws : int
+        Posterior draws used (Bayesian fits); frequentist fits use the EBEs.
+    n_points : int
+        Grid points per subject.
+    probs : tuple of float
+        Quantiles of the individual prediction across draws.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``SUBJECT, ID, TIME``, one column ``q<100 p>`` per quantile (``q5, q50, q95``),
+        and ``PRED`` (the population prediction at the typical values).
+    """
+    design, keep, points = grid_design(fd, n_points)
+    etas = fd.eta_draws
+    if fd.bayesian:
+        index = fd.draw_index(min(n_draws, etas.shape[0]))
+        pop, etas = fd.population.take(index), etas[index]
+    else:
+        pop = fd.typical
+    curves = np.empty((etas.shape[0], int(keep.sum())))
+    for k in range(etas.shape[0]):
+        values = fd.individual(pop, etas[k], s=k if pop.n > 1 else 0)
+        curves[k] = predict_concentrations(design, values)[keep]
+    out = points.copy()
+    for q in probs:
+        out[f"q{round(100 * q)}"] = np.quantile(curves, q, axis=0)
+    out["PRED"] = predict_concentrations(design, fd.individual(fd.typical, None))[keep]
+    return out
+
+
+def population_curve(fd: FitData, *, n_points: int = 80) -> pd.DataFrame:
+    """Population predictions (etas zero) of every subject on a time grid.
+
+    Parameters
+    ----------
+    fd : FitData
+    n_points : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``SUBJECT, ID, TIME, PRED``.
+    """
+    design, keep, points = grid_design(fd, n_points)
+    points["PRED"] = predict_concentrations(design, fd.individual(fd.typical, None))[keep]
+    return points

@@ -1,0 +1,228 @@
+"""The outer step: the OFV and its exact gradient as a function of the population parameters.
+
+:class:`Evaluator` solves the EBEs (warm-started from the best point so far), evaluates
+``OFV = sum_i L_i`` and its gradient by implicit differentiation, and keeps the
+per-subject gradients for the sandwich covariance. :func:`minimise` drives
+``scipy.optimize.minimize`` (L-BFGS-B) with it and finishes with Newton steps on the
+finite-difference Hessian of the exact gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize
+
+from .inner import solve_ebe
+
+__all__ = ["Evaluator", "OuterResult", "minimise", "fd_hessian"]
+
+#: Value returned for points where the objective cannot be evaluated.
+_BIG = 1e12
+
+
+@dataclass
+class Evaluation:
+    """One evaluation of the objective.
+
+    Attributes
+    ----------
+    ofv : float
+    gradient : numpy.ndarray (size,)
+    per_subject : numpy.ndarray (n_subjects, size)
+        Gradients of each subject's ``L_i``.
+    contributions : numpy.ndarray (n_subjects,)
+    eta : numpy.ndarray (n_subjects, d)
+    ebe_converged : bool
+    """
+
+    ofv: float
+    gradient: np.ndarray
+    per_subject: np.ndarray
+    contributions: np.ndarray
+    eta: np.ndarray
+    ebe_converged: bool
+
+
+class Evaluator:
+    """OFV and exact gradient of a :class:`~bayes_nlme.estimation.problem.Problem`.
+
+    Parameters
+    ----------
+    problem : Problem
+    method : str
+        ``fo``, ``foce``, ``focei`` or ``laplace``.
+    ebe_tol : float
+        Tolerance on the Newton step of the inner step (eta units).
+    """
+
+    def __init__(self, problem, method: str, ebe_tol: float = 1e-8) -> None:
+        self.problem = problem
+        self.method = method
+        self.fns = problem.functions(method)
+        self.ebe_tol = ebe_tol
+        self.has_inner = "inner" in self.fns
+        self.eta_start = np.zeros((problem.n_subjects, problem.d))
+        self.best = np.inf
+        self.n_evaluations = 0
+        self.n_inner = 0
+
+    def evaluate(self, psi: np.ndarray, eta0: np.ndarray | None = None) -> Evaluation:
+        """Solve the EBEs at ``psi`` and evaluate the OFV and its gradients."""
+        self.n_evaluations += 1
+        phi = self.problem.tile(psi)
+        eta = self.eta_start if eta0 is None else eta0
+        converged = True
+        if self.has_inner:
+            ebe = solve_ebe(self.fns["inner"], self.fns["inner_value"], phi, eta, tol=self.ebe_tol)
+            self.n_inner += ebe.iterations
+            eta = ebe.eta
+            converged = bool(ebe.converged.all())
+        contributions, per_subject = self.fns["outer"](phi, eta)
+        ofv = float(np.sum(contributions))
+        grad = per_subject.sum(axis=0)
+        if np.isfinite(ofv) and np.all(np.isfinite(grad)) and ofv < self.best:
+            self.best = ofv
+            self.eta_start = eta
+        return Evaluation(ofv, grad, per_subject, contributions, eta, converged)
+
+    def __call__(self, psi: np.ndarray) -> tuple[float, np.ndarray]:
+        """``(ofv, gradient)`` for scipy; non-finite points get a large value."""
+        ev = self.evaluate(psi)
+        if not np.isfinite(ev.ofv) or not np.all(np.isfinite(ev.gradient)):
+            return _BIG, np.zeros_like(psi)
+        return ev.ofv, ev.gradient
+
+
+def fd_hessian(evaluator: Evaluator, psi: np.ndarray, step: float = 1e-4) -> np.ndarray:
+    """Hessian of the OFV: central differences of the exact gradient, symmetrised.
+
+    Each perturbed point re-solves the EBEs, warm-started from those at ``psi``.
+    """
+    base = evaluator.evaluate(psi)
+    eta0 = base.eta
+    n = len(psi)
+    hess = np.empty((n, n))
+    for k in range(n):
+        h = step * max(1.0, abs(psi[k]))
+        up = psi.copy()
+        up[k] += h
+        down = psi.copy()
+        down[k] -= h
+        g_up = evaluator.evaluate(up, eta0).gradient
+        g_down = evaluator.evaluate(down, eta0).gradient
+        hess[:, k] = (g_up - g_down) / (2.0 * h)
+    evaluator.evaluate(psi, eta0)  # restore the warm start at psi
+    return 0.5 * (hess + hess.T)
+
+
+@dataclass
+class OuterResult:
+    """Result of :func:`minimise`.
+
+    Attributes
+    ----------
+    psi : numpy.ndarray
+        Optimum (unconstrained scale).
+    evaluation : Evaluation
+        At the optimum.
+    hessian : numpy.ndarray or None
+        Finite-difference Hessian of the OFV at the optimum (when computed).
+    converged : bool
+    message : str
+    n_iterations : int
+    """
+
+    psi: np.ndarray
+    evaluation: Evaluation
+    hessian: np.ndarray | None
+    converged: bool
+    message: str
+    n_iterations: int
+
+
+def minimise(
+    evaluator: Evaluator,
+    psi0: np.ndarray,
+    bounds,
+    *,
+    tol: float = 1e-3,
+    maxiter: int = 500,
+    newton_steps: int = 3,
+    verbose: bool = False,
+) -> OuterResult:
+    """Minimise the OFV: L-BFGS-B, then Newton steps on the finite-difference Hessian.
+
+    Parameters
+    ----------
+    evaluator : Evaluator
+    psi0 : numpy.ndarray
+        Start (unconstrained scale).
+    bounds : list of tuple
+        Wide box bounds that only keep the exponentials finite.
+    tol : float
+        Convergence: the largest absolute component of the OFV gradient (with respect
+        to log-parameters, Cholesky elements and coefficients) is below ``tol``. With
+        the Newton polish the OFV is then within about ``tol**2`` of its minimum.
+    maxiter : int
+        Most L-BFGS-B iterations.
+    newton_steps : int
+        Most Newton steps after L-BFGS-B (0: none; no Hessian is then computed).
+    verbose : bool
+        Print progress.
+
+    Returns
+    -------
+    OuterResult
+    """
+    history = {"n": 0}
+
+    def callback(intermediate):
+        history["n"] += 1
+        if verbose:
+            print(f"  iteration {history['n']:3d}  OFV {intermediate.fun:.6f}", flush=True)
+
+    res = optimize.minimize(
+        evaluator,
+        psi0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        callback=callback,
+        options={"maxiter": maxiter, "gtol": tol * 0.1, "ftol": 1e-12, "maxcor": 20},
+    )
+    psi = np.asarray(res.x, dtype=float)
+    ev = evaluator.evaluate(psi)
+    message = str(res.message)
+    hessian = None
+    lower = np.array([-np.inf if b[0] is None else b[0] for b in bounds])
+    upper = np.array([np.inf if b[1] is None else b[1] for b in bounds])
+    for _ in range(newton_steps):
+        hessian = fd_hessian(evaluator, psi)
+        if np.max(np.abs(ev.gradient)) < tol * 1e-3:
+            break
+        try:
+            w, vec = np.linalg.eigh(hessian)
+        except np.linalg.LinAlgError:
+            break
+        if not np.all(np.isfinite(w)) or w.min() <= 0:
+            break
+        step = -vec @ ((vec.T @ ev.gradient) / w)
+        trial = np.clip(psi + step, lower, upper)
+        new = evaluator.evaluate(trial, ev.eta)
+        if not np.isfinite(new.ofv) or new.ofv > ev.ofv + 1e-9:
+            evaluator.evaluate(psi, ev.eta)
+            break
+        history["n"] += 1
+        psi, ev = trial, new
+        if verbose:
+            print(f"  newton    {history['n']:3d}  OFV {ev.ofv:.6f}", flush=True)
+        hessian = None
+    if hessian is None and newton_steps:
+        hessian = fd_hessian(evaluator, psi)
+    gmax = float(np.max(np.abs(ev.gradient))) if len(psi) else 0.0
+    converged = bool(np.isfinite(ev.ofv) and gmax < tol and ev.ebe_converged)
+    if not converged:
+        message = f"{message}; largest OFV gradient {gmax:.3g} (tol {tol:g})"
+    return OuterResult(psi, ev, hessian, converged, message, history["n"])

@@ -1,0 +1,290 @@
+"""The sections of the HTML report, each filling a :class:`~bayes_nlme.report.html.Page`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import diagnostics as dg
+from .. import plots
+from ..fitdir import SPEC_ATTR
+from ..plots._common import parameter_unit
+from .html import escape, table_html
+
+__all__ = ["model_and_data", "convergence", "parameters", "goodness_of_fit", "individual",
+           "vpc", "random_effects", "predictive_accuracy", "comparison", "Context"]
+
+#: Replicates simulated for the VPCs and NPDE, and their seed.
+N_REPLICATES = 500
+SEED = 20240601
+
+
+class Context:
+    """What the sections share: the fit and its simulations (computed once, seeded)."""
+
+    def __init__(self, fd: dg.FitData) -> None:
+        self.fd = fd
+        self._sims = None
+        self._npde = None
+
+    @property
+    def sims(self) -> np.ndarray:
+        """Replicates of the observations with new subjects."""
+        if self._sims is None:
+            self._sims = dg.simulate_replicates(self.fd, N_REPLICATES, seed=SEED)
+        return self._sims
+
+    @property
+    def npde(self) -> pd.DataFrame:
+        """NPDE per observation."""
+        if self._npde is None:
+            self._npde = dg.fit_npde(self.fd, simulated=self.sims)
+        return self._npde
+
+
+def _figure(page, parts, make, caption: str) -> None:
+    """Draw one figure into the page; a failure becomes a visible note, not a crash."""
+    try:
+        fig = make()
+    except Exception as exc:  # noqa: BLE001 - one broken figure must not lose the report
+        parts.append(f'<p class="missing">Figure not drawn ({escape(caption)}): '
+                     f"{escape(type(exc).__name__)}: {escape(exc)}</p>")
+        return
+    if fig is not None:
+        page.figure(parts, plots.png_bytes(fig), caption)
+
+
+def model_and_data(page, ctx: Context) -> None:
+    """Model specification (TOML), dataset summary, covariates and a plot of the data."""
+    fd = ctx.fd
+    parts = page.section("model", "Model and data")
+    parts.append("<h3>Model specification</h3>")
+    parts.append(f"<pre>{escape(fd.tree.attrs.get(SPEC_ATTR, ''))}</pre>")
+    parts.append("<h3>Dataset</h3>")
+    obs_per = fd.obs.groupby("SUBJECT").size()
+    doses = fd.dataset.doses
+    u = fd.units
+    rows = [
+        ("source", str(fd.dataset.source)),
+        ("subjects", str(fd.n_subjects)),
+        ("observations", f"{len(fd.obs)} ({obs_per.min()} to {obs_per.max()} per subject)"),
+        ("dose records", f"{len(doses)}; amounts {doses['AMT'].min():.4g} to {doses['AMT'].max():.4g}"
+                         f"{' ' + u.amount if u.amount else ''}" if len(doses) else "0"),
+        ("time range", f"{fd.obs['TIME'].min():.4g} to {fd.obs['TIME'].max():.4g}{' ' + u.time if u.time else ''}"),
+        ("concentrations", f"{fd.obs['DV'].min():.4g} to {fd.obs['DV'].max():.4g}"
+                           f"{' ' + u.concentration if u.concentration else ''}"),
+        ("below limit (BLQ)", str(int((fd.obs['BLQ'].fillna(0) > 0).sum()))),
+        ("covariates", ", ".join(fd.dataset.covariates) or "none"),
+    ]
+    parts.append(table_html(pd.DataFrame(rows, columns=["item", "value"])))
+    covariates = [c for c in fd.dataset.covariates if c in fd.subject_covariates.columns]
+    if covariates:
+        table = fd.subject_covariates[covariates].astype(float)
+        summary = pd.DataFrame({
+            "covariate": covariates,
+            "unit": [u.column(c) for c in covariates],
+            "min": table.min().to_numpy(), "median": table.median().to_numpy(), "max": table.max().to_numpy(),
+            "used by the model": ["yes" if c in fd.spec.covariate_columns else "no" for c in covariates],
+        })
+        parts.append("<p>Covariates per subject (first record):</p>" + table_html(summary))
+    _figure(page, parts, lambda: plots.plot_data(fd),
+            "Observed concentrations against time, one colour per subject, on linear and log scales.")
+
+
+def convergence(page, ctx: Context, table: pd.DataFrame) -> None:
+    """Sampler settings, the convergence verdict and its checks, rank and trace plots."""
+    fd = ctx.fd
+    parts = page.section("convergence", "Sampler and convergence")
+    verdict = dg.convergence_verdict(fd, table)
+    cls = "ok" if verdict["ok"] else "fail"
+    parts.append(f'<div class="verdict {cls}">{escape(verdict["text"])}</div>')
+    checks = verdict["checks"].copy()
+    checks["ok"] = checks["ok"].map({True: "pass", False: "FAIL"})
+    parts.append(table_html(checks))
+    info = fd.info
+    keys = [k for k in ("draws", "tune", "chains", "divergences", "seconds_build", "seconds_sample", "seconds",
+                        "sampler") if k in info]
+    if keys:
+        parts.append("<p>Sampler run (from fit.json):</p>")
+        parts.append(table_html(pd.DataFrame({"item": keys, "value": [info[k] for k in keys]})))
+    _figure(page, parts, lambda: plots.plot_rank(fd),
+            "Rank plots of the population parameters: for each chain the ECDF of the fractional ranks "
+            "minus the uniform CDF; chains sampling the same distribution stay close to 0 (the p-value is "
+            "that of the multi-chain uniformity test).")
+    _figure(page, parts, lambda: plots.plot_trace(fd),
+            "Traces of the population parameters, one colour per chain: chains should overlap and show no trend.")
+
+
+def _cv(name: str, value: float, elements: dict) -> float:
+    a, b = elements.get(name, (None, None))
+    return float(dg.omega_cv_pct(value)) if a is not None and a == b and value >= 0 else np.nan
+
+
+def parameters(page, ctx: Context, table: pd.DataFrame | None) -> None:
+    """The parameter table, prior vs posterior densities and the pair plot."""
+    fd = ctx.fd
+    parts = page.section("parameters", "Parameters")
+    elements = dg.omega_elements(fd.spec)
+    if fd.bayesian:
+        t = table
+        out = pd.DataFrame({
+            "parameter": t["parameter"], "unit": [parameter_unit(p, fd.units) for p in t["parameter"]],
+            "mean": t["mean"], "sd": t["sd"], "median": t["median"], "5%": t["q5"], "95%": t["q95"],
+        })
+        if "r_hat" in t and fd.method == "nuts":
+            out["R-hat"], out["ESS bulk"], out["ESS tail"] = t["r_hat"], t["ess_bulk"], t["ess_tail"]
+        out["CV% (omega)"] = [_cv(n, m, elements) for n, m in zip(t["parameter"], t["mean"])]
+        parts.append("<p>Posterior summaries; 5% and 95% bound the 90% central credible interval. "
+                     "CV% of a variance omega_PP is sqrt(exp(omega_PP) - 1) x 100 at its posterior mean.</p>")
+        parts.append(table_html(out, {"R-hat": "rhat", "ESS bulk": "int", "ESS tail": "int", "CV% (omega)": "pct"}))
+        _figure(page, parts, lambda: plots.plot_prior_posterior(fd),
+                "Prior (dashed) and posterior (filled) densities of the population parameters; priors as "
+                "stated in the model file (the off-diagonal omega priors have no closed-form marginal and are "
+                "not drawn).")
+        _figure(page, parts, lambda: plots.plot_pair(fd),
+                "Pairs of posterior draws of the typical values and residual variances, with correlations.")
+        return
+    s = fd.summary.set_index("parameter")
+    est = s["estimate"].astype(float)
+    se = s["se"].astype(float) if "se" in s else pd.Series(np.nan, index=est.index)
+    out = pd.DataFrame({
+        "parameter": est.index, "unit": [parameter_unit(p, fd.units) for p in est.index],
+        "estimate": est.to_numpy(), "SE": se.to_numpy(),
+        "RSE%": s["rse_pct"].astype(float).to_numpy() if "rse_pct" in s else np.nan,
+        "95% CI low": (est - 1.959964 * se).to_numpy(), "95% CI high": (est + 1.959964 * se).to_numpy(),
+        "CV% (omega)": [_cv(n, v, elements) for n, v in zip(est.index, est.to_numpy())],
+    })
+    parts.append("<p>Maximum-likelihood estimates with standard errors (covariance step) and Wald 95% "
+                 "intervals. CV% of a variance omega_PP is sqrt(exp(omega_PP) - 1) x 100.</p>")
+    parts.append(table_html(out, {"RSE%": "pct", "CV% (omega)": "pct"}))
+
+
+def estimation(page, ctx: Context) -> None:
+    """Objective function, information criteria and convergence of a frequentist fit."""
+    fd = ctx.fd
+    parts = page.section("estimation", "Estimation")
+    info = fd.info
+    names = {"method": "method", "ofv": "OFV", "minus2ll": "-2 log-likelihood", "aic": "AIC", "bic": "BIC",
+             "converged": "converged", "n_subjects": "subjects", "n_obs": "observations",
+             "iterations": "iterations", "covariance": "covariance step", "seconds": "seconds"}
+    keys = [k for k in names if k in info]
+    rows = pd.DataFrame({"item": [names[k] for k in keys],
+                         "value": [info[k] if not isinstance(info[k], (bool, dict, list)) else str(info[k])
+                                   for k in keys]})
+    parts.append("<p>OFV is -2 log-likelihood without the n_obs ln(2 pi) constant (NONMEM); AIC and BIC "
+                 "are from the full -2 log-likelihood, BIC with ln(number of subjects).</p>")
+    parts.append(table_html(rows))
+    if "converged" in info and not info["converged"]:
+        parts.append('<div class="verdict fail">The optimiser did not report convergence.</div>')
+
+
+def goodness_of_fit(page, ctx: Context) -> None:
+    """DV vs PRED/IPRED, residual plots (NPDE; CWRES for frequentist fits)."""
+    fd = ctx.fd
+    parts = page.section("gof", "Goodness of fit")
+    _figure(page, parts, lambda: plots.plot_dv_vs_pred(fd),
+            "Observations against population predictions (PRED: typical subject with its covariates, etas "
+            "zero) and individual predictions (IPRED), with the identity line and a binned median.")
+    cw = fd.cwres
+    if cw is not None:
+        _figure(page, parts, lambda: plots.plot_residuals(fd, cw, name="CWRES"),
+                "Conditional weighted residuals against time and PRED (from the estimation).")
+    _figure(page, parts, lambda: plots.plot_residuals(fd, ctx.npde["npde"].to_numpy(), name="NPDE"),
+            f"NPDE against time and PRED ({N_REPLICATES} replicates, decorrelated per subject with the "
+            "Cholesky factor of the simulated covariance; Comets et al. 2008).")
+    _figure(page, parts, lambda: plots.plot_npde_distribution(ctx.npde["npde"].to_numpy()),
+            "Distribution of the NPDE against the standard normal.")
+    summary = dg.npde_summary(ctx.npde["npde"]).reset_index()
+    parts.append("<p>NPDE tests (Wilcoxon for the mean, Fisher for the variance, Shapiro-Wilk for "
+                 "normality):</p>" + table_html(summary, {"p_value": "g"}))
+
+
+def individual(page, ctx: Context) -> None:
+    """Individual fits."""
+    fd = ctx.fd
+    parts = page.section("individual", "Individual fits")
+    band = "posterior median and 90% credible band" if fd.bayesian else "prediction at the EBEs"
+    _figure(page, parts, lambda: plots.plot_individual_fits(fd),
+            f"Observations and individual predictions ({band}); dashed: population prediction.")
+
+
+def vpc(page, ctx: Context) -> None:
+    """VPC and prediction-corrected VPC."""
+    fd = ctx.fd
+    parts = page.section("vpc", "Visual predictive checks")
+    source = ("the posterior predictive distribution of new subjects (each replicate from another posterior "
+              "draw, new etas and residual errors)" if fd.bayesian else
+              "the estimates (new etas and residual errors)")
+    parts.append(f"<p>{N_REPLICATES} replicates of the dataset simulated from {escape(source)}, seed {SEED}. "
+                 "Bands: 90% intervals of the simulated 5th, 50th and 95th percentiles in each time bin; "
+                 "lines: the observed percentiles.</p>")
+    _figure(page, parts, lambda: plots.plot_vpc(fd, ctx.sims), "Visual predictive check.")
+    _figure(page, parts, lambda: plots.plot_vpc(fd, ctx.sims, prediction_corrected=True),
+            "Prediction-corrected VPC (Bergstrand et al. 2011): values scaled by the median PRED of the bin "
+            "over their PRED; observations with PRED = 0 (at the dose time) are left out.")
+
+
+def random_effects(page, ctx: Context, compare_fds=()) -> None:
+    """Eta shrinkage (table and chart) and etas vs covariates."""
+    fd = ctx.fd
+    parts = page.section("random-effects", "Random effects")
+    if not fd.spec.iiv_names:
+        parts.append("<p>The model has no between-subject variability.</p>")
+        return
+    shrink = {fd.label: dg.eta_shrinkage(fd)}
+    for other in compare_fds:
+        if list(other.spec.iiv_names) == list(fd.spec.iiv_names):
+            label = other.label if other.label not in shrink else f"{other.label} ({other.fitdir.path.name})"
+            shrink[label] = dg.eta_shrinkage(other)
+    frame = pd.DataFrame(shrink)
+    shown = (100 * frame).rename(columns=lambda c: f"{c} shrinkage %")
+    how = "posterior means of the etas and the posterior mean of omega" if fd.bayesian else "EBEs and omega"
+    parts.append(f"<p>SD-based eta shrinkage, 1 - sd(eta) / sqrt(omega_PP), from the {escape(how)}.</p>")
+    parts.append(table_html(shown, {c: "pct" for c in shown.columns}, index=True))
+    _figure(page, parts, lambda: plots.plot_shrinkage(frame), "Eta shrinkage by parameter.")
+    _figure(page, parts, lambda: plots.plot_eta_covariates(fd),
+            "Etas against the covariates of the dataset, with least-squares lines and correlations.")
+
+
+def predictive_accuracy(page, ctx: Context) -> None:
+    """PSIS-LOO per observation and per subject, WAIC, Pareto k plot."""
+    fd = ctx.fd
+    parts = page.section("loo", "Predictive accuracy (LOO)")
+    obs, subj = dg.loo_observation(fd), dg.loo_subject(fd)
+    table = dg.loo_table(fd, loo_obs=obs, loo_subj=subj)
+    if table.empty:
+        parts.append("<p>The fit has no log-likelihood group.</p>")
+        return
+    parts.append("<p>PSIS-LOO leaving out one observation and one whole subject, and WAIC. "
+                 "n_high_k counts Pareto k above the reliability threshold good_k (for WAIC: points whose "
+                 "log-likelihood variance exceeds 0.4); with many such points the estimate is optimistic.</p>")
+    parts.append(table_html(table, {"n_data_points": "int", "n_high_k": "int", "good_k": "fixed2",
+                                    "max_k": "fixed2"}))
+    _figure(page, parts, lambda: plots.plot_pareto_k(fd, obs, subj),
+            "Pareto k of PSIS-LOO per observation (against time) and per subject.")
+
+
+def comparison(page, ctx: Context, compare_fds) -> None:
+    """The side-by-side table of this fit and the compared fits, with a forest plot."""
+    from ..compare import compare_fits
+
+    fd = ctx.fd
+    parts = page.section("compare", "Bayesian vs frequentist")
+    table = compare_fits(fd, *compare_fds)
+    parts.append("<p>Bayesian fits: posterior median and 90% credible interval; frequentist fits: "
+                 "estimate and Wald 95% confidence interval.</p>")
+    parts.append(table_html(table))
+    rows = []
+    for other in (fd, *compare_fds):
+        info = other.info
+        rows.append({"fit": other.label, "method": other.method, "seconds": info.get("seconds"),
+                     "OFV": info.get("ofv"), "AIC": info.get("aic"), "BIC": info.get("bic")})
+    parts.append(table_html(pd.DataFrame(rows)))
+    _figure(page, parts, lambda: plots.plot_compare(table), "Estimates and intervals of every fit.")
+    bayes = [f for f in (fd, *compare_fds) if f.bayesian and dg.loo.loglik_var(f) is not None]
+    if len(bayes) >= 2:
+        labels = {}
+        for f in bayes:
+            labels[f"{f.label} ({f.fitdir.path.name})"] = f
+        table = dg.compare_loo(labels)
+        parts.append("<h3>LOO comparison (arviz-stats)</h3>" + table_html(table, index=True))
