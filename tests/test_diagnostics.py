@@ -96,7 +96,8 @@ def test_vpc_table_covers_data_from_the_model():
         assert table["n"].sum() == len(t)
         for tag in ("p5", "p50", "p95"):
             assert np.all(table[f"sim_{tag}_lo"] <= table[f"sim_{tag}_hi"])
-            inside.append((table[f"obs_{tag}"] >= table[f"sim_{tag}_lo"]) & (table[f"obs_{tag}"] <= table[f"sim_{tag}_hi"]))
+            obs_q = table[f"obs_{tag}"]
+            inside.append((obs_q >= table[f"sim_{tag}_lo"]) & (obs_q <= table[f"sim_{tag}_hi"]))
     assert 0.75 < np.mean(np.concatenate(inside)) <= 1.0
     assert list(table.attrs["edges"])[0] == -np.inf
 

@@ -49,7 +49,7 @@ def test_report_has_every_section_and_embedded_figures(report):
     assert all('src="data:image/png;base64,' in img for img in images)
     for text in ("Rank plots", "Prior (dashed)", "VPC", "Prediction-corrected VPC", "NPDE", "Individual fits",
                  "Eta shrinkage", "Pareto k", "LOO (subject)", "WAIC", "R-hat", "CV% (omega)", "theta_CL",
-                 "focei estimate", "nuts median", "Time (h)"):
+                 "focei estimate", "nuts median", "mg/L"):
         assert text in report, text
     assert "Figure not drawn" not in report
     assert 'class="verdict' in report

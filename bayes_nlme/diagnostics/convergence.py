@@ -3,7 +3,7 @@
 The population parameters are put under their canonical names (``theta_<P>``,
 ``beta_<P>_<COL>``, ``omega_<P>_<Q>`` within omega blocks, ``sigma2_*``) and summarised
 with :func:`arviz_stats.summary` (R-hat, bulk and tail ESS, MCSE). The verdict applies
-the usual thresholds (Vehtari et al. 2021): R-hat < 1.01, bulk and tail ESS >= 100 per
+the usual thresholds (Vehtari et al. 2021): R-hat <= 1.01, bulk and tail ESS >= 100 per
 chain, no divergent transitions, E-BFMI >= 0.3 in every chain.
 """
 
@@ -18,7 +18,7 @@ from .fitdata import as_fit_data
 __all__ = ["population_names", "omega_elements", "population_dataset", "convergence_table", "convergence_verdict",
            "omega_cv_pct", "RHAT_MAX", "ESS_PER_CHAIN", "BFMI_MIN"]
 
-#: R-hat above this fails the verdict.
+#: R-hat above this fails the verdict (as in :mod:`bayes_nlme.fit.convergence`).
 RHAT_MAX = 1.01
 #: Bulk and tail ESS below this many per chain fail the verdict.
 ESS_PER_CHAIN = 100
@@ -144,31 +144,66 @@ def convergence_table(fit) -> pd.DataFrame:
     return table
 
 
+def _stored_verdict(conv: dict, chains: int, draws: int) -> dict:
+    """The verdict the sampler wrote into ``fit.json`` (``convergence`` block) as a table."""
+    need = ESS_PER_CHAIN * chains
+    rows = [
+        ("max R-hat (population and etas)", conv.get("max_r_hat"), f"<= {RHAT_MAX}",
+         lambda v: v <= RHAT_MAX),
+        ("min bulk ESS", conv.get("min_ess_bulk"), f">= {need}", lambda v: v >= need),
+        ("min tail ESS", conv.get("min_ess_tail"), f">= {need}", lambda v: v >= need),
+        ("divergent transitions", conv.get("divergences"), "= 0", lambda v: v == 0),
+        ("min E-BFMI", conv.get("min_bfmi"), f">= {BFMI_MIN}", lambda v: v >= BFMI_MIN),
+        ("draws at max tree depth", conv.get("treedepth_fraction"), "<= 1%", lambda v: v <= 0.01),
+    ]
+    checks = []
+    for name, value, threshold, test in rows:
+        if value is None:
+            continue
+        value = float(value)
+        checks.append((name, value, threshold, bool(test(value)) if np.isfinite(value) else True))
+    frame = pd.DataFrame(checks, columns=["check", "value", "threshold", "ok"])
+    ok = bool(conv.get("ok", frame["ok"].all()))
+    messages = [str(m) for m in conv.get("messages", [])]
+    text = (f"Converged: every check passed ({chains} chains x {draws} draws)." if ok else
+            f"Not converged ({chains} chains x {draws} draws): {len(messages) or (~frame['ok']).sum()} "
+            "problem(s), see below.")
+    return {"ok": ok, "checks": frame, "text": text, "messages": messages}
+
+
 def convergence_verdict(fit, table: pd.DataFrame | None = None) -> dict:
     """Whether the sampler converged, with the reasons.
+
+    The verdict written by the sampler (``fit.json``, block ``convergence``, from
+    :func:`bayes_nlme.fit.convergence.assess`) is used when present, so the report says
+    what ``bayes-nlme fit`` said; otherwise the checks are computed here.
 
     Parameters
     ----------
     fit : path, FitDirectory or FitData
         A NUTS fit.
     table : pandas.DataFrame, optional
-        The :func:`convergence_table` (computed when not given).
+        The :func:`convergence_table` (computed when needed and not given).
 
     Returns
     -------
     dict
-        ``ok`` (bool), ``checks`` (a DataFrame: ``check, value, threshold, ok``) and
-        ``text`` (one sentence).
+        ``ok`` (bool), ``checks`` (a DataFrame: ``check, value, threshold, ok``),
+        ``text`` (one sentence) and ``messages`` (advice per problem, possibly empty).
     """
     import arviz_stats as azs
 
     fd = as_fit_data(fit)
-    table = convergence_table(fd) if table is None else table
     post = fd.tree["posterior"]
     chains = int(post.sizes.get("chain", 1))
+    draws = int(post.sizes.get("draw", 0))
+    stored = fd.info.get("convergence")
+    if isinstance(stored, dict) and "ok" in stored:
+        return _stored_verdict(stored, chains, draws)
+    table = convergence_table(fd) if table is None else table
     checks = [
-        ("max R-hat (population)", float(table["r_hat"].max()), f"< {RHAT_MAX}",
-         bool(table["r_hat"].max() < RHAT_MAX)),
+        ("max R-hat (population)", float(table["r_hat"].max()), f"<= {RHAT_MAX}",
+         bool(table["r_hat"].max() <= RHAT_MAX)),
         ("min bulk ESS", float(table["ess_bulk"].min()), f">= {ESS_PER_CHAIN * chains}",
          bool(table["ess_bulk"].min() >= ESS_PER_CHAIN * chains)),
         ("min tail ESS", float(table["ess_tail"].min()), f">= {ESS_PER_CHAIN * chains}",
@@ -176,7 +211,7 @@ def convergence_verdict(fit, table: pd.DataFrame | None = None) -> dict:
     ]
     if "eta" in post.data_vars:
         eta_rhat = float(azs.rhat(post["eta"]).max())
-        checks.append(("max R-hat (etas)", eta_rhat, f"< {RHAT_MAX}", bool(eta_rhat < RHAT_MAX)))
+        checks.append(("max R-hat (etas)", eta_rhat, f"<= {RHAT_MAX}", bool(eta_rhat <= RHAT_MAX)))
     stats_ = fd.tree["sample_stats"] if "sample_stats" in fd.tree.children else None
     if stats_ is not None and "diverging" in stats_.data_vars:
         n_div = int(stats_["diverging"].values.sum())
@@ -190,8 +225,8 @@ def convergence_verdict(fit, table: pd.DataFrame | None = None) -> dict:
     frame = pd.DataFrame(checks, columns=["check", "value", "threshold", "ok"])
     ok = bool(frame["ok"].all())
     if ok:
-        text = f"Converged: every check passed ({chains} chains x {post.sizes.get('draw', 0)} draws)."
+        text = f"Converged: every check passed ({chains} chains x {draws} draws)."
     else:
         failed = ", ".join(frame.loc[~frame["ok"], "check"])
-        text = f"Not converged: {failed} outside the threshold; run longer or reparameterise."
-    return {"ok": ok, "checks": frame, "text": text}
+        text = f"Not converged ({chains} chains x {draws} draws): {failed} outside the threshold."
+    return {"ok": ok, "checks": frame, "text": text, "messages": []}

@@ -53,7 +53,6 @@ def _direction(g: np.ndarray, h: np.ndarray) -> np.ndarray:
 def solve_ebe(
     inner,
     inner_value,
-    phi: np.ndarray,
     eta0: np.ndarray,
     *,
     tol: float = 1e-8,
@@ -65,11 +64,9 @@ def solve_ebe(
     Parameters
     ----------
     inner : callable
-        ``inner(phi, eta) -> (O, g, H)`` for all subjects.
+        ``inner(eta) -> (O, g, H)`` for all subjects (objective, gradient, Hessian).
     inner_value : callable
-        ``inner_value(phi, eta) -> O``.
-    phi : numpy.ndarray
-        Population parameters, one row per subject.
+        ``inner_value(eta) -> O``.
     eta0 : numpy.ndarray (n_subjects, d)
         Start (warm start from the previous evaluation, or zeros).
     tol : float
@@ -85,11 +82,11 @@ def solve_ebe(
     EBEResult
     """
     eta = np.array(eta0, dtype=float, copy=True)
-    obj, g, h = inner(phi, eta)
+    obj, g, h = inner(eta)
     if not np.all(np.isfinite(obj)):
         bad = ~np.isfinite(obj)
         eta[bad] = 0.0
-        obj, g, h = inner(phi, eta)
+        obj, g, h = inner(eta)
     done = np.zeros(len(eta), dtype=bool)
     iterations = 0
     for iterations in range(1, maxiter + 1):
@@ -107,7 +104,7 @@ def solve_ebe(
         trial = eta
         for _ in range(40):
             trial = eta + t[:, None] * step
-            new = inner_value(phi, trial)
+            new = inner_value(trial)
             ok = np.isfinite(new) & (new <= obj + 1e-4 * t * slope + 1e-12 * np.abs(obj))
             accepted |= ok
             if accepted.all():
@@ -116,7 +113,7 @@ def solve_ebe(
         t = np.where(accepted, t, 0.0)
         eta = eta + t[:, None] * step
         stalled = ~accepted
-        obj, g, h = inner(phi, eta)
+        obj, g, h = inner(eta)
         if stalled.all():
             break
     return EBEResult(eta=eta, objective=obj, gradient=g, hessian=h, converged=done, iterations=iterations)

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import optimize
 
 from .inner import solve_ebe
+from .objective import contributions
 
 __all__ = ["Evaluator", "OuterResult", "minimise", "fd_hessian"]
 
@@ -60,32 +61,46 @@ class Evaluator:
     def __init__(self, problem, method: str, ebe_tol: float = 1e-8) -> None:
         self.problem = problem
         self.method = method
-        self.fns = problem.functions(method)
         self.ebe_tol = ebe_tol
-        self.has_inner = "inner" in self.fns
+        self.has_inner = problem.d > 0 and method != "fo"
         self.eta_start = np.zeros((problem.n_subjects, problem.d))
         self.best = np.inf
         self.n_evaluations = 0
         self.n_inner = 0
 
+    def ebe(self, psi: np.ndarray, eta0: np.ndarray | None = None, method: str | None = None):
+        """The EBEs at ``psi`` (an :class:`~.inner.EBEResult`)."""
+        method = method or self.method
+        problem = self.problem
+        omega_inv = np.linalg.inv(problem.pmap.omega_matrix(psi))
+        eta = self.eta_start if eta0 is None else eta0
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            result = solve_ebe(
+                lambda x: problem.inner(psi, x, method, omega_inv),
+                lambda x: problem.inner_value(psi, x, method, omega_inv),
+                eta,
+                tol=self.ebe_tol,
+            )
+        self.n_inner += result.iterations
+        return result
+
     def evaluate(self, psi: np.ndarray, eta0: np.ndarray | None = None) -> Evaluation:
         """Solve the EBEs at ``psi`` and evaluate the OFV and its gradients."""
         self.n_evaluations += 1
-        phi = self.problem.tile(psi)
-        eta = self.eta_start if eta0 is None else eta0
+        psi = np.asarray(psi, dtype=float)
+        eta = np.zeros((self.problem.n_subjects, self.problem.d))
         converged = True
         if self.has_inner:
-            ebe = solve_ebe(self.fns["inner"], self.fns["inner_value"], phi, eta, tol=self.ebe_tol)
-            self.n_inner += ebe.iterations
+            ebe = self.ebe(psi, eta0)
             eta = ebe.eta
             converged = bool(ebe.converged.all())
-        contributions, per_subject = self.fns["outer"](phi, eta)
-        ofv = float(np.sum(contributions))
+        contributions_, per_subject = contributions(self.problem, self.method, psi, eta)
+        ofv = float(np.sum(contributions_))
         grad = per_subject.sum(axis=0)
         if np.isfinite(ofv) and np.all(np.isfinite(grad)) and ofv < self.best:
             self.best = ofv
             self.eta_start = eta
-        return Evaluation(ofv, grad, per_subject, contributions, eta, converged)
+        return Evaluation(ofv, grad, per_subject, contributions_, eta, converged)
 
     def __call__(self, psi: np.ndarray) -> tuple[float, np.ndarray]:
         """``(ofv, gradient)`` for scipy; non-finite points get a large value."""

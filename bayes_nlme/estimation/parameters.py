@@ -16,55 +16,16 @@ the IIV parameters in declaration order, within blocks only) and ``sigma2_*``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
-import pytensor.tensor as pt
 
 from ..errors import ArgumentError
 from ..individual import estimated_coefficients
 from ..spec.priors import LogNormal
-from ._linalg import forward_solve
 
-__all__ = ["ParameterMap", "SymbolicParameters", "start_values"]
+__all__ = ["ParameterMap", "start_values"]
 
 _RESIDUAL_KEYS = {"sigma2_add": "add", "sigma2_prop": "prop", "sigma2_exp": "exp"}
-
-
-@dataclass
-class SymbolicParameters:
-    """Population parameters as PyTensor vectors, one value per subject.
-
-    Attributes
-    ----------
-    theta : dict of str to tensor
-        Typical values (natural scale) of the estimated structural parameters.
-    betas : dict of str to tensor
-        Estimated covariate coefficients.
-    omega_inv : list of list of tensor
-        ``omega^{-1}`` (d x d, IIV order), zeros outside the blocks.
-    omega_chol_inv : list of tuple
-        Per block: (indices into the IIV order, inverse Cholesky factor ``L^{-1}``).
-    logdet_omega : tensor
-    sigma2 : dict of str to tensor
-        Residual variances by canonical name.
-    """
-
-    theta: dict
-    betas: dict
-    omega_inv: list
-    omega_chol_inv: list
-    logdet_omega: object
-    sigma2: dict
-
-    def eta_quad(self, eta) -> object:
-        """``eta' omega^{-1} eta`` per subject, for ``eta`` of shape (n_subjects, d)."""
-        total = 0.0
-        for idx, linv in self.omega_chol_inv:
-            for i in range(len(idx)):
-                z = sum(linv[i][k] * eta[:, idx[k]] for k in range(i + 1))
-                total = total + z**2
-        return total
 
 
 class ParameterMap:
@@ -225,46 +186,40 @@ class ParameterMap:
                     at += 1
         return False
 
-    # ------------------------------------------------------------- symbolic map
-    def symbolic(self, phi) -> SymbolicParameters:
-        """Population parameters from a matrix ``phi`` (n_subjects, size).
+    # ------------------------------------------------------------- omega pieces
+    def omega_parts(self, psi: np.ndarray):
+        """Omega's inverse and log determinant with their derivatives.
 
-        Each row is one copy of ``psi``; giving every subject its own copy makes the
-        gradient with respect to ``phi`` the per-subject gradients (for the sandwich
-        covariance); their column sums are the total gradient.
+        Returns
+        -------
+        inv : numpy.ndarray (d, d)
+        dinv : numpy.ndarray (size, d, d)
+            ``d omega^-1 / d psi_q`` (exact, by complex step; zero outside omega).
+        logdet : float
+        dlogdet : numpy.ndarray (size,)
         """
-        col = [phi[:, k] for k in range(self.size)]
-        theta = {n: pt.exp(col[k]) for k, n in enumerate(self.theta_names)}
-        betas = {n: col[self.n_theta + k] for k, n in enumerate(self.beta_names)}
+        psi = np.asarray(psi, dtype=float)
         d = self.d
-        zero = pt.zeros_like(col[0]) if self.size else 0.0
-        omega_inv: list = [[zero for _ in range(d)] for _ in range(d)]
-        chol_inv = []
-        logdet = 0.0
-        at = self._omega_at
-        for idx in self.blocks:
-            m = len(idx)
-            low: list = [[None] * m for _ in range(m)]
-            for i in range(m):
-                for j in range(i + 1):
-                    if i == j:
-                        low[i][j] = pt.exp(col[at])
-                        logdet = logdet + 2.0 * col[at]
-                    else:
-                        low[i][j] = col[at]
-                    at += 1
-            # columns of L^{-1}: solve L x = e_c
-            cols = []
-            for c in range(m):
-                e = [pt.ones_like(col[0]) if r == c else zero for r in range(m)]
-                cols.append(forward_solve(low, e))
-            linv = [[cols[c][r] for c in range(m)] for r in range(m)]
-            chol_inv.append((idx, linv))
-            for a in range(m):
-                for b in range(m):
-                    omega_inv[idx[a]][idx[b]] = sum(linv[r][a] * linv[r][b] for r in range(m))
-        sigma2 = {n: pt.exp(col[self._sigma_at + k]) for k, n in enumerate(self.sigma_names)}
-        return SymbolicParameters(theta, betas, omega_inv, chol_inv, logdet, sigma2)
+        inv = np.linalg.inv(self.omega_matrix(psi)) if d else np.zeros((0, 0))
+        dinv = np.zeros((self.size, d, d))
+        dlogdet = np.zeros(self.size)
+        h = 1e-30
+        for k in range(self._omega_at, self._sigma_at):
+            z = psi.astype(complex)
+            z[k] += 1j * h
+            dinv[k] = np.linalg.inv(self.omega_matrix(z)).imag / h
+            if self._is_log_diag(k):
+                dlogdet[k] = 2.0
+        logdet = float(np.linalg.slogdet(self.omega_matrix(psi))[1]) if d else 0.0
+        return inv, dinv, logdet, dlogdet
+
+    def index(self, name: str) -> int:
+        """Position in ``psi`` of a theta (by parameter name), beta or sigma2 name."""
+        if name in self.theta_names:
+            return self.theta_names.index(name)
+        if name in self.beta_names:
+            return self.n_theta + self.beta_names.index(name)
+        return self._sigma_at + self.sigma_names.index(name)
 
 
 def start_values(spec, y: np.ndarray) -> dict:

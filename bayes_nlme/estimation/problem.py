@@ -1,51 +1,33 @@
-"""The compiled objective functions of the frequentist path (one PyTensor graph).
+"""One model on one dataset: individual parameters, residual model and the inner objective.
 
-Notation, per subject ``i`` with observations ``y_i`` (on the log scale for the
-exponential error model), prediction ``f_i(eta)``, residual variances
-``R_i = diag(r_ij)`` and ``G_i = d f_i / d eta`` (n_i x d):
+Notation, per subject ``i`` with observations ``y_ij`` (log scale for the exponential
+error model), predictions ``f_ij(eta)`` and residual variances ``r_ij``:
 
-- Conditional objective (the EBE minimises it)::
+- Conditional objective, whose minimum over eta is the EBE::
 
       O_i(eta) = sum_j [log r_ij + (y_ij - f_ij)^2 / r_ij] + eta' Omega^-1 eta
 
-  With interaction (FOCE-I, Laplace) ``r_ij`` is evaluated at ``f_ij(eta)``; without
-  (FOCE) at the population prediction ``f_ij(0)``, as in NONMEM.
-- FOCE / FOCE-I (Wang 2007; NONMEM)::
+  With interaction (FOCE-I, Laplace) ``r_ij = a + b f_ij(eta)^2``; without (FO, FOCE)
+  ``r_ij`` is evaluated at the population prediction ``f_ij(0)``, as in NONMEM.
+  ``a`` is ``sigma2_add`` (or ``sigma2_exp``), ``b`` is ``sigma2_prop``.
 
-      L_i = O_i(eta_hat) + log|Omega| + log|A_i|,
-      A_i = Omega^-1 + sum_j [g_j g_j' / r_j + 1/2 dr_j dr_j' / r_j^2]
-
-  with ``g_j = d f_ij / d eta`` and ``dr_j = d r_ij / d eta`` (zero without
-  interaction). At the exact mode this equals the linearised
-  ``log|C_i| + e_i' C_i^-1 e_i`` with ``C_i = G Omega G' + R`` and
-  ``e_i = y_i - f_i + G eta_hat``.
-- Laplace: ``L_i = O_i(eta_hat) + log|Omega| + log|H_i / 2|`` with the exact
-  Hessian ``H_i`` of ``O_i`` at the mode.
-- FO: ``L_i = log|C_i| + e_i' C_i^-1 e_i`` at ``eta = 0``.
-
-``OFV = sum_i L_i`` is ``-2 log L`` without ``n_obs log(2 pi)``.
-
-Gradients with respect to the population parameters are exact: implicit
-differentiation through the mode, ``dL/dpsi = dL/dpsi|_eta - v' dg/dpsi`` with
-``g = dO/deta`` and ``v = H^-1 dL/deta``, obtained in one reverse pass by holding
-``v`` constant. Every population parameter enters as one row per subject (a matrix
-``phi``), so the same pass gives per-subject gradients for the sandwich covariance.
+Population parameters enter as ``psi`` (see :mod:`.parameters`). Everything is
+vectorised over observations and subjects; per-subject sums are sparse products.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
-import pytensor
-import pytensor.tensor as pt
-from pytensor.gradient import disconnected_grad, pushforward
+from scipy import sparse
 
-from ..individual import individual_parameters
-from ._linalg import cho_solve, cholesky, logdet_from_cholesky, quad_form_inv
+from ..individual import estimated_coefficients, individual_parameters
+from .kernel import PredictionKernel
 from .parameters import ParameterMap
 
-__all__ = ["Problem", "METHODS", "INTERACTION"]
+__all__ = ["Problem", "Residual", "METHODS", "INTERACTION"]
 
 #: The estimation methods.
 METHODS = ("fo", "foce", "focei", "laplace")
@@ -53,8 +35,25 @@ METHODS = ("fo", "foce", "focei", "laplace")
 INTERACTION = {"fo": False, "foce": False, "focei": True, "laplace": True}
 
 
+@dataclass
+class Residual:
+    """Residual variances per observation and their derivatives.
+
+    ``r_f``, ``r_ff``: derivatives with respect to the prediction (zero without
+    interaction); ``r_psi``, ``r_fpsi``, ``r_ffpsi`` (n_obs x size): derivatives
+    with respect to ``psi`` at fixed individual prediction.
+    """
+
+    r: np.ndarray
+    r_f: np.ndarray
+    r_ff: np.ndarray
+    r_psi: np.ndarray
+    r_fpsi: np.ndarray
+    r_ffpsi: np.ndarray
+
+
 class Problem:
-    """Compiled objective, gradients and diagnostics of one model on one dataset.
+    """Data, parameter layout and prediction kernel of one estimation problem.
 
     Parameters
     ----------
@@ -65,200 +64,210 @@ class Problem:
         0-based subject of each observation.
     n_subjects : int
     predictor : callable
-        ``predictor(params) -> tensor (n_obs,)``: the prediction at every observation
-        from a dict of individual parameter vectors (n_subjects,).
-    covariates : dict of str to numpy.ndarray
-        Per-subject covariate values used by the spec.
+        ``predictor(params) -> tensor (n_obs,)``: predictions at every observation from
+        a dict of PyTensor vectors of individual parameters given *per observation*.
+    covariates : dict of str to numpy.ndarray, optional
+        Per-subject values of the covariates the spec uses.
     """
 
-    def __init__(
-        self,
-        spec,
-        y: np.ndarray,
-        subject: np.ndarray,
-        n_subjects: int,
-        predictor: Callable,
-        covariates: dict | None = None,
-    ) -> None:
+    def __init__(self, spec, y, subject, n_subjects: int, predictor: Callable, covariates: dict | None = None):
         self.spec = spec
         self.pmap = ParameterMap(spec)
         self.y = np.asarray(y, dtype=float)
         self.subject = np.asarray(subject, dtype=np.int64)
         self.n_subjects = int(n_subjects)
         self.n_obs = len(self.y)
-        self.predictor = predictor
         self.covariates = dict(covariates or {})
         self.error = spec.residual.model
         self.y_t = np.log(self.y) if self.error == "exponential" else self.y
-        self._cache: dict = {}
-        self.seconds_compile = 0.0
+        self.free = [p.name for p in spec.parameters if not p.is_fixed or any(c.estimated for c in p.covariates)]
+        constants = self._constants(spec)
+        self.kernel = PredictionKernel(predictor, self.free, constants, log_transform=self.error == "exponential")
+        self.cols = [self.free.index(name) for name in self.pmap.iiv]
+        self.seg = sparse.csr_matrix(
+            (np.ones(self.n_obs), (self.subject, np.arange(self.n_obs))), shape=(self.n_subjects, self.n_obs)
+        )
+        self.n_per_subject = np.bincount(self.subject, minlength=self.n_subjects)
+        names = self.pmap.sigma_names
+        self.ia = self.pmap.index("sigma2_add") if "sigma2_add" in names else None
+        if "sigma2_exp" in names:
+            self.ia = self.pmap.index("sigma2_exp")
+        self.ib = self.pmap.index("sigma2_prop") if "sigma2_prop" in names else None
+
+    def _constants(self, spec) -> dict:
+        """Per-observation values of the parameters that nothing estimated changes."""
+        if len(self.free) == len(spec.parameters):
+            return {}
+        theta = {q.name: 1.0 for q in spec.estimated}
+        betas = dict.fromkeys(estimated_coefficients(spec), 0.0)
+        values = individual_parameters(spec, theta, None, self.covariates, betas, n_subjects=self.n_subjects)
+        return {
+            name: np.asarray(value.eval(), dtype=float)[self.subject]
+            for name, value in values.items()
+            if name not in self.free
+        }
 
     @property
     def d(self) -> int:
         """Number of random effects."""
         return self.pmap.d
 
-    # ------------------------------------------------------------------ graph
-    def _segsum(self, x):
-        return pt.inc_subtensor(pt.zeros((self.n_subjects,))[self.subject], x)
+    @property
+    def size(self) -> int:
+        """Number of estimated population parameters."""
+        return self.pmap.size
 
-    def _prediction(self, par, eta):
-        ind = individual_parameters(
-            self.spec, par.theta, eta, self.covariates, par.betas, n_subjects=self.n_subjects
-        )
-        f = pt.as_tensor_variable(self.predictor(ind))
-        return pt.log(f) if self.error == "exponential" else f
+    def segsum(self, x: np.ndarray) -> np.ndarray:
+        """Sum over each subject's observations (first axis: observations)."""
+        flat = np.asarray(x).reshape(self.n_obs, -1)
+        return np.asarray(self.seg @ flat).reshape((self.n_subjects, *np.shape(x)[1:]))
 
-    def _variance(self, par, f):
-        """Residual variance per observation and its derivative with respect to f."""
-        s = {k: v[self.subject] for k, v in par.sigma2.items()}
-        if self.error == "additive":
-            return s["sigma2_add"] * pt.ones_like(f), None
-        if self.error == "exponential":
-            return s["sigma2_exp"] * pt.ones_like(f), None
-        if self.error == "proportional":
-            return s["sigma2_prop"] * f**2, 2.0 * s["sigma2_prop"] * f
-        return s["sigma2_add"] + s["sigma2_prop"] * f**2, 2.0 * s["sigma2_prop"] * f
+    def tile(self, psi: np.ndarray) -> np.ndarray:
+        """One copy of ``psi`` per subject."""
+        return np.broadcast_to(np.asarray(psi, dtype=float), (self.n_subjects, len(psi)))
 
-    def _graph(self, method: str) -> dict:
-        """Symbolic pieces shared by the compiled functions of ``method``."""
-        phi = pt.matrix("phi")
-        eta = pt.matrix("eta")
-        par = self.pmap.symbolic(phi)
-        d = self.d
-        y = pt.as_tensor_variable(self.y_t)
-        f = self._prediction(par, eta if d else None)
-        if INTERACTION[method] or d == 0:
-            r, drdf = self._variance(par, f)
-        else:
-            f0 = self._prediction(par, None)
-            r, drdf = self._variance(par, f0)
-            drdf = None
-        resid = y - f
-        obs_term = self._segsum(pt.log(r) + resid**2 / r)
-        quad = par.eta_quad(eta) if d else 0.0
-        objective = obs_term + quad
-        out = dict(phi=phi, eta=eta, par=par, f=f, r=r, drdf=drdf, objective=objective)
-        if d:
-            out["g"] = pt.grad(objective.sum(), eta)
-            out["hess"] = [pt.grad(out["g"][:, k].sum(), eta) for k in range(d)]
-        return out
+    # ----------------------------------------------------------- parameters
+    def log_parameters(self, psi: np.ndarray, eta: np.ndarray | None = None):
+        """Log individual parameters at each observation, and their psi-derivatives.
 
-    def _jacobian(self, f, eta) -> list:
-        """Columns ``d f / d eta_k`` at each observation (forward mode, one per k)."""
-        cols = []
-        for k in range(self.d):
-            tangent = np.zeros((self.n_subjects, self.d))
-            tangent[:, k] = 1.0
-            cols.append(pushforward(f, eta, pt.as_tensor_variable(tangent)))
-        return cols
-
-    def _information(self, par, jac, r, drdf) -> list:
-        """``Omega^-1 + sum_j [g g'/r + 1/2 dr dr'/r^2]`` per subject (nested lists)."""
-        d = self.d
-        a: list = [[None] * d for _ in range(d)]
-        for k in range(d):
-            for m in range(k + 1):
-                term = jac[k] * jac[m] / r
-                if drdf is not None:
-                    term = term + 0.5 * drdf**2 * jac[k] * jac[m] / r**2
-                a[k][m] = par.omega_inv[k][m] + self._segsum(term)
-                a[m][k] = a[k][m]
-        return a
-
-    def _contribution(self, method: str, gr: dict):
-        """``L_i`` per subject (the OFV contribution) for ``method``."""
-        par, eta, f, r = gr["par"], gr["eta"], gr["f"], gr["r"]
-        d = self.d
-        if d == 0:
-            return gr["objective"]
-        if method == "laplace":
-            half = [[0.5 * gr["hess"][k][:, m] for m in range(d)] for k in range(d)]
-            return gr["objective"] + par.logdet_omega + logdet_from_cholesky(cholesky(half))
-        jac = self._jacobian(f, eta)
-        if method == "fo":
-            y = pt.as_tensor_variable(self.y_t)
-            resid = y - f + sum(jac[k] * eta[:, k][self.subject] for k in range(d))
-            a = self._information(par, jac, r, None)
-            low = cholesky(a)
-            b = [self._segsum(jac[k] * resid / r) for k in range(d)]
-            return (
-                self._segsum(pt.log(r) + resid**2 / r)
-                + par.logdet_omega
-                + logdet_from_cholesky(low)
-                - quad_form_inv(low, b)
-            )
-        a = self._information(par, jac, r, gr["drdf"])
-        return gr["objective"] + par.logdet_omega + logdet_from_cholesky(cholesky(a))
-
-    def _compile(self, inputs, outputs):
-        import time
-
-        start = time.perf_counter()
-        fn = pytensor.function(inputs, outputs, on_unused_input="ignore", trust_input=True)
-        self.seconds_compile += time.perf_counter() - start
-        return fn
-
-    def functions(self, method: str) -> dict:
-        """The compiled functions of ``method`` (compiled once, then cached).
+        ``log P = log theta_P + sum_c log(factor_c) + eta_P`` (CONTRACT section 2).
 
         Returns
         -------
-        dict
-            ``inner(phi, eta) -> (O, g, H)``, ``inner_value(phi, eta) -> O`` (absent
-            for FO and models without IIV) and ``outer(phi, eta) -> (L, grad)``, where
-            ``grad`` holds the per-subject total gradients of ``L_i`` (n_subjects x size).
+        U : numpy.ndarray (n_obs, M)
+        B : numpy.ndarray (n_subjects, M, size)
+            ``d log P / d psi`` per subject (theta and covariate coefficients).
         """
-        if method in self._cache:
-            return self._cache[method]
-        gr = self._graph(method)
-        phi, eta = gr["phi"], gr["eta"]
-        fns: dict = {}
-        contribution = self._contribution(method, gr)
-        d = self.d
-        if d and method != "fo":
-            hess = pt.stack(gr["hess"], axis=2)
-            fns["inner"] = self._compile([phi, eta], [gr["objective"], gr["g"], hess])
-            fns["inner_value"] = self._compile([phi, eta], gr["objective"])
-            dl_deta = pt.grad(contribution.sum(), eta)
-            low = cholesky([[gr["hess"][k][:, m] for m in range(d)] for k in range(d)])
-            v = pt.stack(cho_solve(low, [dl_deta[:, k] for k in range(d)]), axis=1)
-            v = disconnected_grad(v)
-            total = contribution.sum() - (v * gr["g"]).sum()
+        pm = self.pmap
+        base = np.zeros((self.n_subjects, len(self.free)))
+        dbase = np.zeros((self.n_subjects, len(self.free), pm.size))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for m, name in enumerate(self.free):
+                p = self.spec.parameter(name)
+                if p.is_fixed:
+                    base[:, m] = np.log(float(p.fixed))
+                else:
+                    k = pm.index(name)
+                    base[:, m] = psi[k]
+                    dbase[:, m, k] = 1.0
+                for c in p.covariates:
+                    x = np.asarray(self.covariates[c.column], dtype=float)
+                    if c.estimated:
+                        kb = pm.index(f"beta_{name}_{c.column}")
+                        coef = psi[kb]
+                    else:
+                        coef = float(c.coefficient)
+                    if c.effect == "power":
+                        value, slope = coef * np.log(x / c.reference), np.log(x / c.reference)
+                    elif c.effect == "linear":
+                        arg = 1.0 + coef * (x - c.reference)
+                        value, slope = np.log(arg), (x - c.reference) / arg
+                    else:
+                        value, slope = coef * (x - c.reference), x - c.reference
+                    base[:, m] += value
+                    if c.estimated:
+                        dbase[:, m, kb] += slope
+        if eta is not None and self.d:
+            base[:, self.cols] += eta
+        return base[self.subject], dbase
+
+    def residual(self, psi: np.ndarray, f: np.ndarray, interaction: bool, f0=None, f0_psi=None) -> Residual:
+        """Residual variances ``r = a + b * f^2`` and derivatives.
+
+        Parameters
+        ----------
+        psi : numpy.ndarray
+        f : numpy.ndarray
+            Individual predictions (used with interaction).
+        interaction : bool
+        f0, f0_psi : numpy.ndarray, optional
+            Population predictions and their psi-derivatives (without interaction).
+        """
+        n, size = self.n_obs, self.size
+        a = float(np.exp(psi[self.ia])) if self.ia is not None else 0.0
+        b = float(np.exp(psi[self.ib])) if self.ib is not None else 0.0
+        r_psi = np.zeros((n, size))
+        r_fpsi = np.zeros((n, size))
+        r_ffpsi = np.zeros((n, size))
+        zero = np.zeros(n)
+        if interaction:
+            r, r_f, r_ff = a + b * f**2, 2.0 * b * f, np.full(n, 2.0 * b)
+            if self.ib is not None:
+                r_psi[:, self.ib] = b * f**2
+                r_fpsi[:, self.ib] = 2.0 * b * f
+                r_ffpsi[:, self.ib] = 2.0 * b
         else:
-            total = contribution.sum()
-        grad = pt.grad(total, phi)
-        fns["outer"] = self._compile([phi, eta], [contribution, grad])
-        fns["value"] = self._compile([phi, eta], contribution)
-        self._cache[method] = fns
-        return fns
+            r, r_f, r_ff = a + b * f0**2, zero, zero
+            if self.ib is not None:
+                r_psi[:, self.ib] = b * f0**2
+                if f0_psi is not None:
+                    r_psi += 2.0 * b * f0[:, None] * f0_psi
+        if self.ia is not None:
+            r_psi[:, self.ia] = a
+        return Residual(r, r_f, r_ff, r_psi, r_fpsi, r_ffpsi)
 
-    def diagnostics_function(self, method: str):
-        """``fn(phi, eta) -> (f, r, G, f0, r_lin)`` for residual diagnostics.
+    # ----------------------------------------------------------- inner objective
+    def population(self, psi: np.ndarray, order: int = 1):
+        """Population predictions (eta = 0): ``(f0, J0, B)``."""
+        u0, dbase = self.log_parameters(psi, None)
+        f0, j0 = self.kernel(u0, 1)[:2] if order else (self.kernel.value(u0), None)
+        return f0, j0, dbase
 
-        ``f``/``r``: the prediction and residual variance at ``eta`` (with
-        interaction); ``G``: ``d f / d eta`` (n_obs x d); ``f0``: the population
-        prediction; ``r_lin``: the variance used in the linearisation of ``method``.
-        All on the transformed scale (log for the exponential error model).
-        """
-        key = ("diagnostics", method)
-        if key in self._cache:
-            return self._cache[key]
-        phi = pt.matrix("phi")
-        eta = pt.matrix("eta")
-        par = self.pmap.symbolic(phi)
-        d = self.d
-        f = self._prediction(par, eta if d else None)
-        f0 = self._prediction(par, None)
-        r, _ = self._variance(par, f)
-        r0, _ = self._variance(par, f0)
-        r_lin = r if INTERACTION[method] else r0
-        jac = self._jacobian(f, eta) if d else []
-        g = pt.stack(jac, axis=1) if d else pt.zeros((self.n_obs, 0))
-        fn = self._compile([phi, eta], [f, r, g, f0, r_lin])
-        self._cache[key] = fn
-        return fn
+    def inner_value(self, psi: np.ndarray, eta: np.ndarray, method: str, omega_inv: np.ndarray) -> np.ndarray:
+        """``O_i(eta)`` for every subject."""
+        u, _ = self.log_parameters(psi, eta)
+        f = self.kernel.value(u)
+        f0 = None if INTERACTION[method] else self.population(psi)[0]
+        res = self.residual(psi, f, INTERACTION[method], f0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            e = self.y_t - f
+            obs = self.segsum(np.log(res.r) + e**2 / res.r)
+        return obs + np.einsum("si,ij,sj->s", eta, omega_inv, eta)
 
-    def tile(self, psi: np.ndarray) -> np.ndarray:
-        """One copy of ``psi`` per subject (the ``phi`` input of the compiled functions)."""
-        return np.ascontiguousarray(np.broadcast_to(np.asarray(psi, dtype=float), (self.n_subjects, len(psi))))
+    def inner(self, psi: np.ndarray, eta: np.ndarray, method: str, omega_inv: np.ndarray):
+        """``O_i``, its gradient (n_subjects, d) and exact Hessian (n_subjects, d, d)."""
+        u, _ = self.log_parameters(psi, eta)
+        f, jac, hess = self.kernel(u, 2)
+        f0 = None if INTERACTION[method] else self.population(psi)[0]
+        res = self.residual(psi, f, INTERACTION[method], f0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            e = self.y_t - f
+            lp = loss_partials(e, res)
+            obj = self.segsum(np.log(res.r) + e**2 / res.r) + np.einsum("si,ij,sj->s", eta, omega_inv, eta)
+            g_eta = jac[:, self.cols]
+            h_eta = hess[:, self.cols][:, :, self.cols]
+            grad = self.segsum(lp["l_f"][:, None] * g_eta) + 2.0 * eta @ omega_inv
+            outer = g_eta[:, :, None] * g_eta[:, None, :]
+            hessian = self.segsum(lp["l_ff"][:, None, None] * outer + lp["l_f"][:, None, None] * h_eta)
+        return obj, grad, hessian + 2.0 * omega_inv
+
+
+def loss_partials(e: np.ndarray, res: Residual, third: bool = False) -> dict:
+    """Derivatives of ``l = log r + e^2 / r`` (``e = y - f``) for each observation.
+
+    ``l_f``, ``l_ff`` (and ``l_fff``): total derivatives with respect to the prediction
+    ``f`` (through ``e`` and, with interaction, ``r(f)``); ``l_r``: with respect to
+    ``r``; ``l_psi``, ``l_fpsi``, ``l_ffpsi`` (n_obs x size): with respect to psi at
+    fixed ``f`` (through ``r``, ``r_f``, ``r_ff``).
+    """
+    r, r_f, r_ff = res.r, res.r_f, res.r_ff
+    l_e, l_r = 2.0 * e / r, 1.0 / r - e**2 / r**2
+    l_ee, l_er, l_rr = 2.0 / r, -2.0 * e / r**2, -1.0 / r**2 + 2.0 * e**2 / r**3
+    out = {
+        "l_r": l_r,
+        "l_f": -l_e + r_f * l_r,
+        "l_ff": l_ee - 2.0 * r_f * l_er + r_f**2 * l_rr + r_ff * l_r,
+    }
+    out["l_psi"] = l_r[:, None] * res.r_psi
+    out["l_fpsi"] = (-l_er + r_f * l_rr)[:, None] * res.r_psi + l_r[:, None] * res.r_fpsi
+    if third:
+        l_eer, l_err, l_rrr = -2.0 / r**2, 4.0 * e / r**3, 2.0 / r**3 - 6.0 * e**2 / r**4
+        out["l_fff"] = (
+            3.0 * r_f * l_eer - 3.0 * r_f**2 * l_err + r_f**3 * l_rrr - 3.0 * r_ff * l_er + 3.0 * r_f * r_ff * l_rr
+        )
+        out["l_ffpsi"] = (
+            (l_eer - 2.0 * r_f * l_err + r_f**2 * l_rrr + r_ff * l_rr)[:, None] * res.r_psi
+            + (-2.0 * l_er + 2.0 * r_f * l_rr)[:, None] * res.r_fpsi
+            + l_r[:, None] * res.r_ffpsi
+        )
+    return out

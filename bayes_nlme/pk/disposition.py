@@ -57,17 +57,26 @@ def macro_constants(model: StructuralModel, params: dict):
     ----------
     model : StructuralModel
     params : dict of str to tensor
-        Individual parameters (``CL``, ``V`` or ``CL``, ``V1``, ``Q``, ``V2``).
+        Individual parameters (``CL``, ``V`` or ``CL``, ``V1``, ``Q``, ``V2``), vectors
+        of one value per subject.
 
     Returns
     -------
-    terms : list of (coefficient, rate) pairs
-        ``h(t) = sum c exp(-rate t)``; the coefficient of a one-compartment model is
-        ``None`` (meaning 1, so no multiplication is built).
+    coef : tensor or None
+        ``None`` for one compartment (coefficient 1); otherwise a matrix
+        ``(n_subjects, 2)`` of ``c_alpha, c_beta``.
+    rate : tensor
+        ``k`` (vector) for one compartment; otherwise the matrix ``(n_subjects, 2)`` of
+        ``alpha, beta``. The exponential terms are stacked on the last axis so that
+        the graph of a two-compartment model is no bigger than that of one compartment.
     volume : tensor
         The central volume (``V`` or ``V1``).
     """
     if model.n_compartments == 1:
-        return [(None, params["CL"] / params["V"])], params["V"]
-    terms = two_compartment_macro(params["CL"], params["V1"], params["Q"], params["V2"])
-    return terms, params["V1"]
+        return None, params["CL"] / params["V"], params["V"]
+    (c_alpha, alpha), (c_beta, beta) = two_compartment_macro(
+        params["CL"], params["V1"], params["Q"], params["V2"]
+    )
+    coef = pt.stack([c_alpha, c_beta], axis=-1)
+    rate = pt.stack([alpha, beta], axis=-1)
+    return coef, rate, params["V1"]

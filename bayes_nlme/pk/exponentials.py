@@ -15,32 +15,172 @@ The divided difference of ``exp(-lambda s)`` is ``-s exp(-a s) phi1((b - a) s)``
 ``a <= b``, where :func:`phi1` is ``(1 - exp(-x)) / x``: there is no subtraction of
 nearly equal numbers and no division by ``b - a``, so ``ka == k`` (or ``ka`` equal to a
 macro rate constant) needs no special case and values, gradients and Hessians stay
-finite and smooth there. The only switch is inside :func:`phi1` (a Taylor polynomial
-for ``|x| < 0.01``), written with the "double-where" idiom so that the unselected
-branch never produces an infinity or NaN in the gradient.
+finite and smooth there. :func:`phi1` is a single scalar op (:class:`ExpMoment`) whose
+derivatives are again such ops, so there is no switch and no removable singularity
+in any gradient; its series branch near 0 plays the role of the "double where".
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytensor.tensor as pt
+from pytensor.scalar.basic import UnaryScalarOp, upgrade_to_float
+from pytensor.tensor.elemwise import Elemwise
 
-__all__ = ["phi1", "Divided", "PlainRate", "DividedRate", "ordered"]
+__all__ = ["phi1", "exp_moment", "ExpMoment", "Divided", "PlainRate", "DividedRate", "ordered"]
 
-#: Below this ``|x|``, :func:`phi1` uses its Taylor polynomial.
-PHI1_SERIES_BOUND = 1e-2
-#: Terms of the Taylor polynomial: the remainder is below ``x**8 / 9! < 3e-22``.
-_PHI1_TERMS = 8
+#: Below this ``|x|``, :class:`ExpMoment` sums its power series (20 terms).
+SERIES_BOUND = 1.0
+_SERIES_TERMS = 21
+
+
+def _exp_moment_py(order: int, x: float) -> float:
+    """Reference implementation of ``I_order(x)`` (see :class:`ExpMoment`)."""
+    x = float(x)
+    if abs(x) < SERIES_BOUND:
+        total, term = 0.0, 1.0
+        for k in range(_SERIES_TERMS):
+            total += term / (order + k + 1)
+            term *= -x / (k + 1)
+        return total
+    value = -math.expm1(-x) / x
+    ex = math.exp(-x)
+    for m in range(1, order + 1):
+        value = (m * value - ex) / x
+    return value
+
+
+_C_SUPPORT = """
+#ifndef BAYES_NLME_EXP_MOMENT
+#define BAYES_NLME_EXP_MOMENT
+static double bayes_nlme_exp_moment(int order, double x) {
+    if (fabs(x) < %(bound)r) {
+        double total = 0.0, term = 1.0;
+        for (int k = 0; k < %(terms)d; ++k) {
+            total += term / (order + k + 1);
+            term *= -x / (k + 1);
+        }
+        return total;
+    }
+    double value = -expm1(-x) / x;
+    double ex = exp(-x);
+    for (int m = 1; m <= order; ++m) {
+        value = (m * value - ex) / x;
+    }
+    return value;
+}
+#endif
+""" % {"bound": SERIES_BOUND, "terms": _SERIES_TERMS}
+
+
+class ExpMoment(UnaryScalarOp):
+    """Scalar op ``I_n(x) = integral_0^1 s**n exp(-x s) ds`` (``I_0 = phi1``).
+
+    ``I_0(x) = (1 - exp(-x)) / x`` and ``d I_n / dx = -I_{n+1}``, so every derivative
+    is again an :class:`ExpMoment` and gradients of any order stay exact and finite,
+    also at ``x = 0``. For ``|x| < 1`` the power series ``sum_k (-x)**k / (k! (n+k+1))``
+    (21 terms, truncation < 1e-20) is summed; elsewhere ``I_0 = -expm1(-x)/x`` and the
+    recurrence ``I_m = (m I_{m-1} - exp(-x)) / x``, which is stable for ``|x| >= 1``
+    and the small orders that derivatives need.
+
+    One node replaces a "double-where" series/direct construction, which keeps the
+    graphs of :mod:`bayes_nlme.pk` (and their compilation) small. Implemented for
+    Python, C and Numba.
+
+    Parameters
+    ----------
+    order : int
+        ``n >= 0``.
+    """
+
+    nfunc_spec = None
+
+    def __init__(self, order: int = 0):
+        super().__init__(upgrade_to_float, name=f"exp_moment{order}")
+        self.order = int(order)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.order == other.order
+
+    def __hash__(self):
+        return hash((type(self), self.order))
+
+    def impl(self, x):
+        return np.float64(_exp_moment_py(self.order, x))
+
+    def pullback(self, inputs, outputs, output_gradients):
+        (x,) = inputs
+        (gz,) = output_gradients
+        return [-gz * ExpMoment(self.order + 1)(x)]
+
+    def c_support_code(self, **kwargs):
+        return _C_SUPPORT
+
+    def c_code(self, node, name, inputs, outputs, sub):
+        (x,) = inputs
+        (z,) = outputs
+        if node.inputs[0].type.dtype != "float64":
+            raise NotImplementedError("ExpMoment: float64 only")
+        return f"{z} = bayes_nlme_exp_moment({self.order}, {x});"
+
+    def c_code_cache_version(self):
+        return (1, _SERIES_TERMS)
+
+
+def _register_numba():
+    try:
+        import numba
+        from pytensor.link.numba.dispatch.scalar import register_scalar_funcify, scalar_op_cache_key
+    except ImportError:  # pragma: no cover - numba backend unavailable
+        return
+
+    @register_scalar_funcify(ExpMoment)
+    def numba_funcify_exp_moment(op, node, **kwargs):
+        order, bound, terms = op.order, SERIES_BOUND, _SERIES_TERMS
+
+        @numba.njit(cache=False)
+        def exp_moment(x):
+            if abs(x) < bound:
+                total, term = 0.0, 1.0
+                for k in range(terms):
+                    total += term / (order + k + 1)
+                    term *= -x / (k + 1)
+                return total
+            value = -math.expm1(-x) / x
+            ex = math.exp(-x)
+            for m in range(1, order + 1):
+                value = (m * value - ex) / x
+            return value
+
+        return exp_moment, scalar_op_cache_key(op, order=order, version=1)
+
+
+_register_numba()
+
+_ELEMWISE: dict[int, Elemwise] = {}
+
+
+def exp_moment(order: int, x):
+    """Elementwise :class:`ExpMoment` of order ``order``.
+
+    Parameters
+    ----------
+    order : int
+    x : tensor-like
+
+    Returns
+    -------
+    TensorVariable
+    """
+    if order not in _ELEMWISE:
+        _ELEMWISE[order] = Elemwise(ExpMoment(order), name=f"exp_moment{order}")
+    return _ELEMWISE[order](pt.as_tensor_variable(x))
 
 
 def phi1(x):
-    """``phi1(x) = (1 - exp(-x)) / x``, with ``phi1(0) = 1``, stable for every ``x``.
-
-    For ``|x| < 0.01`` a Taylor polynomial ``sum_n (-x)**n / (n + 1)!`` (8 terms,
-    truncation error < 3e-22, and < 1e-15 relative in the first two derivatives) is
-    used; elsewhere ``-expm1(-x) / x``, whose derivatives lose at most ``eps / x**k``
-    (``1e-12`` for the first, ``1e-10`` for the second derivative at the bound). The
-    denominator of the unselected branch is replaced by 1 ("double where"), so
-    gradients of any order stay finite.
+    """``phi1(x) = (1 - exp(-x)) / x`` with ``phi1(0) = 1``: :class:`ExpMoment` of order 0.
 
     Parameters
     ----------
@@ -49,17 +189,10 @@ def phi1(x):
     Returns
     -------
     TensorVariable
-        Same shape as ``x``.
+        Same shape as ``x``; value and derivatives of every order are accurate and
+        finite for every real ``x`` (not too negative for ``exp(-x)`` to overflow).
     """
-    x = pt.as_tensor_variable(x)
-    small = pt.abs(x) < PHI1_SERIES_BOUND
-    x_safe = pt.switch(small, 1.0, x)
-    direct = -pt.expm1(-x_safe) / x_safe
-    # Horner: 1 - x/2 (1 - x/3 (1 - x/4 (...)))
-    poly = pt.ones_like(x)
-    for n in range(_PHI1_TERMS, 1, -1):
-        poly = 1.0 - x / n * poly
-    return pt.switch(small, poly, direct)
+    return exp_moment(0, x)
 
 
 def ordered(a, b):

@@ -50,13 +50,6 @@ from .exponentials import DividedRate, PlainRate, ordered, reciprocal
 __all__ = ["concentrations", "predict_concentrations", "dose_response"]
 
 
-def _take(x, idx):
-    """Gather per-subject values for pairs/points (scalars broadcast)."""
-    if x.ndim == 0:
-        return x
-    return x[idx]
-
-
 def dose_response(kind: str, rate_obj, tau, *, rate=None, duration=None, interval=None):
     """``Phi`` of one dose kind, for a :class:`PlainRate` or a :class:`DividedRate`.
 
@@ -103,51 +96,54 @@ def dose_response(kind: str, rate_obj, tau, *, rate=None, duration=None, interva
     raise ValueError(f"unknown dose kind {kind!r}")
 
 
-def _group_amount(group, model, terms, sub, lag, bio):
-    """Central amount contributed by each pair of one group."""
+def _group_amount(group, model, disp, lag, bio):
+    """Central amount contributed by each pair of one group (vector over pairs)."""
     idx = group.subject
     applies = (group.route == "depot") or not model.oral
     lag = lag if applies else None
     bio = bio if applies else None
     kind = group.kind
     steady = kind in ("bolus_ss", "infusion_ss")
+    stacked = disp["coef"] is not None
     tau = pt.as_tensor_variable(group.elapsed)
     active = None
     if lag is not None and kind != "infusion_ss_constant":
-        tau = tau - _take(lag, idx)
+        tau = tau - lag[idx]
         if steady:
-            ii = pt.as_tensor_variable(group.interval)
+            ii = group.interval
             tau = pt.switch(tau < 0, tau + ii * pt.ceil(-tau / ii), tau)
         else:
             active = tau >= 0
             tau = pt.switch(active, tau, 0.0)
-    bio_p = _take(bio, idx) if bio is not None else None
+    bio_p = bio[idx] if bio is not None else None
+
+    def col(x):
+        """Per-pair quantity, as a column against the stacked exponential terms."""
+        if not stacked:
+            return x
+        return x[:, None] if isinstance(x, np.ndarray) else pt.shape_padright(x)
+
     options = {}
     if kind in ("infusion", "infusion_ss", "infusion_ss_constant"):
-        options["rate"] = pt.as_tensor_variable(group.rate)
+        options["rate"] = col(group.rate)
     if kind in ("infusion", "infusion_ss"):
         duration = group.amount / group.rate
-        options["duration"] = duration * bio_p if bio_p is not None else pt.as_tensor_variable(duration)
+        options["duration"] = col(duration * bio_p if bio_p is not None else duration)
     if steady:
-        options["interval"] = pt.as_tensor_variable(group.interval)
+        options["interval"] = col(group.interval)
+    tau = col(tau)
 
     if group.route == "central":
-        total = None
-        for coef, lam in terms:
-            phi = dose_response(kind, PlainRate(_take(lam, idx)), tau, **options)
-            part = phi if coef is None else phi * _take(coef, idx)
-            total = part if total is None else total + part
+        total = dose_response(kind, PlainRate(disp["rate"][idx]), tau, **options)
     else:
-        total = None
-        for j, (coef, lam) in enumerate(terms):
-            lo, hi = sub["ordered"][j]
-            dd = dose_response(kind, DividedRate(_take(lo, idx), _take(hi, idx)), tau, **options).dd
-            part = dd if coef is None else dd * _take(coef, idx)
-            total = part if total is None else total + part
-        total = -total * _take(sub["ka"], idx)
+        lo, hi = disp["ordered"]
+        total = -dose_response(kind, DividedRate(lo[idx], hi[idx]), tau, **options).dd
+    if stacked:
+        total = pt.sum(total * disp["coef"][idx], axis=-1)
+    if group.route == "depot":
+        total = total * disp["ka"][idx]
     if kind in ("bolus", "bolus_ss"):
-        dose = pt.as_tensor_variable(group.amount)
-        total = total * (dose * bio_p if bio_p is not None else dose)
+        total = total * (group.amount * bio_p if bio_p is not None else group.amount)
     if active is not None:
         total = pt.switch(active, total, 0.0)
     return total
@@ -183,22 +179,27 @@ def concentrations(design, params: Mapping):
             f"concentrations: missing parameter(s) {', '.join(missing)} for {model.name} "
             f"(needs {', '.join(model.parameters)}; optional tlag, F)"
         )
-    p = {n: pt.as_tensor_variable(params[n], dtype="float64") for n in model.all_parameters if n in params}
-    terms, volume = macro_constants(model, p)
-    sub = {}
+    p = {}
+    for name in model.all_parameters:
+        if name in params:
+            value = pt.as_tensor_variable(params[name], dtype="float64")
+            p[name] = pt.alloc(value, design.n_subjects) if value.ndim == 0 else value
+    coef, rate, volume = macro_constants(model, p)
+    disp = {"coef": coef, "rate": rate}
     if model.oral and any(g.route == "depot" for g in design.groups):
-        sub["ka"] = p["ka"]
-        sub["ordered"] = [ordered(lam, p["ka"]) for _, lam in terms]
+        ka = p["ka"]
+        disp["ka"] = ka
+        disp["ordered"] = ordered(rate, ka if coef is None else pt.shape_padright(ka))
     parts, points = [], []
     for group in design.groups:
-        parts.append(_group_amount(group, model, terms, sub, p.get("tlag"), p.get("F")))
+        parts.append(_group_amount(group, model, disp, p.get("tlag"), p.get("F")))
         points.append(group.point)
     amount = pt.zeros((design.n_points,), dtype="float64")
     if parts:
         values = parts[0] if len(parts) == 1 else pt.concatenate(parts)
         index = points[0] if len(points) == 1 else np.concatenate(points)
-        amount = pt.inc_subtensor(amount[pt.as_tensor_variable(index.astype(np.int64))], values)
-    return amount / _take(volume, design.point_subject)
+        amount = pt.inc_subtensor(amount[index.astype(np.int64)], values)
+    return amount / volume[design.point_subject]
 
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

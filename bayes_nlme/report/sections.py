@@ -98,6 +98,8 @@ def convergence(page, ctx: Context, table: pd.DataFrame) -> None:
     verdict = dg.convergence_verdict(fd, table)
     cls = "ok" if verdict["ok"] else "fail"
     parts.append(f'<div class="verdict {cls}">{escape(verdict["text"])}</div>')
+    if verdict["messages"]:
+        parts.append("<ul>" + "".join(f"<li>{escape(m)}</li>" for m in verdict["messages"]) + "</ul>")
     checks = verdict["checks"].copy()
     checks["ok"] = checks["ok"].map({True: "pass", False: "FAIL"})
     parts.append(table_html(checks))
@@ -188,7 +190,7 @@ def goodness_of_fit(page, ctx: Context) -> None:
     cw = fd.cwres
     if cw is not None:
         _figure(page, parts, lambda: plots.plot_residuals(fd, cw, name="CWRES"),
-                "Conditional weighted residuals against time and PRED (from the estimation).")
+                "Conditional weighted residuals (CWRES, from the estimation) against time and PRED.")
     _figure(page, parts, lambda: plots.plot_residuals(fd, ctx.npde["npde"].to_numpy(), name="NPDE"),
             f"NPDE against time and PRED ({N_REPLICATES} replicates, decorrelated per subject with the "
             "Cholesky factor of the simulated covariance; Comets et al. 2008).")

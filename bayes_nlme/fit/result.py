@@ -1,0 +1,201 @@
+"""``BayesFit``: the result of a Bayesian fit (NUTS or forward prior draws).
+
+A :class:`BayesFit` holds the DataTree (see :mod:`bayes_nlme.fit.tree` for its
+groups), the spec and dataset it came from, the timings, and for NUTS the convergence
+verdict. :meth:`BayesFit.save` writes the fit directory of the contract
+(``summary.csv``, ``fit.json``, ``fit.nc``) and :meth:`BayesFit.load` reads it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .convergence import ConvergenceVerdict
+from .summary import summarise
+
+__all__ = ["BayesFit", "METHODS"]
+
+#: Bayesian methods: ``nuts`` (posterior draws) and ``prior`` (forward prior draws).
+METHODS = ("nuts", "prior")
+
+
+@dataclass(frozen=True, eq=False)
+class BayesFit:
+    """A Bayesian fit.
+
+    Attributes
+    ----------
+    tree : xarray.DataTree
+        ``posterior`` (``nuts``) or ``prior`` (``prior``) draws and the other groups.
+    spec : ModelSpec
+    dataset : Dataset
+    method : str
+        ``"nuts"`` or ``"prior"``.
+    seconds_build : float
+        Building and compiling the model (for ``sampler="pymc"`` the compilation
+        happens inside sampling).
+    seconds_sample : float
+        Sampling, including the post-processing (log-likelihood, predictive draws).
+    seconds : float
+        Total wall time of the fit.
+    draws, tune, chains : int
+    seed : int or None
+    sampler : str
+        ``nutpie``, ``pymc``, ``numpyro``, ``blackjax`` or ``forward`` (prior draws).
+    convergence : ConvergenceVerdict or None
+        NUTS only.
+    details : dict
+        Further facts for ``fit.json`` (flip-flop guard, centred etas, compile
+        backend, acceptance of the restricted prior ...).
+    """
+
+    tree: xr.DataTree
+    spec: object
+    dataset: object
+    method: str
+    seconds_build: float
+    seconds_sample: float
+    seconds: float
+    draws: int
+    tune: int
+    chains: int
+    seed: int | None = None
+    sampler: str = "nutpie"
+    convergence: ConvergenceVerdict | None = None
+    details: dict = field(default_factory=dict)
+
+    @property
+    def draws_group(self) -> xr.Dataset:
+        """The draws: the ``posterior`` group (``nuts``) or the ``prior`` group."""
+        return self.tree["prior" if self.method == "prior" else "posterior"].to_dataset()
+
+    def summary(self) -> pd.DataFrame:
+        """One row per population parameter (canonical names, see :mod:`.summary`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``parameter, mean, sd, median, q5, q95``, plus ``ess_bulk,
+            ess_tail, r_hat, mcse_mean`` for ``nuts``.
+        """
+        return summarise(self.spec, self.draws_group, diagnostics=self.method == "nuts")
+
+    def info(self, summary: pd.DataFrame | None = None) -> dict:
+        """The contents of ``fit.json``.
+
+        Parameters
+        ----------
+        summary : pandas.DataFrame, optional
+            The summary (computed when not given).
+
+        Returns
+        -------
+        dict
+        """
+        out = {
+            "method": self.method,
+            "n_subjects": int(self.dataset.n_subjects),
+            "n_obs": int(self.dataset.n_observations),
+            "seconds": float(self.seconds),
+            "seconds_build": float(self.seconds_build),
+            "seconds_sample": float(self.seconds_sample),
+            "draws": int(self.draws),
+            "chains": int(self.chains),
+            "seed": self.seed,
+            "sampler": self.sampler,
+            "model": self.spec.name,
+            "data": str(self.dataset.source),
+        }
+        if self.method == "nuts":
+            summary = self.summary() if summary is None else summary
+            out["tune"] = int(self.tune)
+            out["divergences"] = int(self.convergence.divergences) if self.convergence else None
+            out["max_r_hat"] = float(np.nanmax(summary["r_hat"])) if len(summary) else None
+            out["min_ess_bulk"] = float(np.nanmin(summary["ess_bulk"])) if len(summary) else None
+            out["convergence"] = self.convergence.to_dict() if self.convergence else None
+        out.update(self.details)
+        return out
+
+    def save(self, out) -> Path:
+        """Write the fit directory (``summary.csv``, ``fit.json``, ``fit.nc``).
+
+        Parameters
+        ----------
+        out : path
+            The directory (created; fit files in it are replaced atomically).
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        from ..fitdir import embed_inputs, write_fit_dir
+
+        summary = self.summary()
+        tree = self.tree.copy()
+        embed_inputs(tree, self.spec, self.dataset, self.method)
+        return write_fit_dir(out, tree=tree, summary=summary, info=self.info(summary))
+
+    @classmethod
+    def load(cls, path) -> "BayesFit":
+        """Read a fit directory written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : path
+
+        Returns
+        -------
+        BayesFit
+
+        Raises
+        ------
+        InputError
+            When the directory is not a Bayesian fit directory.
+        """
+        from ..errors import InputError
+        from ..fitdir import load_fit_dir
+
+        fd = load_fit_dir(path)
+        info = dict(fd.info)
+        if info.get("method") not in METHODS:
+            raise InputError(f"'{path}' holds a '{info.get('method')}' fit, not a Bayesian one (nuts or prior)")
+        verdict = info.get("convergence")
+        if verdict:
+            verdict = dict(verdict)
+            verdict["messages"] = tuple(verdict.get("messages", ()))
+            verdict = ConvergenceVerdict(**{k: (np.nan if v is None else v) for k, v in verdict.items()})
+        known = {
+            "method", "n_subjects", "n_obs", "seconds", "seconds_build", "seconds_sample", "draws", "tune",
+            "chains", "seed", "sampler", "model", "data", "divergences", "max_r_hat", "min_ess_bulk",
+            "convergence",
+        }
+        return cls(
+            tree=fd.tree,
+            spec=fd.spec,
+            dataset=fd.dataset,
+            method=info["method"],
+            seconds_build=float(info.get("seconds_build", np.nan)),
+            seconds_sample=float(info.get("seconds_sample", np.nan)),
+            seconds=float(info.get("seconds", np.nan)),
+            draws=int(info.get("draws", 0)),
+            tune=int(info.get("tune", 0) or 0),
+            chains=int(info.get("chains", 0)),
+            seed=info.get("seed"),
+            sampler=info.get("sampler", ""),
+            convergence=verdict or None,
+            details={k: v for k, v in info.items() if k not in known},
+        )
+
+    def __repr__(self) -> str:
+        status = ""
+        if self.convergence is not None:
+            status = f", convergence={'ok' if self.convergence.ok else 'problems'}"
+        return (
+            f"BayesFit(model={self.spec.name!r}, method={self.method!r}, subjects={self.dataset.n_subjects}, "
+            f"draws={self.draws}x{self.chains}, seconds={self.seconds:.1f}{status})"
+        )
