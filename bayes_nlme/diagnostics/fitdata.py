@@ -329,9 +329,15 @@ class FitData:
         return np.median(self.ipred_draws, axis=0)
 
     def _predictions(self) -> pd.DataFrame | None:
+        """The ``predictions`` group of a frequentist fit, in the order of :attr:`obs`."""
         if self.bayesian or not self.has_group("predictions"):
             return None
-        frame = self.group("predictions").to_dataframe().reset_index()
+        frame = self.group("predictions").to_dataframe().reset_index(drop=True)
+        if self.has_group("constant_data") and "ROW" in self.tree["constant_data"].data_vars:
+            rows = self.tree["constant_data"]["ROW"].values.astype(int)
+            if len(rows) == len(frame):
+                frame = frame.set_index(pd.Index(rows)).reindex(self.obs["ROW"].to_numpy(int))
+                frame = frame.reset_index(drop=True)
         return frame if len(frame) == len(self.obs) else None
 
     @property

@@ -5,8 +5,9 @@ every iteration makes one call of the compiled ``(O, g, H)`` function for all
 subjects, takes a modified-Newton direction per subject (the Hessian's eigenvalues
 floored so that the direction descends), caps its length and backtracks each
 subject's step on its own until the Armijo condition holds. Subjects stop when their
-Newton step is below ``tol``; the quadratic convergence of Newton's method then makes
-the mode accurate to far below ``tol``, which the implicit gradients rely on.
+Newton step is below ``tol``, or after a full Newton step below ``sqrt(tol)`` (the
+quadratic convergence of Newton's method then leaves an error of order ``tol``); the
+implicit gradients rely on this accuracy.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ class EBEResult:
     Attributes
     ----------
     eta : numpy.ndarray (n_subjects, d)
-    objective : numpy.ndarray (n_subjects,)
-    gradient : numpy.ndarray (n_subjects, d)
-    hessian : numpy.ndarray (n_subjects, d, d)
+    objective, gradient, hessian : numpy.ndarray
+        At the last point where they were evaluated (the mode, or the point before the
+        final Newton step when that step was below ``sqrt(tol)``).
     converged : numpy.ndarray of bool (n_subjects,)
     iterations : int
     """
@@ -112,7 +113,11 @@ def solve_ebe(
             t = np.where(accepted, t, 0.5 * t)
         t = np.where(accepted, t, 0.0)
         eta = eta + t[:, None] * step
+        # a full Newton step this small leaves an error of order size**2: done
+        done = done | ((t == 1.0) & (size < np.sqrt(tol)))
         stalled = ~accepted
+        if done.all():
+            break
         obj, g, h = inner(eta)
         if stalled.all():
             break

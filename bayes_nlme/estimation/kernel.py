@@ -22,30 +22,87 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
-__all__ = ["PredictionKernel", "pointwise_design"]
+__all__ = ["PredictionKernel", "pointwise_design", "design_key", "kernel_mode"]
 
 _H_STEP = 6e-6
 _T_STEP = 1e-4
 
 
-def pointwise_design(design):
+def kernel_mode():
+    """The PyTensor mode of the kernel: ``BAYES_NLME_KERNEL_MODE``, ``NUMBA`` (default) or ``C``.
+
+    Numba compiles each new dataset in a few seconds and caches it on disk; the C
+    backend compiles its operations once (slowly) and then reuses them for any dataset.
+    """
+    import os
+
+    from pytensor.compile.mode import Mode, get_mode
+
+    name = os.environ.get("BAYES_NLME_KERNEL_MODE", "NUMBA").upper()
+    if name == "C":
+        return Mode(linker="cvm", optimizer="fast_run")
+    return get_mode(name)
+
+
+def pointwise_design(design, keep: np.ndarray | None = None):
     """The same event design with every prediction point as its own subject.
 
     Parameters
     ----------
     design : EventDesign
         From :func:`bayes_nlme.data.events.build_event_design`.
+    keep : numpy.ndarray of bool, optional
+        Points to keep (default all).
 
     Returns
     -------
     EventDesign
         ``n_subjects == n_points``; the parameters passed to
-        :func:`bayes_nlme.pk.concentrations` are then one value per point.
+        :func:`bayes_nlme.pk.concentrations` are then one value per (kept) point.
     """
-    groups = tuple(dataclasses.replace(g, subject=np.asarray(g.point)) for g in design.groups)
+    n = design.n_points
+    keep = np.ones(n, dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+    new_index = np.full(n, -1, dtype=np.int64)
+    new_index[keep] = np.arange(int(keep.sum()))
+    groups = []
+    for group in design.groups:
+        point = np.asarray(group.point)
+        mask = keep[point]
+        if not mask.any():
+            continue
+        changes = {}
+        for item in dataclasses.fields(group):
+            value = getattr(group, item.name)
+            if isinstance(value, np.ndarray) and value.shape[:1] == point.shape:
+                changes[item.name] = value[mask]
+        changes["point"] = new_index[point[mask]]
+        changes["subject"] = changes["point"]
+        groups.append(dataclasses.replace(group, **changes))
+    m = int(keep.sum())
     return dataclasses.replace(
-        design, n_subjects=design.n_points, point_subject=np.arange(design.n_points), groups=groups
+        design,
+        n_subjects=m,
+        n_points=m,
+        point_subject=np.arange(m),
+        point_time=np.asarray(design.point_time)[keep],
+        point_row=np.asarray(design.point_row)[keep],
+        groups=tuple(groups),
     )
+
+
+def design_key(design) -> str:
+    """A digest of an event design's content (to reuse compiled kernels)."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    digest.update(design.structural.name.encode())
+    digest.update(np.asarray(design.n_points).tobytes())
+    for group in design.groups:
+        for item in dataclasses.fields(group):
+            value = getattr(group, item.name)
+            digest.update(item.name.encode())
+            digest.update(np.ascontiguousarray(value).tobytes() if isinstance(value, np.ndarray) else str(value).encode())
+    return digest.hexdigest()
 
 
 class PredictionKernel:
@@ -75,8 +132,9 @@ class PredictionKernel:
         if log_transform:
             f = pt.log(f)
         jac = pt.grad(f.sum(), u) if self.m else pt.zeros((f.shape[0], 0))
-        self._fj = pytensor.function([u], [f, jac], on_unused_input="ignore")
-        self._f = pytensor.function([u], f, on_unused_input="ignore")
+        mode = kernel_mode()
+        self._fj = pytensor.function([u], [f, jac], on_unused_input="ignore", trust_input=True, mode=mode)
+        self._f = pytensor.function([u], f, on_unused_input="ignore", trust_input=True, mode=mode)
         self._cache: OrderedDict = OrderedDict()
         self.n_calls = 0
         self.seconds_compile = time.perf_counter() - start

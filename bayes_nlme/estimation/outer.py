@@ -3,8 +3,8 @@
 :class:`Evaluator` solves the EBEs (warm-started from the best point so far), evaluates
 ``OFV = sum_i L_i`` and its gradient by implicit differentiation, and keeps the
 per-subject gradients for the sandwich covariance. :func:`minimise` drives
-``scipy.optimize.minimize`` (L-BFGS-B) with it and finishes with Newton steps on the
-finite-difference Hessian of the exact gradient.
+``scipy.optimize.minimize`` (BFGS started from the finite-difference Hessian of the
+exact gradient) with it and finishes with Newton steps on that Hessian.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from .objective import contributions
 
 __all__ = ["Evaluator", "OuterResult", "minimise", "fd_hessian"]
 
-#: Value returned for points where the objective cannot be evaluated.
-_BIG = 1e12
+#: Height of the bowl returned where the objective cannot be evaluated.
+_BIG = 1e6
 
 
 @dataclass
@@ -55,16 +55,19 @@ class Evaluator:
     method : str
         ``fo``, ``foce``, ``focei`` or ``laplace``.
     ebe_tol : float
-        Tolerance on the Newton step of the inner step (eta units).
+        Tolerance on the Newton step of the inner step (eta units). The OFV of the
+        conditional methods is not stationary in eta, so errors in the EBEs go into the
+        OFV and its gradient at first order (summed over subjects): keep it tight.
     """
 
-    def __init__(self, problem, method: str, ebe_tol: float = 1e-8) -> None:
+    def __init__(self, problem, method: str, ebe_tol: float = 1e-10) -> None:
         self.problem = problem
         self.method = method
         self.ebe_tol = ebe_tol
         self.has_inner = problem.d > 0 and method != "fo"
         self.eta_start = np.zeros((problem.n_subjects, problem.d))
         self.best = np.inf
+        self.best_psi: np.ndarray | None = None
         self.n_evaluations = 0
         self.n_inner = 0
 
@@ -99,15 +102,23 @@ class Evaluator:
         grad = per_subject.sum(axis=0)
         if np.isfinite(ofv) and np.all(np.isfinite(grad)) and ofv < self.best:
             self.best = ofv
+            self.best_psi = psi.copy()
             self.eta_start = eta
         return Evaluation(ofv, grad, per_subject, contributions_, eta, converged)
 
     def __call__(self, psi: np.ndarray) -> tuple[float, np.ndarray]:
-        """``(ofv, gradient)`` for scipy; non-finite points get a large value."""
+        """``(ofv, gradient)`` for scipy.
+
+        Where the OFV cannot be evaluated, a steep bowl around the best point so far
+        (``_BIG`` above its OFV) steers the line search back.
+        """
         ev = self.evaluate(psi)
-        if not np.isfinite(ev.ofv) or not np.all(np.isfinite(ev.gradient)):
-            return _BIG, np.zeros_like(psi)
-        return ev.ofv, ev.gradient
+        if np.isfinite(ev.ofv) and np.all(np.isfinite(ev.gradient)):
+            return ev.ofv, ev.gradient
+        centre = self.best_psi if self.best_psi is not None else np.zeros_like(psi)
+        base = self.best if np.isfinite(self.best) else 0.0
+        delta = np.asarray(psi, dtype=float) - centre
+        return base + _BIG * (1.0 + delta @ delta), 2.0 * _BIG * delta
 
 
 def fd_hessian(evaluator: Evaluator, psi: np.ndarray, step: float = 1e-4) -> np.ndarray:
@@ -157,33 +168,53 @@ class OuterResult:
     n_iterations: int
 
 
+def _initial_inverse_hessian(hessian: np.ndarray, grad: np.ndarray, max_step: float) -> np.ndarray:
+    """A positive definite inverse of the start Hessian whose first step is at most ``max_step``."""
+    w, vec = np.linalg.eigh(0.5 * (hessian + hessian.T))
+    top = max(float(np.abs(w).max()), 1e-8)
+    w = np.maximum(np.abs(w), 1e-6 * top)
+    inv = (vec / w) @ vec.T
+    step = float(np.abs(inv @ grad).max())
+    if step > max_step:
+        inv *= max_step / step
+    return 0.5 * (inv + inv.T)
+
+
 def minimise(
     evaluator: Evaluator,
     psi0: np.ndarray,
-    bounds,
     *,
     tol: float = 1e-3,
     maxiter: int = 500,
     newton_steps: int = 3,
+    max_step: float = 2.0,
     verbose: bool = False,
 ) -> OuterResult:
-    """Minimise the OFV: L-BFGS-B, then Newton steps on the finite-difference Hessian.
+    """Minimise the OFV: BFGS from the start Hessian, then Newton steps.
+
+    The inverse-Hessian approximation of BFGS (``scipy.optimize.minimize``) starts
+    from the finite-difference Hessian of the exact gradient at the start (made
+    positive definite, its first step capped at ``max_step``), so the first steps are
+    Newton steps. Points where the OFV cannot be evaluated count as a steep bowl
+    around the best point so far, which the line search backs away from. At the end,
+    Newton steps on the finite-difference Hessian polish the optimum; the last
+    Hessian serves the covariance step.
 
     Parameters
     ----------
     evaluator : Evaluator
     psi0 : numpy.ndarray
         Start (unconstrained scale).
-    bounds : list of tuple
-        Wide box bounds that only keep the exponentials finite.
     tol : float
         Convergence: the largest absolute component of the OFV gradient (with respect
         to log-parameters, Cholesky elements and coefficients) is below ``tol``. With
         the Newton polish the OFV is then within about ``tol**2`` of its minimum.
     maxiter : int
-        Most L-BFGS-B iterations.
+        Most BFGS iterations.
     newton_steps : int
-        Most Newton steps after L-BFGS-B (0: none; no Hessian is then computed).
+        Most Newton steps after BFGS.
+    max_step : float
+        Largest first step (max-norm, unconstrained scale).
     verbose : bool
         Print progress.
 
@@ -193,26 +224,24 @@ def minimise(
     """
     history = {"n": 0}
 
-    def callback(intermediate):
+    def callback(intermediate_result):
         history["n"] += 1
         if verbose:
-            print(f"  iteration {history['n']:3d}  OFV {intermediate.fun:.6f}", flush=True)
+            print(f"  iteration {history['n']:3d}  OFV {intermediate_result.fun:.6f}", flush=True)
 
-    res = optimize.minimize(
-        evaluator,
-        psi0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        callback=callback,
-        options={"maxiter": maxiter, "gtol": tol * 0.1, "ftol": 1e-12, "maxcor": 20},
-    )
+    psi0 = np.asarray(psi0, dtype=float)
+    start = evaluator.evaluate(psi0)
+    hess0 = fd_hessian(evaluator, psi0)
+    options = {"maxiter": maxiter, "gtol": tol * 0.1, "norm": np.inf}
+    if np.all(np.isfinite(hess0)):
+        options["hess_inv0"] = _initial_inverse_hessian(hess0, start.gradient, max_step)
+    res = optimize.minimize(evaluator, psi0, jac=True, method="BFGS", callback=callback, options=options)
     psi = np.asarray(res.x, dtype=float)
+    if not evaluator.best < np.inf or res.fun >= _BIG:
+        psi = psi0
     ev = evaluator.evaluate(psi)
     message = str(res.message)
     hessian = None
-    lower = np.array([-np.inf if b[0] is None else b[0] for b in bounds])
-    upper = np.array([np.inf if b[1] is None else b[1] for b in bounds])
     for _ in range(newton_steps):
         hessian = fd_hessian(evaluator, psi)
         if np.max(np.abs(ev.gradient)) < tol * 1e-3:
@@ -224,9 +253,13 @@ def minimise(
         if not np.all(np.isfinite(w)) or w.min() <= 0:
             break
         step = -vec @ ((vec.T @ ev.gradient) / w)
-        trial = np.clip(psi + step, lower, upper)
+        if np.abs(step).max() > max_step:
+            break
+        trial = psi + step
         new = evaluator.evaluate(trial, ev.eta)
-        if not np.isfinite(new.ofv) or new.ofv > ev.ofv + 1e-9:
+        noise = 1e-9 * (1.0 + abs(ev.ofv))
+        better = new.ofv <= ev.ofv + noise and np.abs(new.gradient).max() < np.abs(ev.gradient).max()
+        if not np.isfinite(new.ofv) or not better:
             evaluator.evaluate(psi, ev.eta)
             break
         history["n"] += 1
@@ -234,7 +267,7 @@ def minimise(
         if verbose:
             print(f"  newton    {history['n']:3d}  OFV {ev.ofv:.6f}", flush=True)
         hessian = None
-    if hessian is None and newton_steps:
+    if hessian is None:
         hessian = fd_hessian(evaluator, psi)
     gmax = float(np.max(np.abs(ev.gradient))) if len(psi) else 0.0
     converged = bool(np.isfinite(ev.ofv) and gmax < tol and ev.ebe_converged)

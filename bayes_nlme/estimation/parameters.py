@@ -162,20 +162,6 @@ class ParameterMap:
             psi[self._sigma_at + k] = np.log(float(sigma2[name]))
         return psi
 
-    def bounds(self, psi0: np.ndarray) -> list[tuple]:
-        """Box bounds on ``psi`` for L-BFGS-B: wide, they only keep exp() finite."""
-        out: list[tuple] = []
-        for k in range(self.size):
-            if k < self.n_theta:
-                out.append((psi0[k] - 12.0, psi0[k] + 12.0))
-            elif k < self._omega_at:
-                out.append((None, None))
-            elif k < self._sigma_at:
-                out.append((-15.0, 6.0) if self._is_log_diag(k) else (-50.0, 50.0))
-            else:
-                out.append((-30.0, 12.0))
-        return out
-
     def _is_log_diag(self, k: int) -> bool:
         at = self._omega_at
         for idx in self.blocks:

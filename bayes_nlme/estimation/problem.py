@@ -17,6 +17,7 @@ vectorised over observations and subjects; per-subject sums are sparse products.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -68,9 +69,23 @@ class Problem:
         a dict of PyTensor vectors of individual parameters given *per observation*.
     covariates : dict of str to numpy.ndarray, optional
         Per-subject values of the covariates the spec uses.
+    kernel_cache : dict, optional
+        Compiled kernels by key, reused when ``kernel_key`` (a digest of what the
+        predictor computes) and the constant parameters match.
+    kernel_key : str, optional
     """
 
-    def __init__(self, spec, y, subject, n_subjects: int, predictor: Callable, covariates: dict | None = None):
+    def __init__(
+        self,
+        spec,
+        y,
+        subject,
+        n_subjects: int,
+        predictor: Callable,
+        covariates: dict | None = None,
+        kernel_cache: dict | None = None,
+        kernel_key: str | None = None,
+    ):
         self.spec = spec
         self.pmap = ParameterMap(spec)
         self.y = np.asarray(y, dtype=float)
@@ -81,8 +96,23 @@ class Problem:
         self.error = spec.residual.model
         self.y_t = np.log(self.y) if self.error == "exponential" else self.y
         self.free = [p.name for p in spec.parameters if not p.is_fixed or any(c.estimated for c in p.covariates)]
+        self.fixed_values: dict = {}
         constants = self._constants(spec)
-        self.kernel = PredictionKernel(predictor, self.free, constants, log_transform=self.error == "exponential")
+        log_transform = self.error == "exponential"
+        key = None
+        if kernel_cache is not None and kernel_key is not None:
+            digest = hashlib.sha1(kernel_key.encode())
+            for name in sorted(constants):
+                digest.update(name.encode() + constants[name].tobytes())
+            key = (digest.hexdigest(), tuple(self.free), log_transform)
+        if key is not None and key in kernel_cache:
+            self.kernel = kernel_cache[key]
+        else:
+            self.kernel = PredictionKernel(predictor, self.free, constants, log_transform=log_transform)
+            if key is not None:
+                kernel_cache[key] = self.kernel
+                while len(kernel_cache) > 8:
+                    kernel_cache.pop(next(iter(kernel_cache)))
         self.cols = [self.free.index(name) for name in self.pmap.iiv]
         self.seg = sparse.csr_matrix(
             (np.ones(self.n_obs), (self.subject, np.arange(self.n_obs))), shape=(self.n_subjects, self.n_obs)
@@ -101,11 +131,12 @@ class Problem:
         theta = {q.name: 1.0 for q in spec.estimated}
         betas = dict.fromkeys(estimated_coefficients(spec), 0.0)
         values = individual_parameters(spec, theta, None, self.covariates, betas, n_subjects=self.n_subjects)
-        return {
-            name: np.asarray(value.eval(), dtype=float)[self.subject]
+        self.fixed_values = {
+            name: np.asarray(value.eval(mode="FAST_COMPILE"), dtype=float)
             for name, value in values.items()
             if name not in self.free
         }
+        return {name: value[self.subject] for name, value in self.fixed_values.items()}
 
     @property
     def d(self) -> int:
@@ -138,6 +169,18 @@ class Problem:
         B : numpy.ndarray (n_subjects, M, size)
             ``d log P / d psi`` per subject (theta and covariate coefficients).
         """
+        base, dbase = self.subject_log_parameters(psi, eta)
+        return base[self.subject], dbase
+
+    def individual_values(self, psi: np.ndarray, eta: np.ndarray | None = None) -> dict:
+        """Individual parameter values per subject, every parameter of the spec, by name."""
+        base, _ = self.subject_log_parameters(psi, eta)
+        out = {name: np.exp(base[:, m]) for m, name in enumerate(self.free)}
+        out.update(self.fixed_values)
+        return {name: out[name] for name in self.spec.parameter_names}
+
+    def subject_log_parameters(self, psi: np.ndarray, eta: np.ndarray | None = None):
+        """Per-subject log individual parameters (n_subjects, M) and their psi-derivatives."""
         pm = self.pmap
         base = np.zeros((self.n_subjects, len(self.free)))
         dbase = np.zeros((self.n_subjects, len(self.free), pm.size))
@@ -169,7 +212,7 @@ class Problem:
                         dbase[:, m, kb] += slope
         if eta is not None and self.d:
             base[:, self.cols] += eta
-        return base[self.subject], dbase
+        return base, dbase
 
     def residual(self, psi: np.ndarray, f: np.ndarray, interaction: bool, f0=None, f0_psi=None) -> Residual:
         """Residual variances ``r = a + b * f^2`` and derivatives.

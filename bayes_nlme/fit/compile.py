@@ -65,8 +65,14 @@ def _nogil_mode():
             fn, cache_key = fn_and_cache
             return numba_njit(fn.py_func, final_function=True, cache=cache_key is not None, nogil=True)
 
+    import os
+
     numba_mode = get_mode("NUMBA")
-    return Mode(linker=NogilNumbaLinker(), optimizer=numba_mode.provided_optimizer)
+    mode = Mode(linker=NogilNumbaLinker(), optimizer=numba_mode.provided_optimizer)
+    excl = os.environ.get("BNLME_EXCLUDE")
+    if excl:
+        mode = mode.excluding(*excl.split(","))
+    return mode
 
 
 def _pyfunc(model):

@@ -39,7 +39,11 @@ def plot_rank(fit):
     pc = azp.plot_rank(tree, backend="matplotlib", visuals={"remove_axis": False},
                        figure_kwargs={"figsize": (9.0, 2.2 * rows + 0.6), "layout": "constrained"})
     fig = pc.viz["figure"].item()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)  # detach from pyplot: the caller owns the figure (no double display in notebooks)
     for k, ax in enumerate(fig.axes):
+        ax.xaxis.set_tick_params(labelbottom=True)
         if ax.get_visible() and k % 4 == 0:
             ax.set_ylabel("ECDF − uniform")
     fig.suptitle("Rank plots: fractional-rank ECDF minus uniform, one line per chain")

@@ -26,7 +26,8 @@ nav ol { columns: 2; font-size: 14px; }
 nav a { color: #1f3b73; text-decoration: none; }
 table { border-collapse: collapse; margin: 8px 0 14px; font-size: 13.5px; }
 th, td { border: 1px solid #d0d7e2; padding: 4px 9px; }
-th { background: #eef2f8; text-align: left; }
+th { background: #eef2f8; text-align: left; white-space: nowrap; }
+th[colspan] { text-align: center; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr:nth-child(even) td { background: #f8f9fb; }
 pre { background: #f6f8fa; border: 1px solid #d0d7e2; padding: 10px 12px; font-size: 13px;
@@ -83,7 +84,8 @@ def format_number(value, kind: str = "g") -> str:
     return f"{x:.4g}"
 
 
-def table_html(frame: pd.DataFrame, formats: dict | None = None, *, index: bool = False) -> str:
+def table_html(frame: pd.DataFrame, formats: dict | None = None, *, index: bool = False,
+               groups: list | None = None) -> str:
     """A DataFrame as an HTML table; numeric columns right-aligned.
 
     Parameters
@@ -93,6 +95,9 @@ def table_html(frame: pd.DataFrame, formats: dict | None = None, *, index: bool 
         Column -> ``kind`` of :func:`format_number` (default ``g`` for numbers).
     index : bool
         Include the index as the first column.
+    groups : list of (str, int), optional
+        A first header row: each label spans that many columns (label '' for none);
+        the column names below it lose the label as a prefix.
 
     Returns
     -------
@@ -100,7 +105,18 @@ def table_html(frame: pd.DataFrame, formats: dict | None = None, *, index: bool 
     """
     formats = formats or {}
     frame = frame.reset_index() if index else frame
-    head = "".join(f"<th>{escape(c)}</th>" for c in frame.columns)
+    if groups:
+        top, names, k = [], [], 0
+        for label, span in groups:
+            top.append(f'<th colspan="{span}">{escape(label)}</th>' if span > 1 or label else
+                       '<th></th>')
+            for column in frame.columns[k:k + span]:
+                text = str(column)
+                names.append(text[len(label) + 1:] if label and text.startswith(f"{label} ") else text)
+            k += span
+        head = "".join(top) + "</tr><tr>" + "".join(f"<th>{escape(n)}</th>" for n in names)
+    else:
+        head = "".join(f"<th>{escape(c)}</th>" for c in frame.columns)
     rows = []
     for values in frame.itertuples(index=False):
         cells = []

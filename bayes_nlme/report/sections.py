@@ -167,8 +167,11 @@ def estimation(page, ctx: Context) -> None:
     parts = page.section("estimation", "Estimation")
     info = fd.info
     names = {"method": "method", "ofv": "OFV", "minus2ll": "-2 log-likelihood", "aic": "AIC", "bic": "BIC",
-             "converged": "converged", "n_subjects": "subjects", "n_obs": "observations",
-             "iterations": "iterations", "covariance": "covariance step", "seconds": "seconds"}
+             "n_parameters": "estimated parameters", "converged": "converged", "optimizer_message": "optimiser",
+             "n_subjects": "subjects", "n_obs": "observations", "n_iterations": "iterations",
+             "covariance": "covariance step", "covariance_ok": "covariance step succeeded",
+             "covariance_message": "covariance step message", "n_blq_omitted": "BLQ observations omitted",
+             "seconds_compile": "seconds (compilation)", "seconds": "seconds (estimation)"}
     keys = [k for k in names if k in info]
     rows = pd.DataFrame({"item": [names[k] for k in keys],
                          "value": [info[k] if not isinstance(info[k], (bool, dict, list)) else str(info[k])
@@ -275,7 +278,9 @@ def comparison(page, ctx: Context, compare_fds) -> None:
     table = compare_fits(fd, *compare_fds)
     parts.append("<p>Bayesian fits: posterior median and 90% credible interval; frequentist fits: "
                  "estimate and Wald 95% confidence interval.</p>")
-    parts.append(table_html(table))
+    labels = table.attrs.get("labels", [])
+    groups = [("", 1), ("", 1)] + [(label, 3) for label in labels]
+    parts.append(table_html(table, groups=groups if 2 + 3 * len(labels) == table.shape[1] else None))
     rows = []
     for other in (fd, *compare_fds):
         info = other.info

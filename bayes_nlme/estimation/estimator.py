@@ -1,0 +1,303 @@
+"""Public entry points of the frequentist path: :func:`estimate` and :func:`objective`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ArgumentError, DataError, InputError, format_rows
+from .covariance import COVARIANCE_METHODS, covariance_step, nan_covariance
+from .diagnostics import ebe_table, eta_shrinkage, observation_table
+from .outer import Evaluator, minimise
+from .parameters import start_values
+from .problem import METHODS, Problem
+from .result import _Z95, EstimationResult
+
+__all__ = ["estimate", "objective", "build_problem"]
+
+#: Compiled prediction kernels of this session, reused by later fits of the same data.
+_KERNELS: dict = {}
+
+
+def _check_choice(value, valid, name: str) -> None:
+    if value not in valid:
+        shown = ", ".join(repr(v) for v in valid)
+        raise ArgumentError(f"{name} must be one of {shown}; got {value!r}")
+
+
+def build_problem(spec, data):
+    """The :class:`~.problem.Problem` of a spec and a dataset, with its observation frame.
+
+    Observations are the records with ``EVID == 0`` and ``MDV == 0``. Rows flagged
+    ``BLQ = 1`` are left out of the likelihood (NONMEM's M1 method).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    data : Dataset, pandas.DataFrame, path or bundled name
+
+    Returns
+    -------
+    problem : Problem
+    dataset : Dataset
+    frame : pandas.DataFrame
+        ``ROW, ID, TIME, DV`` of each observation used.
+    n_blq : int
+        Number of BLQ rows left out.
+    """
+    from ..data import check_for_model, load_dataset
+    from ..data.events import build_event_design
+    from ..individual import subject_covariates
+    from ..pk import concentrations
+    from .kernel import design_key, pointwise_design
+
+    dataset = data if hasattr(data, "table") else load_dataset(data, columns=spec.columns or None)
+    check_for_model(dataset, spec.structural, spec.covariate_columns)
+    design = build_event_design(dataset, spec.structural, points="observations")
+    table = dataset.table
+    rows = np.asarray(design.point_row)
+    blq = table["BLQ"].fillna(0.0).to_numpy()[rows] > 0
+    keep = ~blq
+    y = table["DV"].to_numpy(dtype=float)[rows][keep]
+    if spec.residual.model == "exponential" and np.any(y <= 0):
+        bad = table["ROW"].to_numpy()[rows][keep][y <= 0]
+        raise DataError(
+            f"Dataset '{dataset.source}': the exponential error model needs DV > 0 "
+            f"({format_rows(bad)})"
+        )
+    pointwise = pointwise_design(design, keep)
+    frame = pd.DataFrame({
+        "ROW": table["ROW"].to_numpy()[rows][keep],
+        "ID": _whole(table["ID"].to_numpy()[rows][keep]),
+        "TIME": table["TIME"].to_numpy(dtype=float)[rows][keep],
+        "DV": y,
+    })
+    problem = Problem(
+        spec, y, np.asarray(design.point_subject)[keep], dataset.n_subjects,
+        lambda params: concentrations(pointwise, params), subject_covariates(spec, dataset),
+        kernel_cache=_KERNELS, kernel_key=design_key(pointwise),
+    )
+    return problem, dataset, frame, int(blq.sum())
+
+
+def _whole(values: np.ndarray) -> np.ndarray:
+    """Subject IDs as integers when every one is a whole number."""
+    values = np.asarray(values)
+    if values.dtype.kind == "f" and np.all(np.isfinite(values)) and np.all(values == np.round(values)):
+        return values.astype(np.int64)
+    return values
+
+
+def _natural_table(problem, psi: np.ndarray, cov) -> pd.DataFrame:
+    est = problem.pmap.natural(psi)
+    se = cov.se
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rse = 100.0 * se / np.abs(est)
+    return pd.DataFrame({
+        "parameter": problem.pmap.names,
+        "estimate": est,
+        "se": se,
+        "rse_pct": rse,
+        "ci_low": est - _Z95 * se,
+        "ci_high": est + _Z95 * se,
+    })
+
+
+def estimate(
+    spec,
+    data,
+    *,
+    method: str = "focei",
+    covariance: str | None = "sandwich",
+    tol: float = 1e-3,
+    maxiter: int = 500,
+    verbose: bool = False,
+) -> EstimationResult:
+    """Maximum-likelihood estimation by FO, FOCE, FOCE-I or Laplace (NONMEM conventions).
+
+    Priors are ignored: this is maximum likelihood. Start values: each parameter's
+    ``initial``, else the median of its typical-value prior; covariate coefficients at
+    their prior median; omega from ``[omega] initial``, else 0.1 on the diagonal;
+    residual variances from ``[residual] initial``, else 10% of the variance of the
+    observations (``sigma2_add``) or 0.1 (``sigma2_prop``, ``sigma2_exp``). Fixed
+    parameters stay fixed.
+
+    The inner step finds every subject's EBE (conditional mode) with a batched Newton
+    method; the outer step minimises the OFV over log typical values, covariate
+    coefficients, the Cholesky factor of omega (log diagonal) and log residual
+    variances with BFGS on exact gradients (implicit differentiation through the
+    EBEs), started from the finite-difference Hessian of the exact gradient, then
+    polishes with Newton steps on that Hessian.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    data : Dataset, pandas.DataFrame, path or bundled name
+    method : {"focei", "foce", "fo", "laplace"}
+        ``laplace`` uses the exact Hessian of the conditional objective.
+    covariance : {"sandwich", "r", "s"} or None
+        Covariance step: ``R^-1 S R^-1`` (default), ``R^-1`` or ``S^-1``; None skips
+        it (standard errors NaN).
+    tol : float
+        Convergence: the largest absolute component of the OFV gradient (with respect
+        to the unconstrained parameters) is below ``tol``.
+    maxiter : int
+        Most quasi-Newton iterations.
+    verbose : bool
+        Print the OFV at each iteration.
+
+    Returns
+    -------
+    EstimationResult
+
+    Raises
+    ------
+    ArgumentError
+        For an unknown method or covariance option.
+    InputError
+        When the objective cannot be evaluated at the start values.
+
+    Warns
+    -----
+    CovarianceWarning
+        When the covariance step fails; standard errors are then NaN.
+    """
+    _check_choice(method, METHODS, "method")
+    if covariance is not None:
+        _check_choice(covariance, COVARIANCE_METHODS, "covariance")
+    building = time.perf_counter()
+    problem, dataset, frame, n_blq = build_problem(spec, data)
+    start = start_values(spec, problem.y)
+    psi0 = problem.pmap.pack(start["theta"], start["betas"], start["omega"], start["sigma2"])
+    evaluator = Evaluator(problem, method)
+    u0, _ = problem.log_parameters(psi0, None)
+    problem.kernel.warm_up(u0)
+    seconds_compile = time.perf_counter() - building
+    started = time.perf_counter()
+    first = evaluator.evaluate(psi0)
+    if not np.isfinite(first.ofv):
+        raise InputError(
+            f"the objective of model '{spec.name}' is not finite at the start values "
+            "(for example a proportional error with a zero prediction, such as an observation "
+            "at the time of an oral dose); change the start values or the residual model"
+        )
+    if verbose:
+        print(f"{method}: start OFV {first.ofv:.6f} ({problem.size} parameters)", flush=True)
+    outer = minimise(evaluator, psi0, tol=tol, maxiter=maxiter, verbose=verbose)
+    psi, ev = outer.psi, outer.evaluation
+    jac = problem.pmap.jacobian(psi)
+    if covariance is None:
+        cov = nan_covariance(problem.size, None)
+    else:
+        cov = covariance_step(outer.hessian, ev.per_subject, jac, covariance)
+    eta = ev.eta if evaluator.has_inner else evaluator.ebe(psi, np.zeros_like(ev.eta), method="foce").eta
+    ids = _whole(dataset.table.groupby("SUBJECT", sort=True)["ID"].first().to_numpy())
+    estimates = _natural_table(problem, psi, cov)
+    n_obs = problem.n_obs
+    minus2ll = ev.ofv + n_obs * np.log(2.0 * np.pi)
+    k = problem.size
+    names = problem.pmap.names
+    result = EstimationResult(
+        method=method,
+        spec=spec,
+        dataset=dataset,
+        ofv=float(ev.ofv),
+        minus2ll=float(minus2ll),
+        aic=float(minus2ll + 2 * k),
+        bic=float(minus2ll + k * np.log(problem.n_subjects)),
+        n_parameters=k,
+        converged=outer.converged,
+        estimates=estimates,
+        covariance=None if covariance is None else pd.DataFrame(cov.covariance, index=names, columns=names),
+        correlation=None if covariance is None else pd.DataFrame(cov.correlation, index=names, columns=names),
+        ebe=ebe_table(problem, psi, eta, ids),
+        predictions=observation_table(problem, method, psi, eta, frame),
+        eta_shrinkage_sd=eta_shrinkage(problem, psi, eta),
+        n_subjects=problem.n_subjects,
+        n_obs=n_obs,
+        seconds=0.0,
+        seconds_compile=float(seconds_compile),
+        n_iterations=outer.n_iterations,
+        info={
+            "covariance": covariance,
+            "covariance_ok": bool(cov.ok),
+            "covariance_message": cov.message,
+            "optimizer_message": outer.message,
+            "n_evaluations": evaluator.n_evaluations,
+            "max_abs_gradient": float(np.max(np.abs(ev.gradient))) if k else 0.0,
+            "tol": tol,
+            "n_blq_omitted": n_blq,
+            "start": dict(zip(names, problem.pmap.natural(psi0).tolist())),
+        },
+    )
+    result.seconds = time.perf_counter() - started
+    if verbose:
+        print(f"{method}: OFV {result.ofv:.6f} converged={result.converged} in {result.seconds:.2f} s "
+              f"(compile {seconds_compile:.2f} s)", flush=True)
+    return result
+
+
+def _as_omega(omega, d: int) -> np.ndarray:
+    arr = np.asarray(omega, dtype=float)
+    if arr.ndim == 0:
+        arr = np.full(d, float(arr)) if d == 1 else arr.reshape(1)
+    if arr.ndim == 1:
+        arr = np.diag(arr)
+    if arr.shape != (d, d):
+        raise ArgumentError(f"omega must be a {d}x{d} matrix (or its diagonal), got shape {arr.shape}")
+    return arr
+
+
+def objective(
+    spec,
+    data,
+    *,
+    method: str = "focei",
+    theta: Mapping[str, float],
+    omega,
+    sigma2,
+) -> float:
+    """The OFV at fixed parameter values (EBEs solved for).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    data : Dataset, pandas.DataFrame, path or bundled name
+    method : {"focei", "foce", "fo", "laplace"}
+    theta : mapping
+        Typical value of every estimated parameter by name (``"CL"`` or
+        ``"theta_CL"``), and every estimated covariate coefficient (``beta_<P>_<COL>``).
+    omega : float, sequence or matrix
+        Omega (IIV parameters in declaration order): the full matrix, its diagonal, or
+        a number for a single IIV parameter.
+    sigma2 : float or mapping
+        Residual variance(s): a number for single-variance models, or a mapping by
+        ``sigma2_add``/``sigma2_prop``/``sigma2_exp`` (or ``add``/``prop``/``exp``).
+
+    Returns
+    -------
+    float
+        -2 log-likelihood without ``n_obs * log(2 pi)``.
+    """
+    _check_choice(method, METHODS, "method")
+    problem, *_ = build_problem(spec, data)
+    pm = problem.pmap
+    lookup = {(k[len("theta_"):] if k.startswith("theta_") else k): float(v) for k, v in theta.items()}
+    missing = [n for n in pm.theta_names + pm.beta_names if n not in lookup]
+    if missing:
+        raise ArgumentError(f"theta: missing {', '.join(missing)} (model '{spec.name}' needs "
+                            f"{', '.join(pm.theta_names + pm.beta_names)})")
+    if isinstance(sigma2, Mapping):
+        sig = {(k if k.startswith("sigma2_") else f"sigma2_{k}"): float(v) for k, v in sigma2.items()}
+    elif len(pm.sigma_names) == 1:
+        sig = {pm.sigma_names[0]: float(sigma2)}
+    else:
+        raise ArgumentError(f"sigma2 must be a mapping with {', '.join(pm.sigma_names)}")
+    absent = [n for n in pm.sigma_names if n not in sig]
+    if absent:
+        raise ArgumentError(f"sigma2: missing {', '.join(absent)}")
+    psi = pm.pack(lookup, lookup, _as_omega(omega, pm.d), sig)
+    return float(Evaluator(problem, method).evaluate(psi).ofv)

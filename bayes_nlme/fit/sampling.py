@@ -1,0 +1,428 @@
+"""Fit a model by NUTS (:func:`sample`) or draw from its prior (:func:`sample_prior`).
+
+The default sampler is nutpie. A model is compiled once per process and structure
+(:func:`compile_model`): a later fit of a spec that differs only in prior values
+(a prior-sensitivity variant) re-uses the compiled model with new prior data, and a
+fit in a new process re-uses PyTensor's on-disk Numba cache
+(:mod:`bayes_nlme.fit.compile`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..build import flipflop as guard
+from ..build.model import BuiltModel, build, prior_data, resolve_dataset
+from ..errors import ArgumentError
+from .compile import compile_nutpie
+from .convergence import assess
+from .flipflop import flip_flop_check
+from .result import BayesFit
+from .summary import canonical_draws
+from .tree import finish_tree
+
+__all__ = ["SAMPLERS", "CompiledModel", "compile_model", "sample", "sample_prior", "clear_cache"]
+
+#: Valid NUTS samplers.
+SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
+_JAX_SAMPLERS = {"numpyro": "numpyro", "blackjax": "blackjax"}
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_SIZE = 8
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledModel:
+    """A built and compiled model, re-usable for specs of the same structure.
+
+    Attributes
+    ----------
+    built : BuiltModel
+    compiled : nutpie CompiledModel
+    backend : str
+    seconds : float
+        Time to build and compile.
+    """
+
+    built: BuiltModel
+    compiled: object
+    backend: str
+    seconds: float
+
+    def for_spec(self, spec):
+        """The compiled model with the prior data of ``spec`` (same structure)."""
+        return self.compiled.with_data(**prior_data(spec))
+
+
+def _structure(spec, centered: bool, backend: str) -> tuple:
+    """What fixes the compiled graph: everything but prior values."""
+    params = tuple(
+        (
+            p.name,
+            p.fixed,
+            p.iiv,
+            type(p.typical).__name__,
+            tuple(
+                (c.column, c.effect, c.reference, type(c.coefficient).__name__ if c.estimated else c.coefficient)
+                for c in p.covariates
+            ),
+        )
+        for p in spec.parameters
+    )
+    prior = spec.omega.prior
+    omega = (spec.omega.blocks, type(prior).__name__, type(getattr(prior, "sd", None)).__name__)
+    residual = (spec.residual.model, tuple(type(getattr(spec.residual, f)).__name__ for f in ("add", "prop", "exp")))
+    return (
+        spec.structural,
+        params,
+        omega,
+        residual,
+        guard.guard_enabled(spec),
+        guard.individual_guard(spec),
+        centered,
+        backend,
+    )
+
+
+def _data_key(dataset) -> tuple:
+    import pandas as pd
+
+    table = dataset.table
+    return (str(dataset.source), len(table), int(pd.util.hash_pandas_object(table, index=False).sum()))
+
+
+def clear_cache() -> None:
+    """Forget the compiled models of this process."""
+    _CACHE.clear()
+
+
+def compile_model(spec, data, *, centered: bool = False, backend: str = "pyfunc") -> CompiledModel:
+    """Build and compile a model, or take it from this process's cache.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    data : Dataset, path, bundled name or DataFrame
+    centered : bool
+        Centred etas.
+    backend : {"pyfunc", "cfunc"}
+        See :mod:`bayes_nlme.fit.compile`.
+
+    Returns
+    -------
+    CompiledModel
+        With the prior data of ``spec`` set.
+    """
+    dataset = resolve_dataset(spec, data)
+    key = (_structure(spec, centered, backend), _data_key(dataset))
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        cached = _CACHE[key]
+        return replace(cached, built=replace(cached.built, spec=spec), compiled=cached.for_spec(spec), seconds=0.0)
+    start = time.perf_counter()
+    built = build(spec, dataset, centered=centered)
+    compiled = compile_nutpie(built.model, backend=backend)
+    result = CompiledModel(built=built, compiled=compiled.compiled, backend=backend, seconds=time.perf_counter() - start)
+    _CACHE[key] = result
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return result
+
+
+def _load_spec(spec):
+    if isinstance(spec, (str, Path)):
+        from ..spec import load_model
+
+        return load_model(spec)
+    return spec
+
+
+def _positive(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _settings(spec, draws, tune, chains, seed) -> tuple:
+    s = spec.sampling
+    draws = _positive("draws", s.draws if draws is None else draws)
+    tune = _positive("tune", s.tune if tune is None else tune, minimum=0)
+    chains = _positive("chains", s.chains if chains is None else chains)
+    seed = s.seed if seed is None else seed
+    if seed is not None:
+        seed = _positive("seed", seed, minimum=0)
+    return draws, tune, chains, seed
+
+
+def _progress(progressbar, quiet: bool) -> bool:
+    if progressbar is not None:
+        return bool(progressbar)
+    return not quiet and not os.environ.get("CI")
+
+
+def _check_sampler(sampler: str) -> None:
+    if sampler not in SAMPLERS:
+        raise ArgumentError(f"unknown sampler {sampler!r} (valid: {', '.join(SAMPLERS)})")
+    if sampler in _JAX_SAMPLERS:
+        missing = [m for m in ("jax", _JAX_SAMPLERS[sampler]) if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ArgumentError(
+                f"sampler {sampler!r} needs {' and '.join(missing)}, which is not installed: install the "
+                "extra with `pip install 'bayes_nlme[jax]'`, or use another sampler "
+                f"(valid: {', '.join(SAMPLERS)}; nutpie needs nothing extra)"
+            )
+
+
+def _numeric(ds: xr.Dataset) -> xr.Dataset:
+    return ds[[n for n, v in ds.data_vars.items() if v.dtype.kind in "biuf"]]
+
+
+def _run_nutpie(cm: CompiledModel, spec, *, draws, tune, chains, seed, progress, target_accept, cores):
+    import nutpie
+
+    kwargs = {"target_accept": target_accept} if target_accept is not None else {}
+    return nutpie.sample(
+        cm.for_spec(spec),
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=cores,
+        seed=seed,
+        save_warmup=False,
+        progress_bar=progress,
+        **kwargs,
+    )
+
+
+def _run_pymc(built, sampler, *, draws, tune, chains, seed, progress, target_accept, cores):
+    import pymc as pm
+
+    kwargs = {"target_accept": target_accept} if target_accept is not None else {}
+    return pm.sample(
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=cores,
+        random_seed=seed,
+        progressbar=progress,
+        nuts_sampler=sampler,
+        model=built.model,
+        compute_convergence_checks=False,
+        **kwargs,
+    )
+
+
+def sample(
+    spec,
+    data,
+    *,
+    draws: int | None = None,
+    tune: int | None = None,
+    chains: int | None = None,
+    seed: int | None = None,
+    sampler: str = "nutpie",
+    progressbar: bool | None = None,
+    quiet: bool = False,
+    target_accept: float | None = None,
+    centered: bool = False,
+    cores: int | None = None,
+    compile_backend: str = "pyfunc",
+) -> BayesFit:
+    """Fit a model by NUTS.
+
+    Parameters
+    ----------
+    spec : ModelSpec or path
+        The model (a TOML path is loaded).
+    data : Dataset, path, bundled name or pandas.DataFrame
+    draws, tune, chains, seed : int, optional
+        Default: the spec's ``[sampling]`` table.
+    sampler : {"nutpie", "pymc", "numpyro", "blackjax"}
+        numpyro and blackjax need the ``jax`` extra.
+    progressbar : bool, optional
+        Default: on, unless ``quiet`` or the environment variable ``CI`` is set.
+    quiet : bool
+        No progress bar and no convergence report (warnings are still emitted).
+    target_accept : float, optional
+        NUTS target acceptance rate (sampler default 0.8; raise it, e.g. to 0.95,
+        against divergences).
+    centered : bool
+        Centred etas (default non-centred).
+    cores : int, optional
+        Chains run in parallel (default ``min(chains, cpu count)``).
+    compile_backend : {"pyfunc", "cfunc"}
+        nutpie only; see :mod:`bayes_nlme.fit.compile`.
+
+    Returns
+    -------
+    BayesFit
+        Method ``"nuts"``; its ``convergence`` verdict is printed (unless quiet) and
+        each problem is emitted as a :class:`~bayes_nlme.fit.ConvergenceWarning`.
+
+    Raises
+    ------
+    ArgumentError
+        Bad settings or an unavailable sampler.
+    SpecError, DataError
+        A model or dataset that cannot be fitted.
+    """
+    start = time.perf_counter()
+    spec = _load_spec(spec)
+    _check_sampler(sampler)
+    draws, tune, chains, seed = _settings(spec, draws, tune, chains, seed)
+    if target_accept is not None and not 0.0 < float(target_accept) < 1.0:
+        raise ArgumentError(f"target_accept must be in (0, 1), got {target_accept!r}")
+    cores = _positive("cores", cores) if cores is not None else max(1, min(chains, os.cpu_count() or 1))
+    progress = _progress(progressbar, quiet)
+    if sampler == "nutpie":
+        cm = compile_model(spec, data, centered=centered, backend=compile_backend)
+        built = cm.built
+        seconds_build = time.perf_counter() - start
+        t0 = time.perf_counter()
+        raw = _run_nutpie(
+            cm, spec, draws=draws, tune=tune, chains=chains, seed=seed, progress=progress,
+            target_accept=target_accept, cores=cores,
+        )
+    else:
+        built = build(spec, resolve_dataset(spec, data), centered=centered)
+        seconds_build = time.perf_counter() - start
+        t0 = time.perf_counter()
+        raw = _run_pymc(
+            built, sampler, draws=draws, tune=tune, chains=chains, seed=seed, progress=progress,
+            target_accept=target_accept, cores=cores,
+        )
+    tree = xr.DataTree.from_dict(
+        {
+            "/posterior": xr.DataTree(raw["posterior"].to_dataset()),
+            "/sample_stats": xr.DataTree(_numeric(raw["sample_stats"].to_dataset())),
+        }
+    )
+    tree = finish_tree(tree, built, seed=None if seed is None else seed + 1)
+    seconds_sample = time.perf_counter() - t0
+    posterior = tree["posterior"].to_dataset()
+    checked = canonical_draws(spec, posterior)
+    if "eta" in posterior:
+        checked["eta"] = posterior["eta"]
+    flip = flip_flop_check(spec, posterior)
+    verdict = assess(checked, tree["sample_stats"].to_dataset(), extra_messages=[flip] if flip else [], max_treedepth=10)
+    fit = BayesFit(
+        tree=tree,
+        spec=spec,
+        dataset=built.dataset,
+        method="nuts",
+        seconds_build=seconds_build,
+        seconds_sample=seconds_sample,
+        seconds=time.perf_counter() - start,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        seed=seed,
+        sampler=sampler,
+        convergence=verdict,
+        details={
+            "flip_flop_guard": bool(built.guard),
+            "centered": bool(centered),
+            "compile_backend": compile_backend if sampler == "nutpie" else None,
+            "target_accept": target_accept,
+        },
+    )
+    if not quiet:
+        print(verdict.report(), file=sys.stderr)
+    verdict.warn(stacklevel=2)
+    return fit
+
+
+def _accepted(spec, draws: xr.Dataset) -> np.ndarray:
+    """Which forward draws lie in the region the flip-flop guard allows."""
+    if not guard.guard_enabled(spec):
+        return np.ones(draws.sizes["draw"], dtype=bool)
+    individual = draws["individual"].isel(chain=0)
+    ind = {p: np.asarray(individual.sel(structural_parameter=p).values) for p in spec.parameter_names}
+    theta = {p.name: np.asarray(draws[f"theta_{p.name}"].isel(chain=0).values) for p in spec.estimated}
+    return ~guard.numeric_violations(spec, ind, theta)
+
+
+def sample_prior(spec, data, *, draws: int | None = None, seed: int | None = None, max_batches: int = 50) -> BayesFit:
+    """Exact forward draws from the prior (and the prior predictive distribution).
+
+    With the flip-flop guard on, draws outside the allowed region are rejected and
+    replaced (rejection sampling), so the draws follow the restricted prior exactly.
+
+    Parameters
+    ----------
+    spec : ModelSpec or path
+    data : Dataset, path, bundled name or pandas.DataFrame
+    draws : int, optional
+        Default: the spec's ``sampling.draws``.
+    seed : int, optional
+        Default: the spec's ``sampling.seed``.
+    max_batches : int
+        Give up after this many batches of rejected draws.
+
+    Returns
+    -------
+    BayesFit
+        Method ``"prior"``; the tree has ``prior`` and ``prior_predictive`` groups.
+
+    Raises
+    ------
+    ArgumentError
+        When the flip-flop guard rejects nearly every draw (a ``ka`` prior that sits
+        below the elimination rate).
+    """
+    import pymc as pm
+
+    start = time.perf_counter()
+    spec = _load_spec(spec)
+    draws, _, _, seed = _settings(spec, draws, None, None, seed)
+    built = build(spec, resolve_dataset(spec, data), guard=False)
+    seconds_build = time.perf_counter() - start
+    t0 = time.perf_counter()
+    names = [v.name for v in built.model.unobserved_value_vars if not v.name.endswith("__")]
+    rng = np.random.default_rng(seed)
+    kept, n_total, n_accepted = [], 0, 0
+    for _ in range(max_batches):
+        batch = pm.sample_prior_predictive(
+            draws=draws, model=built.model, var_names=names, random_seed=rng, compile_kwargs={"mode": "FAST_COMPILE"}
+        )
+        prior = batch["prior"].to_dataset()
+        ok = _accepted(spec, prior)
+        n_total += ok.size
+        n_accepted += int(ok.sum())
+        kept.append(prior.isel(draw=np.flatnonzero(ok)))
+        if sum(k.sizes["draw"] for k in kept) >= draws:
+            break
+    prior = xr.concat(kept, dim="draw").isel(draw=slice(0, draws))
+    if prior.sizes["draw"] < draws:
+        raise ArgumentError(
+            f"the flip-flop guard rejected {n_total - prior.sizes['draw']} of {n_total} prior draws "
+            "(ka <= CL/V): the priors put almost no mass on ka above the elimination rate; revise the ka prior"
+        )
+    prior = prior.assign_coords(draw=np.arange(draws))
+    tree = finish_tree(xr.DataTree.from_dict({"/prior": xr.DataTree(prior)}), built, seed=rng, prior=True)
+    return BayesFit(
+        tree=tree,
+        spec=spec,
+        dataset=built.dataset,
+        method="prior",
+        seconds_build=seconds_build,
+        seconds_sample=time.perf_counter() - t0,
+        seconds=time.perf_counter() - start,
+        draws=draws,
+        tune=0,
+        chains=1,
+        seed=seed,
+        sampler="forward",
+        details={
+            "flip_flop_guard": guard.guard_enabled(spec),
+            "prior_acceptance": n_accepted / n_total,
+        },
+    )
