@@ -237,7 +237,7 @@ def test_save_and_load_round_trip(theophylline_fit, tmp_path):
     assert {"summary.csv", "fit.json", "fit.nc", "ebe.csv"} <= {p.name for p in out.iterdir()}
     info = json.loads((out / "fit.json").read_text())
     for key in ("method", "n_subjects", "n_obs", "seconds", "ofv", "minus2ll", "aic", "bic", "converged",
-                "eta_shrinkage_sd", "seconds_compile", "n_iterations", "covariance", "correlation"):
+                "eta_shrinkage_sd", "seconds_compile", "seconds_fit", "n_iterations", "covariance", "correlation"):
         assert key in info
     assert info["method"] == "focei" and info["n_obs"] == 132
     summary = pd.read_csv(out / "summary.csv")
@@ -251,6 +251,26 @@ def test_save_and_load_round_trip(theophylline_fit, tmp_path):
     table = compare_fits(out)
     assert "focei estimate" in table.columns
     assert list(table["parameter"]) == list(summary["parameter"])
+
+
+def test_cwres_matches_a_per_subject_computation():
+    """CWRES = C^-1/2 e per subject (symmetric root), whatever the record order."""
+    from scipy.linalg import sqrtm
+
+    from bayes_nlme.estimation.diagnostics import cwres
+
+    problem = _wang_problem("additive")
+    rng = np.random.default_rng(5)
+    order = rng.permutation(problem.n_obs)  # subjects interleaved
+    problem.subject = problem.subject[order]
+    problem.n_per_subject = np.bincount(problem.subject)
+    e, g, r = rng.normal(size=problem.n_obs), rng.normal(size=(problem.n_obs, 2)), rng.uniform(0.5, 2, problem.n_obs)
+    omega = np.array([[0.3, 0.1], [0.1, 0.2]])
+    got = cwres(problem, e, g, r, omega)
+    for s in range(problem.n_subjects):
+        rows = np.flatnonzero(problem.subject == s)
+        cov = g[rows] @ omega @ g[rows].T + np.diag(r[rows])
+        np.testing.assert_allclose(got[rows], np.linalg.solve(np.real(sqrtm(cov)), e[rows]), rtol=1e-8)
 
 
 # ---------------------------------------------------------------- covariance step

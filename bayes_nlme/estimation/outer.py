@@ -75,7 +75,10 @@ class Evaluator:
         """The EBEs at ``psi`` (an :class:`~.inner.EBEResult`)."""
         method = method or self.method
         problem = self.problem
-        omega_inv = np.linalg.inv(problem.pmap.omega_matrix(psi))
+        try:
+            omega_inv = np.linalg.inv(problem.pmap.omega_matrix(psi))
+        except np.linalg.LinAlgError:
+            omega_inv = np.full((problem.d, problem.d), np.nan)
         eta = self.eta_start if eta0 is None else eta0
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             result = solve_ebe(

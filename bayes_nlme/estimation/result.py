@@ -49,13 +49,15 @@ class EstimationResult:
         SD-based shrinkage per IIV parameter.
     n_subjects, n_obs : int
     seconds : float
-        Wall time of the estimation after compilation (optimisation, covariance
-        step, diagnostics).
+        Wall time of the whole fit (``seconds_compile + seconds_fit``).
     seconds_compile : float
         Wall time of reading the data, building the problem and compiling (or reusing)
         the prediction kernel.
     n_iterations : int
         Outer iterations (quasi-Newton plus Newton polish steps).
+    seconds_fit : float
+        Wall time from the start values to the result, after compilation
+        (optimisation, covariance step and diagnostics).
     info : dict
         Everything else written to ``fit.json`` (covariance method, messages ...).
     """
@@ -80,6 +82,7 @@ class EstimationResult:
     seconds: float
     seconds_compile: float
     n_iterations: int
+    seconds_fit: float = 0.0
     info: dict = field(default_factory=dict)
 
     def summary(self) -> pd.DataFrame:
@@ -112,6 +115,7 @@ class EstimationResult:
             "converged": self.converged,
             "eta_shrinkage_sd": dict(self.eta_shrinkage_sd),
             "seconds_compile": self.seconds_compile,
+            "seconds_fit": self.seconds_fit,
             "n_iterations": self.n_iterations,
         }
         info.update(self.info)
@@ -213,7 +217,8 @@ class EstimationResult:
             covariance = pd.DataFrame(cov["covariance"].values, index=names, columns=names)
             correlation = pd.DataFrame(cov["correlation"].values, index=names, columns=names)
         known = {"method", "n_subjects", "n_obs", "seconds", "ofv", "minus2ll", "aic", "bic", "n_parameters",
-                 "converged", "eta_shrinkage_sd", "seconds_compile", "n_iterations", "correlation"}
+                 "converged", "eta_shrinkage_sd", "seconds_compile", "seconds_fit", "n_iterations",
+                 "correlation"}
         return cls(
             method=info["method"], spec=fd.spec, dataset=fd.dataset, ofv=_num(info["ofv"]),
             minus2ll=_num(info["minus2ll"]), aic=_num(info["aic"]), bic=_num(info["bic"]),
@@ -222,6 +227,7 @@ class EstimationResult:
             predictions=predictions, eta_shrinkage_sd={k: _num(v) for k, v in info["eta_shrinkage_sd"].items()},
             n_subjects=int(info["n_subjects"]), n_obs=int(info["n_obs"]), seconds=_num(info["seconds"]),
             seconds_compile=_num(info.get("seconds_compile")), n_iterations=int(info.get("n_iterations", 0)),
+            seconds_fit=_num(info.get("seconds_fit")),
             info={k: v for k, v in info.items() if k not in known},
         )
 

@@ -1,0 +1,23 @@
+"""Prior sensitivity: power-scaling diagnostics and refits under alternative priors.
+
+>>> from bayes_nlme.sensitivity import power_scaling, run_sensitivity
+>>> power_scaling(fit)                                            # doctest: +SKIP
+>>> run_sensitivity("models/theophylline.toml", "theophylline", out="sens")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from .psense import EXPLANATIONS, THRESHOLD, VERDICTS, log_prior_dataset, power_scaling, verdict
+from .variants import prior_variants
+from .runner import run_sensitivity  # noqa: E402
+
+__all__ = [
+    "EXPLANATIONS",
+    "THRESHOLD",
+    "VERDICTS",
+    "log_prior_dataset",
+    "power_scaling",
+    "prior_variants",
+    "run_sensitivity",
+    "verdict",
+]

@@ -1,0 +1,145 @@
+"""Files of a sensitivity study: ``psense.csv``, ``variants.csv``, a forest plot and ``report.html``."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["PSENSE_COLUMNS", "VARIANT_COLUMNS", "forest_plot", "write_outputs"]
+
+PSENSE_COLUMNS = ["parameter", "prior", "likelihood", "verdict"]
+VARIANT_COLUMNS = ["variant", "parameter", "mean", "sd", "q5", "q95"]
+
+
+def forest_plot(variants: pd.DataFrame):
+    """A forest plot: per parameter, the 90% interval and mean of each variant.
+
+    Parameters
+    ----------
+    variants : pandas.DataFrame
+        The ``variants.csv`` table.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    params = list(dict.fromkeys(variants["parameter"]))
+    names = list(dict.fromkeys(variants["variant"]))
+    ncol = min(3, len(params))
+    nrow = int(np.ceil(len(params) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 0.35 * len(names) * nrow + 1.2 * nrow),
+                             squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, param in zip(axes.flat, params):
+        rows = variants[variants["parameter"] == param].set_index("variant")
+        for i, name in enumerate(names):
+            if name not in rows.index:
+                continue
+            r = rows.loc[name]
+            y = len(names) - 1 - i
+            c = colours[i % len(colours)]
+            ax.plot([r["q5"], r["q95"]], [y, y], color=c, lw=2)
+            ax.plot([r["mean"]], [y], "o", color=c)
+        if "base" in rows.index:
+            ax.axvline(rows.loc["base", "mean"], color="grey", ls=":", lw=1)
+        ax.set_yticks(range(len(names)))
+        ax.set_yticklabels(names[::-1])
+        ax.set_title(param, fontsize=10)
+    for ax in list(axes.flat)[len(params):]:
+        ax.set_visible(False)
+    fig.suptitle("Posterior mean and 90% interval under each prior variant")
+    fig.tight_layout()
+    return fig
+
+
+def _png_base64(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _table(df: pd.DataFrame) -> str:
+    return df.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, escape=True)
+
+
+_STYLE = """
+body { font-family: sans-serif; margin: 2em; max-width: 70em; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { padding: 0.25em 0.7em; border-bottom: 1px solid #ddd; text-align: left; }
+.ok { color: #2a7a2a; } .warn { color: #b35c00; font-weight: bold; }
+"""
+
+
+def _report(model: str, psense: pd.DataFrame, variants: pd.DataFrame, png: str, notes: list[str]) -> str:
+    from .psense import EXPLANATIONS, THRESHOLD
+
+    rows = []
+    for r in psense.itertuples(index=False):
+        cls = "ok" if r.verdict == "ok" else "warn"
+        rows.append(
+            f"<tr><td>{html.escape(r.parameter)}</td><td>{r.prior:.3f}</td><td>{r.likelihood:.3f}</td>"
+            f"<td class='{cls}'>{html.escape(r.verdict)}</td><td>{html.escape(EXPLANATIONS[r.verdict])}</td></tr>"
+        )
+    note_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes) or "<li>none</li>"
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Prior sensitivity: {html.escape(model)}</title>
+<style>{_STYLE}</style></head><body>
+<h1>Prior sensitivity: {html.escape(model)}</h1>
+<h2>Power-scaling sensitivity (base priors)</h2>
+<p>Sensitivity of each population parameter's posterior to raising the prior or the likelihood
+to a power near 1 (Kallioinen et al. 2024, computed with <code>arviz_stats.psense</code> by importance
+sampling, without refitting). Values of {THRESHOLD} or more count as sensitive.</p>
+<table><tr><th>parameter</th><th>prior</th><th>likelihood</th><th>verdict</th><th>what it means</th></tr>
+{''.join(rows)}</table>
+<h2>Refits under alternative priors</h2>
+<img alt="forest plot of the prior variants" src="data:image/png;base64,{png}">
+{_table(variants)}
+<h2>Sampler notes</h2><ul>{note_html}</ul>
+</body></html>
+"""
+
+
+def write_outputs(out, model: str, psense: pd.DataFrame, variants: pd.DataFrame, notes=()) -> Path:
+    """Write ``psense.csv``, ``variants.csv``, ``forest.png`` and ``report.html``.
+
+    Parameters
+    ----------
+    out : path
+        The directory (created).
+    model : str
+        The model's name, for titles.
+    psense : pandas.DataFrame
+        From :func:`~bayes_nlme.sensitivity.power_scaling`.
+    variants : pandas.DataFrame
+        Columns :data:`VARIANT_COLUMNS`, ``base`` first.
+    notes : sequence of str
+        Convergence messages of the fits, listed in the report.
+
+    Returns
+    -------
+    pathlib.Path
+        The directory.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    psense[PSENSE_COLUMNS].to_csv(out / "psense.csv", index=False)
+    variants[VARIANT_COLUMNS].to_csv(out / "variants.csv", index=False)
+    fig = forest_plot(variants)
+    png = _png_base64(fig)
+    (out / "forest.png").write_bytes(base64.b64decode(png))
+    (out / "report.html").write_text(_report(model, psense, variants[VARIANT_COLUMNS], png, list(notes)),
+                                     encoding="utf-8")
+    return out
