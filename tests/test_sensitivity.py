@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -57,8 +58,6 @@ def theo():
 def base_fit(theo):
     from bayes_nlme.fit import sample
 
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return sample(theo, "theophylline", quiet=True, **FAST)
@@ -67,8 +66,6 @@ def base_fit(theo):
 @pytest.fixture(scope="module")
 def tight_fit(theo):
     from bayes_nlme.fit import sample
-
-    import warnings
 
     spec = _with_cl_prior(theo, LogNormal(median=10.0, sigma=0.05))
     with warnings.catch_warnings():

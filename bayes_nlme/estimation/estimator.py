@@ -164,6 +164,18 @@ def estimate(
     -----
     CovarianceWarning
         When the covariance step fails; standard errors are then NaN.
+
+    Notes
+    -----
+    - Objectives follow NONMEM (Wang 2007): FOCE evaluates the residual variance at
+      the population prediction, FOCE-I at the individual prediction (with the
+      variance term of the expected information), Laplace uses the exact Hessian of
+      the conditional objective, FO linearises at eta = 0.
+    - The flip-flop guard of the spec (``ka > CL/V``) is not applied: maximum
+      likelihood may converge to the flip-flop solution from poor start values.
+    - Observations flagged ``BLQ = 1`` are left out (M1); ``fit.json`` counts them
+      (``n_blq_omitted``).
+    - Covariates enter at each subject's first record, as in the Bayesian path.
     """
     _check_choice(method, METHODS, "method")
     if covariance is not None:

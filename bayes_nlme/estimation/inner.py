@@ -19,7 +19,7 @@ import numpy as np
 __all__ = ["EBEResult", "solve_ebe"]
 
 #: Relative predicted decrease below which a Newton step is rounding noise.
-_NOISE = 1e-13
+_NOISE = 1e-16
 
 
 @dataclass
@@ -76,7 +76,7 @@ def solve_ebe(
     tol : float
         Convergence when the largest component of a subject's Newton step is below
         ``tol``, or when the decrease it predicts (``g' H^-1 g``) is at rounding level
-        (``1e-13 * (1 + |O|)``). A step below ``sqrt(tol)`` is taken in full without
+        (``1e-16 * (1 + |O|)``). A step below ``sqrt(tol)`` is taken in full without
         line search, and ends the iterations (its error is of order ``tol``). A subject
         whose line search fails is left where it is (not converged).
     maxiter : int

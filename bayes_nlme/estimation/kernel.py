@@ -158,22 +158,26 @@ class PredictionKernel:
         f, jac = self._fj(u)
         return np.asarray(f), np.asarray(jac)
 
-    def __call__(self, u: np.ndarray, order: int) -> list[np.ndarray]:
+    def __call__(self, u: np.ndarray, order: int, directions=None) -> list[np.ndarray]:
         """``[f, J, H, T][: order + 1]`` at ``U`` (n_obs x M), ``order`` from 1 to 3.
 
         ``H[j, a, b] = d2 f_j / du_a du_b``; ``T[j, a, b, c]`` the third derivatives.
+        With ``directions`` (column indices, e.g. those with IIV), only the entries of
+        ``H`` with ``a`` or ``b`` among them and of ``T`` with ``a`` and ``b`` among them
+        are computed (the others are NaN), at a cost that grows with their number.
         """
         u = np.ascontiguousarray(u, dtype=float)
-        key = (order, u.tobytes())
+        dirs = tuple(range(u.shape[1])) if directions is None else tuple(int(k) for k in directions)
+        key = (order, dirs, u.tobytes())
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
         f, jac = self._eval(u)
         out = [f, jac]
         if order >= 2:
-            out.append(self._hessian(u))
+            out.append(self._hessian(u, dirs))
         if order >= 3:
-            out.append(self._third(u, jac))
+            out.append(self._third(u, jac, dirs))
         self._cache[key] = out
         if len(self._cache) > 6:
             self._cache.popitem(last=False)
@@ -186,30 +190,39 @@ class PredictionKernel:
             v[:, k] += h
         return v
 
-    def _hessian(self, u: np.ndarray) -> np.ndarray:
+    def _hessian(self, u: np.ndarray, dirs: tuple) -> np.ndarray:
         n, m = u.shape
-        hess = np.empty((n, m, m))
+        hess = np.full((n, m, m), np.nan)
         h = _H_STEP
-        for b in range(m):
+        for b in dirs:
             up = self._eval(self._shift(u, {b: h}))[1]
             down = self._eval(self._shift(u, {b: -h}))[1]
-            hess[:, :, b] = (up - down) / (2.0 * h)
-        return 0.5 * (hess + np.swapaxes(hess, 1, 2))
+            col = (up - down) / (2.0 * h)
+            hess[:, :, b] = col
+            hess[:, b, :] = col
+        idx = np.ix_(range(n), dirs, dirs)
+        block = hess[idx]
+        hess[idx] = 0.5 * (block + np.swapaxes(block, 1, 2))
+        return hess
 
-    def _third(self, u: np.ndarray, jac: np.ndarray) -> np.ndarray:
+    def _third(self, u: np.ndarray, jac: np.ndarray, dirs: tuple) -> np.ndarray:
         n, m = u.shape
         h = _T_STEP
-        third = np.empty((n, m, m, m))
-        plus = [self._eval(self._shift(u, {a: h}))[1] for a in range(m)]
-        minus = [self._eval(self._shift(u, {a: -h}))[1] for a in range(m)]
-        for a in range(m):
+        third = np.full((n, m, m, m), np.nan)
+        plus = {a: self._eval(self._shift(u, {a: h}))[1] for a in dirs}
+        minus = {a: self._eval(self._shift(u, {a: -h}))[1] for a in dirs}
+        for i, a in enumerate(dirs):
             third[:, a, a, :] = (plus[a] - 2.0 * jac + minus[a]) / h**2
-            for b in range(a):
+            for b in dirs[:i]:
                 pp = self._eval(self._shift(u, {a: h, b: h}))[1]
                 pm = self._eval(self._shift(u, {a: h, b: -h}))[1]
                 mp = self._eval(self._shift(u, {a: -h, b: h}))[1]
                 mm = self._eval(self._shift(u, {a: -h, b: -h}))[1]
                 third[:, a, b, :] = (pp - pm - mp + mm) / (4.0 * h * h)
                 third[:, b, a, :] = third[:, a, b, :]
+        # average the fully known block over the orders of its indices
+        idx = np.ix_(range(n), dirs, dirs, dirs)
+        block = third[idx]
         perms = [(1, 2, 3), (1, 3, 2), (2, 1, 3), (2, 3, 1), (3, 1, 2), (3, 2, 1)]
-        return sum(np.transpose(third, (0, *p)) for p in perms) / 6.0
+        third[idx] = sum(np.transpose(block, (0, *p)) for p in perms) / 6.0
+        return third

@@ -36,7 +36,7 @@ __all__ = ["contributions"]
 def _pieces(problem: Problem, psi: np.ndarray, eta: np.ndarray, method: str, order: int) -> dict:
     """Predictions, their derivatives and the residual model at ``(psi, eta)``."""
     u, dbase = problem.log_parameters(psi, eta)
-    out = problem.kernel(u, order)
+    out = problem.kernel(u, order, problem.cols)
     f, jac, hess = out[0], out[1], out[2]
     bsub = dbase[problem.subject]
     cols = problem.cols
@@ -86,18 +86,13 @@ def contributions(problem: Problem, method: str, psi: np.ndarray, eta: np.ndarra
         return _conditional(problem, method, psi, eta)
 
 
-def _omega_terms(problem: Problem, psi: np.ndarray):
-    inv, dinv, logdet, dlogdet = problem.pmap.omega_parts(psi)
-    return inv, dinv, logdet, dlogdet
-
-
 def _fo(problem: Problem, psi: np.ndarray):
     d = problem.d
     eta = np.zeros((problem.n_subjects, d))
     pc = _pieces(problem, psi, eta, "fo", 2)
     res, e, g, seg = pc["res"], pc["e"], pc["G"], problem.segsum
     r = res.r
-    inv, dinv, logdet, dlogdet = _omega_terms(problem, psi)
+    inv, dinv, logdet, dlogdet = problem.pmap.omega_parts(psi)
     base = seg(np.log(r) + e**2 / r)
     dbase = seg(res.r_psi / r[:, None] - 2.0 * (e / r)[:, None] * pc["f_psi"] - (e**2 / r**2)[:, None] * res.r_psi)
     if d == 0:
@@ -135,7 +130,7 @@ def _conditional(problem: Problem, method: str, psi: np.ndarray, eta: np.ndarray
     res, e, g, seg, sub = pc["res"], pc["e"], pc["G"], problem.segsum, problem.subject
     r = res.r
     lp = loss_partials(e, res, third=laplace)
-    inv, dinv, logdet, dlogdet = _omega_terms(problem, psi)
+    inv, dinv, logdet, dlogdet = problem.pmap.omega_parts(psi)
     l_f, l_ff = lp["l_f"], lp["l_ff"]
     g_eta, g_psi, f_psi = pc["G_eta"], pc["G_psi"], pc["f_psi"]
     gg = g[:, :, None] * g[:, None, :]

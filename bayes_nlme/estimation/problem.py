@@ -270,7 +270,7 @@ class Problem:
     def inner(self, psi: np.ndarray, eta: np.ndarray, method: str, omega_inv: np.ndarray):
         """``O_i``, its gradient (n_subjects, d) and exact Hessian (n_subjects, d, d)."""
         u, _ = self.log_parameters(psi, eta)
-        f, jac, hess = self.kernel(u, 2)
+        f, jac, hess = self.kernel(u, 2, self.cols)
         f0 = None if INTERACTION[method] else self.population(psi)[0]
         res = self.residual(psi, f, INTERACTION[method], f0)
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -19,6 +19,7 @@ with new values and no recompilation.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,21 +76,43 @@ def _nogil_mode():
     return mode
 
 
+def _locked(func):
+    """``func`` behind a lock: PyMC's initial-point function is not thread-safe, and
+    nutpie initialises its chains from several threads."""
+    import functools
+    import threading
+
+    lock = threading.Lock()
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with lock:
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
 def _pyfunc(model):
     from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords
     from nutpie.compiled_pyfunc import from_pyfunc
     from pymc.initial_point import make_initial_point_fn
 
-    initial = make_initial_point_fn(
-        model=model, jitter_rvs=set(model.free_RVs), return_transformed=True, default_strategy="support_point"
+    initial = _locked(
+        make_initial_point_fn(
+            model=model, jitter_rvs=set(model.free_RVs), return_transformed=True, default_strategy="support_point"
+        )
     )
-    n_dim, _, logp_pt, expand_pt, initial_point_fn, shape_info, reparameterized = _make_functions(
-        model,
-        mode=_nogil_mode(),
-        compute_grad=True,
-        join_expanded=False,
-        pymc_initial_point_fn=initial,
-    )
+    with warnings.catch_warnings():
+        # Shapes are computed with PyTensor's C backend; its BLAS notice does not concern
+        # the Numba functions used for sampling.
+        warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
+        n_dim, _, logp_pt, expand_pt, initial_point_fn, shape_info, reparameterized = _make_functions(
+            model,
+            mode=_nogil_mode(),
+            compute_grad=True,
+            join_expanded=False,
+            pymc_initial_point_fn=initial,
+        )
     logp_jit = logp_pt.vm.jit_fn
     expand_jit = expand_pt.vm.jit_fn
     logp_names = [v.name for v in logp_pt.get_shared()]

@@ -11,6 +11,18 @@ __all__ = ["plot_compare"]
 _COLOURS = ("#1f3b73", "#c0392b", "#2e8b57", "#d68910", "#7d3c98")
 
 
+def _axis_label(name: str, unit: str) -> str:
+    if unit:
+        return unit
+    if name.startswith("omega_"):
+        return "variance or covariance of the etas"
+    if name.startswith("beta_"):
+        return "coefficient"
+    if name.startswith("sigma2_"):
+        return "residual variance"
+    return "value"
+
+
 @styled
 def plot_compare(table, *, ncols: int = 3):
     """One panel per parameter: each fit's point value with its interval.
@@ -41,9 +53,8 @@ def plot_compare(table, *, ncols: int = 3):
             ax.plot([point], [y], "o", color=colour, ms=5)
         ax.set_yticks(range(len(labels)), list(reversed(labels)))
         ax.set_ylim(-0.7, len(labels) - 0.3)
-        unit = row.get("unit", "")
         ax.set_title(row["parameter"], fontsize=10)
-        ax.set_xlabel(unit if unit else "value", fontsize=9)
+        ax.set_xlabel(_axis_label(row["parameter"], row.get("unit", "")), fontsize=9)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     fig.suptitle("Point values and intervals by fit (Bayesian: median, 90% interval; "

@@ -43,6 +43,12 @@ def plot_rank(fit):
 
     plt.close(fig)  # detach from pyplot: the caller owns the figure (no double display in notebooks)
     for k, ax in enumerate(fig.axes):
+        lo, hi = ax.get_ylim()
+        span = hi - lo
+        ax.set_ylim(lo, hi + 0.3 * span)  # room above the curves for the p-value
+        for text in ax.texts:
+            text.set_y(hi + 0.15 * span)
+            text.set_verticalalignment("center")
         ax.xaxis.set_tick_params(labelbottom=True)
         if ax.get_visible() and k % 4 == 0:
             ax.set_ylabel("ECDF − uniform")

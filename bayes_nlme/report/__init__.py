@@ -112,5 +112,8 @@ def write_report(fit_dir, *, out=None, compare=()) -> Path:
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=out.parent, prefix=f".{out.name}.",
                                      suffix=".tmp", delete=False) as tmp:
         tmp.write(text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp.name, 0o666 & ~umask)  # NamedTemporaryFile is private (0600); a report is not
     os.replace(tmp.name, out)
     return out

@@ -8,8 +8,8 @@
 from __future__ import annotations
 
 from .psense import EXPLANATIONS, THRESHOLD, VERDICTS, log_prior_dataset, power_scaling, verdict
+from .runner import run_sensitivity
 from .variants import prior_variants
-from .runner import run_sensitivity  # noqa: E402
 
 __all__ = [
     "EXPLANATIONS",
