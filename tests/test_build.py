@@ -103,6 +103,37 @@ def test_coords_dims_and_variables():
     assert model.coords["observation"][0] == 2
 
 
+STRUCTURES = {
+    "one_compartment_iv": {"CL": 3.0, "V": 30.0},
+    "one_compartment_oral": {"ka": 1.5, "CL": 3.0, "V": 30.0},
+    "two_compartment_iv": {"CL": 3.0, "V1": 20.0, "Q": 2.0, "V2": 40.0},
+    "two_compartment_oral": {"ka": 1.5, "CL": 3.0, "V1": 20.0, "Q": 2.0, "V2": 40.0, "tlag": 0.2},
+}
+
+
+@pytest.mark.parametrize("structural", sorted(STRUCTURES))
+def test_every_structural_model_builds(structural):
+    medians = STRUCTURES[structural]
+    parameters = {p: {"typical": {"lognormal": {"median": m, "sigma": 0.5}}} for p, m in medians.items()}
+    if "tlag" in parameters:
+        parameters["tlag"]["iiv"] = False
+    n_iiv = sum(1 for p in parameters if p != "tlag")
+    spec = make_spec(
+        structural=structural,
+        parameters=parameters,
+        omega={"structure": "full", "prior": {"inverse_wishart": {"df": n_iiv + 2, "scale": [0.3] * n_iiv}}},
+    )
+    built = build(spec, "theophylline")
+    model = built.model
+    assert built.guard == structural.endswith("oral")
+    point = model.initial_point()
+    assert np.isfinite(model.compile_logp(**FAST)(point))
+    if built.guard:
+        individual = evaluate(model, model["individual"], point)
+        values = {p: individual[:, i] for i, p in enumerate(spec.parameter_names)}
+        assert (values["ka"] > terminal_rate(values, np)).all()
+
+
 def test_build_model_returns_pymc_model():
     model = build_model(no_guard(), "theophylline")
     assert isinstance(model, pm.Model)

@@ -37,6 +37,9 @@ COINCIDE = {
     "ka=alpha": ("two_compartment_oral", {"ka": [2.0, 2.0], "CL": [10.0, 10.0], "V1": [10.0, 10.0], "Q": [5.0, 5.0], "V2": [5.0, 5.0]}),
     "ka=beta": ("two_compartment_oral", {"ka": [0.5, 0.5], "CL": [10.0, 10.0], "V1": [10.0, 10.0], "Q": [5.0, 5.0], "V2": [5.0, 5.0]}),
 }
+# The maths is checked in PyTensor's fastest-compiling mode; test_backends_agree checks
+# that the default (Numba) and C backends give the same values and gradients.
+FAST = "FAST_COMPILE"
 OBS = [0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 13.0, 18.0, 24.0, 30.0, 48.0]
 
 
@@ -67,16 +70,6 @@ def frame(doses, obs=OBS, n_subjects=2, extra=()):
     df["ROW"] = np.arange(1, len(df) + 1)
     df["SUBJECT"] = (df["ID"] - 1).astype(int)
     return df[["ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "RATE", "II", "ADDL", "SS", "ROW", "SUBJECT"]]
-
-
-def check(df, model, params, points="observations"):
-    design = build_event_design(df, model, points=points)
-    got = predict_concentrations(design, params)
-    expected = oracle_concentrations(df, model, params, points=points)
-    assert got.shape == expected.shape
-    assert np.all(np.isfinite(got))
-    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
-    return got
 
 
 def central(model):
@@ -201,7 +194,7 @@ def suite_results(model, suite):
             df, params, slices = _stack(SUITES[suite], model, lambda name: PARAMS[model])
             points = SUITE_POINTS[suite]
         design = build_event_design(df, model, points=points)
-        got = predict_concentrations(design, params)
+        got = predict_concentrations(design, params, mode=FAST)
         expected = oracle_concentrations(df, model, params, points=points)
         subject = design.point_subject
         _RESULTS[key] = {
@@ -324,9 +317,9 @@ def gradient_functions(model):
         x0 = np.concatenate([params[name] for name in names])
         _GRADIENT_FUNCTIONS[model] = (
             names, n, x0,
-            pytensor.function([x], objective),
-            pytensor.function([x], grad),
-            pytensor.function([x, v], hvp),
+            pytensor.function([x], objective, mode=FAST),
+            pytensor.function([x], grad, mode=FAST),
+            pytensor.function([x, v], hvp, mode=FAST),
         )
     return _GRADIENT_FUNCTIONS[model]
 
@@ -357,3 +350,47 @@ def test_second_derivatives_at_coincidence(model):
         h = 1e-5 * x0[j]
         fd = (gradient(x0 + h * eye[j]) - gradient(x0 - h * eye[j])) / (2 * h)
         np.testing.assert_allclose(H[:, j], fd, rtol=1e-4, atol=1e-7, err_msg=f"{names[j // n]}[{j % n}]")
+
+
+# ----------------------------------------------------------------------------- backends
+
+BACKEND_DOSES = [
+    dict(TIME=0.0, AMT=100.0),
+    dict(TIME=3.0, AMT=60.0, RATE=20.0),
+    dict(TIME=8.0, AMT=50.0, CMT=2.0),
+    dict(TIME=24.0, AMT=30.0, SS=2.0, II=12.0),
+]
+
+
+def _backend_outputs(mode):
+    model = "two_compartment_oral"
+    params = _gradient_params(model)
+    n = len(params["F"])
+    df = frame(BACKEND_DOSES, obs=[0.5, 2.0, 5.0, 9.0, 26.0, 40.0], n_subjects=n)
+    design = build_event_design(df, model)
+    names = sorted(params)
+    x = pt.dvector("x")
+    conc = concentrations(design, {name: x[i * n:(i + 1) * n] for i, name in enumerate(names)})
+    fn = pytensor.function([x], [conc, pytensor.grad(pt.sum(conc), x)], mode=mode)
+    return fn(np.concatenate([params[name] for name in names]))
+
+
+def test_backends_agree_default_numba():
+    """The default backend (Numba, incl. the ExpMoment kernels) matches the Python one."""
+    reference = _backend_outputs(FAST)
+    for got, ref in zip(_backend_outputs(None), reference):
+        assert np.all(np.isfinite(got))
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.slow
+def test_backends_agree_c():
+    """The C backend (CVM) matches the Python one (slow: compiles C code)."""
+    import warnings
+
+    reference = _backend_outputs(FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # PyTensor's BLAS notice for the C backend
+        outputs = _backend_outputs("CVM")
+    for got, ref in zip(outputs, reference):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)

@@ -199,9 +199,10 @@ def minimise(
     from the finite-difference Hessian of the exact gradient at the start (made
     positive definite, its first step capped at ``max_step``), so the first steps are
     Newton steps. Points where the OFV cannot be evaluated count as a steep bowl
-    around the best point so far, which the line search backs away from. At the end,
-    Newton steps on the finite-difference Hessian polish the optimum; the last
-    Hessian serves the covariance step.
+    around the best point so far, which the line search backs away from. BFGS stops
+    when the largest gradient component is below ``tol``; then Newton steps on the
+    finite-difference Hessian polish the optimum (to a gradient below
+    ``tol * 1e-3`` when they can), and that Hessian serves the covariance step.
 
     Parameters
     ----------
@@ -235,7 +236,7 @@ def minimise(
     psi0 = np.asarray(psi0, dtype=float)
     start = evaluator.evaluate(psi0)
     hess0 = fd_hessian(evaluator, psi0)
-    options = {"maxiter": maxiter, "gtol": tol * 0.1, "norm": np.inf}
+    options = {"maxiter": maxiter, "gtol": tol, "norm": np.inf}
     if np.all(np.isfinite(hess0)):
         options["hess_inv0"] = _initial_inverse_hessian(hess0, start.gradient, max_step)
     res = optimize.minimize(evaluator, psi0, jac=True, method="BFGS", callback=callback, options=options)
@@ -244,9 +245,11 @@ def minimise(
         psi = psi0
     ev = evaluator.evaluate(psi)
     message = str(res.message)
-    hessian = None
+    # Newton polish on one finite-difference Hessian (recomputed only if the polish
+    # moves far enough to change it): the same Hessian serves the covariance step
+    hessian = fd_hessian(evaluator, psi)
+    at = psi.copy()
     for _ in range(newton_steps):
-        hessian = fd_hessian(evaluator, psi)
         if np.max(np.abs(ev.gradient)) < tol * 1e-3:
             break
         try:
@@ -269,8 +272,10 @@ def minimise(
         psi, ev = trial, new
         if verbose:
             print(f"  newton    {history['n']:3d}  OFV {ev.ofv:.6f}", flush=True)
-        hessian = None
-    if hessian is None:
+        if np.abs(psi - at).max() > 1e-2:
+            hessian = fd_hessian(evaluator, psi)
+            at = psi.copy()
+    if np.abs(psi - at).max() > 1e-3:
         hessian = fd_hessian(evaluator, psi)
     gmax = float(np.max(np.abs(ev.gradient))) if len(psi) else 0.0
     converged = bool(np.isfinite(ev.ofv) and gmax < tol and ev.ebe_converged)

@@ -66,14 +66,7 @@ def _nogil_mode():
             fn, cache_key = fn_and_cache
             return numba_njit(fn.py_func, final_function=True, cache=cache_key is not None, nogil=True)
 
-    import os
-
-    numba_mode = get_mode("NUMBA")
-    mode = Mode(linker=NogilNumbaLinker(), optimizer=numba_mode.provided_optimizer)
-    excl = os.environ.get("BNLME_EXCLUDE")
-    if excl:
-        mode = mode.excluding(*excl.split(","))
-    return mode
+    return Mode(linker=NogilNumbaLinker(), optimizer=get_mode("NUMBA").provided_optimizer)
 
 
 def _locked(func):

@@ -63,12 +63,13 @@ def macro_constants(model: StructuralModel, params: dict):
     Returns
     -------
     coef : tensor or None
-        ``None`` for one compartment (coefficient 1); otherwise a matrix
-        ``(n_subjects, 2)`` of ``c_alpha, c_beta``.
+        ``None`` for one compartment (coefficient 1); otherwise the vector
+        ``[c_alpha, c_beta]`` of length ``2 n_subjects`` (all alphas, then all betas).
     rate : tensor
-        ``k`` (vector) for one compartment; otherwise the matrix ``(n_subjects, 2)`` of
-        ``alpha, beta``. The exponential terms are stacked on the last axis so that
-        the graph of a two-compartment model is no bigger than that of one compartment.
+        ``k`` for one compartment; otherwise ``[alpha, beta]`` (length
+        ``2 n_subjects``). The exponential terms are laid end to end, so that a
+        two-compartment model is evaluated by the same one-dimensional graph as a
+        one-compartment model, over twice as many (pair, term) entries.
     volume : tensor
         The central volume (``V`` or ``V1``).
     """
@@ -77,6 +78,6 @@ def macro_constants(model: StructuralModel, params: dict):
     (c_alpha, alpha), (c_beta, beta) = two_compartment_macro(
         params["CL"], params["V1"], params["Q"], params["V2"]
     )
-    coef = pt.stack([c_alpha, c_beta], axis=-1)
-    rate = pt.stack([alpha, beta], axis=-1)
+    coef = pt.concatenate([c_alpha, c_beta])
+    rate = pt.concatenate([alpha, beta])
     return coef, rate, params["V1"]

@@ -97,56 +97,59 @@ def dose_response(kind: str, rate_obj, tau, *, rate=None, duration=None, interva
 
 
 def _group_amount(group, model, disp, lag, bio):
-    """Central amount contributed by each pair of one group (vector over pairs)."""
-    idx = group.subject
+    """Central amount of every (pair, exponential term) entry of one group.
+
+    Returns the amounts and the prediction point of each entry: with two exponential
+    terms, every pair appears twice (alpha entries, then beta entries) and the
+    scatter-add into points sums the terms.
+    """
+    n_terms, n_subjects = disp["n_terms"], disp["n_subjects"]
+    idx = np.tile(group.subject, n_terms)  # per-subject parameters
+    term_idx = (idx + n_subjects * np.repeat(np.arange(n_terms), len(group))).astype(np.int64)
+
+    def tile(values):
+        return np.tile(values, n_terms)
+
     applies = (group.route == "depot") or not model.oral
     lag = lag if applies else None
     bio = bio if applies else None
     kind = group.kind
     steady = kind in ("bolus_ss", "infusion_ss")
-    stacked = disp["coef"] is not None
-    tau = pt.as_tensor_variable(group.elapsed)
+    tau = pt.as_tensor_variable(tile(group.elapsed))
     active = None
     if lag is not None and kind != "infusion_ss_constant":
         tau = tau - lag[idx]
         if steady:
-            ii = group.interval
+            ii = tile(group.interval)
             tau = pt.switch(tau < 0, tau + ii * pt.ceil(-tau / ii), tau)
         else:
             active = tau >= 0
             tau = pt.switch(active, tau, 0.0)
     bio_p = bio[idx] if bio is not None else None
 
-    def col(x):
-        """Per-pair quantity, as a column against the stacked exponential terms."""
-        if not stacked:
-            return x
-        return x[:, None] if isinstance(x, np.ndarray) else pt.shape_padright(x)
-
     options = {}
     if kind in ("infusion", "infusion_ss", "infusion_ss_constant"):
-        options["rate"] = col(group.rate)
+        options["rate"] = tile(group.rate)
     if kind in ("infusion", "infusion_ss"):
-        duration = group.amount / group.rate
-        options["duration"] = col(duration * bio_p if bio_p is not None else duration)
+        duration = tile(group.amount / group.rate)
+        options["duration"] = duration * bio_p if bio_p is not None else pt.as_tensor_variable(duration)
     if steady:
-        options["interval"] = col(group.interval)
-    tau = col(tau)
+        options["interval"] = tile(group.interval)
 
     if group.route == "central":
-        total = dose_response(kind, PlainRate(disp["rate"][idx]), tau, **options)
+        total = dose_response(kind, PlainRate(disp["rate"][term_idx]), tau, **options)
     else:
         lo, hi = disp["ordered"]
-        total = -dose_response(kind, DividedRate(lo[idx], hi[idx]), tau, **options).dd
-    if stacked:
-        total = pt.sum(total * disp["coef"][idx], axis=-1)
-    if group.route == "depot":
+        total = -dose_response(kind, DividedRate(lo[term_idx], hi[term_idx]), tau, **options).dd
         total = total * disp["ka"][idx]
+    if disp["coef"] is not None:
+        total = total * disp["coef"][term_idx]
     if kind in ("bolus", "bolus_ss"):
-        total = total * (group.amount * bio_p if bio_p is not None else group.amount)
+        amount = tile(group.amount)
+        total = total * (amount * bio_p if bio_p is not None else amount)
     if active is not None:
         total = pt.switch(active, total, 0.0)
-    return total
+    return total, tile(group.point)
 
 
 def concentrations(design, params: Mapping):
@@ -185,15 +188,16 @@ def concentrations(design, params: Mapping):
             value = pt.as_tensor_variable(params[name], dtype="float64")
             p[name] = pt.alloc(value, design.n_subjects) if value.ndim == 0 else value
     coef, rate, volume = macro_constants(model, p)
-    disp = {"coef": coef, "rate": rate}
+    n_terms = model.n_compartments
+    disp = {"coef": coef, "rate": rate, "n_terms": n_terms, "n_subjects": design.n_subjects}
     if model.oral and any(g.route == "depot" for g in design.groups):
-        ka = p["ka"]
-        disp["ka"] = ka
-        disp["ordered"] = ordered(rate, ka if coef is None else pt.shape_padright(ka))
+        disp["ka"] = p["ka"]
+        disp["ordered"] = ordered(rate, p["ka"] if n_terms == 1 else pt.concatenate([p["ka"]] * n_terms))
     parts, points = [], []
     for group in design.groups:
-        parts.append(_group_amount(group, model, disp, p.get("tlag"), p.get("F")))
-        points.append(group.point)
+        part, point = _group_amount(group, model, disp, p.get("tlag"), p.get("F"))
+        parts.append(part)
+        points.append(point)
     amount = pt.zeros((design.n_points,), dtype="float64")
     if parts:
         values = parts[0] if len(parts) == 1 else pt.concatenate(parts)
@@ -205,24 +209,28 @@ def concentrations(design, params: Mapping):
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _compiled(design, names: tuple[str, ...]):
+def _compiled(design, names: tuple[str, ...], mode):
     per_design = _CACHE.setdefault(design, {})
-    if names not in per_design:
+    key = (names, mode)
+    if key not in per_design:
         inputs = [pt.dvector(n) for n in names]
         out = concentrations(design, dict(zip(names, inputs)))
-        per_design[names] = pytensor.function(inputs, out, on_unused_input="ignore")
-    return per_design[names]
+        per_design[key] = pytensor.function(inputs, out, mode=mode, on_unused_input="ignore")
+    return per_design[key]
 
 
-def predict_concentrations(design, values: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Numeric central concentrations (compiled once per design and parameter set).
+def predict_concentrations(design, values: Mapping[str, np.ndarray], *, mode=None) -> np.ndarray:
+    """Numeric central concentrations (compiled once per design, parameter set and mode).
 
     Parameters
     ----------
     design : EventDesign
     values : mapping of str to array-like
         Individual parameter values, one per subject (a scalar is used for every
-        subject); ``tlag`` and ``F`` are optional.
+        subject); ``tlag`` and ``F`` are optional. Other keys are ignored.
+    mode : str or pytensor Mode, optional
+        PyTensor compilation mode; default: PyTensor's default (Numba). ``"FAST_COMPILE"``
+        compiles fastest, for one-off predictions.
 
     Returns
     -------
@@ -230,6 +238,6 @@ def predict_concentrations(design, values: Mapping[str, np.ndarray]) -> np.ndarr
         One concentration per prediction point.
     """
     names = tuple(sorted(n for n in values if n in design.structural.all_parameters))
-    fn = _compiled(design, names)
+    fn = _compiled(design, names, mode)
     args = [np.broadcast_to(np.asarray(values[n], dtype=float), (design.n_subjects,)).copy() for n in names]
     return np.asarray(fn(*args))

@@ -137,7 +137,7 @@ def prior_distribution(spec, name: str):
     return None
 
 
-def _posterior_panel(ax, values, prior, label):
+def _posterior_panel(ax, values, prior, label, what="posterior"):
     lo, hi = np.quantile(values, [0.005, 0.995])
     pad = 0.35 * (hi - lo) if hi > lo else 1.0
     lo2 = lo - pad
@@ -146,7 +146,7 @@ def _posterior_panel(ax, values, prior, label):
     grid = np.linspace(lo2, hi + pad, 300)
     if np.ptp(values) > 0:
         density = stats.gaussian_kde(values)(grid)
-        ax.fill_between(grid, density, color="#7fa7d9", alpha=0.55, lw=0, label="posterior")
+        ax.fill_between(grid, density, color="#7fa7d9", alpha=0.55, lw=0, label=what)
         ax.plot(grid, density, color="#1f3b73", lw=1.2)
     if prior is not None:
         with np.errstate(all="ignore"):
@@ -173,18 +173,19 @@ def plot_prior_posterior(fit):
     fd = as_fit_data(fit)
     ds = population_dataset(fd)
     names = list(ds.data_vars)
+    what = "prior draws" if fd.method == "prior" else "posterior"
     rows, cols = grid_shape(len(names), 4)
     fig, axes = new_figure(rows, cols, width=9.0, height=2.1 * rows + 0.7)
     for k, name in enumerate(names):
         ax = axes.flat[k]
         _posterior_panel(ax, ds[name].values.ravel(), prior_distribution(fd.spec, name),
-                         parameter_label(name, fd.units))
+                         parameter_label(name, fd.units), what)
         ax.set_title(name)
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2)
-    fig.suptitle("Prior (dashed red) and posterior (blue) of the population parameters")
+    fig.suptitle(f"Prior (dashed red) and {what} (blue) of the population parameters")
     return fig
 
 

@@ -46,6 +46,8 @@ def build_report(fit, *, compare=()) -> str:
     """
     from .. import diagnostics as dg
 
+    if isinstance(compare, (str, os.PathLike)):
+        compare = (compare,)
     fd = _fit_data(fit)
     others = [_fit_data(c) for c in compare]
     ctx = sections.Context(fd)
@@ -102,10 +104,11 @@ def write_report(fit_dir, *, out=None, compare=()) -> Path:
             path = getattr(getattr(fit_dir, "fitdir", fit_dir), "path", None)
             if path is None:
                 raise ArgumentError("write_report: give out=... for a fit that is not a fit directory")
-            fit_dir = Path(path) if Path(path).is_dir() else fit_dir
             out = Path(path) / "report.html"
         else:
             out = Path(fit_dir) / "report.html"
+    if isinstance(compare, (str, os.PathLike)):
+        compare = (compare,)
     text = build_report(fit_dir, compare=tuple(compare))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -136,7 +136,8 @@ def parameters(page, ctx: Context, table: pd.DataFrame | None) -> None:
         if "r_hat" in t and fd.method == "nuts":
             out["R-hat"], out["ESS bulk"], out["ESS tail"] = t["r_hat"], t["ess_bulk"], t["ess_tail"]
         out["CV% (omega)"] = [_cv(n, m, elements) for n, m in zip(t["parameter"], t["mean"])]
-        parts.append("<p>Posterior summaries; 5% and 95% bound the 90% central credible interval. "
+        what = "Summaries of the prior draws" if fd.method == "prior" else "Posterior summaries"
+        parts.append(f"<p>{what}; 5% and 95% bound the 90% central credible interval. "
                      "CV% of a variance omega_PP is sqrt(exp(omega_PP) - 1) x 100 at its posterior mean.</p>")
         parts.append(table_html(out, {"R-hat": "rhat", "ESS bulk": "int", "ESS tail": "int", "CV% (omega)": "pct"}))
         _figure(page, parts, lambda: plots.plot_prior_posterior(fd),

@@ -1,0 +1,283 @@
+"""The Bayesian model builder: a :class:`~bayes_nlme.spec.ModelSpec` and a dataset
+become a :class:`pymc.Model`.
+
+Variables (canonical names as in the fit directory)
+---------------------------------------------------
+* ``theta_<P>``: typical values, with their stated priors (normally log-normal). With
+  the flip-flop guard ``theta_ka`` is a deterministic of ``theta_ka_raw``
+  (:mod:`bayes_nlme.build.flipflop`).
+* ``beta_<P>_<COL>``: estimated covariate coefficients (fixed ones are constants).
+* ``omega`` (``parameter x parameter2``) and its free variables
+  (:mod:`bayes_nlme.build.omega`); ``eta`` (``subject x parameter``,
+  :mod:`bayes_nlme.build.etas`).
+* ``individual`` (``subject x structural_parameter``): every parameter of every
+  subject, ``theta * covariate factors * exp(eta)``
+  (:func:`bayes_nlme.individual.individual_parameters`).
+* ``ipred`` (``observation``): individual predictions (central concentrations).
+* ``sigma2_add``, ``sigma2_prop``, ``sigma2_exp``: residual variances, and the observed
+  ``y`` (``observation``) (:mod:`bayes_nlme.build.residual`).
+
+Coordinates: ``subject`` (the dataset's subject IDs), ``observation`` (the data rows of
+the observations, 1-based), ``parameter`` (the parameters with IIV, in declaration
+order), ``parameter2`` (the same, for the columns of omega) and
+``structural_parameter`` (every parameter).
+
+Every prior hyperparameter is a :func:`pymc.Data` container (see
+:mod:`bayes_nlme.build.priors`), and the observations are the container ``dv``:
+:func:`prior_data` gives the values for another spec of the same shape, to re-use a
+compiled model without recompiling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+
+from ..individual import coefficient_name, individual_parameters, subject_covariates
+from ..spec.priors import HalfNormal, LogNormal, Normal
+from . import flipflop
+from .etas import random_effects
+from .omega import omega_factor, omega_hyperparameters
+from .priors import POSITIVE, check_prior, hyperparameters, prior_variable
+from .residual import (
+    check_observations,
+    likelihood,
+    residual_hyperparameters,
+    residual_variances,
+    zero_predictions,
+)
+
+__all__ = ["BuiltModel", "build", "build_model", "prior_data", "resolve_dataset", "theta_name"]
+
+_COEFFICIENT_PRIORS = (Normal, LogNormal, HalfNormal)
+
+
+def theta_name(parameter: str) -> str:
+    """Canonical name of a typical value: ``theta_<P>``."""
+    return f"theta_{parameter}"
+
+
+@dataclass(frozen=True, eq=False)
+class BuiltModel:
+    """A PyMC model with what was needed to build it.
+
+    Attributes
+    ----------
+    model : pymc.Model
+    spec : ModelSpec
+    dataset : Dataset
+    design : EventDesign
+        The event design of the observations.
+    observations : pandas.DataFrame
+        The observation records in model order (``ROW, SUBJECT, ID, TIME, DV, BLQ``).
+    lower : numpy.ndarray or None
+        Censoring limits per observation (``-inf`` where not censored); None without BLQ.
+    guard : bool
+        Whether the flip-flop guard is on.
+    centered : bool
+        Whether the etas are centred.
+    """
+
+    model: pm.Model
+    spec: object
+    dataset: object
+    design: object
+    observations: pd.DataFrame
+    lower: np.ndarray | None
+    guard: bool
+    centered: bool
+
+    @property
+    def dv(self) -> np.ndarray:
+        """The observations."""
+        return self.observations["DV"].to_numpy(dtype=float)
+
+
+def resolve_dataset(spec, data):
+    """A validated :class:`~bayes_nlme.data.Dataset` for the spec.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    data : Dataset, path, bundled name or pandas.DataFrame
+
+    Returns
+    -------
+    Dataset
+    """
+    from ..data import Dataset, check_for_model, load_dataset
+
+    if not isinstance(data, Dataset):
+        data = load_dataset(data, columns=spec.columns or None)
+    check_for_model(data, spec.structural, spec.covariate_columns)
+    return data
+
+
+def _typical_prior(p):
+    return check_prior(p.typical, f"parameters.{p.name}.typical", POSITIVE)
+
+
+def _coefficients(spec):
+    out = {}
+    for p in spec.parameters:
+        for i, c in enumerate(p.covariates):
+            if c.estimated:
+                field = "exponent" if c.effect == "power" else "beta"
+                key = f"parameters.{p.name}.covariates[{i}].{field}"
+                out[coefficient_name(p.name, c.column)] = check_prior(c.coefficient, key, _COEFFICIENT_PRIORS)
+    return out
+
+
+def prior_data(spec) -> dict[str, np.ndarray]:
+    """Values of every prior-hyperparameter data container of the model of ``spec``.
+
+    Two specs that differ only in prior values (e.g. ``Prior.scaled`` variants) give
+    the same keys, so a compiled model can be re-used:
+    ``compiled.with_data(**prior_data(other_spec))``.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+    """
+    out: dict[str, np.ndarray] = {}
+    for p in spec.estimated:
+        out.update(hyperparameters(theta_name(p.name), _typical_prior(p)))
+    for name, prior in _coefficients(spec).items():
+        out.update(hyperparameters(name, prior))
+    first = flipflop.ABSORPTION if flipflop.individual_guard(spec) else None
+    out.update(omega_hyperparameters(spec, first=first))
+    out.update(residual_hyperparameters(spec))
+    return out
+
+
+def _observations(dataset, design) -> tuple[pd.DataFrame, np.ndarray | None]:
+    table = dataset.table.iloc[np.asarray(design.point_row, dtype=int)]
+    obs = table[["ROW", "SUBJECT", "ID", "TIME", "DV", "BLQ"]].reset_index(drop=True)
+    blq = obs["BLQ"].fillna(0.0).to_numpy() > 0
+    lower = np.where(blq, obs["DV"].to_numpy(dtype=float), -np.inf) if blq.any() else None
+    return obs, lower
+
+
+def _coords(spec, dataset, obs) -> dict:
+    return {
+        "subject": list(dataset.subject_ids),
+        "observation": obs["ROW"].astype(int).tolist(),
+        "parameter": list(spec.iiv_names),
+        "parameter2": list(spec.iiv_names),
+        "structural_parameter": list(spec.parameter_names),
+    }
+
+
+def _thetas(spec, guard: bool) -> dict:
+    theta = {}
+    for p in spec.estimated:
+        if guard and p.name == flipflop.ABSORPTION:
+            continue
+        prior = _typical_prior(p)
+        initval = prior.median if isinstance(prior, LogNormal) else None
+        theta[p.name] = prior_variable(theta_name(p.name), prior, initval=initval)
+    if guard:
+        typical = {p.name: theta.get(p.name, p.fixed) for p in spec.parameters if p.name != flipflop.ABSORPTION}
+        prior = _typical_prior(spec.parameter(flipflop.ABSORPTION))
+        theta[flipflop.ABSORPTION] = flipflop.guarded_theta_ka(prior, flipflop.terminal_rate(typical))
+    return theta
+
+
+def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> BuiltModel:
+    """Build the PyMC model of a spec and a dataset.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    data : Dataset, path, bundled name or pandas.DataFrame
+    centered : bool
+        Centred etas (default False: non-centred, ``eta = F z``).
+    guard : bool, optional
+        Override the flip-flop guard (default: ``spec.flip_flop_guard``, on for oral
+        models with an estimated ``ka``). Forward prior sampling builds without it.
+
+    Returns
+    -------
+    BuiltModel
+
+    Raises
+    ------
+    SpecError
+        A prior the Bayesian path needs is missing or of the wrong kind (the error names
+        the key, e.g. ``omega.prior`` or ``residual.add``).
+    DataError
+        The dataset does not suit the model.
+    """
+    from ..data.events import build_event_design
+    from ..pk import concentrations
+
+    dataset = resolve_dataset(spec, data)
+    if guard is None:
+        guard = flipflop.guard_enabled(spec)
+    guard = bool(guard) and flipflop.guard_enabled(spec)
+    individual_guard = guard and flipflop.individual_guard(spec)
+    prior_data(spec)  # validates every prior before anything is built
+    design = build_event_design(dataset, spec.structural, points="observations")
+    obs, lower = _observations(dataset, design)
+    dv = obs["DV"].to_numpy(dtype=float)
+    check_observations(spec, dv, obs["ROW"].to_numpy(), str(dataset.source), zero_predictions(design))
+    covariates = subject_covariates(spec, dataset)
+    n = dataset.n_subjects
+    with pm.Model(coords=_coords(spec, dataset, obs)) as model:
+        theta = _thetas(spec, guard)
+        coefficients = {name: prior_variable(name, prior) for name, prior in _coefficients(spec).items()}
+        eta = None
+        if spec.iiv_names:
+            bounded = flipflop.ABSORPTION if individual_guard else None
+            omega = omega_factor(spec, first=bounded)
+            pm.Deterministic("omega", omega.omega, dims=("parameter", "parameter2"))
+            bound = flipflop.eta_lower_bound(spec, theta, covariates, coefficients, n) if bounded else None
+            eta = random_effects(spec, omega, centered=centered, bounded=bounded, lower_bound=bound)
+        params = individual_parameters(spec, theta, eta, covariates, coefficients, n_subjects=n)
+        pm.Deterministic(
+            "individual",
+            pt.stack([params[name] for name in spec.parameter_names], axis=1),
+            dims=("subject", "structural_parameter"),
+        )
+        f = pm.Deterministic("ipred", concentrations(design, params), dims="observation")
+        sigma2 = residual_variances(spec)
+        dv_data = pm.Data("dv", dv, dims="observation")
+        likelihood(spec, f, dv_data, sigma2, lower)
+    return BuiltModel(
+        model=model,
+        spec=spec,
+        dataset=dataset,
+        design=design,
+        observations=obs,
+        lower=lower,
+        guard=guard,
+        centered=centered,
+    )
+
+
+def build_model(spec, data, *, centered: bool = False, guard: bool | None = None) -> pm.Model:
+    """Build the PyMC model of a spec and a dataset (see :func:`build`).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    data : Dataset, path, bundled name or pandas.DataFrame
+    centered : bool
+        Centred etas (default False).
+    guard : bool, optional
+        Override the flip-flop guard.
+
+    Returns
+    -------
+    pymc.Model
+    """
+    return build(spec, data, centered=centered, guard=guard).model
+
