@@ -169,10 +169,7 @@ def _stack(cases, model, params_of):
     df = pd.concat(frames, ignore_index=True)
     df["ROW"] = np.arange(1, len(df) + 1)
     df["SUBJECT"] = (df["ID"] - 1).astype(int)
-    n = start
-    for key in ("tlag", "F"):
-        if key in params and len(params[key]) != n:
-            raise AssertionError("every case of a suite must give the same parameters")
+    assert all(len(v) == start for v in params.values()), "cases of a suite must give the same parameters"
     return df, {k: np.array(v, dtype=float) for k, v in params.items()}, slices
 
 
@@ -183,11 +180,12 @@ def suite_results(model, suite):
     """Concentrations (pk and ODE oracle) of every case of a suite, by case name."""
     key = (model, suite)
     if key not in _RESULTS:
-        if suite == "coincide":
-            cases = {c: (COINCIDE_DOSES, OBS, (), {"tlag": lag}) for c, (m, _) in COINCIDE.items() if m == model
-                     for lag in [[0.0, 0.0]]}
-            cases.update({f"{c}+lag": (COINCIDE_DOSES, OBS, (), {"tlag": [0.5, 7.0]})
-                          for c, (m, _) in COINCIDE.items() if m == model})
+        if suite == "coincide":  # each coinciding parameter set, without and with a lag
+            cases = {
+                f"{name}{tag}": (COINCIDE_DOSES, OBS, (), {"tlag": lag})
+                for name, (m, _) in COINCIDE.items() if m == model
+                for tag, lag in (("", [0.0, 0.0]), ("+lag", [0.5, 7.0]))
+            }
             df, params, slices = _stack(cases, model, lambda name: COINCIDE[name.split("+")[0]][1])
             points = "observations"
         else:
@@ -281,75 +279,96 @@ GRAD_DOSES = [
     dict(TIME=8.0, AMT=50.0, ADDL=1.0, II=6.0),
     dict(TIME=24.0, AMT=80.0, RATE=30.0, SS=2.0, II=6.0),
     dict(TIME=24.0, AMT=30.0, SS=2.0, II=12.0),
+    dict(TIME=30.0, AMT=0.0, RATE=5.0, SS=1.0),
 ]
 
 
-def _gradient_params(model):
+def _gradient_params(model, lag_and_f=True):
     """Per-subject parameters: two generic subjects, then the coinciding cases."""
     sets = [PARAMS[model]] + [p for (m, p) in COINCIDE.values() if m == model]
     params = {k: np.concatenate([np.asarray(s[k], dtype=float) for s in sets]) for k in PARAMS[model]}
     n = len(params[next(iter(params))])
-    params["tlag"] = np.linspace(0.3, 0.45, n)
-    params["F"] = np.linspace(0.6, 0.8, n)
+    if lag_and_f:
+        params["tlag"] = np.linspace(0.3, 0.45, n)
+        params["F"] = np.linspace(0.6, 0.8, n)
     return params
 
 
 _GRADIENT_FUNCTIONS = {}
+HESSIAN_DOSES = [dict(TIME=0.0, AMT=100.0), dict(TIME=3.0, AMT=60.0, RATE=20.0), dict(TIME=24.0, AMT=30.0, SS=2.0, II=12.0)]
 
 
-def gradient_functions(model):
-    """Compiled objective sum(w * conc), its gradient and Hessian-vector product in x.
+def gradient_functions(model, doses=None, order=1):
+    """Compiled functions of ``x``, which stacks the per-subject vectors of the sorted
+    parameter names, for the objective ``sum(w * conc)``.
 
-    ``x`` stacks the per-subject vectors of the sorted parameter names.
+    Order 1: per-subject objectives (a vector) and the gradient. Order 2: the gradient
+    and the Hessian-vector product. Subjects are independent, so the Hessian is block
+    diagonal by subject and one product per parameter name gives every subject's column.
     """
-    if model not in _GRADIENT_FUNCTIONS:
-        params = _gradient_params(model)
-        n = len(params["F"])
-        df = frame(GRAD_DOSES, obs=[0.5, 1.0, 2.0, 5.0, 9.0, 14.0, 20.0, 26.0, 40.0], n_subjects=n)
+    key = (model, order)
+    if key not in _GRADIENT_FUNCTIONS:
+        params = _gradient_params(model, lag_and_f=order == 1)
+        n = len(params["CL"])
+        df = frame(doses or GRAD_DOSES, obs=[0.5, 1.0, 2.0, 5.0, 9.0, 14.0, 20.0, 26.0, 40.0], n_subjects=n)
         design = build_event_design(df, model)
         names = sorted(params)
         x = pt.dvector("x")
-        v = pt.dvector("v")
         conc = concentrations(design, {name: x[i * n:(i + 1) * n] for i, name in enumerate(names)})
-        objective = pt.sum(conc * np.linspace(0.5, 1.5, design.n_points))
-        grad = pytensor.grad(objective, x)
-        hvp = pytensor.grad(pt.sum(grad * v), x)
+        weighted = conc * np.linspace(0.5, 1.5, design.n_points)
+        grad = pytensor.grad(pt.sum(weighted), x)
         x0 = np.concatenate([params[name] for name in names])
-        _GRADIENT_FUNCTIONS[model] = (
-            names, n, x0,
-            pytensor.function([x], objective, mode=FAST),
-            pytensor.function([x], grad, mode=FAST),
-            pytensor.function([x, v], hvp, mode=FAST),
-        )
-    return _GRADIENT_FUNCTIONS[model]
+        if order == 1:
+            per_subject = pt.zeros(n)[design.point_subject].inc(weighted)
+            functions = (pytensor.function([x], per_subject, mode=FAST), pytensor.function([x], grad, mode=FAST))
+        else:
+            v = pt.dvector("v")
+            hvp = pytensor.grad(pt.sum(grad * v), x)
+            functions = (pytensor.function([x], grad, mode=FAST), pytensor.function([x, v], hvp, mode=FAST))
+        _GRADIENT_FUNCTIONS[key] = (names, n, x0, *functions)
+    return _GRADIENT_FUNCTIONS[key]
+
+
+def _direction(x0, n, i, step=1e-5):
+    """Relative step on parameter ``i`` of every subject at once."""
+    h = np.zeros_like(x0)
+    h[i * n:(i + 1) * n] = step * x0[i * n:(i + 1) * n]
+    return h
 
 
 @pytest.mark.parametrize("model", MODELS)
 def test_gradients_match_finite_differences(model):
     """Every parameter, every subject (incl. ka == k, ka == alpha, ka == beta exactly)."""
-    names, n, x0, value, gradient, _ = gradient_functions(model)
+    names, n, x0, per_subject, gradient = gradient_functions(model)
     analytic = gradient(x0)
     assert np.all(np.isfinite(analytic))
-    for j in range(len(x0)):
-        h = 1e-5 * x0[j]
-        e = np.zeros_like(x0)
-        e[j] = h
-        fd = (value(x0 + e) - value(x0 - e)) / (2 * h)
-        np.testing.assert_allclose(analytic[j], fd, rtol=1e-5, atol=1e-9, err_msg=f"{names[j // n]}[{j % n}]")
+    for i, name in enumerate(names):
+        h = _direction(x0, n, i)
+        fd = (per_subject(x0 + h) - per_subject(x0 - h)) / (2 * h[i * n:(i + 1) * n])
+        np.testing.assert_allclose(analytic[i * n:(i + 1) * n], fd, rtol=1e-5, atol=1e-9, err_msg=name)
 
 
 @pytest.mark.parametrize("model", ORAL)
 def test_second_derivatives_at_coincidence(model):
-    """Hessian (by Hessian-vector products) finite, symmetric and equal to FD of the gradient."""
-    names, n, x0, _, gradient, hvp = gradient_functions(model)
-    eye = np.eye(len(x0))
-    H = np.column_stack([hvp(x0, eye[j]) for j in range(len(x0))])
-    assert np.all(np.isfinite(H))
-    np.testing.assert_allclose(H, H.T, rtol=1e-8, atol=1e-10)
-    for j in range(len(x0)):
-        h = 1e-5 * x0[j]
-        fd = (gradient(x0 + h * eye[j]) - gradient(x0 - h * eye[j])) / (2 * h)
-        np.testing.assert_allclose(H[:, j], fd, rtol=1e-4, atol=1e-7, err_msg=f"{names[j // n]}[{j % n}]")
+    """Hessian blocks finite, symmetric and equal to central differences of the gradient.
+
+    Structural parameters only (a lag makes the second-order graph slow to compile).
+    """
+    names, n, x0, gradient, hvp = gradient_functions(model, HESSIAN_DOSES, order=2)
+    k = len(names)
+    columns = []
+    for i, name in enumerate(names):
+        e = np.zeros_like(x0)
+        e[i * n:(i + 1) * n] = 1.0
+        Hv = hvp(x0, e)
+        assert np.all(np.isfinite(Hv)), name
+        h = _direction(x0, n, i)
+        fd = (gradient(x0 + h) - gradient(x0 - h)) / (2 * np.tile(h[i * n:(i + 1) * n], k))
+        np.testing.assert_allclose(Hv, fd, rtol=1e-4, atol=1e-7, err_msg=name)
+        columns.append(Hv.reshape(k, n))
+    # block of subject s: H[a, b] = columns[b][a, s]; symmetric
+    blocks = np.stack(columns, axis=1)  # (k, k, n)
+    np.testing.assert_allclose(blocks, blocks.transpose(1, 0, 2), rtol=1e-8, atol=1e-10)
 
 
 # ----------------------------------------------------------------------------- backends
@@ -358,39 +377,64 @@ BACKEND_DOSES = [
     dict(TIME=0.0, AMT=100.0),
     dict(TIME=3.0, AMT=60.0, RATE=20.0),
     dict(TIME=8.0, AMT=50.0, CMT=2.0),
-    dict(TIME=24.0, AMT=30.0, SS=2.0, II=12.0),
 ]
 
 
-def _backend_outputs(mode):
-    model = "two_compartment_oral"
+def _backend_outputs(mode, grad=False):
+    model = "one_compartment_oral"
     params = _gradient_params(model)
     n = len(params["F"])
-    df = frame(BACKEND_DOSES, obs=[0.5, 2.0, 5.0, 9.0, 26.0, 40.0], n_subjects=n)
+    df = frame(BACKEND_DOSES, obs=[0.5, 2.0, 5.0, 9.0, 26.0], n_subjects=n)
     design = build_event_design(df, model)
     names = sorted(params)
     x = pt.dvector("x")
     conc = concentrations(design, {name: x[i * n:(i + 1) * n] for i, name in enumerate(names)})
-    fn = pytensor.function([x], [conc, pytensor.grad(pt.sum(conc), x)], mode=mode)
+    outputs = [conc, pytensor.grad(pt.sum(conc), x)] if grad else [conc]
+    fn = pytensor.function([x], outputs, mode=mode)
     return fn(np.concatenate([params[name] for name in names]))
 
 
 def test_backends_agree_default_numba():
-    """The default backend (Numba, incl. the ExpMoment kernels) matches the Python one."""
-    reference = _backend_outputs(FAST)
-    for got, ref in zip(_backend_outputs(None), reference):
-        assert np.all(np.isfinite(got))
-        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
+    """The default backend (Numba) gives the values of the Python backend."""
+    (got,), (ref,) = _backend_outputs(None), _backend_outputs(FAST)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("mode", [None, FAST])
+def test_exp_moment_kernel(mode):
+    """ExpMoment (phi1) and its derivatives, in the default (Numba) and Python backends."""
+    from scipy.integrate import quad
+
+    from bayes_nlme.pk.exponentials import phi1
+
+    xs = np.array([0.0, 1e-12, 1e-6, 1e-3, 0.3, 0.99999, 1.0, 1.5, 3.0, 10.0, 50.0, 700.0, -0.5, -1.5, -5.0])
+    x = pt.dvector("x")
+    outputs = [phi1(x)]
+    for _ in range(3):
+        outputs.append(pytensor.grad(pt.sum(outputs[-1]), x))
+    got = pytensor.function([x], outputs, mode=mode)(xs)
+    for order, values in enumerate(got):
+        ref = [(-1) ** order * quad(lambda s: s**order * np.exp(-v * s), 0, 1, epsabs=0, epsrel=1e-13)[0] for v in xs]
+        np.testing.assert_allclose(values, ref, rtol=1e-13, atol=0)
 
 
 @pytest.mark.slow
 def test_backends_agree_c():
-    """The C backend (CVM) matches the Python one (slow: compiles C code)."""
+    """The C backend (CVM) gives the values and gradients of the Python backend."""
     import warnings
 
-    reference = _backend_outputs(FAST)
+    reference = _backend_outputs(FAST, grad=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # PyTensor's BLAS notice for the C backend
-        outputs = _backend_outputs("CVM")
+        outputs = _backend_outputs("CVM", grad=True)
     for got, ref in zip(outputs, reference):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.slow
+def test_backends_agree_numba_gradient():
+    """The default backend (Numba) gives the gradients of the Python backend (slow when
+    Numba's cache is cold)."""
+    for got, ref in zip(_backend_outputs(None, grad=True), _backend_outputs(FAST, grad=True)):
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)

@@ -155,9 +155,18 @@ def test_tight_contradicting_prior_is_a_prior_data_conflict(tight_fit):
     assert row["verdict"] == "prior-data conflict", row
 
 
-def test_weak_prior_is_ok(base_fit):
-    row = power_scaling(base_fit).set_index("parameter").loc["theta_CL"]
+def test_weak_prior_is_ok(theo):
+    # A weak prior (log-scale sd 3, centred near the data) leaves the posterior of CL to
+    # the likelihood.
+    from bayes_nlme.fit import sample
+
+    spec = _with_cl_prior(theo, LogNormal(median=3.0, sigma=3.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = sample(spec, "theophylline", quiet=True, **FAST)
+    row = power_scaling(fit).set_index("parameter").loc["theta_CL"]
     assert row["verdict"] == "ok", row
+    assert row["prior"] < 0.05
 
 
 # --- outputs and the CLI ---------------------------------------------------------------

@@ -12,6 +12,9 @@ repeated fit of the same model structure then compiles in seconds. The price is 
 Python call per gradient evaluation (tens of microseconds) and chains that share the
 GIL.
 
+Fast-math is off (see :func:`_pyfunc`), so a fixed seed gives the same draws from a
+fresh or a cached compilation.
+
 The shared variables of the model (prior hyperparameters, the observations) stay
 inputs of the compiled functions: ``compiled.with_data(name=value)`` gives a model
 with new values and no recompilation.
@@ -86,6 +89,17 @@ def _locked(func):
 
 
 def _pyfunc(model):
+    import pytensor
+
+    # Without fast-math flags the compiled code gives bit-identical results whether it
+    # was just compiled or loaded from the cache, so a fixed seed reproduces a fit.
+    # With them (PyTensor's default) LLVM may reassociate differently in the two
+    # cases, and the chains of a fresh and a cached compilation drift apart.
+    with pytensor.config.change_flags(numba__fastmath=False):
+        return _pyfunc_inner(model)
+
+
+def _pyfunc_inner(model):
     from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords
     from nutpie.compiled_pyfunc import from_pyfunc
     from pymc.initial_point import make_initial_point_fn

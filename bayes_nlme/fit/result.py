@@ -40,7 +40,8 @@ class BayesFit:
         Building and compiling the model (for ``sampler="pymc"`` the compilation
         happens inside sampling).
     seconds_sample : float
-        Sampling, including the post-processing (log-likelihood, predictive draws).
+        Sampling alone (the sampler's wall time; the post-processing that adds the
+        log-likelihood and predictive draws is ``details["seconds_postprocess"]``).
     seconds : float
         Total wall time of the fit.
     draws, tune, chains : int

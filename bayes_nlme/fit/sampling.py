@@ -302,14 +302,17 @@ def sample(
             built, sampler, draws=draws, tune=tune, chains=chains, seed=seed, progress=progress,
             target_accept=target_accept, cores=cores,
         )
+    seconds_sample = time.perf_counter() - t0
+    t1 = time.perf_counter()
     tree = xr.DataTree.from_dict(
         {
             "/posterior": xr.DataTree(raw["posterior"].to_dataset()),
             "/sample_stats": xr.DataTree(_numeric(raw["sample_stats"].to_dataset())),
         }
     )
+    for group in ("posterior", "sample_stats"):
+        tree[group].attrs.update(raw[group].attrs)
     tree = finish_tree(tree, built, seed=None if seed is None else seed + 1)
-    seconds_sample = time.perf_counter() - t0
     posterior = tree["posterior"].to_dataset()
     checked = canonical_draws(spec, posterior)
     if "eta" in posterior:
@@ -335,6 +338,7 @@ def sample(
             "centered": bool(centered),
             "compile_backend": compile_backend if sampler == "nutpie" else None,
             "target_accept": target_accept,
+            "seconds_postprocess": time.perf_counter() - t1,
         },
     )
     if not quiet:

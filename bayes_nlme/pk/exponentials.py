@@ -31,7 +31,7 @@ from pytensor.tensor.elemwise import Elemwise
 
 __all__ = ["phi1", "exp_moment", "ExpMoment", "Divided", "PlainRate", "DividedRate", "ordered"]
 
-#: Below this ``|x|``, :class:`ExpMoment` sums its power series (20 terms).
+#: Below this ``|x|``, :class:`ExpMoment` sums its power series (21 terms).
 SERIES_BOUND = 1.0
 _SERIES_TERMS = 21
 

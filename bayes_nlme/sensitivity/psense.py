@@ -233,11 +233,20 @@ def power_scaling(fit, threshold: float = THRESHOLD) -> pd.DataFrame:
         # PSIS may warn about high Pareto k with short chains; the values are still
         # the best available estimate and the verdict is advisory.
         warnings.simplefilter("ignore")
-        prior = psense(tree, group="prior")
         likelihood = psense(tree, group="likelihood", group_var_names=["y"])
+        # Each parameter's prior sensitivity scales its own prior component (theta_CL:
+        # the prior of theta_CL; omega_P_Q: the prior of its omega block; sigma2_*: its
+        # own prior), so that a weak prior on CL reads "ok" even when another prior
+        # (say, an informative omega prior) moves CL a little through correlations.
+        prior_names = list(tree["log_prior"].data_vars)
+        prior = {
+            component: psense(tree, group="prior", group_var_names=[component])
+            for component in prior_names
+        }
     rows = []
     for name in tree["posterior"].data_vars:
-        p = float(prior[name].values)
+        component = name if name in prior else "omega"
+        p = float(prior[component][name].values)
         lik = float(likelihood[name].values)
         v = verdict(p, lik, threshold)
         rows.append({"parameter": name, "prior": p, "likelihood": lik, "verdict": v, "explanation": EXPLANATIONS[v]})
