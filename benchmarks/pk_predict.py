@@ -18,13 +18,17 @@ the median of ``--repeats`` runs after a warm-up. Run::
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytensor
 import pytensor.tensor as pt
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
 from bayes_nlme.data.events import build_event_design
 from bayes_nlme.pk import concentrations
