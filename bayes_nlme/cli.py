@@ -167,7 +167,7 @@ def _cmd_fit(args) -> int:
 
         if args.method == "nuts":
             result = sample(spec, dataset, draws=args.draws, tune=args.tune, chains=args.chains,
-                            seed=args.seed, sampler=args.sampler, progressbar=not quiet)
+                            seed=args.seed, sampler=args.sampler, progressbar=not quiet, quiet=args.quiet)
         else:
             result = sample_prior(spec, dataset, draws=args.draws, seed=args.seed)
     else:

@@ -441,7 +441,10 @@ def test_exponential_error_with_nonpositive_dv_names_rows():
 def test_prior_data_same_keys_for_scaled_priors():
     spec = make_spec()
     scaled = parse_model(
-        {**copy.deepcopy(BASE), "omega": {"structure": "full", "prior": {"inverse_wishart": {"df": 9, "scale": [0.2] * 3}}}}
+        {
+            **copy.deepcopy(BASE),
+            "omega": {"structure": "full", "prior": {"inverse_wishart": {"df": 9, "scale": [0.2] * 3}}},
+        }
     )
     a, b = prior_data(spec), prior_data(scaled)
     assert a.keys() == b.keys()

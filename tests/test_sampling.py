@@ -189,6 +189,18 @@ def test_jax_samplers_need_the_extra():
         sample(MODEL, "theophylline", sampler="numpyro")
 
 
+def test_auto_compile_backend():
+    from bayes_nlme.data import load_dataset
+    from bayes_nlme.fit.sampling import _backend
+
+    theo = load_dataset("theophylline")  # 132 observations
+    assert _backend("auto", theo, 1000, 1000, 4) == "cfunc"
+    assert _backend("auto", theo, 300, 300, 2) == "pyfunc"
+    assert _backend("pyfunc", theo, 1000, 1000, 4) == "pyfunc"
+    with pytest.raises(ArgumentError, match="compile_backend"):
+        _backend("llvm", theo, 10, 10, 1)
+
+
 def test_progress_bar_default(monkeypatch):
     monkeypatch.delenv("CI", raising=False)
     assert _progress(None, quiet=False) is True
@@ -267,6 +279,16 @@ def test_theophylline_acceptance():
     assert table["ess_bulk"].min() >= 400
     for name, value in {"theta_ka": 1.59, "theta_CL": 2.75, "theta_V": 31.8}.items():
         assert abs(table.loc[name, "median"] / value - 1) < 0.10, name
+
+
+@pytest.mark.slow
+def test_compile_backends_give_the_same_draws():
+    kwargs = {"draws": 100, "tune": 100, "chains": 2, "seed": 9, "quiet": True}
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always", ConvergenceWarning)
+        a = sample(MODEL, "theophylline", compile_backend="pyfunc", **kwargs)
+        b = sample(MODEL, "theophylline", compile_backend="cfunc", **kwargs)
+    np.testing.assert_array_equal(a.tree["posterior"]["theta_CL"], b.tree["posterior"]["theta_CL"])
 
 
 @pytest.mark.slow

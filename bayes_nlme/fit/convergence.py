@@ -131,7 +131,9 @@ def _per_element(draws: xr.Dataset) -> dict:
     return out
 
 
-def assess(draws: xr.Dataset, stats: xr.Dataset, *, extra_messages=(), max_treedepth: int | None = None) -> ConvergenceVerdict:
+def assess(
+    draws: xr.Dataset, stats: xr.Dataset, *, extra_messages=(), max_treedepth: int | None = None
+) -> ConvergenceVerdict:
     """Run the convergence checks.
 
     Parameters
