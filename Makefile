@@ -29,7 +29,11 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) benchmarks/pk_predict.py
+	$(PY) benchmarks/focei_theophylline.py
+	$(PY) benchmarks/nuts_vs_stan.py
+	$(PY) benchmarks/sensitivity_pool.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

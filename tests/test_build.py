@@ -262,12 +262,30 @@ def test_centred_eta_density_is_multivariate_normal():
     model = build(spec, "theophylline", centered=True).model
     point = model.initial_point()
     rng = np.random.default_rng(3)
-    point["eta_c"] = rng.normal(0, 0.3, size=point["eta_c"].shape)
+    point["log_individual"] = np.log([1.5, 2.8, 32.0]) + rng.normal(0, 0.3, size=point["log_individual"].shape)
     point["omega_block0_chi2_log__"] = np.log([5.0, 3.0, 2.5])
     point["omega_block0_normal"] = np.array([0.3, -0.2, 0.5])
     omega, eta, prior = evaluate(model, [model["omega"], model["eta"], model["eta_prior"]], point)
     expected = stats.multivariate_normal(np.zeros(3), omega).logpdf(eta).sum()
     assert float(prior) == pytest.approx(expected, rel=1e-9)
+
+
+def test_centred_guard_keeps_every_subject_out_of_flip_flop():
+    """Centred on the log individual parameters: ka_i > CL_i/V_i whatever the free values."""
+    spec = make_spec(omega={"structure": "full", "prior": {"inverse_wishart": {"df": 4, "scale": [0.4, 0.4, 0.4]}}})
+    model = build(spec, "theophylline", centered=True).model
+    point = model.initial_point()
+    rng = np.random.default_rng(5)
+    free = np.log([1.5, 2.8, 32.0]) + rng.normal(0, 0.3, size=point["log_individual"].shape)
+    free[::2, 0] = np.log(0.01)  # far inside the flip-flop region before the guard
+    point["log_individual"] = free
+    individual, eta, theta = evaluate(model, [model["individual"], model["eta"], model["theta_ka"]], point)
+    ka, cl, v = individual.T
+    assert np.all(ka > cl / v)
+    np.testing.assert_allclose(individual[1::2, 1:], np.exp(free[1::2, 1:]), rtol=1e-12)
+    bound = free[:, 1] - free[:, 2]  # log(CL_i / V_i)
+    np.testing.assert_allclose(np.log(ka), bound + np.logaddexp(0.0, free[:, 0] - bound), rtol=1e-9)
+    np.testing.assert_allclose(eta[:, 0], np.log(ka) - np.log(theta), rtol=1e-9, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- flip-flop guard

@@ -8,7 +8,11 @@ full-length Theophylline acceptance check is marked slow.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -133,7 +137,7 @@ def test_save_and_load_round_trip(recovery, tmp_path):
 def test_compile_cache_reuses_model_for_prior_variants():
     data = simulate(n_subjects=40)
     spec = load_model(MODEL)
-    first = compile_model(spec, data)
+    first = compile_model(spec, data, backend="pyfunc")
     variant = parse_model(
         {
             **_spec_dict(spec),
@@ -144,9 +148,9 @@ def test_compile_cache_reuses_model_for_prior_variants():
             },
         }
     )
-    second = compile_model(variant, data)
+    second = compile_model(variant, data, backend="pyfunc")
     assert second.built.model is first.built.model
-    assert second.seconds == 0.0
+    assert second.seconds == 0.0 and not second.fresh
     assert second.built.spec == variant
     assert float(second.compiled._shared_data["prior__theta_CL__sigma"]) == 2.0
 
@@ -180,13 +184,16 @@ def test_bad_arguments():
         sample(MODEL, "theophylline", target_accept=1.5)
 
 
-def test_jax_samplers_need_the_extra():
+@pytest.mark.parametrize("sampler", ["numpyro", "blackjax"])
+def test_jax_samplers_need_the_extra(monkeypatch, sampler):
+    """Without jax (simulated by hiding it from ``find_spec``) the error names the extra."""
     import importlib.util
 
-    if importlib.util.find_spec("jax") is not None and importlib.util.find_spec("numpyro") is not None:
-        pytest.skip("jax and numpyro are installed")
-    with pytest.raises(ArgumentError, match=r"pip install 'bayes_nlme\[jax\]'"):
-        sample(MODEL, "theophylline", sampler="numpyro")
+    find_spec = importlib.util.find_spec
+    hidden = {"jax", sampler}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in hidden else find_spec(name, *a))
+    with pytest.raises(ArgumentError, match=rf"{sampler}.*needs jax and {sampler}.*pip install 'bayes_nlme\[jax\]'"):
+        sample(MODEL, "theophylline", sampler=sampler)
 
 
 def test_auto_compile_backend():
@@ -194,11 +201,55 @@ def test_auto_compile_backend():
     from bayes_nlme.fit.sampling import _backend
 
     theo = load_dataset("theophylline")  # 132 observations
-    assert _backend("auto", theo, 1000, 1000, 4) == "cfunc"
+    assert _backend("auto", theo, 1000, 1000, 4) == "native"
     assert _backend("auto", theo, 300, 300, 2) == "pyfunc"
     assert _backend("pyfunc", theo, 1000, 1000, 4) == "pyfunc"
     with pytest.raises(ArgumentError, match="compile_backend"):
         _backend("llvm", theo, 10, 10, 1)
+
+
+def test_centred_parameterisation_follows_the_data():
+    from bayes_nlme.data import load_dataset
+    from bayes_nlme.fit.sampling import _centred
+
+    spec = load_model(MODEL)
+    rich = load_dataset("theophylline")  # 11 samples per subject, 3 IIV parameters
+    assert _centred("auto", rich, spec) is True
+    data = simulate(n_subjects=12)
+    sparse = data[(data["AMT"] > 0) | data["TIME"].isin([1.0, 9.0])]
+    assert _centred("auto", load_dataset(sparse), spec) is False
+    assert _centred(False, rich, spec) is False
+    with pytest.raises(ArgumentError, match="centered"):
+        _centred("yes", rich, spec)
+
+
+_NATIVE_FIT = """
+import json, warnings
+from bayes_nlme.fit import ConvergenceWarning, sample
+warnings.simplefilter("ignore", ConvergenceWarning)
+fit = sample("models/theophylline.toml", "theophylline", draws=60, tune=60, chains=2, seed=5, quiet=True,
+             compile_backend="native")
+post = fit.tree["posterior"]
+print(json.dumps({**fit.details["compilation"], "cl": post["theta_CL"].values.ravel().tolist(),
+                  "ipred": float(post["ipred"].isel(chain=0, draw=-1).sum())}))
+"""
+
+
+def test_native_route_is_cached_across_processes(tmp_path):
+    """The second process loads the compiled callbacks and gets the same draws."""
+    env = {**os.environ, "BAYES_NLME_CACHE_DIR": str(tmp_path / "cache"), "CI": "true"}
+    runs = []
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", _NATIVE_FIT], env=env, capture_output=True, text=True,
+            cwd=Path(__file__).resolve().parents[1], timeout=900,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert [r["backend"] for r in runs] == ["native", "native"]
+    assert runs[1]["fresh"] is False
+    assert runs[0]["cl"] == runs[1]["cl"] and runs[0]["ipred"] == runs[1]["ipred"]
+    assert list((tmp_path / "cache").glob("*.pkl"))
 
 
 def test_progress_bar_default(monkeypatch):
@@ -288,7 +339,9 @@ def test_compile_backends_give_the_same_draws():
         warnings.simplefilter("always", ConvergenceWarning)
         a = sample(MODEL, "theophylline", compile_backend="pyfunc", **kwargs)
         b = sample(MODEL, "theophylline", compile_backend="cfunc", **kwargs)
+        c = sample(MODEL, "theophylline", compile_backend="native", **kwargs)
     np.testing.assert_array_equal(a.tree["posterior"]["theta_CL"], b.tree["posterior"]["theta_CL"])
+    np.testing.assert_array_equal(a.tree["posterior"]["theta_CL"], c.tree["posterior"]["theta_CL"])
 
 
 @pytest.mark.slow

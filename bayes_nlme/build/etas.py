@@ -5,9 +5,14 @@ parameter``) and ``eta_i = F z_i`` with ``F F^T = Omega``
 (:func:`bayes_nlme.build.omega.omega_factor`). This suits sparse data, where the etas
 are shrunk towards zero.
 
-Centred: ``eta`` itself is the free variable (``eta_c``) with the density
-``N(eta_i; 0, Omega)`` added as a :func:`pymc.Potential` (``eta_prior``), computed
-through ``F^-1`` and ``log|det F|``. This suits rich data per subject.
+Centred: the log individual parameters ``log P_i = mu_i + eta_i`` are the free
+variable (``log_individual``, dims ``subject x parameter``), with the density
+``N(log P_i; mu_i, Omega)`` added as a :func:`pymc.Potential` (``eta_prior``),
+computed through ``F^-1`` and ``log|det F|``; ``mu_i`` is the log of the typical value
+times the subject's covariate factors. Centring on the individual parameters, rather
+than on the etas, removes the ridge between a typical value and the mean of its etas:
+given the individual parameters, ``theta`` has a well-conditioned normal conditional.
+This suits rich data per subject (e.g. Theophylline: 11 samples per subject).
 
 Either way the deterministic ``eta`` (``subject x parameter``) holds the etas, with
 columns in ``spec.iiv_names`` order. With the flip-flop guard, the absorption-rate
@@ -42,6 +47,9 @@ def random_effects(
     centered: bool = False,
     bounded: str | None = None,
     lower_bound: Callable | None = None,
+    mean=None,
+    initial=None,
+    log_individual: dict | None = None,
 ) -> pt.TensorVariable:
     """Create the etas in the current model (dims ``subject`` x ``parameter``).
 
@@ -56,8 +64,20 @@ def random_effects(
     bounded : str, optional
         A parameter whose eta is bounded below (the absorption rate).
     lower_bound : callable, optional
-        ``lower_bound(eta) -> tensor (n_subjects,)``, the bound on ``eta[:, bounded]``;
-        it must not depend on that column.
+        Non-centred: ``lower_bound(eta) -> tensor (n_subjects,)``, the bound on
+        ``eta[:, bounded]``; it must not depend on that column. Centred:
+        ``lower_bound(log_params) -> tensor (n_subjects,)``, the bound on the log
+        individual value of ``bounded``, from a dict of the other IIV parameters' log
+        individual values.
+    mean : tensor (n_subjects, n_iiv), optional
+        ``mu_i``, the log typical individual parameters (needed when centred).
+    initial : numpy.ndarray (n_iiv,), optional
+        Initial log individual parameters of the centred parameterisation, the same for
+        every subject (default 0).
+    log_individual : dict, optional
+        Centred only: filled with each IIV parameter's log individual values (a tensor
+        per name), so the caller can use ``exp`` of them rather than
+        ``exp(mean + eta)``.
 
     Returns
     -------
@@ -85,14 +105,21 @@ def random_effects(
             eta_cols[k] = rest + fkk * zk
         eta = pt.stack(eta_cols, axis=1)
     else:
-        free = pm.Flat("eta_c", dims=dims)
-        eta_cols = [free[:, j] for j in range(p)]
+        if mean is None:
+            raise ValueError("the centred parameterisation needs the log typical parameters (mean)")
+        n = len(pm.modelcontext(None).coords["subject"])
+        init = None if initial is None else np.tile(np.asarray(initial, dtype=float), (n, 1))
+        free = pm.Flat("log_individual", dims=dims, initval=init)
+        log_cols = [free[:, j] for j in range(p)]
         if k is not None:
-            eta_cols[k], log_jac = _bounded(eta_cols[k], lower_bound(free))
+            bound = lower_bound({names[j]: log_cols[j] for j in range(p) if j != k})
+            log_cols[k], log_jac = _bounded(log_cols[k], bound)
             pm.Potential("flip_flop_eta", pt.sum(log_jac))
+        if log_individual is not None:
+            log_individual.update({names[j]: log_cols[j] for j in range(p)})
+        eta_cols = [log_cols[j] - mean[:, j] for j in range(p)]
         eta = pt.stack(eta_cols, axis=1)
         z_cols = sm.apply_columns(omega.inverse_factor, eta_cols)
-        n = eta.shape[0]
         pm.Potential(
             "eta_prior",
             -0.5 * sum(pt.sum(c**2) for c in z_cols) - n * omega.log_det_factor - 0.5 * n * p * _LOG_2PI,

@@ -26,7 +26,9 @@ the region rather than a hard wall (which NUTS would meet as divergences):
   the omega factor (see :mod:`bayes_nlme.build.omega`), so ``ka_i > k_i`` is a lower
   bound ``t_i`` on that ``z`` given the other etas; ``z' = t + softplus(z - t)`` with
   the Potential ``flip_flop_eta`` (normal density of ``z'`` and the Jacobian
-  ``sigmoid(z - t)``). Centred etas are bounded the same way on the eta scale.
+  ``sigmoid(z - t)``). In the centred parameterisation the free log individual
+  absorption rate is bounded the same way, directly by ``log k_i`` computed from the
+  subject's other log parameters.
 
 When the bound is far away (the usual case) ``softplus(x) = x`` to many digits, so the
 sampler sees the ordinary model. The guard needs an estimated ``ka``; the individual
@@ -49,6 +51,7 @@ __all__ = [
     "individual_guard",
     "terminal_rate",
     "guarded_theta_ka",
+    "log_terminal_rate",
     "eta_lower_bound",
     "numeric_violations",
 ]
@@ -103,6 +106,23 @@ def terminal_rate(params, xp=pt):
     s = k10 + k12 + k21
     disc = xp.sqrt(xp.maximum(s * s - 4.0 * k10 * k21, 0.0))
     return 2.0 * k10 * k21 / (s + disc)
+
+
+def log_terminal_rate(log_params) -> pt.TensorVariable:
+    """``log k`` from log parameters (one compartment: ``log CL - log V``, no exp/log).
+
+    Parameters
+    ----------
+    log_params : mapping
+        Logs of ``CL`` and ``V``, or of ``CL``, ``V1``, ``Q``, ``V2``.
+
+    Returns
+    -------
+    tensor
+    """
+    if "V1" not in log_params:
+        return log_params["CL"] - log_params["V"]
+    return pt.log(terminal_rate({name: pt.exp(value) for name, value in log_params.items()}))
 
 
 def guarded_theta_ka(prior, rate) -> pt.TensorVariable:

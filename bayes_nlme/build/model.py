@@ -191,6 +191,19 @@ def _thetas(spec, guard: bool) -> dict:
     return theta
 
 
+def _initial_log_parameters(spec) -> np.ndarray:
+    """Log of each IIV parameter's initial value (its ``initial``, else its prior median)."""
+    out = []
+    for name in spec.iiv_names:
+        p = spec.parameter(name)
+        value = getattr(p, "initial", None)
+        if value is None:
+            prior = p.typical
+            value = prior.median if isinstance(prior, LogNormal) else 1.0
+        out.append(np.log(float(value)))
+    return np.asarray(out)
+
+
 def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> BuiltModel:
     """Build the PyMC model of a spec and a dataset.
 
@@ -235,13 +248,31 @@ def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> B
         theta = _thetas(spec, guard)
         coefficients = {name: prior_variable(name, prior) for name, prior in _coefficients(spec).items()}
         eta = None
+        log_individual: dict = {}
         if spec.iiv_names:
             bounded = flipflop.ABSORPTION if individual_guard else None
             omega = omega_factor(spec, first=bounded)
             pm.Deterministic("omega", omega.omega, dims=("parameter", "parameter2"))
-            bound = flipflop.eta_lower_bound(spec, theta, covariates, coefficients, n) if bounded else None
-            eta = random_effects(spec, omega, centered=centered, bounded=bounded, lower_bound=bound)
+            mean = initial = bound = None
+            if centered:
+                typical = individual_parameters(spec, theta, None, covariates, coefficients, n_subjects=n)
+                log_typical = {name: pt.log(value) * pt.ones(n) for name, value in typical.items()}
+                mean = pt.stack([log_typical[name] for name in spec.iiv_names], axis=1)
+                initial = _initial_log_parameters(spec)
+                if bounded:
+
+                    def bound(log_params, _typ=log_typical):
+                        merged = {name: log_params.get(name, _typ[name]) for name in _typ}
+                        return flipflop.log_terminal_rate(merged)
+
+            elif bounded:
+                bound = flipflop.eta_lower_bound(spec, theta, covariates, coefficients, n)
+            eta = random_effects(
+                spec, omega, centered=centered, bounded=bounded, lower_bound=bound, mean=mean, initial=initial,
+                log_individual=log_individual,
+            )
         params = individual_parameters(spec, theta, eta, covariates, coefficients, n_subjects=n)
+        params.update({name: pt.exp(value) for name, value in log_individual.items()})
         pm.Deterministic(
             "individual",
             pt.stack([params[name] for name in spec.parameter_names], axis=1),

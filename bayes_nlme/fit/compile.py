@@ -1,25 +1,24 @@
-"""Compile a PyMC model for nutpie, re-using PyTensor's on-disk Numba cache.
+"""Compile a PyMC model for nutpie: three routes.
 
-``nutpie.compile_pymc_model(backend="numba")`` wraps the log-density in a
-``numba.cfunc`` that cannot be cached (it embeds run-time addresses), so every fit
-recompiles the whole graph in LLVM: measured on the Theophylline model, 20-30 s on a
-quiet 2-core machine (60-90 s under load) even when PyTensor's own cache is warm. The
-``"pyfunc"`` route compiles the same PyTensor functions (log density with gradient,
-and the "expand" function giving every traced variable) with PyTensor's Numba
-linker, whose compiled code PyTensor caches on disk (under
-``pytensor.config.base_compiledir``), and handed to nutpie as Python callables
-(``nutpie.compiled_pyfunc.from_pyfunc``, the route nutpie itself uses for JAX). A
-repeated fit of the same model structure then compiles in seconds. The price is a
-Python call per gradient evaluation (tens of microseconds) and chains that share the
-GIL (in practice they run one at a time).
+* ``"native"`` (:mod:`bayes_nlme.fit.native`, the default for real fits): one PyTensor
+  function gives the log density, its gradient and every traced variable; a generated
+  C callback calls it, with the data passed by address. The callback's machine code is
+  stored in PyTensor's Numba cache, keyed on the model graph, with the model's metadata
+  beside it: a later fit of the same graph, in any process, loads it in about a second
+  (no graph rewriting, no LLVM), and the chains run in parallel without the GIL.
+* ``"cfunc"``: ``nutpie.compile_pymc_model(backend="numba")``. Its ``numba.cfunc``
+  embeds run-time addresses, so Numba cannot cache it and every fit pays for type
+  inference and LLVM code generation again (20-30 s for Theophylline, quiet 2 cores).
+* ``"pyfunc"``: the same PyTensor functions as ``cfunc``, compiled with PyTensor's Numba
+  linker (cached on disk under ``pytensor.config.base_compiledir``) and handed to nutpie
+  as Python callables (``nutpie.compiled_pyfunc.from_pyfunc``). The graph is rewritten
+  in every process (~10 s), each gradient costs a Python call, and chains share the GIL.
+  Its first compilation is the cheapest, so :func:`bayes_nlme.fit.sample` uses it for
+  short fits (``compile_backend="auto"``).
 
-Measured on the bundled Theophylline fit (4 x (1000 + 1000), 2 cores, warm caches):
-``pyfunc`` compiles in ~11 s and samples in ~32 s; ``cfunc`` compiles in ~23 s and
-samples in ~7 s. :func:`bayes_nlme.fit.sample` chooses by the amount of work
-(``compile_backend="auto"``).
-
-Fast-math is off in both routes (see :func:`_pyfunc`), so a fixed seed gives the same
-draws from a fresh or a cached compilation, and from either route.
+Fast-math is off in every route, and every route starts its chains from the same
+jittered support point (:func:`jittered_initial_points`), so a fixed seed gives the
+same draws from a fresh or a cached compilation, and from any route.
 
 The shared variables of the model (prior hyperparameters, the observations) stay
 inputs of the compiled functions: ``compiled.with_data(name=value)`` gives a model
@@ -28,6 +27,7 @@ with new values and no recompilation.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -35,9 +35,10 @@ import numpy as np
 
 __all__ = ["CompiledFit", "compile_nutpie", "BACKENDS"]
 
-#: Compilation routes: ``"pyfunc"`` (cached PyTensor-Numba functions) or ``"cfunc"``
-#: (``nutpie.compile_pymc_model``, recompiled in LLVM every time, faster sampling).
-BACKENDS = ("pyfunc", "cfunc")
+#: Compilation routes: ``"native"`` (C callbacks cached on disk per model graph,
+#: :mod:`bayes_nlme.fit.native`), ``"pyfunc"`` (cached PyTensor-Numba functions called
+#: from Python) or ``"cfunc"`` (``nutpie.compile_pymc_model``, recompiled every time).
+BACKENDS = ("native", "pyfunc", "cfunc")
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,14 +50,18 @@ class CompiledFit:
     compiled : nutpie CompiledModel
         Pass to ``nutpie.sample``; ``compiled.with_data(**values)`` swaps data.
     backend : str
-        ``"pyfunc"`` or ``"cfunc"``.
+        ``"native"``, ``"pyfunc"`` or ``"cfunc"``.
     seconds : float
         Compilation time (the first evaluation included, which triggers Numba).
+    fresh : bool
+        True when machine code was generated (a compilation), False when it was loaded
+        from the on-disk cache.
     """
 
     compiled: object
     backend: str
     seconds: float
+    fresh: bool = True
 
 
 def _nogil_mode():
@@ -76,6 +81,31 @@ def _nogil_mode():
             return numba_njit(fn.py_func, final_function=True, cache=cache_key is not None, nogil=True)
 
     return Mode(linker=NogilNumbaLinker(), optimizer=get_mode("NUMBA").provided_optimizer)
+
+
+def jittered_initial_points(x0: np.ndarray):
+    """nutpie's initial-point function: ``x0`` plus ``Uniform(-1, 1)`` jitter, seeded.
+
+    The same in every compilation route, so that a seed gives the same chains whichever
+    route compiled the model (PyMC's own jitter depends on how its function was built).
+
+    Parameters
+    ----------
+    x0 : numpy.ndarray
+        The support point on the unconstrained scale (flat, in nutpie's order).
+
+    Returns
+    -------
+    callable
+        ``f(seed) -> numpy.ndarray``.
+    """
+    x0 = np.array(x0, dtype=np.float64, copy=True)
+
+    def initial_point(seed=None):
+        rng = np.random.default_rng(seed)
+        return np.ascontiguousarray(x0 + rng.uniform(-1.0, 1.0, size=x0.shape))
+
+    return initial_point
 
 
 def _locked(func):
@@ -112,7 +142,7 @@ def _pyfunc_inner(model):
 
     initial = _locked(
         make_initial_point_fn(
-            model=model, jitter_rvs=set(model.free_RVs), return_transformed=True, default_strategy="support_point"
+            model=model, jitter_rvs=set(), return_transformed=True, default_strategy="support_point"
         )
     )
     with warnings.catch_warnings():
@@ -154,8 +184,10 @@ def _pyfunc_inner(model):
 
     # Trigger (or load from cache) the Numba compilation now, so it counts as build time.
     x0 = initial_point_fn(0)
+    initial_point_fn = jittered_initial_points(x0)
     make_logp_fn()(x0, **shared)
     make_expand_fn(0, 0, 0)(x0, **shared)
+    fresh = any(sum(fn.stats.cache_misses.values()) > 0 for fn in (logp_jit, expand_jit))
     dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
     return from_pyfunc(
         ndim=n_dim,
@@ -169,17 +201,20 @@ def _pyfunc_inner(model):
         dims=dims,
         coords=coords,
         reparameterized_names=reparameterized,
-    )
+    ), fresh
 
 
-def compile_nutpie(model, *, backend: str = "pyfunc") -> CompiledFit:
+def compile_nutpie(model, *, backend: str = "pyfunc", key: str | None = None) -> CompiledFit:
     """Compile a PyMC model for ``nutpie.sample``.
 
     Parameters
     ----------
     model : pymc.Model
-    backend : {"pyfunc", "cfunc"}
-        See the module docstring.
+    backend : {"native", "pyfunc", "cfunc"}
+        See the module docstring. ``"native"`` falls back to ``"cfunc"`` for a model
+        whose data are not all named float arrays.
+    key : str, optional
+        The graph key (:func:`bayes_nlme.fit.native.graph_key`); needed by ``"native"``.
 
     Returns
     -------
@@ -190,16 +225,28 @@ def compile_nutpie(model, *, backend: str = "pyfunc") -> CompiledFit:
     import nutpie
 
     start = time.perf_counter()
+    fresh = True
+    if backend == "native":
+        from .native import compile_native, graph_key
+
+        made = compile_native(model, key or graph_key(id(model)))
+        if made is not None:
+            compiled, fresh = made
+            return CompiledFit(compiled=compiled, backend=backend, seconds=time.perf_counter() - start, fresh=fresh)
+        backend = "cfunc"
     if backend == "pyfunc":
-        compiled = _pyfunc(model)
+        compiled, fresh = _pyfunc(model)
     elif backend == "cfunc":
         import pytensor
 
         with pytensor.config.change_flags(numba__fastmath=False), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
-            compiled = nutpie.compile_pymc_model(model, backend="numba")
+            compiled = nutpie.compile_pymc_model(model, backend="numba", jitter_rvs=set())
+        compiled = dataclasses.replace(
+            compiled, initial_point_func=jittered_initial_points(compiled.initial_point_func(0))
+        )
     else:
         from ..errors import ArgumentError
 
         raise ArgumentError(f"unknown compile backend {backend!r} (valid: {', '.join(BACKENDS)})")
-    return CompiledFit(compiled=compiled, backend=backend, seconds=time.perf_counter() - start)
+    return CompiledFit(compiled=compiled, backend=backend, seconds=time.perf_counter() - start, fresh=fresh)
