@@ -310,7 +310,10 @@ def sample(
     draws, tune, chains, seed : int, optional
         Default: the spec's ``[sampling]`` table.
     sampler : {"nutpie", "pymc", "numpyro", "blackjax"}
-        numpyro and blackjax need the ``jax`` extra.
+        numpyro and blackjax need the ``jax`` extra; they compile the model to JAX
+        (:mod:`bayes_nlme.fit.jax_nuts`) and run the chains in parallel on one XLA CPU
+        device each when there are enough (else vectorised), so ``cores`` does not
+        apply to them.
     progressbar : bool, optional
         Default: on, unless ``quiet`` or the environment variable ``CI`` is set.
     quiet : bool

@@ -23,13 +23,14 @@ in any gradient; its series branch near 0 plays the role of the "double where".
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.scalar.basic import UnaryScalarOp, upgrade_to_float
 from pytensor.tensor.elemwise import Elemwise
 
-__all__ = ["phi1", "exp_moment", "ExpMoment", "Divided", "PlainRate", "DividedRate", "ordered"]
+__all__ = ["phi1", "exp_moment", "ExpMoment", "register_jax", "Divided", "PlainRate", "DividedRate", "ordered"]
 
 #: Below this ``|x|``, :class:`ExpMoment` sums its power series (21 terms).
 SERIES_BOUND = 1.0
@@ -87,7 +88,7 @@ class ExpMoment(UnaryScalarOp):
 
     One node replaces a "double-where" series/direct construction, which keeps the
     graphs of :mod:`bayes_nlme.pk` (and their compilation) small. Implemented for
-    Python, C and Numba.
+    Python, C, Numba and JAX (:func:`register_jax`).
 
     Parameters
     ----------
@@ -158,6 +159,93 @@ def _register_numba():
 
 
 _register_numba()
+
+
+def _jax_exp_moment(order: int):
+    """The JAX function ``x -> I_order(x)`` (elementwise), with ``d/dx I_n = -I_{n+1}``.
+
+    Same algorithm as :func:`_exp_moment_py`: the series for ``|x| < SERIES_BOUND``,
+    the recurrence elsewhere, chosen by ``jnp.where``. Each branch is fed a safe
+    argument where it is not selected (the "double where": 0 to the series, the bound
+    to the recurrence), so neither produces ``inf``/``nan`` there, and the derivative is
+    the exact relation ``-I_{n+1}`` (a ``jax.custom_jvp``), so ``jax.grad`` and
+    higher derivatives stay finite and accurate, also at ``x = 0``. Needs jax.
+    """
+    order = int(order)
+    if order < 0:
+        raise ValueError(f"ExpMoment order must be >= 0, got {order}")
+    cached = _JAX_FUNCS.get(order)
+    if cached is not None:
+        return cached
+
+    import jax
+    import jax.numpy as jnp
+
+    bound, terms = SERIES_BOUND, _SERIES_TERMS
+
+    @jax.custom_jvp
+    def exp_moment_jax(x):
+        x = jnp.asarray(x)
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            x = x.astype(jnp.result_type(float))
+        small = jnp.abs(x) < bound
+        xs = jnp.where(small, x, jnp.zeros_like(x))
+        total = jnp.zeros_like(x)
+        term = jnp.ones_like(x)
+        for k in range(terms):
+            total = total + term / (order + k + 1)
+            term = term * (-xs / (k + 1))
+        xr = jnp.where(small, jnp.full_like(x, bound), x)
+        value = -jnp.expm1(-xr) / xr
+        ex = jnp.exp(-xr)
+        for m in range(1, order + 1):
+            value = (m * value - ex) / xr
+        return jnp.where(small, total, value)
+
+    @exp_moment_jax.defjvp
+    def _jvp(primals, tangents):
+        (x,), (dx,) = primals, tangents
+        return exp_moment_jax(x), -_jax_exp_moment(order + 1)(x) * dx
+
+    _JAX_FUNCS[order] = exp_moment_jax
+    return exp_moment_jax
+
+
+_JAX_FUNCS: dict = {}
+_JAX_REGISTERED = False
+
+
+def register_jax() -> bool:
+    """Register the JAX implementation of :class:`ExpMoment` with PyTensor's JAX backend.
+
+    Called by :func:`bayes_nlme.fit.sample` for the numpyro and blackjax samplers (and
+    at import when PyTensor's JAX backend is already loaded); call it before compiling
+    a model with ``mode="JAX"`` (or ``pm.sample(nuts_sampler="numpyro")``) yourself.
+    Importing the JAX backend takes seconds, so it is not done at import.
+
+    Returns
+    -------
+    bool
+        False when jax is not installed.
+    """
+    global _JAX_REGISTERED
+    if _JAX_REGISTERED:
+        return True
+    try:
+        from pytensor.link.jax.dispatch import jax_funcify
+    except ImportError:  # jax not installed
+        return False
+
+    @jax_funcify.register(ExpMoment)
+    def jax_funcify_exp_moment(op, node=None, **kwargs):
+        return _jax_exp_moment(op.order)
+
+    _JAX_REGISTERED = True
+    return True
+
+
+if "pytensor.link.jax.dispatch" in sys.modules:  # pragma: no cover - depends on import order
+    register_jax()
 
 _ELEMWISE: dict[int, Elemwise] = {}
 
