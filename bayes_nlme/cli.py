@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     sens.add_argument("--out", required=True)
     sens.add_argument("--scales", type=_scales, default=(0.5, 2.0), help="prior spread factors (default 0.5,2)")
     sens.add_argument("--variants", nargs="*", default=(), help="alternative model files of the same structure")
-    sens.add_argument("--workers", type=_positive_int, help="local worker processes (default: cores)")
+    sens.add_argument("--workers", type=_positive_int, help="local processes fitting variants in parallel (default: cores // chains, at least 1)")
     sens.add_argument("--scheduler", help="Dask scheduler address (needs the dask extra)")
     _add_sampling(sens)
     sens.add_argument("--quiet", action="store_true")

@@ -33,3 +33,31 @@ def test_theophylline_notebook_runs_with_small_draws(tmp_path, monkeypatch):
     assert len(images) >= 8
     errors = [o for c in cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
+
+
+def test_prior_sensitivity_notebook_runs_with_small_draws(tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    import nbformat
+    import papermill
+    out = tmp_path / "out"
+    executed = tmp_path / "02_prior_sensitivity.ipynb"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "02_prior_sensitivity.ipynb"),
+        str(executed),
+        parameters={"draws": 100, "tune": 100, "chains": 2, "seed": 1, "workers": 1,
+                    "model_file": str(ROOT / "models" / "theophylline.toml"), "out_dir": str(out)},
+        kernel_name="python3",
+        cwd=str(tmp_path),
+        progress_bar=False,
+        log_output=False,
+    )
+    study = out / "study"
+    for name in ("psense.csv", "variants.csv", "compilations.csv", "forest.png", "report.html"):
+        assert (study / name).is_file(), name
+    cells = nbformat.read(executed, as_version=4).cells
+    errors = [o for c in cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+    images = [o for c in cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= 1  # the forest plot
+    text = "".join(o.get("text", "") for c in cells if c.cell_type == "code" for o in c.outputs)
+    assert "theta_CL" in text and "-> prior-data conflict" in text

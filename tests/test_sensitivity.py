@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -220,8 +219,11 @@ def test_cli_sensitivity_bad_arguments_exit_2(tmp_path, capsys, extra):
     assert not out.exists()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("dask") is not None, reason="dask is installed")
-def test_scheduler_without_dask_exit_2(tmp_path, capsys):
+def test_scheduler_without_dask_exit_2(tmp_path, capsys, monkeypatch):
+    import sys
+
+    for module in ("dask", "dask.distributed", "distributed"):  # as if Dask were not installed
+        monkeypatch.setitem(sys.modules, module, None)
     out = tmp_path / "sens"
     code = main(["sensitivity", str(THEO_MODEL), "--data", "theophylline", "--out", str(out),
                  "--scheduler", "tcp://127.0.0.1:8786"])
@@ -239,3 +241,113 @@ def test_process_pool_runs_every_variant(tmp_path):
                           quiet=True, **FAST)
     variants = pd.read_csv(out / "variants.csv")
     assert list(dict.fromkeys(variants["variant"])) == ["base", "scale_0.5", "lkj", "residual_halfnormal"]
+
+
+# --- compile once, and Dask ----------------------------------------------------------------
+
+def _new_structure_model(tmp_path) -> Path:
+    """The diagonal model with ka fixed at a value unique to this run.
+
+    A fixed value is a constant of the compiled graph, so the structure is new to
+    PyTensor's on-disk cache: the study must compile it exactly once.
+    """
+    ka = float(1.5 + np.random.default_rng().integers(1, 10**9) * 1e-12)
+    text = DIAGONAL_MODEL.replace("[parameters.ka]\ntypical = { lognormal = { median = 1.5, sigma = 1.0 } }",
+                                  f"[parameters.ka]\nfixed = {ka!r}")
+    assert f"fixed = {ka!r}" in text
+    path = tmp_path / "fresh.toml"
+    path.write_text(text)
+    return path
+
+
+TINY = {"draws": 50, "tune": 50, "chains": 2, "seed": 1}
+
+
+def test_structure_groups(theo):
+    from bayes_nlme.sensitivity.runner import structure_groups
+
+    groups = structure_groups(prior_variants(theo, scales=(0.5, 2.0)))
+    assert groups == [["base", "scale_0.5", "scale_2"], ["lkj"], ["residual_halfnormal"]]
+
+
+@quiet_fit
+def test_study_of_five_variants_compiles_once(tmp_path):
+    from bayes_nlme.sensitivity import SensitivityStudy, run_sensitivity
+
+    model = _new_structure_model(tmp_path)
+    study = run_sensitivity(model, "theophylline", out=tmp_path / "sens", scales=(0.25, 0.5, 2, 4), workers=2,
+                            quiet=True, **TINY)
+    assert isinstance(study, SensitivityStudy)
+    names = ["base", "scale_0.25", "scale_0.5", "scale_2", "scale_4"]
+    assert list(dict.fromkeys(study.variants["variant"])) == names
+    comp = study.compilations
+    assert list(comp["structure"]) == ["base"] and comp.loc[0, "variants"] == " ".join(names)
+    # compiled once in this process; the five fits (in two worker processes) load it from the cache
+    assert comp.loc[0, "compilations"] == 1, comp
+    assert comp.loc[0, "cached"] == 5, comp
+    assert study.n_compilations == 1
+    written = pd.read_csv(study / "compilations.csv")
+    assert list(written.columns) == ["structure", "variants", "compilations", "cached", "seconds"]
+    assert written["compilations"].sum() == 1
+    assert "1 fresh compilation(s)" in (study / "report.html").read_text()
+    assert Path(study) == tmp_path / "sens"
+
+
+def test_dask_scheduler(tmp_path, capsys):
+    distributed = pytest.importorskip("dask.distributed")
+    from bayes_nlme.fit import ConvergenceWarning
+    from bayes_nlme.sensitivity import run_sensitivity
+
+    model = _new_structure_model(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster:
+            study = run_sensitivity(model, "theophylline", out=tmp_path / "sens", scales=(2,),
+                                    scheduler=cluster.scheduler_address, quiet=True, **TINY)
+            code = main(["sensitivity", str(model), "--data", "theophylline", "--out", str(tmp_path / "cli"),
+                         "--scales", "0.5", "--scheduler", cluster.scheduler_address, "--draws", "50",
+                         "--tune", "50", "--chains", "2", "--seed", "1", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert list(dict.fromkeys(study.variants["variant"])) == ["base", "scale_2"]
+    assert study.n_compilations == 1  # this process compiled; the Dask workers loaded it from the disk cache
+    cli = pd.read_csv(tmp_path / "cli" / "variants.csv")
+    assert list(dict.fromkeys(cli["variant"])) == ["base", "scale_0.5"]
+    assert pd.read_csv(tmp_path / "cli" / "compilations.csv")["compilations"].sum() == 0  # all from the cache
+
+
+# --- the study in the fit's report ----------------------------------------------------------
+
+def _synthetic_study(path):
+    psense = pd.DataFrame({"parameter": ["theta_CL", "theta_V"], "prior": [0.2, 0.01], "likelihood": [0.1, 0.02],
+                           "verdict": ["prior-data conflict", "ok"]})
+    variants = pd.DataFrame({"variant": ["base", "scale_2"] * 2, "parameter": ["theta_CL"] * 2 + ["theta_V"] * 2,
+                             "mean": [2.7, 2.8, 31.0, 32.0], "sd": [0.2, 0.3, 1.0, 1.5],
+                             "q5": [2.4, 2.3, 29.0, 29.5], "q95": [3.0, 3.3, 33.0, 34.5]})
+    return write_outputs(path, "m", psense, variants)
+
+
+def test_prior_sensitivity_section(tmp_path):
+    from bayes_nlme.report import sections
+    from bayes_nlme.report.html import Page
+
+    page = Page("t")
+    assert sections.prior_sensitivity(page, tmp_path / "none") is False
+    assert page.sections == []
+    study = _synthetic_study(tmp_path / "sensitivity")
+    assert sections.prior_sensitivity(page, study) is True
+    html = page.render()
+    assert '<section id="sensitivity"><h2>Prior sensitivity</h2>' in html
+    assert "Prior-sensitive: theta_CL." in html and "prior and data pull" in html
+    assert html.count('src="data:image/png;base64,') == 1  # the forest plot, embedded
+    assert "://" not in html and "href=\"sensitivity" not in html  # still self-contained
+
+
+@quiet_fit
+def test_fit_report_shows_the_study_in_the_fit_directory(base_fit, tmp_path, capsys):
+    fit_dir = Path(base_fit.save(tmp_path / "fit"))
+    _synthetic_study(fit_dir / "sensitivity")
+    assert main(["report", str(fit_dir)]) == 0
+    html = (fit_dir / "report.html").read_text()
+    assert '<section id="sensitivity">' in html and "prior-data conflict" in html
+    assert '<a href="#sensitivity">Prior sensitivity</a>' in html

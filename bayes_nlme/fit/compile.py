@@ -140,15 +140,15 @@ def _pyfunc_inner(model):
     from nutpie.compiled_pyfunc import from_pyfunc
     from pymc.initial_point import make_initial_point_fn
 
-    initial = _locked(
-        make_initial_point_fn(
-            model=model, jitter_rvs=set(), return_transformed=True, default_strategy="support_point"
-        )
-    )
     with warnings.catch_warnings():
-        # Shapes are computed with PyTensor's C backend; its BLAS notice does not concern
-        # the Numba functions used for sampling.
+        # Shapes and the initial point are computed with PyTensor's C backend; its BLAS
+        # notice does not concern the Numba functions used for sampling.
         warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
+        initial = _locked(
+            make_initial_point_fn(
+                model=model, jitter_rvs=set(), return_transformed=True, default_strategy="support_point"
+            )
+        )
         n_dim, _, logp_pt, expand_pt, initial_point_fn, shape_info, reparameterized = _make_functions(
             model,
             mode=_nogil_mode(),

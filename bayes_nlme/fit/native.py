@@ -21,7 +21,6 @@ and the initial points come from the stored support point plus a seeded jitter.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import hashlib
 import os
@@ -29,12 +28,13 @@ import pickle
 import warnings
 from pathlib import Path
 
+import numba
 import numpy as np
 
 __all__ = ["compile_native", "graph_key", "cache_directory"]
 
 #: Bumped when the generated callbacks or the metadata layout change.
-_FORMAT = 1
+_FORMAT = 2
 
 
 def cache_directory() -> Path:
@@ -152,7 +152,7 @@ def _callback(meta: dict, key: str, inner):
     names = meta["data_names"]
     unpack, args = _unpack(names, meta["layout"])
     src = _LOGP_SRC.format(
-        n_dim=meta["n_dim"], n_expanded=meta["n_expanded"], n_addr=len(names) + 1, unpack=unpack, args=args
+        n_dim=meta["n_dim"], n_expanded=meta["n_expanded"], n_addr=len(names) + _FIRST_DATA, unpack=unpack, args=args
     )
     fn = compile_numba_function_src(
         src,
@@ -168,51 +168,69 @@ def _callback(meta: dict, key: str, inner):
     return cfunc
 
 
-_EXPAND_TYPE = ctypes.CFUNCTYPE(
-    ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p
-)
-_LOGP_TYPE = ctypes.CFUNCTYPE(
-    ctypes.c_int64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p
-)
+#: Address slots of ``user_data`` before the data: the traced-values buffer (0: do not
+#: write them), the log-density callback, and the number of slots.
+_OUT, _LOGP, _LENGTH, _FIRST_DATA = 0, 1, 2, 3
 
 
-class _ExpandCallback:
+def _call_logp_intrinsic():
+    from llvmlite import ir
+    from numba import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def call_logp(typingctx, fn, dim, x, out, logp, user_data):
+        """Call the log-density C callback at address ``fn`` (all arguments are addresses)."""
+        sig = types.int64(types.uint64, types.uint64, types.uint64, types.uint64, types.uint64, types.uint64)
+
+        def codegen(context, builder, signature, args):
+            fn_, dim_, *pointers = args
+            i8p = ir.IntType(8).as_pointer()
+            fnty = ir.FunctionType(ir.IntType(64), [ir.IntType(64), i8p, i8p, i8p, i8p])
+            target = builder.inttoptr(fn_, fnty.as_pointer())
+            return builder.call(target, [dim_, *[builder.inttoptr(p, i8p) for p in pointers]])
+
+        return sig, codegen
+
+    return call_logp
+
+
+call_logp = _call_logp_intrinsic()
+
+
+def _native_expand(dim, expanded, x_, out_, user_data_):  # pragma: no cover - compiled by Numba
+    head = numba.carray(user_data_, (_FIRST_DATA,), np.uint64)
+    addr = numba.carray(user_data_, (head[_LENGTH],), np.uint64)
+    local = addr.copy()
+    x = numba.carray(x_, (dim,))
+    out = numba.carray(out_, (expanded,))
+    local[_OUT] = out.ctypes.data
+    grad = np.empty(dim)
+    value = np.empty(1)
+    code = call_logp(addr[_LOGP], dim, x.ctypes.data, grad.ctypes.data, value.ctypes.data, local.ctypes.data)
+    if code != 0:
+        return -2
+    return 0
+
+
+_EXPAND = None
+
+
+def _expand_callback():
     """nutpie's expand callback: the log-density callback asked to write the traced values.
 
-    Slot 0 of ``user_data`` (an array of addresses) is set to the output buffer, so the
-    compiled function is shared by both callbacks. Called once per draw (through ctypes,
-    holding the GIL, a few microseconds), against ~10-100 gradient evaluations per draw.
+    One generic C function for every model (compiled once, cached next to this module):
+    it copies the address array, points slot 0 at nutpie's output buffer and calls the
+    model's log-density callback, so the compiled model code exists once. No GIL.
     """
+    global _EXPAND
+    if _EXPAND is None:
+        from numba import types
 
-    def __init__(self, logp_cfunc, n_dim: int, n_expanded: int, n_addr: int):
-        import threading
-
-        self._logp = _LOGP_TYPE(logp_cfunc.address)
-        self._n_dim, self._n_expanded, self._n_addr = n_dim, n_expanded, n_addr
-        self._local = threading.local()
-        self._callback = _EXPAND_TYPE(self._expand)
-        self.address = ctypes.cast(self._callback, ctypes.c_void_p).value
-
-    def _buffers(self):
-        buffers = getattr(self._local, "buffers", None)
-        if buffers is None:
-            grad = np.empty(self._n_dim)
-            value = np.empty(1)
-            addr = np.empty(self._n_addr, dtype=np.uint64)
-            buffers = self._local.buffers = (grad, value, addr, grad.ctypes.data, value.ctypes.data, addr.ctypes.data)
-        return buffers
-
-    def _expand(self, dim, expanded, x_ptr, out_ptr, user_data):
-        if dim != self._n_dim or expanded != self._n_expanded:
-            return -1
-        try:
-            _, _, addr, grad_ptr, value_ptr, addr_ptr = self._buffers()
-            ctypes.memmove(addr_ptr, user_data, 8 * self._n_addr)
-            addr[0] = out_ptr
-            code = self._logp(dim, x_ptr, grad_ptr, value_ptr, addr_ptr)
-        except Exception:  # noqa: BLE001 - reported to nutpie as an error code
-            return -2
-        return 0 if code == 0 else -2
+        double = types.CPointer(types.double)
+        sig = types.int64(types.uint64, types.uint64, double, double, types.voidptr)
+        _EXPAND = numba.cfunc(sig, cache=True)(_native_expand)
+    return _EXPAND
 
 
 def _load(cfunc) -> bool:
@@ -252,15 +270,18 @@ def _model_class():
                     raise ValueError(f"Shared variable {name} must have shape {old.shape}, got {new.shape}")
                 new.flags.writeable = False
                 shared[name] = new
-            return dataclasses.replace(self, shared_data=shared, user_data=_addresses(self.data_names, shared))
+            user_data = _addresses(self.data_names, shared, self.compiled_logp_func.address)
+            return dataclasses.replace(self, shared_data=shared, user_data=user_data)
 
     return NativeCompiledModel
 
 
-def _addresses(names, shared: dict) -> np.ndarray:
-    out = np.zeros(len(names) + 1, dtype=np.uint64)  # slot 0: see _ExpandCallback
+def _addresses(names, shared: dict, logp_address: int) -> np.ndarray:
+    out = np.zeros(len(names) + _FIRST_DATA, dtype=np.uint64)
+    out[_LOGP] = logp_address
+    out[_LENGTH] = len(out)
     for i, name in enumerate(names):
-        out[i + 1] = shared[name].ctypes.data
+        out[i + _FIRST_DATA] = shared[name].ctypes.data
     return out
 
 
@@ -349,8 +370,9 @@ def _metadata(model):
     names = list(shared_vars)
     if not set(names) <= set(_model_data(model)):
         return None
-    # Address slot 0 is the output buffer of the traced values (0: do not write them).
-    layout = {name: (i + 1, tuple(np.shape(shared_vars[name].get_value()))) for i, name in enumerate(names)}
+    layout = {
+        name: (i + _FIRST_DATA, tuple(np.shape(shared_vars[name].get_value()))) for i, name in enumerate(names)
+    }
     dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
     meta = {
         "n_dim": int(n_dim),
@@ -438,11 +460,11 @@ def compile_native(model, key: str):
         _coords=meta["coords"],
         _shapes={n: tuple(s) for n, s in zip(names, shapes, strict=True)},
         compiled_logp_func=callback,
-        compiled_expand_func=_ExpandCallback(callback, meta["n_dim"], meta["n_expanded"], len(meta["data_names"]) + 1),
+        compiled_expand_func=_expand_callback(),
         initial_point_func=jittered_initial_points(meta["x0"]),
         shared_data=shared,
         shared_var_keys={},
-        user_data=_addresses(meta["data_names"], shared),
+        user_data=_addresses(meta["data_names"], shared, callback.address),
         n_expanded=meta["n_expanded"],
         shape_info=(names, slices, shapes),
         logp_func=None,

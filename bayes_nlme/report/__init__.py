@@ -5,7 +5,9 @@ writes one self-contained HTML file: the model and data, the convergence verdict
 (NUTS), the parameter table, diagnostic figures embedded as base64 PNG (rank and trace
 plots, prior vs posterior, pairs, DV vs PRED/IPRED, NPDE and CWRES residuals,
 individual fits, VPC and prediction-corrected VPC, shrinkage, etas vs covariates,
-Pareto k), LOO and WAIC, and the Bayesian vs frequentist table. Simulations use fixed
+Pareto k), LOO and WAIC, the Bayesian vs frequentist table, and the prior sensitivity
+study kept in the fit directory as ``DIR/sensitivity`` (``bayes-nlme sensitivity MODEL
+--data DATA --out DIR/sensitivity``): its verdicts and forest plot. Simulations use fixed
 seeds and figures carry no metadata, so a report depends on the fit directory only: a
 report of a reloaded ``fit.nc`` equals the report of the live fit, byte for byte.
 """
@@ -69,9 +71,21 @@ def build_report(fit, *, compare=()) -> str:
     sections.random_effects(page, ctx, others)
     if fd.method == "nuts":
         sections.predictive_accuracy(page, ctx)
+    study = _study_dir(fd)
+    if study is not None:
+        sections.prior_sensitivity(page, study)
     if others:
         sections.comparison(page, ctx, others)
     return page.render()
+
+
+def _study_dir(fd) -> Path | None:
+    """``<fit dir>/sensitivity`` when it holds a prior sensitivity study."""
+    path = getattr(getattr(fd, "fitdir", None), "path", None)
+    if path is None:
+        return None
+    study = Path(path) / sections.STUDY_DIR
+    return study if (study / "psense.csv").is_file() else None
 
 
 def write_report(fit_dir, *, out=None, compare=()) -> Path:

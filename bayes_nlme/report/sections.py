@@ -12,7 +12,12 @@ from ..plots._common import parameter_unit
 from .html import escape, table_html
 
 __all__ = ["model_and_data", "convergence", "parameters", "goodness_of_fit", "individual",
-           "vpc", "random_effects", "predictive_accuracy", "comparison", "Context"]
+           "vpc", "random_effects", "predictive_accuracy", "comparison", "prior_sensitivity", "Context",
+           "STUDY_DIR"]
+
+#: Where a fit directory keeps its prior sensitivity study
+#: (``bayes-nlme sensitivity ... --out DIR/sensitivity``).
+STUDY_DIR = "sensitivity"
 
 #: Replicates simulated for the VPCs and NPDE, and their seed.
 N_REPLICATES = 500
@@ -296,3 +301,46 @@ def comparison(page, ctx: Context, compare_fds) -> None:
             labels[f"{f.label} ({f.fitdir.path.name})"] = f
         table = dg.compare_loo(labels)
         parts.append("<h3>LOO comparison (arviz-stats)</h3>" + table_html(table, index=True))
+
+
+def prior_sensitivity(page, study_dir) -> bool:
+    """The prior sensitivity study kept in the fit directory: verdicts and forest plot.
+
+    Parameters
+    ----------
+    page : Page
+    study_dir : path
+        A study directory (``psense.csv``, ``variants.csv``, ``forest.png``), normally
+        ``<fit dir>/sensitivity``.
+
+    Returns
+    -------
+    bool
+        False (and no section) when ``study_dir`` holds no study.
+    """
+    from pathlib import Path
+
+    from ..sensitivity.output import read_study
+    from ..sensitivity.psense import EXPLANATIONS, THRESHOLD
+
+    study = read_study(study_dir)
+    if study is None:
+        return False
+    parts = page.section("sensitivity", "Prior sensitivity")
+    psense = study["psense"]
+    flagged = psense.loc[psense["verdict"] != "ok", "parameter"].tolist()
+    cls = "fail" if flagged else "ok"
+    text = (f"Prior-sensitive: {', '.join(flagged)}." if flagged
+            else "Every population parameter reads ok: the data, not the priors, determine the posterior.")
+    parts.append(f'<div class="verdict {cls}">{escape(text)}</div>')
+    parts.append(f"<p>Power-scaling sensitivity of each population parameter to the prior and to the "
+                 f"likelihood (values of {THRESHOLD} or more count as sensitive), from the study in "
+                 f"<code>{escape(Path(study_dir).name)}/</code> of this fit directory; its "
+                 f"<code>report.html</code> has the variants table and the sampler notes.</p>")
+    table = psense[["parameter", "prior", "likelihood", "verdict"]].copy()
+    table["what it means"] = [EXPLANATIONS.get(v, "") for v in table["verdict"]]
+    parts.append(table_html(table, {"prior": "rhat", "likelihood": "rhat"}))
+    if study["forest"] is not None:
+        page.figure(parts, study["forest"], "Posterior mean and 90% interval of each population parameter "
+                    "under each prior variant (dotted: the base posterior mean).")
+    return True

@@ -2,17 +2,19 @@
 
 >>> from bayes_nlme.sensitivity import power_scaling, run_sensitivity
 >>> power_scaling(fit)                                            # doctest: +SKIP
->>> run_sensitivity("models/theophylline.toml", "theophylline", out="sens")  # doctest: +SKIP
+>>> study = run_sensitivity("models/theophylline.toml", "theophylline", out="sens")  # doctest: +SKIP
+>>> study.psense, study.variants, study.compilations                       # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 from .psense import EXPLANATIONS, THRESHOLD, VERDICTS, log_prior_dataset, power_scaling, verdict
-from .runner import run_sensitivity
+from .runner import SensitivityStudy, run_sensitivity
 from .variants import prior_variants
 
 __all__ = [
     "EXPLANATIONS",
+    "SensitivityStudy",
     "THRESHOLD",
     "VERDICTS",
     "log_prior_dataset",

@@ -1,4 +1,5 @@
-"""Files of a sensitivity study: ``psense.csv``, ``variants.csv``, a forest plot and ``report.html``."""
+"""Files of a sensitivity study: ``psense.csv``, ``variants.csv``, ``compilations.csv``, a forest plot
+(``forest.png``) and ``report.html``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["PSENSE_COLUMNS", "VARIANT_COLUMNS", "forest_plot", "write_outputs"]
+__all__ = ["PSENSE_COLUMNS", "VARIANT_COLUMNS", "forest_plot", "write_outputs", "read_study"]
 
 PSENSE_COLUMNS = ["parameter", "prior", "likelihood", "verdict"]
 VARIANT_COLUMNS = ["variant", "parameter", "mean", "sd", "q5", "q95"]
@@ -28,18 +29,17 @@ def forest_plot(variants: pd.DataFrame):
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib as mpl
+    from matplotlib.figure import Figure
 
     params = list(dict.fromkeys(variants["parameter"]))
     names = list(dict.fromkeys(variants["variant"]))
     ncol = min(3, len(params))
     nrow = int(np.ceil(len(params) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 0.35 * len(names) * nrow + 1.2 * nrow),
-                             squeeze=False)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    # A Figure made without pyplot: no backend is touched and nothing needs closing.
+    fig = Figure(figsize=(4.2 * ncol, 0.35 * len(names) * nrow + 1.2 * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False)
+    colours = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, param in zip(axes.flat, params):
         rows = variants[variants["parameter"] == param].set_index("variant")
         for i, name in enumerate(names):
@@ -63,11 +63,8 @@ def forest_plot(variants: pd.DataFrame):
 
 
 def _png_base64(fig) -> str:
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -83,7 +80,19 @@ th, td { padding: 0.25em 0.7em; border-bottom: 1px solid #ddd; text-align: left;
 """
 
 
-def _report(model: str, psense: pd.DataFrame, variants: pd.DataFrame, png: str, notes: list[str]) -> str:
+def _compilation_html(compilations: pd.DataFrame | None) -> str:
+    if compilations is None or compilations.empty:
+        return ""
+    total = compilations["compilations"]
+    line = ("not recorded (a fit did not report its compilation)" if total.isna().any()
+            else f"{int(total.sum())} fresh compilation(s) for {len(compilations)} graph structure(s)")
+    return (f"<h2>Compilation</h2><p>Variants that differ in prior values only share one compiled "
+            f"graph: it is compiled once and the other fits load it from PyTensor's cache. "
+            f"This study: {html.escape(line)}.</p>{_table(compilations)}")
+
+
+def _report(model: str, psense: pd.DataFrame, variants: pd.DataFrame, png: str, notes: list[str],
+            compilations: pd.DataFrame | None = None) -> str:
     from .psense import EXPLANATIONS, THRESHOLD
 
     rows = []
@@ -108,12 +117,14 @@ sampling, without refitting). Values of {THRESHOLD} or more count as sensitive.<
 <img alt="forest plot of the prior variants" src="data:image/png;base64,{png}">
 {_table(variants)}
 <h2>Sampler notes</h2><ul>{note_html}</ul>
+{_compilation_html(compilations)}
 </body></html>
 """
 
 
-def write_outputs(out, model: str, psense: pd.DataFrame, variants: pd.DataFrame, notes=()) -> Path:
-    """Write ``psense.csv``, ``variants.csv``, ``forest.png`` and ``report.html``.
+def write_outputs(out, model: str, psense: pd.DataFrame, variants: pd.DataFrame, notes=(),
+                  compilations: pd.DataFrame | None = None) -> Path:
+    """Write ``psense.csv``, ``variants.csv``, ``compilations.csv``, ``forest.png`` and ``report.html``.
 
     Parameters
     ----------
@@ -127,6 +138,8 @@ def write_outputs(out, model: str, psense: pd.DataFrame, variants: pd.DataFrame,
         Columns :data:`VARIANT_COLUMNS`, ``base`` first.
     notes : sequence of str
         Convergence messages of the fits, listed in the report.
+    compilations : pandas.DataFrame, optional
+        Compilations per graph structure (``compilations.csv``, and a report section).
 
     Returns
     -------
@@ -140,6 +153,36 @@ def write_outputs(out, model: str, psense: pd.DataFrame, variants: pd.DataFrame,
     fig = forest_plot(variants)
     png = _png_base64(fig)
     (out / "forest.png").write_bytes(base64.b64decode(png))
-    (out / "report.html").write_text(_report(model, psense, variants[VARIANT_COLUMNS], png, list(notes)),
-                                     encoding="utf-8")
+    if compilations is not None:
+        compilations.to_csv(out / "compilations.csv", index=False)
+    (out / "report.html").write_text(
+        _report(model, psense, variants[VARIANT_COLUMNS], png, list(notes), compilations), encoding="utf-8")
     return out
+
+
+def read_study(path) -> dict | None:
+    """The tables of a study directory, or None when ``path/psense.csv`` is missing.
+
+    Parameters
+    ----------
+    path : path
+        A directory written by :func:`write_outputs`.
+
+    Returns
+    -------
+    dict or None
+        ``psense`` and ``variants`` (DataFrames), ``forest`` (PNG bytes or None) and
+        ``compilations`` (DataFrame or None).
+    """
+    path = Path(path)
+    if not (path / "psense.csv").is_file():
+        return None
+    forest = path / "forest.png"
+    comp = path / "compilations.csv"
+    variants = path / "variants.csv"
+    return {
+        "psense": pd.read_csv(path / "psense.csv"),
+        "variants": pd.read_csv(variants) if variants.is_file() else None,
+        "forest": forest.read_bytes() if forest.is_file() else None,
+        "compilations": pd.read_csv(comp) if comp.is_file() else None,
+    }
