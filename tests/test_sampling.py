@@ -223,6 +223,33 @@ def test_centred_parameterisation_follows_the_data():
         _centred("yes", rich, spec)
 
 
+@pytest.mark.parametrize("omega", ["bundled", "lkj", "diagonal"])
+def test_native_shapes_without_compiling(omega):
+    """The traced-variable shapes from dims equal nutpie's compiled shape function."""
+    from nutpie.compile_pymc import _compute_shapes
+
+    from bayes_nlme.build.model import build
+    from bayes_nlme.fit.native import _shapes
+
+    spec = load_model(MODEL)
+    if omega != "bundled":
+        doc = _spec_dict(spec)
+        doc["omega"] = (
+            {"structure": "full", "prior": {"lkj": {"eta": 2.0, "sd": {"half_normal": {"sigma": 0.5}}}}}
+            if omega == "lkj"
+            else {"structure": "diagonal", "prior": {"inverse_gamma": {"alpha": 1.0, "beta": 0.2}}}
+        )
+        spec = parse_model(doc)
+    for centered in (True, False):
+        model = build(spec, "theophylline", centered=centered).model
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
+            expected = {k: tuple(int(d) for d in v) for k, v in _compute_shapes(model).items()}
+        assert _shapes(model) in (expected, None)
+        if omega == "bundled":
+            assert _shapes(model) == expected
+
+
 _NATIVE_FIT = """
 import json, warnings
 from bayes_nlme.fit import ConvergenceWarning, sample

@@ -21,6 +21,7 @@ and the initial points come from the stored support point plus a seeded jitter.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -233,6 +234,31 @@ def _expand_callback():
     return _EXPAND
 
 
+#: LLVM optimisation level of the native compilation. Measured on Theophylline (quiet
+#: 2 cores): level 2 compiles in 55 s against 65 s at Numba's default 3, and the
+#: log density with gradient runs as fast (34 vs 33 microseconds per evaluation);
+#: level 1 is no faster to compile, level 0 is 15x slower to run.
+_OPT_LEVEL = 2
+
+
+@contextlib.contextmanager
+def _optimisation_level(level: int):
+    """Numba's LLVM optimisation level for the compilations inside the block."""
+    from numba.core import config, registry
+
+    codegen = registry.cpu_target.target_context.codegen()
+    old, old_codegen = config.OPT, getattr(codegen, "_opt_level", None)
+    config.OPT = type(old)(level)
+    if old_codegen is not None:
+        codegen._opt_level = min(old_codegen, level)
+    try:
+        yield
+    finally:
+        config.OPT = old
+        if old_codegen is not None:
+            codegen._opt_level = old_codegen
+
+
 def _load(cfunc) -> bool:
     """Install the cached machine code of ``cfunc``; False when it is not in the cache."""
     from numba.core import registry
@@ -285,6 +311,32 @@ def _addresses(names, shared: dict, logp_address: int) -> np.ndarray:
     return out
 
 
+def _shapes(model) -> dict | None:
+    """Shapes of the traced variables from their dims and static types (no compilation);
+    None when one is not known statically (then nutpie's ``_compute_shapes`` is used)."""
+    dims = model.named_vars_to_dims
+    lengths = {name: len(values) for name, values in model.coords.items() if values is not None}
+    rvs = {value.name: rv for value, rv in model.values_to_rvs.items()}
+    out = {}
+    for var in model.value_vars + model.free_RVs + model.deterministics:
+        if var in model.observed_RVs or var in model.potentials:
+            continue
+        source = rvs.get(var.name, var)
+        if source is not var and model.rvs_to_transforms.get(source) is not None:
+            source = var  # a transform may change the shape: only the value's own type counts
+        shape = list(source.type.shape)
+        names = dims.get(source.name) or ()
+        for i, dim in enumerate(names):
+            if i < len(shape) and shape[i] is None and dim in lengths:
+                shape[i] = lengths[dim]
+        if len(var.type.shape) != len(shape):
+            return None
+        if any(d is None for d in shape):
+            return None
+        out[var.name] = tuple(int(d) for d in shape)
+    return out
+
+
 def _combined_function(model):
     """One PyTensor function ``x -> (logp, grad, expanded)`` (nutpie's two, merged).
 
@@ -302,7 +354,7 @@ def _combined_function(model):
 
     from .compile import _nogil_mode
 
-    shapes = _compute_shapes(model)
+    shapes = _shapes(model) or _compute_shapes(model)
     value_vars = [model.rvs_to_values[var] for var in model.free_RVs]
     logp = model.logp()
     rewrites = ["canonicalize", "stabilize"]
@@ -347,15 +399,17 @@ def _combined_function(model):
 
 def _metadata(model):
     """Compile the PyTensor function and collect what the callback and nutpie need."""
+    import pytensor
     from nutpie.compile_pymc import _prepare_dims_and_coords
     from pymc.initial_point import make_initial_point_fn
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
         fn, n_dim, n_expanded, shape_info, reparameterized = _combined_function(model)
-        point = make_initial_point_fn(
-            model=model, jitter_rvs=set(), return_transformed=True, default_strategy="support_point"
-        )(0)
+        with pytensor.config.change_flags(mode="FAST_COMPILE"):  # evaluated once: no need for Numba
+            point = make_initial_point_fn(
+                model=model, jitter_rvs=set(), return_transformed=True, default_strategy="support_point"
+            )(0)
     x0 = np.concatenate(
         [np.asarray(point[name], dtype=np.float64).ravel() for name in shape_info[0][: len(model.free_RVs)]]
     )
@@ -435,12 +489,13 @@ def compile_native(model, key: str):
             if _load(stub):
                 callback, fresh = stub, False
         if callback is None:
-            made = _metadata(model)
-            if made is None:
-                return None
-            meta, inner = made
-            callback = _callback(meta, key, inner)
-            callback.compile()
+            with _optimisation_level(_OPT_LEVEL):
+                made = _metadata(model)
+                if made is None:
+                    return None
+                meta, inner = made
+                callback = _callback(meta, key, inner)
+                callback.compile()
             fresh = callback.cache_hits == 0
             directory.mkdir(parents=True, exist_ok=True)
             tmp = meta_path.with_suffix(f".{os.getpid()}.tmp")
