@@ -442,8 +442,9 @@ def _metadata(model):
     return meta, fn.vm.jit_fn
 
 
-def _unavailable(*args, **kwargs):  # pragma: no cover - never compiled: only used on a cache hit
-    raise RuntimeError("bayes_nlme native cache: stub called")
+def _loaded_only(*args, **kwargs):  # pragma: no cover - never compiled: only used on a cache hit
+    """The model function of a callback that is loaded from the cache, never compiled."""
+    raise RuntimeError("bayes_nlme native cache: the model function of a cached callback was called directly")
 
 
 def _model_data(model) -> dict:
@@ -485,9 +486,9 @@ def compile_native(model, key: str):
             meta = None
     with pytensor.config.change_flags(numba__fastmath=False):
         if meta is not None:
-            stub = _callback(meta, key, _unavailable)
-            if _load(stub):
-                callback, fresh = stub, False
+            cached = _callback(meta, key, _loaded_only)
+            if _load(cached):
+                callback, fresh = cached, False
         if callback is None:
             with _optimisation_level(_OPT_LEVEL):
                 made = _metadata(model)
