@@ -44,7 +44,7 @@ def _child(args) -> None:
     """One study (or the cache warm-up) in this process; prints a JSON line."""
     from bayes_nlme.fit.sampling import compile_model
     from bayes_nlme.sensitivity import prior_variants, run_sensitivity
-    from bayes_nlme.sensitivity.runner import BACKEND, structure_groups
+    from bayes_nlme.sensitivity.runner import BACKEND, _centred, structure_groups
     from bayes_nlme.spec import load_model
 
     warnings.simplefilter("ignore")
@@ -53,8 +53,11 @@ def _child(args) -> None:
     if args.child == "warm":
         named = prior_variants(spec, SCALES)
         specs = dict(named)
+        from bayes_nlme.data import load_dataset
+
+        centered = _centred(spec, load_dataset("theophylline"))  # the study's parameterisation: its graphs
         for group in structure_groups(named):
-            compile_model(specs[group[0]], "theophylline", backend=BACKEND)
+            compile_model(specs[group[0]], "theophylline", centered=centered, backend=BACKEND)
         print(json.dumps({"seconds": time.perf_counter() - started}))
         return
     workers = 1 if args.child == "sequential" else args.workers
