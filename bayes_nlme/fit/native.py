@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import os
 import pickle
@@ -276,6 +277,7 @@ def _load(cfunc) -> bool:
 # --------------------------------------------------------------------------- model
 
 
+@functools.cache
 def _model_class():
     from nutpie.compile_pymc import CompiledPyMCModel
 
