@@ -144,6 +144,13 @@ generated quantities {
 }
 """
 
+#: The generated quantities for programs with ``vector[3] log_theta`` (ka, CL, V).
+_STAN_GENERATED_VECTOR = (
+    _STAN_GENERATED.replace("exp(log_theta_ka)", "exp(log_theta[1])")
+    .replace("exp(log_theta_CL)", "exp(log_theta[2])")
+    .replace("exp(log_theta_V)", "exp(log_theta[3])")
+)
+
 #: Centred, with the flip-flop restriction of bayes_nlme (ka > CL/V), as bounds.
 STAN_CENTERED = (
     _STAN_DATA_BLOCK
@@ -193,9 +200,7 @@ model {
 """
     + _STAN_LIKELIHOOD
     + "}\n"
-    + _STAN_GENERATED.replace("exp(log_theta_ka)", "exp(log_theta[1])")
-    .replace("exp(log_theta_CL)", "exp(log_theta[2])")
-    .replace("exp(log_theta_V)", "exp(log_theta[3])")
+    + _STAN_GENERATED_VECTOR
 )
 
 #: Non-centred, without the flip-flop restriction.
@@ -220,9 +225,7 @@ model {
 """
     + _STAN_LIKELIHOOD
     + "}\n"
-    + _STAN_GENERATED.replace("exp(log_theta_ka)", "exp(log_theta[1])")
-    .replace("exp(log_theta_CL)", "exp(log_theta[2])")
-    .replace("exp(log_theta_V)", "exp(log_theta[3])")
+    + _STAN_GENERATED_VECTOR
 )
 
 STAN_VARIANTS = {"centered": STAN_CENTERED, "centered-free": STAN_CENTERED_FREE, "noncentered": STAN_NONCENTERED}

@@ -189,17 +189,9 @@ def fit_variant(name: str, spec, dataset, settings: dict, power: bool) -> dict:
 
 def _structure_key(spec):
     """What fixes the compiled graph of a NUTS fit: everything but prior values."""
-    try:
-        from ..fit.sampling import _structure
+    from ..fit.sampling import _structure
 
-        return _structure(spec, False, BACKEND)
-    except (ImportError, TypeError):  # pragma: no cover - a fallback if the fit's key moves
-        from .variants import _structure as same_parameters
-
-        prior = spec.omega.prior
-        return (same_parameters(spec), type(prior).__name__, type(getattr(prior, "sd", None)).__name__,
-                tuple(type(p.typical).__name__ for p in spec.parameters),
-                tuple(type(getattr(spec.residual, s)).__name__ for s in ("add", "prop", "exp")))
+    return _structure(spec, False, BACKEND)
 
 
 def structure_groups(named) -> list[list[str]]:
@@ -225,12 +217,9 @@ def _centred(spec, data) -> bool:
     The choice is part of the compiled graph: the study makes it once and passes it to
     the compilation here and to every fit, so that they all use the same graph.
     """
-    try:
-        from ..fit.sampling import _centred as choose
+    from ..fit.sampling import _centred as choose
 
-        return bool(choose("auto", data, spec))
-    except (ImportError, TypeError, ValueError, ArgumentError):  # pragma: no cover - an older fit module
-        return False
+    return choose("auto", data, spec)
 
 
 def _precompile(named, groups, data, centered: bool, quiet: bool) -> dict:
