@@ -69,8 +69,11 @@ def random_effects(
         ``lower_bound(log_params) -> tensor (n_subjects,)``, the bound on the log
         individual value of ``bounded``, from a dict of the other IIV parameters' log
         individual values.
-    mean : tensor (n_subjects, n_iiv), optional
-        ``mu_i``, the log typical individual parameters (needed when centred).
+    mean : list of tensors, optional
+        ``mu_i``, the log typical individual parameters (needed when centred), one
+        tensor per IIV parameter in ``spec.iiv_names`` order: a scalar, or a vector
+        over subjects when covariates enter. Kept as columns (not one stacked matrix):
+        the graph and its gradient then need no joins, splits or partial sums.
     initial : numpy.ndarray (n_iiv,), optional
         Initial log individual parameters of the centred parameterisation, the same for
         every subject (default 0).
@@ -109,7 +112,7 @@ def random_effects(
             raise ValueError("the centred parameterisation needs the log typical parameters (mean)")
         n = len(pm.modelcontext(None).coords["subject"])
         init = None if initial is None else np.tile(np.asarray(initial, dtype=float), (n, 1))
-        free = pm.Flat("log_individual", dims=dims, initval=init)
+        free = pm.Flat("log_individual", dims=dims, shape=(n, p), initval=init)
         log_cols = [free[:, j] for j in range(p)]
         if k is not None:
             bound = lower_bound({names[j]: log_cols[j] for j in range(p) if j != k})
@@ -117,7 +120,7 @@ def random_effects(
             pm.Potential("flip_flop_eta", pt.sum(log_jac))
         if log_individual is not None:
             log_individual.update({names[j]: log_cols[j] for j in range(p)})
-        eta_cols = [log_cols[j] - mean[:, j] for j in range(p)]
+        eta_cols = [log_cols[j] - mean[j] for j in range(p)]
         eta = pt.stack(eta_cols, axis=1)
         z_cols = sm.apply_columns(omega.inverse_factor, eta_cols)
         pm.Potential(

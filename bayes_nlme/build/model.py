@@ -256,8 +256,8 @@ def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> B
             mean = initial = bound = None
             if centered:
                 typical = individual_parameters(spec, theta, None, covariates, coefficients, n_subjects=n)
-                log_typical = {name: pt.log(value) * pt.ones(n) for name, value in typical.items()}
-                mean = pt.stack([log_typical[name] for name in spec.iiv_names], axis=1)
+                log_typical = {name: pt.log(value) for name, value in typical.items()}
+                mean = [log_typical[name] for name in spec.iiv_names]
                 initial = _initial_log_parameters(spec)
                 if bounded:
 
