@@ -277,6 +277,26 @@ def test_native_route_is_cached_across_processes(tmp_path):
     assert runs[1]["fresh"] is False
     assert runs[0]["cl"] == runs[1]["cl"] and runs[0]["ipred"] == runs[1]["ipred"]
     assert list((tmp_path / "cache").glob("*.pkl"))
+    # the helper process that compiled the expand callback left nothing behind
+    assert sorted(p.suffix for p in (tmp_path / "cache").iterdir()) == [".pkl"]
+
+
+def test_compile_helper_failure_is_reported_as_none(tmp_path):
+    """A helper that fails gives no result (the parent then compiles) and leaves no files."""
+    from bayes_nlme.fit.native_worker import Helper
+
+    paths = [tmp_path / name for name in ("k.recipe", "k.expand", "k.log")]
+    for path in paths:
+        path.write_bytes(b"x")
+    process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    assert Helper(process, paths[1], paths[0], paths[2]).result() is None
+    assert not any(path.exists() for path in paths)
+    for path in paths:
+        path.write_bytes(b"x")
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    Helper(process, paths[1], paths[0], paths[2]).cancel()
+    assert process.returncode is not None
+    assert not any(path.exists() for path in paths)
 
 
 def test_progress_bar_default(monkeypatch):

@@ -204,7 +204,7 @@ def _pyfunc_inner(model):
     ), fresh
 
 
-def compile_nutpie(model, *, backend: str = "pyfunc", key: str | None = None) -> CompiledFit:
+def compile_nutpie(model, *, backend: str = "pyfunc", key: str | None = None, recipe=None) -> CompiledFit:
     """Compile a PyMC model for ``nutpie.sample``.
 
     Parameters
@@ -215,6 +215,9 @@ def compile_nutpie(model, *, backend: str = "pyfunc", key: str | None = None) ->
         whose data are not all named float arrays.
     key : str, optional
         The graph key (:func:`bayes_nlme.fit.native.graph_key`); needed by ``"native"``.
+    recipe : tuple, optional
+        ``(spec, dataset, centered)`` of the model, for ``"native"``'s helper process
+        (see :func:`bayes_nlme.fit.native.compile_native`).
 
     Returns
     -------
@@ -229,7 +232,7 @@ def compile_nutpie(model, *, backend: str = "pyfunc", key: str | None = None) ->
     if backend == "native":
         from .native import compile_native, graph_key
 
-        made = compile_native(model, key or graph_key(id(model)))
+        made = compile_native(model, key or graph_key(id(model)), recipe=recipe)
         if made is not None:
             compiled, fresh = made
             return CompiledFit(compiled=compiled, backend=backend, seconds=time.perf_counter() - start, fresh=fresh)

@@ -15,6 +15,12 @@ coordinates, initial point) is stored beside them. A later fit of a model with t
 same key, in any process, loads the machine code and the metadata and skips PyTensor's
 graph rewriting and Numba's compilation altogether.
 
+The two callbacks are compiled from two PyTensor functions (``x -> (logp, grad)`` and
+``x -> traced values``); on a fresh compilation a helper process
+(:mod:`bayes_nlme.fit.native_worker`) compiles the second while this process compiles
+the first, since Numba compiles on one core (Theophylline, 2 cores: ~32 s instead of
+~40 s for one combined function, ~50 s for the two in sequence).
+
 The draws are the same whether the callbacks were compiled or loaded: fast-math is off
 and the initial points come from the stored support point plus a seeded jitter.
 """
@@ -36,7 +42,7 @@ import numpy as np
 __all__ = ["compile_native", "graph_key", "cache_directory"]
 
 #: Bumped when the generated callbacks or the metadata layout change.
-_FORMAT = 2
+_FORMAT = 3
 
 
 def cache_directory() -> Path:
@@ -114,17 +120,28 @@ def bayes_nlme_logp(dim, x_, out_, logp_, user_data_):
         logp = numba.carray(logp_, ())
         addr = numba.carray(user_data_, ({n_addr},), np.uint64)
 {unpack}
-        value, grad, expanded = inner(x{args})
+        value, grad = inner(x{args})
         logp[()] = value
         out[...] = grad
-        if addr[0] != 0:
-            traced = numba.carray(as_pointer(addr[0]), ({n_expanded},), np.float64)
-            traced[...] = expanded
-            return 0
         if not np.all(np.isfinite(out)):
             return 3
         if not np.isfinite(value):
             return 4
+    except Exception:
+        return 1
+    return 0
+'''
+
+_EXPAND_SRC = '''
+def bayes_nlme_expand(dim, expanded, x_, out_, user_data_):
+    if dim != {n_dim} or expanded != {n_expanded}:
+        return -1
+    try:
+        x = numba.carray(x_, ({n_dim},))
+        out = numba.carray(out_, ({n_expanded},))
+        addr = numba.carray(user_data_, ({n_addr},), np.uint64)
+{unpack}
+        out[...] = inner(x{args})[0]
     except Exception:
         return 1
     return 0
@@ -143,96 +160,48 @@ def _unpack(names: list[str], layout: dict) -> tuple[str, str]:
     return "\n".join(lines) if lines else "        pass", "".join(args)
 
 
-def _callback(meta: dict, key: str, inner):
-    """The log-density C callback (not compiled yet; see :func:`_load`)."""
-    import numba
+#: Address slots of ``user_data`` before the data: the number of slots, then the model
+#: data (every float64 ``pm.Data`` container, sorted by name).
+_LENGTH, _FIRST_DATA = 0, 1
+
+_KINDS = {
+    # kind: (source, name of the generated function)
+    "logp": (_LOGP_SRC, "bayes_nlme_logp"),
+    "expand": (_EXPAND_SRC, "bayes_nlme_expand"),
+}
+
+
+def _signature(kind: str):
     from numba import types
+
+    double = types.CPointer(types.double)
+    if kind == "logp":
+        return (types.uint64, double, double, double, types.voidptr), types.int64
+    return (types.uint64, types.uint64, double, double, types.voidptr), types.int64
+
+
+def _callback(kind: str, meta: dict, key: str, inner):
+    """The C callback ``kind`` ("logp" or "expand"), not compiled yet (see :func:`_load`)."""
     from numba.core.ccallback import CFunc
     from nutpie.compile_pymc import address_as_void_pointer
     from pytensor.link.numba.cache import compile_numba_function_src
 
-    names = meta["data_names"]
-    unpack, args = _unpack(names, meta["layout"])
-    src = _LOGP_SRC.format(
-        n_dim=meta["n_dim"], n_expanded=meta["n_expanded"], n_addr=len(names) + _FIRST_DATA, unpack=unpack, args=args
+    source, name = _KINDS[kind]
+    unpack, args = _unpack(meta[f"{kind}_data"], meta["layout"])
+    src = source.format(
+        n_dim=meta["n_dim"], n_expanded=meta["n_expanded"], n_addr=len(meta["layout"]) + _FIRST_DATA,
+        unpack=unpack, args=args,
     )
     fn = compile_numba_function_src(
         src,
-        "bayes_nlme_logp",
+        name,
         global_env={"__name__": __name__, "numba": numba, "np": np, "as_pointer": address_as_void_pointer,
                     "inner": inner},
-        cache_key=f"bayes_nlme_logp_{key}",
+        cache_key=f"{name}_{key}",
     )
-    double = types.CPointer(types.double)
-    sig = ((types.uint64, double, double, double, types.voidptr), types.int64)
-    cfunc = CFunc(fn, sig, locals={}, options={})
+    cfunc = CFunc(fn, _signature(kind), locals={}, options={})
     cfunc.enable_caching()
     return cfunc
-
-
-#: Address slots of ``user_data`` before the data: the traced-values buffer (0: do not
-#: write them), the log-density callback, and the number of slots.
-_OUT, _LOGP, _LENGTH, _FIRST_DATA = 0, 1, 2, 3
-
-
-def _call_logp_intrinsic():
-    from llvmlite import ir
-    from numba import types
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def call_logp(typingctx, fn, dim, x, out, logp, user_data):
-        """Call the log-density C callback at address ``fn`` (all arguments are addresses)."""
-        sig = types.int64(types.uint64, types.uint64, types.uint64, types.uint64, types.uint64, types.uint64)
-
-        def codegen(context, builder, signature, args):
-            fn_, dim_, *pointers = args
-            i8p = ir.IntType(8).as_pointer()
-            fnty = ir.FunctionType(ir.IntType(64), [ir.IntType(64), i8p, i8p, i8p, i8p])
-            target = builder.inttoptr(fn_, fnty.as_pointer())
-            return builder.call(target, [dim_, *[builder.inttoptr(p, i8p) for p in pointers]])
-
-        return sig, codegen
-
-    return call_logp
-
-
-call_logp = _call_logp_intrinsic()
-
-
-def _native_expand(dim, expanded, x_, out_, user_data_):  # pragma: no cover - compiled by Numba
-    head = numba.carray(user_data_, (_FIRST_DATA,), np.uint64)
-    addr = numba.carray(user_data_, (head[_LENGTH],), np.uint64)
-    local = addr.copy()
-    x = numba.carray(x_, (dim,))
-    out = numba.carray(out_, (expanded,))
-    local[_OUT] = out.ctypes.data
-    grad = np.empty(dim)
-    value = np.empty(1)
-    code = call_logp(addr[_LOGP], dim, x.ctypes.data, grad.ctypes.data, value.ctypes.data, local.ctypes.data)
-    if code != 0:
-        return -2
-    return 0
-
-
-_EXPAND = None
-
-
-def _expand_callback():
-    """nutpie's expand callback: the log-density callback asked to write the traced values.
-
-    One generic C function for every model (compiled once, cached next to this module):
-    it copies the address array, points slot 0 at nutpie's output buffer and calls the
-    model's log-density callback, so the compiled model code exists once. No GIL.
-    """
-    global _EXPAND
-    if _EXPAND is None:
-        from numba import types
-
-        double = types.CPointer(types.double)
-        sig = types.int64(types.uint64, types.uint64, double, double, types.voidptr)
-        _EXPAND = numba.cfunc(sig, cache=True)(_native_expand)
-    return _EXPAND
 
 
 #: LLVM optimisation level of the native compilation. Measured on Theophylline (quiet
@@ -298,15 +267,14 @@ def _model_class():
                     raise ValueError(f"Shared variable {name} must have shape {old.shape}, got {new.shape}")
                 new.flags.writeable = False
                 shared[name] = new
-            user_data = _addresses(self.data_names, shared, self.compiled_logp_func.address)
+            user_data = _addresses(self.data_names, shared)
             return dataclasses.replace(self, shared_data=shared, user_data=user_data)
 
     return NativeCompiledModel
 
 
-def _addresses(names, shared: dict, logp_address: int) -> np.ndarray:
+def _addresses(names, shared: dict) -> np.ndarray:
     out = np.zeros(len(names) + _FIRST_DATA, dtype=np.uint64)
-    out[_LOGP] = logp_address
     out[_LENGTH] = len(out)
     for i, name in enumerate(names):
         out[i + _FIRST_DATA] = shared[name].ctypes.data
@@ -339,31 +307,19 @@ def _shapes(model) -> dict | None:
     return out
 
 
-def _combined_function(model):
-    """One PyTensor function ``x -> (logp, grad, expanded)`` (nutpie's two, merged).
+def _point(model):
+    """The flat unconstrained point and the traced variables' layout (no compilation).
 
-    Adapted from ``nutpie.compile_pymc._make_functions``: the log density, its gradient
-    and every traced variable (free values first, then the deterministics), flat. One
-    graph means one rewrite and one compilation, the traced quantities re-using the
-    log density's intermediate results (``ipred``, ``omega``, ...).
+    Returns ``(joined, free, n_dim, n_expanded, (names, slices, shapes), reparameterized,
+    remaining)``: ``joined`` the flat point variable, ``free`` the free value variables
+    as slices of it, ``remaining`` the deterministics traced after the free values.
     """
     from math import prod
 
     import pytensor.tensor as pt
     from nutpie.compile_pymc import _compute_shapes
-    from pymc.pytensorf import compile as compile_pymc
-    from pytensor.graph import clone_replace, rewrite_graph
-
-    from .compile import _nogil_mode
 
     shapes = _shapes(model) or _compute_shapes(model)
-    value_vars = [model.rvs_to_values[var] for var in model.free_RVs]
-    logp = model.logp()
-    rewrites = ["canonicalize", "stabilize"]
-    if not model.check_bounds:
-        rewrites.append("local_remove_check_parameter")
-    logp = rewrite_graph(logp, include=rewrites)
-    grad = pt.concatenate([pt.as_tensor(g, allow_xtensor_conversion=True).ravel() for g in pt.grad(logp, value_vars)])
     names, slices, shape_list = [], [], []
     count = 0
     for var in model.free_RVs:
@@ -374,12 +330,6 @@ def _combined_function(model):
         slices.append(slice(count, count + prod(shape)))
         count += prod(shape)
     n_dim = count
-    joined = pt.TensorType("float64", shape=(n_dim,))(name="_unconstrained_point")
-    free = [joined[sl] for sl in slices]
-    replacements = {
-        model.rvs_to_values[var]: value.reshape(shape).astype(var.dtype)
-        for var, shape, value in zip(model.free_RVs, shape_list, free, strict=True)
-    }
     remaining = [var for var in model.unobserved_value_vars if var.name not in names]
     for var in remaining:
         shape = tuple(int(d) for d in shapes[var.name])
@@ -387,50 +337,91 @@ def _combined_function(model):
         shape_list.append(shape)
         slices.append(slice(count, count + prod(shape)))
         count += prod(shape)
-    outputs = clone_replace([logp, grad, *remaining], replacements)
-    expanded = pt.concatenate(
-        [*[v.ravel() for v in free], *[pt.as_tensor(v, allow_xtensor_conversion=True).ravel() for v in outputs[2:]]]
-    )
+    joined = pt.TensorType("float64", shape=(n_dim,))(name="_unconstrained_point")
+    free = [joined[sl] for sl in slices[: len(model.free_RVs)]]
     reparameterized = [
         model.rvs_to_values[var].name for var in model.free_RVs if model.rvs_to_transforms.get(var) is not None
     ]
-    with model:
-        fn = compile_pymc((joined,), (outputs[0], outputs[1], expanded), mode=_nogil_mode())
-    return fn, n_dim, count, (names, slices, shape_list), reparameterized
+    return joined, free, n_dim, count, (names, slices, shape_list), reparameterized, remaining
 
 
-def _metadata(model):
-    """Compile the PyTensor function and collect what the callback and nutpie need."""
+def _replacements(model, free, shape_info) -> dict:
+    shapes = shape_info[2]
+    return {
+        model.rvs_to_values[var]: value.reshape(shape).astype(var.dtype)
+        for var, shape, value in zip(model.free_RVs, shapes, free, strict=False)
+    }
+
+
+def _function(model, kind: str):
+    """The PyTensor function of a callback: ``x -> (logp, grad)`` or ``x -> traced values``.
+
+    Adapted from ``nutpie.compile_pymc._make_functions``. The traced values are the free
+    values, then the deterministics, flat.
+    """
+    import pytensor.tensor as pt
+    from pymc.pytensorf import compile as compile_pymc
+    from pytensor.graph import clone_replace, rewrite_graph
+
+    from .compile import _nogil_mode
+
+    joined, free, n_dim, n_expanded, shape_info, reparameterized, remaining = _point(model)
+    replacements = _replacements(model, free, shape_info)
+    if kind == "logp":
+        value_vars = [model.rvs_to_values[var] for var in model.free_RVs]
+        logp = model.logp()
+        rewrites = ["canonicalize", "stabilize"]
+        if not model.check_bounds:
+            rewrites.append("local_remove_check_parameter")
+        logp = rewrite_graph(logp, include=rewrites)
+        grads = pt.grad(logp, value_vars)
+        grad = pt.concatenate([pt.as_tensor(g, allow_xtensor_conversion=True).ravel() for g in grads])
+        outputs = clone_replace([logp, grad], replacements)
+    else:
+        traced = clone_replace(remaining, replacements)
+        outputs = [pt.concatenate(
+            [*[v.ravel() for v in free], *[pt.as_tensor(v, allow_xtensor_conversion=True).ravel() for v in traced]]
+        )]
+    with model, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
+        fn = compile_pymc((joined,), outputs, mode=_nogil_mode())
+    return fn
+
+
+def _layout(model) -> dict:
+    """Slots of the model data in ``user_data``: every float64 data container, by name
+    (a callback that reads other data cannot take this route, see :func:`_used_data`)."""
+    values = _model_data(model)
+    names = sorted(name for name, value in values.items() if value.dtype == np.float64)
+    return {name: (i + _FIRST_DATA, tuple(np.shape(values[name]))) for i, name in enumerate(names)}
+
+
+def _used_data(fn, layout) -> list[str] | None:
+    """The data a compiled function reads, in its argument order (names in ``layout``);
+    None if it reads other data or two variables share a name."""
+    used = [var.name for var in fn.get_shared()]
+    if any(name is None or name not in layout for name in used) or len(set(used)) != len(used):
+        return None
+    return used
+
+
+def _metadata(model) -> dict:
+    """What the callbacks and nutpie need, without compiling anything."""
     import pytensor
     from nutpie.compile_pymc import _prepare_dims_and_coords
     from pymc.initial_point import make_initial_point_fn
 
-    with warnings.catch_warnings():
+    _, _, n_dim, n_expanded, shape_info, reparameterized, _ = _point(model)
+    with pytensor.config.change_flags(mode="FAST_COMPILE"), warnings.catch_warnings():  # evaluated once
         warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
-        fn, n_dim, n_expanded, shape_info, reparameterized = _combined_function(model)
-        with pytensor.config.change_flags(mode="FAST_COMPILE"):  # evaluated once: no need for Numba
-            point = make_initial_point_fn(
-                model=model, jitter_rvs=set(), return_transformed=True, default_strategy="support_point"
-            )(0)
+        point = make_initial_point_fn(
+            model=model, jitter_rvs=set(), return_transformed=True, default_strategy="support_point"
+        )(0)
     x0 = np.concatenate(
         [np.asarray(point[name], dtype=np.float64).ravel() for name in shape_info[0][: len(model.free_RVs)]]
     )
-    shared_vars = {}
-    for var in fn.get_shared():
-        value = np.asarray(var.get_value())
-        if var.name is None or value.dtype != np.float64:
-            return None  # not expressible as named float64 data: use another route
-        if var.name in shared_vars and shared_vars[var.name] is not var:
-            return None
-        shared_vars[var.name] = var
-    names = list(shared_vars)
-    if not set(names) <= set(_model_data(model)):
-        return None
-    layout = {
-        name: (i + _FIRST_DATA, tuple(np.shape(shared_vars[name].get_value()))) for i, name in enumerate(names)
-    }
     dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
-    meta = {
+    return {
         "n_dim": int(n_dim),
         "n_expanded": int(n_expanded),
         "shape_info": shape_info,
@@ -438,10 +429,8 @@ def _metadata(model):
         "dims": dims,
         "coords": coords,
         "x0": x0,
-        "layout": layout,
-        "data_names": names,
+        "layout": _layout(model),
     }
-    return meta, fn.vm.jit_fn
 
 
 def _loaded_only(*args, **kwargs):  # pragma: no cover - never compiled: only used on a cache hit
@@ -457,14 +446,77 @@ def _model_data(model) -> dict:
     }
 
 
-def compile_native(model, key: str):
+def compile_callback(model, kind: str, key: str, meta: dict):
+    """Compile the callback ``kind`` of a model into the cache; the names of the data it
+    reads, or None when the model cannot take this route.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    kind : {"logp", "expand"}
+    key : str
+        :func:`graph_key` of the model's graph.
+    meta : dict
+        From :func:`_metadata`; ``meta[kind + "_data"]`` is set.
+
+    Returns
+    -------
+    numba CFunc or None
+    """
+    import pytensor
+
+    with pytensor.config.change_flags(numba__fastmath=False), _optimisation_level(_OPT_LEVEL):
+        fn = _function(model, kind)
+        used = _used_data(fn, meta["layout"])
+        if used is None:
+            return None
+        meta[f"{kind}_data"] = used
+        callback = _callback(kind, meta, key, fn.vm.jit_fn)
+        callback.compile()
+    return callback
+
+
+def _cached(kind: str, meta: dict, key: str):
+    """The callback ``kind`` loaded from the cache, or None."""
+    import pytensor
+
+    if f"{kind}_data" not in meta:
+        return None
+    with pytensor.config.change_flags(numba__fastmath=False):
+        callback = _callback(kind, meta, key, _loaded_only)
+        return callback if _load(callback) else None
+
+
+def _read(path: Path):
+    try:
+        return pickle.loads(path.read_bytes())
+    except Exception:  # noqa: BLE001 - a missing or corrupt entry is rebuilt
+        return None
+
+
+def _write(path: Path, value) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(pickle.dumps(value))
+    os.replace(tmp, path)
+
+
+def compile_native(model, key: str, recipe=None):
     """Compile a PyMC model for nutpie through cached C callbacks.
+
+    On a fresh compilation with a ``recipe``, the expand callback is compiled by a
+    helper process (:mod:`bayes_nlme.fit.native_worker`) while this process compiles the
+    log density: Numba compiles on one core, so the two halves take the time of the
+    longer. Without a recipe, or when the helper fails, both compile here.
 
     Parameters
     ----------
     model : pymc.Model
     key : str
         :func:`graph_key` of the model's graph.
+    recipe : tuple, optional
+        ``(spec, dataset, centered)`` that rebuild ``model`` with
+        :func:`bayes_nlme.build.build` (picklable), for the helper process.
 
     Returns
     -------
@@ -472,62 +524,67 @@ def compile_native(model, key: str):
         The compiled model and whether it was freshly compiled (False: loaded from the
         cache); None when the model cannot take this route (e.g. non-float data).
     """
-    import pytensor
-
     from .compile import jittered_initial_points
 
     directory = cache_directory()
     meta_path = directory / f"{key}.pkl"
-    meta = None
-    fresh = True
-    callback = None
-    if meta_path.exists():
-        try:
-            meta = pickle.loads(meta_path.read_bytes())
-        except Exception:  # noqa: BLE001 - a corrupt entry is rebuilt
-            meta = None
-    with pytensor.config.change_flags(numba__fastmath=False):
-        if meta is not None:
-            cached = _callback(meta, key, _loaded_only)
-            if _load(cached):
-                callback, fresh = cached, False
-        if callback is None:
-            with _optimisation_level(_OPT_LEVEL):
-                made = _metadata(model)
-                if made is None:
-                    return None
-                meta, inner = made
-                callback = _callback(meta, key, inner)
-                callback.compile()
-            fresh = callback.cache_hits == 0
-            directory.mkdir(parents=True, exist_ok=True)
-            tmp = meta_path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_bytes(pickle.dumps(meta))
-            os.replace(tmp, meta_path)
+    meta = _read(meta_path) if meta_path.exists() else None
+    logp = expand = None
+    if meta is not None:
+        logp, expand = _cached("logp", meta, key), _cached("expand", meta, key)
+    fresh = logp is None or expand is None
+    if fresh:
+        meta = meta if logp is not None else _metadata(model)
+        helper = None
+        if logp is None and expand is None and recipe is not None:
+            from .native_worker import start_helper
+
+            helper = start_helper(recipe, key, directory)
+        if logp is None:
+            try:
+                logp = compile_callback(model, "logp", key, meta)
+            except BaseException:  # an error or an interrupt: do not leave the helper running
+                if helper is not None:
+                    helper.cancel()
+                raise
+            if logp is None:
+                if helper is not None:
+                    helper.cancel()
+                return None
+        if expand is None and helper is not None:
+            expand_meta = helper.result()
+            if expand_meta is not None and expand_meta["n_expanded"] == meta["n_expanded"]:
+                meta["expand_data"] = expand_meta["expand_data"]
+                expand = _cached("expand", meta, key)
+        if expand is None:
+            expand = compile_callback(model, "expand", key, meta)
+            if expand is None:
+                return None
+        _write(meta_path, meta)
     values = _model_data(model)
+    names = sorted(meta["layout"], key=lambda n: meta["layout"][n][0])
     shared = {}
-    for name in meta["data_names"]:
+    for name in names:
         arr = np.array(values[name], dtype=np.float64, order="C", copy=True)
         arr.flags.writeable = False
         shared[name] = arr
-    names, slices, shapes = meta["shape_info"]
-    cls = _model_class()
-    compiled = cls(
+    point_names, slices, shapes = meta["shape_info"]
+    compiled = _model_class()(
         _n_dim=meta["n_dim"],
         dims=meta["dims"],
         _coords=meta["coords"],
-        _shapes={n: tuple(s) for n, s in zip(names, shapes, strict=True)},
-        compiled_logp_func=callback,
-        compiled_expand_func=_expand_callback(),
+        _shapes={n: tuple(s) for n, s in zip(point_names, shapes, strict=True)},
+        compiled_logp_func=logp,
+        compiled_expand_func=expand,
         initial_point_func=jittered_initial_points(meta["x0"]),
         shared_data=shared,
         shared_var_keys={},
-        user_data=_addresses(meta["data_names"], shared, callback.address),
+        user_data=_addresses(names, shared),
         n_expanded=meta["n_expanded"],
-        shape_info=(names, slices, shapes),
+        shape_info=(point_names, slices, shapes),
         logp_func=None,
         expand_func=None,
         reparameterized_names=meta["reparameterized"],
-        data_names=tuple(meta["data_names"]),
+        data_names=tuple(names),
     )
     return compiled, fresh

@@ -139,7 +139,9 @@ def compile_model(spec, data, *, centered: bool = False, backend: str = "native"
     start = time.perf_counter()
     built = build(spec, dataset, centered=centered)
     initial = tuple((p.name, p.initial) for p in spec.parameters)
-    compiled = compile_nutpie(built.model, backend=backend, key=graph_key(key, initial))
+    compiled = compile_nutpie(
+        built.model, backend=backend, key=graph_key(key, initial), recipe=(spec, dataset, centered)
+    )
     result = CompiledModel(
         built=built,
         compiled=compiled.compiled,
