@@ -395,7 +395,10 @@ def test_compile_backends_give_the_same_draws():
 def test_pymc_sampler_runs():
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always", ConvergenceWarning)
-        fit = sample(MODEL, "theophylline", draws=100, tune=100, chains=2, seed=2, sampler="pymc", quiet=True)
+        # one core: PyMC's chain processes are forked, which JAX (imported by other
+        # tests in the same session) warns against
+        fit = sample(MODEL, "theophylline", draws=100, tune=100, chains=2, seed=2, sampler="pymc", quiet=True,
+                     cores=1)
     assert fit.sampler == "pymc"
     assert list(fit.summary()["parameter"]) == SUMMARY_ROWS
 
