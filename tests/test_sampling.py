@@ -251,8 +251,10 @@ def test_native_shapes_without_compiling(omega):
 
 
 _NATIVE_FIT = """
-import json, warnings
+import json, logging, warnings
 from bayes_nlme.fit import ConvergenceWarning, sample
+logging.getLogger("bayes_nlme").addHandler(logging.StreamHandler())
+logging.getLogger("bayes_nlme").setLevel(logging.DEBUG)
 warnings.simplefilter("ignore", ConvergenceWarning)
 fit = sample("models/theophylline.toml", "theophylline", draws=60, tune=60, chains=2, seed=5, quiet=True,
              compile_backend="native")
@@ -272,6 +274,7 @@ def test_native_route_is_cached_across_processes(tmp_path):
             cwd=Path(__file__).resolve().parents[1], timeout=900,
         )
         assert done.returncode == 0, done.stderr[-3000:]
+        assert "compile helper" not in done.stderr  # the helper compiled the expand callback
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     assert [r["backend"] for r in runs] == ["native", "native"]
     assert runs[1]["fresh"] is False

@@ -405,13 +405,17 @@ def _used_data(fn, layout) -> list[str] | None:
     return used
 
 
-def _metadata(model) -> dict:
-    """What the callbacks and nutpie need, without compiling anything."""
+def _metadata(model, *, for_nutpie: bool = True) -> dict:
+    """What the callbacks (and, ``for_nutpie``, the sampler: names, coordinates and the
+    initial point) need, without compiling anything."""
     import pytensor
     from nutpie.compile_pymc import _prepare_dims_and_coords
     from pymc.initial_point import make_initial_point_fn
 
     _, _, n_dim, n_expanded, shape_info, reparameterized, _ = _point(model)
+    meta = {"n_dim": int(n_dim), "n_expanded": int(n_expanded), "layout": _layout(model)}
+    if not for_nutpie:
+        return meta
     with pytensor.config.change_flags(mode="FAST_COMPILE"), warnings.catch_warnings():  # evaluated once
         warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
         point = make_initial_point_fn(
@@ -421,16 +425,8 @@ def _metadata(model) -> dict:
         [np.asarray(point[name], dtype=np.float64).ravel() for name in shape_info[0][: len(model.free_RVs)]]
     )
     dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
-    return {
-        "n_dim": int(n_dim),
-        "n_expanded": int(n_expanded),
-        "shape_info": shape_info,
-        "reparameterized": list(reparameterized),
-        "dims": dims,
-        "coords": coords,
-        "x0": x0,
-        "layout": _layout(model),
-    }
+    meta.update(shape_info=shape_info, reparameterized=list(reparameterized), dims=dims, coords=coords, x0=x0)
+    return meta
 
 
 def _loaded_only(*args, **kwargs):  # pragma: no cover - never compiled: only used on a cache hit

@@ -127,7 +127,7 @@ def main(argv: list[str]) -> int:
     from .native import _metadata, _write, compile_callback
 
     model = build(spec, dataset, centered=centered).model
-    meta = _metadata(model)
+    meta = _metadata(model, for_nutpie=False)
     callback = compile_callback(model, "expand", key, meta)
     if callback is None:
         return 1
