@@ -122,8 +122,10 @@ def individual_parameters(
     theta : mapping
         Parameter name -> typical value (scalar or tensor), for estimated parameters.
         Fixed parameters take their fixed value from the spec.
-    eta : tensor of shape (n_subjects, len(spec.iiv_names)) or None
-        Random effects, columns in ``spec.iiv_names`` order. ``None``: all zero.
+    eta : tensor of shape (n_subjects, len(spec.iiv_names)), list of vectors, or None
+        Random effects, columns in ``spec.iiv_names`` order (a list: one vector per
+        column, which keeps a PyTensor graph free of stack-then-slice). ``None``: all
+        zero.
     covariates : mapping
         Column -> per-subject values (:func:`subject_covariates`).
     coefficients : mapping, optional
@@ -139,7 +141,7 @@ def individual_parameters(
     coefficients = dict(coefficients or {})
     if n_subjects is None:
         if eta is not None:
-            n_subjects = eta.shape[0]
+            n_subjects = eta[0].shape[0] if isinstance(eta, (list, tuple)) else eta.shape[0]
         elif covariates:
             n_subjects = len(next(iter(covariates.values())))
         else:
@@ -154,6 +156,7 @@ def individual_parameters(
             coef = coefficients[coefficient_name(p.name, c.column)] if c.estimated else float(c.coefficient)
             value = value * covariate_factor(c, covariates[c.column], coef)
         if eta is not None and p.name in iiv:
-            value = value * pt.exp(eta[:, iiv.index(p.name)])
+            j = iiv.index(p.name)
+            value = value * pt.exp(eta[j] if isinstance(eta, (list, tuple)) else eta[:, j])
         out[p.name] = value
     return out

@@ -50,6 +50,7 @@ def random_effects(
     mean=None,
     initial=None,
     log_individual: dict | None = None,
+    columns: list | None = None,
 ) -> pt.TensorVariable:
     """Create the etas in the current model (dims ``subject`` x ``parameter``).
 
@@ -81,6 +82,10 @@ def random_effects(
         Centred only: filled with each IIV parameter's log individual values (a tensor
         per name), so the caller can use ``exp`` of them rather than
         ``exp(mean + eta)``.
+    columns : list, optional
+        Filled with the eta columns (one vector per IIV parameter, in
+        ``spec.iiv_names`` order), for callers that use them one by one: slicing the
+        stacked ``eta`` again would add joins, slices and their gradients to the graph.
 
     Returns
     -------
@@ -92,8 +97,9 @@ def random_effects(
     k = names.index(bounded) if bounded is not None else None
     f = omega.factor
     dims = ("subject", "parameter")
+    n = len(pm.modelcontext(None).coords["subject"])
     if not centered:
-        z = pm.Normal("eta_z", 0.0, 1.0, dims=dims)
+        z = pm.Normal("eta_z", 0.0, 1.0, dims=dims, shape=(n, p))
         z_cols = [z[:, j] for j in range(p)]
         if k is None:
             eta_cols = sm.apply_columns(f, z_cols)
@@ -102,15 +108,13 @@ def random_effects(
             rest = eta_cols[k] if eta_cols[k] is not None else pt.zeros_like(z_cols[k])
             eta_cols[k] = rest
             fkk = f[k][k]
-            t = (lower_bound(pt.stack(eta_cols, axis=1)) - rest) / fkk
+            t = (lower_bound(list(eta_cols)) - rest) / fkk
             zk, log_jac = _bounded(z_cols[k], t)
             pm.Potential("flip_flop_eta", pt.sum(-0.5 * zk**2 + 0.5 * z_cols[k] ** 2 + log_jac))
             eta_cols[k] = rest + fkk * zk
-        eta = pt.stack(eta_cols, axis=1)
     else:
         if mean is None:
             raise ValueError("the centred parameterisation needs the log typical parameters (mean)")
-        n = len(pm.modelcontext(None).coords["subject"])
         init = None if initial is None else np.tile(np.asarray(initial, dtype=float), (n, 1))
         free = pm.Flat("log_individual", dims=dims, shape=(n, p), initval=init)
         log_cols = [free[:, j] for j in range(p)]
@@ -121,10 +125,11 @@ def random_effects(
         if log_individual is not None:
             log_individual.update({names[j]: log_cols[j] for j in range(p)})
         eta_cols = [log_cols[j] - mean[j] for j in range(p)]
-        eta = pt.stack(eta_cols, axis=1)
         z_cols = sm.apply_columns(omega.inverse_factor, eta_cols)
         pm.Potential(
             "eta_prior",
             -0.5 * sum(pt.sum(c**2) for c in z_cols) - n * omega.log_det_factor - 0.5 * n * p * _LOG_2PI,
         )
-    return pm.Deterministic("eta", eta, dims=dims)
+    if columns is not None:
+        columns[:] = eta_cols
+    return pm.Deterministic("eta", pt.stack(eta_cols, axis=1), dims=dims)

@@ -170,8 +170,10 @@ def eta_lower_bound(spec, theta, covariates, coefficients, n_subjects):
     Returns
     -------
     callable
-        ``bound(eta) -> tensor (n_subjects,)``: ``log k_i - log ka_i(eta_ka = 0)``,
-        where ``k_i`` uses the other columns of ``eta`` only (the absorption-rate column
+        ``bound(eta) -> tensor (n_subjects,)`` (``eta``: a matrix or a list of columns,
+        as for :func:`~bayes_nlme.individual.individual_parameters`):
+        ``log k_i - log ka_i(eta_ka = 0)``, where ``k_i`` uses the other columns of
+        ``eta`` only (the absorption-rate column
         is ignored), so ``ka_i > k_i`` iff ``eta_ka,i > bound``.
     """
     typical = individual_parameters(spec, theta, None, covariates, coefficients, n_subjects)

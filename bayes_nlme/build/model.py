@@ -267,9 +267,10 @@ def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> B
 
             elif bounded:
                 bound = flipflop.eta_lower_bound(spec, theta, covariates, coefficients, n)
-            eta = random_effects(
+            eta = []
+            random_effects(
                 spec, omega, centered=centered, bounded=bounded, lower_bound=bound, mean=mean, initial=initial,
-                log_individual=log_individual,
+                log_individual=log_individual, columns=eta,
             )
         params = individual_parameters(spec, theta, eta, covariates, coefficients, n_subjects=n)
         params.update({name: pt.exp(value) for name, value in log_individual.items()})
