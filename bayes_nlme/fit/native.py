@@ -160,24 +160,22 @@ def _unpack(names: list[str], layout: dict) -> tuple[str, str]:
     return "\n".join(lines) if lines else "        pass", "".join(args)
 
 
-#: Address slots of ``user_data`` before the data: the number of slots, then the model
-#: data (every float64 ``pm.Data`` container, sorted by name).
-_LENGTH, _FIRST_DATA = 0, 1
-
+#: The generated C callbacks: kind -> (source, name of the generated function, argument
+#: types after ``dim``: the log density takes ``x, grad, logp, user_data``, the expand
+#: function ``n_expanded, x, out, user_data``). ``user_data`` holds the addresses of the
+#: model data (every float64 ``pm.Data`` container, sorted by name).
 _KINDS = {
-    # kind: (source, name of the generated function)
-    "logp": (_LOGP_SRC, "bayes_nlme_logp"),
-    "expand": (_EXPAND_SRC, "bayes_nlme_expand"),
+    "logp": (_LOGP_SRC, "bayes_nlme_logp", ("double*", "double*", "double*")),
+    "expand": (_EXPAND_SRC, "bayes_nlme_expand", ("uint64", "double*", "double*")),
 }
 
 
 def _signature(kind: str):
     from numba import types
 
-    double = types.CPointer(types.double)
-    if kind == "logp":
-        return (types.uint64, double, double, double, types.voidptr), types.int64
-    return (types.uint64, types.uint64, double, double, types.voidptr), types.int64
+    names = {"double*": types.CPointer(types.double), "uint64": types.uint64}
+    middle = tuple(names[t] for t in _KINDS[kind][2])
+    return (types.uint64, *middle, types.voidptr), types.int64
 
 
 def _callback(kind: str, meta: dict, key: str, inner):
@@ -186,10 +184,10 @@ def _callback(kind: str, meta: dict, key: str, inner):
     from nutpie.compile_pymc import address_as_void_pointer
     from pytensor.link.numba.cache import compile_numba_function_src
 
-    source, name = _KINDS[kind]
+    source, name, _ = _KINDS[kind]
     unpack, args = _unpack(meta[f"{kind}_data"], meta["layout"])
     src = source.format(
-        n_dim=meta["n_dim"], n_expanded=meta["n_expanded"], n_addr=len(meta["layout"]) + _FIRST_DATA,
+        n_dim=meta["n_dim"], n_expanded=meta["n_expanded"], n_addr=len(meta["layout"]),
         unpack=unpack, args=args,
     )
     fn = compile_numba_function_src(
@@ -274,10 +272,9 @@ def _model_class():
 
 
 def _addresses(names, shared: dict) -> np.ndarray:
-    out = np.zeros(len(names) + _FIRST_DATA, dtype=np.uint64)
-    out[_LENGTH] = len(out)
+    out = np.zeros(len(names), dtype=np.uint64)
     for i, name in enumerate(names):
-        out[i + _FIRST_DATA] = shared[name].ctypes.data
+        out[i] = shared[name].ctypes.data
     return out
 
 
@@ -345,14 +342,6 @@ def _point(model):
     return joined, free, n_dim, count, (names, slices, shape_list), reparameterized, remaining
 
 
-def _replacements(model, free, shape_info) -> dict:
-    shapes = shape_info[2]
-    return {
-        model.rvs_to_values[var]: value.reshape(shape).astype(var.dtype)
-        for var, shape, value in zip(model.free_RVs, shapes, free, strict=False)
-    }
-
-
 def _function(model, kind: str):
     """The PyTensor function of a callback: ``x -> (logp, grad)`` or ``x -> traced values``.
 
@@ -365,8 +354,11 @@ def _function(model, kind: str):
 
     from .compile import _nogil_mode
 
-    joined, free, n_dim, n_expanded, shape_info, reparameterized, remaining = _point(model)
-    replacements = _replacements(model, free, shape_info)
+    joined, free, _, _, (_, _, shapes), _, remaining = _point(model)
+    replacements = {
+        model.rvs_to_values[var]: value.reshape(shape).astype(var.dtype)
+        for var, shape, value in zip(model.free_RVs, shapes, free, strict=False)
+    }
     if kind == "logp":
         value_vars = [model.rvs_to_values[var] for var in model.free_RVs]
         logp = model.logp()
@@ -393,7 +385,7 @@ def _layout(model) -> dict:
     (a callback that reads other data cannot take this route, see :func:`_used_data`)."""
     values = _model_data(model)
     names = sorted(name for name, value in values.items() if value.dtype == np.float64)
-    return {name: (i + _FIRST_DATA, tuple(np.shape(values[name]))) for i, name in enumerate(names)}
+    return {name: (i, tuple(np.shape(values[name]))) for i, name in enumerate(names)}
 
 
 def _used_data(fn, layout) -> list[str] | None:
