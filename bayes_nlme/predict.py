@@ -1,8 +1,8 @@
 """Population predictions (all etas zero) from typical parameter values.
 
-This is the numeric front end of the PK library: ``bayes-nlme predict`` and
-:func:`predict` evaluate the same PyTensor expressions that NUTS and the frequentist
-path differentiate.
+This is the numeric front end of the model core: ``bayes-nlme predict`` and
+:func:`predict` evaluate the individual parameters (:mod:`bayes_nlme.individual`) and the
+event engine (:mod:`bayes_nlme.core`) that NUTS and the frequentist path differentiate.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ArgumentError, InputError
-from .individual import estimated_coefficients, individual_parameters, subject_covariates
+from .individual import estimated_coefficients, individual_parameters, segment_covariates
 
 __all__ = ["predict", "required_params", "read_params"]
 
@@ -119,25 +119,24 @@ def predict(spec, data, params: Mapping[str, float], *, source: str = "params") 
     ArgumentError
         When a parameter is missing, unknown or not positive.
     """
-    import pytensor
-    import pytensor.tensor as pt
-
+    from .core import engine_design
+    from .core.op import predict_numeric
     from .data import check_for_model, load_dataset
-    from .data.events import build_event_design
-    from .pk import concentrations
 
     dataset = data if hasattr(data, "table") else load_dataset(data, columns=spec.columns or None)
     check_for_model(dataset, spec.structural, spec.covariate_columns)
     theta, coefficients = _resolve(spec, params, source)
-    covariates = subject_covariates(spec, dataset)
-    design = build_event_design(dataset, spec.structural, points="all")
-    individual = individual_parameters(
-        spec, theta, None, covariates, coefficients, n_subjects=dataset.n_subjects
+    design = engine_design(
+        dataset, spec.structural, declared=spec.parameter_names, covariates=spec.covariate_columns,
+        time_varying=spec.time_varying, points="all",
     )
-    conc = concentrations(design, individual)
-    values = pytensor.function([], pt.as_tensor_variable(conc), mode="FAST_COMPILE")()
+    covariates = segment_covariates(spec, dataset, design)
+    individual = individual_parameters(
+        spec, theta, None, covariates, coefficients, index=design.seg_subject, xp=np
+    )
+    values, _ = predict_numeric(design, individual)
     pred = np.full(len(dataset.table), np.nan)
-    pred[np.asarray(design.point_row)] = values
+    pred[np.asarray(design.obs_row)] = values
     frame = dataset.original.copy() if getattr(dataset, "original", None) is not None else dataset.table.copy()
     frame["PRED"] = pred
     return frame

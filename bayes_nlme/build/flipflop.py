@@ -84,12 +84,13 @@ def individual_guard(spec) -> bool:
 
 
 def terminal_rate(params, xp=pt):
-    """The terminal elimination rate of a one- or two-compartment model.
+    """The terminal elimination rate of a one-, two- or three-compartment model.
 
     Parameters
     ----------
     params : mapping
-        ``CL`` and ``V`` (one compartment) or ``CL``, ``V1``, ``Q``, ``V2``.
+        ``CL`` and ``V`` (one compartment), ``CL``, ``V1``, ``Q``, ``V2`` (two), or
+        ``CL``, ``V1``, ``Q2``, ``V2``, ``Q3``, ``V3`` (three).
     xp : module
         ``pytensor.tensor`` (default) or ``numpy``.
 
@@ -100,12 +101,31 @@ def terminal_rate(params, xp=pt):
     """
     if "V1" not in params:
         return params["CL"] / params["V"]
+    if "Q3" in params:
+        return _three_compartment_rate(params, xp)
     k10 = params["CL"] / params["V1"]
     k12 = params["Q"] / params["V1"]
     k21 = params["Q"] / params["V2"]
     s = k10 + k12 + k21
     disc = xp.sqrt(xp.maximum(s * s - 4.0 * k10 * k21, 0.0))
     return 2.0 * k10 * k21 / (s + disc)
+
+
+def _three_compartment_rate(params, xp):
+    """Slowest disposition rate of a three-compartment model (roots of the cubic, as in
+    NONMEM's ADVAN11)."""
+    k10, k12, k21 = params["CL"] / params["V1"], params["Q2"] / params["V1"], params["Q2"] / params["V2"]
+    k13, k31 = params["Q3"] / params["V1"], params["Q3"] / params["V3"]
+    a0 = k10 * k21 * k31
+    a1 = k10 * k31 + k21 * k31 + k21 * k13 + k10 * k21 + k31 * k12
+    a2 = k10 + k12 + k13 + k21 + k31
+    p = a1 - a2 * a2 / 3.0
+    q = 2.0 * a2**3 / 27.0 - a1 * a2 / 3.0 + a0
+    r1 = xp.sqrt(xp.maximum(-(p**3) / 27.0, 1e-300))
+    phi = xp.arccos(xp.clip(-q / (2.0 * r1), -1.0, 1.0)) / 3.0
+    r2 = 2.0 * r1 ** (1.0 / 3.0)
+    # the three roots are a2/3 - r2 cos(phi + 2 pi k / 3); the smallest has k = 0
+    return a2 / 3.0 - r2 * xp.cos(phi)
 
 
 def log_terminal_rate(log_params) -> pt.TensorVariable:

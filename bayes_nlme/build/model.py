@@ -37,7 +37,7 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from ..individual import coefficient_name, individual_parameters, subject_covariates
+from ..individual import coefficient_name, individual_parameters, segment_covariates
 from ..spec.priors import HalfNormal, LogNormal, Normal
 from . import flipflop
 from .etas import random_effects
@@ -48,7 +48,6 @@ from .residual import (
     likelihood,
     residual_hyperparameters,
     residual_variances,
-    zero_predictions,
 )
 
 __all__ = ["BuiltModel", "build", "build_model", "prior_data", "resolve_dataset", "theta_name"]
@@ -70,8 +69,8 @@ class BuiltModel:
     model : pymc.Model
     spec : ModelSpec
     dataset : Dataset
-    design : EventDesign
-        The event design of the observations.
+    design : EngineDesign
+        The record layout of the event engine (:func:`bayes_nlme.core.engine_design`).
     observations : pandas.DataFrame
         The observation records in model order (``ROW, SUBJECT, ID, TIME, DV, BLQ``).
     lower : numpy.ndarray or None
@@ -159,11 +158,11 @@ def prior_data(spec) -> dict[str, np.ndarray]:
 
 
 def _observations(dataset, design) -> tuple[pd.DataFrame, np.ndarray | None]:
-    table = dataset.table.iloc[np.asarray(design.point_row, dtype=int)]
+    from .residual import censoring_limits
+
+    table = dataset.table.iloc[np.asarray(design.obs_row, dtype=int)]
     obs = table[["ROW", "SUBJECT", "ID", "TIME", "DV", "BLQ"]].reset_index(drop=True)
-    blq = obs["BLQ"].fillna(0.0).to_numpy() > 0
-    lower = np.where(blq, obs["DV"].to_numpy(dtype=float), -np.inf) if blq.any() else None
-    return obs, lower
+    return obs, censoring_limits(table)
 
 
 def _coords(spec, dataset, obs) -> dict:
@@ -204,6 +203,23 @@ def _initial_log_parameters(spec) -> np.ndarray:
     return np.asarray(out)
 
 
+def _segment_parameters(spec, theta, eta, log_individual, segment_cov, coefficients, design, covariates):
+    """Individual parameters per parameter segment (time-varying covariates).
+
+    Non-centred: ``theta * factors(segment covariates) * exp(eta[subject])``. Centred:
+    the free log individual parameters are those of each subject's first segment, and
+    other segments scale them by the ratio of typical values.
+    """
+    index = design.seg_subject
+    params = individual_parameters(spec, theta, eta, segment_cov, coefficients, index=index)
+    if log_individual:
+        typical_seg = individual_parameters(spec, theta, None, segment_cov, coefficients, index=index)
+        typical_first = individual_parameters(spec, theta, None, covariates, coefficients, n_subjects=design.n_subjects)
+        for name, value in log_individual.items():
+            params[name] = pt.exp(value[index]) * typical_seg[name] / typical_first[name][index]
+    return params
+
+
 def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> BuiltModel:
     """Build the PyMC model of a spec and a dataset.
 
@@ -229,8 +245,8 @@ def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> B
     DataError
         The dataset does not suit the model.
     """
-    from ..data.events import build_event_design
-    from ..pk import concentrations
+    from ..core import engine_design, zero_observations
+    from ..core.op import structural_predictions
 
     dataset = resolve_dataset(spec, data)
     if guard is None:
@@ -238,11 +254,17 @@ def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> B
     guard = bool(guard) and flipflop.guard_enabled(spec)
     individual_guard = guard and flipflop.individual_guard(spec)
     prior_data(spec)  # validates every prior before anything is built
-    design = build_event_design(dataset, spec.structural, points="observations")
+    design = engine_design(
+        dataset, spec.structural, declared=spec.parameter_names, covariates=spec.covariate_columns,
+        time_varying=spec.time_varying,
+    )
     obs, lower = _observations(dataset, design)
     dv = obs["DV"].to_numpy(dtype=float)
-    check_observations(spec, dv, obs["ROW"].to_numpy(), str(dataset.source), zero_predictions(design))
-    covariates = subject_covariates(spec, dataset)
+    check_observations(spec, dv, obs["ROW"].to_numpy(), str(dataset.source), zero_observations(design), lower)
+    segment_cov = segment_covariates(spec, dataset, design)
+    first = np.asarray(design.subj[:-1, 1], dtype=np.int64)
+    covariates = {name: values[first] for name, values in segment_cov.items()}
+    varying = not design.constant_within_subject
     n = dataset.n_subjects
     with pm.Model(coords=_coords(spec, dataset, obs)) as model:
         theta = _thetas(spec, guard)
@@ -279,7 +301,9 @@ def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> B
             pt.stack([params[name] for name in spec.parameter_names], axis=1),
             dims=("subject", "structural_parameter"),
         )
-        f = pm.Deterministic("ipred", concentrations(design, params), dims="observation")
+        if varying:
+            params = _segment_parameters(spec, theta, eta, log_individual, segment_cov, coefficients, design, covariates)
+        f = pm.Deterministic("ipred", structural_predictions(design, params), dims="observation")
         sigma2 = residual_variances(spec)
         dv_data = pm.Data("dv", dv, dims="observation")
         likelihood(spec, f, dv_data, sigma2, lower)

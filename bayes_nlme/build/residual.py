@@ -14,13 +14,15 @@ exponential     ``log y ~ N(log f, sigma2_exp)``            ``sigma2_exp``
 The exponential model's density is taken on the ``y`` scale (a log-normal), so that
 pointwise log-likelihoods of different error models are comparable (LOO).
 
-Observations flagged ``BLQ = 1`` are left-censored at their ``DV`` (the limit of
-quantification; the M3 method): their likelihood is ``P(y < DV)``.
+Observations flagged ``BLQ = 1`` are left-censored at their limit (the row's ``LLOQ``,
+else its ``DV``), by the method of ``[residual] blq`` (Beal 2001): M3 (default)
+``P(y < LLOQ)``, M4 ``P(0 <= y < LLOQ) / P(y >= 0)`` with every uncensored row
+conditioned on ``y >= 0``, M1 dropped.
 
-The model uses :func:`likelihood`; the same densities are evaluated in numpy over
-posterior draws by :func:`pointwise_loglik` (the ``log_likelihood`` group) and
-drawn by :func:`predictive_draws` (the ``posterior_predictive`` group), which avoids
-compiling further PyTensor functions after sampling.
+:func:`observation_loglik` is the only definition of these densities: the Bayesian
+model (:func:`likelihood`), the pointwise log-likelihood over posterior draws
+(:func:`pointwise_loglik`, the ``log_likelihood`` group) and the frequentist engines
+evaluate it; :func:`predictive_draws` draws from the same residual model.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from __future__ import annotations
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-from scipy import stats
 
 from ..errors import DataError
 from .priors import POSITIVE, check_prior, hyper_data, hyperparameters, prior_variable
@@ -37,7 +38,8 @@ __all__ = [
     "residual_hyperparameters",
     "residual_variances",
     "check_observations",
-    "zero_predictions",
+    "censoring_limits",
+    "observation_loglik",
     "likelihood",
     "pointwise_loglik",
     "predictive_draws",
@@ -91,35 +93,7 @@ def residual_variances(spec) -> dict[str, pt.TensorVariable]:
     return {name: prior_variable(name, prior) for name, prior in _priors(spec).items()}
 
 
-def zero_predictions(design) -> np.ndarray:
-    """Which prediction points have a structurally zero concentration.
-
-    A point is zero when no dose acts on it yet: it has no (point, dose) pair with
-    ``elapsed > 0`` (``>= 0`` for a bolus into the central compartment, which acts
-    at once; steady-state doses always act). An absorption lag can make more points
-    zero; that depends on parameter values and is not checked here.
-
-    Parameters
-    ----------
-    design : EventDesign
-
-    Returns
-    -------
-    numpy.ndarray of bool, one per point
-    """
-    acting = np.zeros(design.n_points, dtype=bool)
-    for group in design.groups:
-        if group.kind in ("bolus_ss", "infusion_ss", "infusion_ss_constant"):
-            on = np.ones(len(group), dtype=bool)
-        elif group.kind == "bolus" and group.route == "central":
-            on = group.elapsed >= 0
-        else:
-            on = group.elapsed > 0
-        acting[np.asarray(group.point, dtype=int)[on]] = True
-    return ~acting
-
-
-def check_observations(spec, dv: np.ndarray, rows: np.ndarray, source: str, zero=None) -> None:
+def check_observations(spec, dv: np.ndarray, rows: np.ndarray, source: str, zero=None, lower=None) -> None:
     """Check that the observations suit the error model.
 
     Parameters
@@ -132,7 +106,11 @@ def check_observations(spec, dv: np.ndarray, rows: np.ndarray, source: str, zero
     source : str
         The dataset, for the message.
     zero : numpy.ndarray of bool, optional
-        Observations whose prediction is structurally zero (:func:`zero_predictions`).
+        Observations whose prediction is structurally zero
+        (:func:`bayes_nlme.core.zero_observations`).
+    lower : numpy.ndarray, optional
+        Censoring limits (:func:`censoring_limits`): censored rows are checked on their
+        limit instead of their ``DV``.
 
     Raises
     ------
@@ -146,6 +124,8 @@ def check_observations(spec, dv: np.ndarray, rows: np.ndarray, source: str, zero
 
     model = spec.residual.model
     items = []
+    if lower is not None:
+        dv = np.where(np.isfinite(lower), lower, dv)
     if model == "exponential":
         bad = ~(dv > 0)
         if bad.any():
@@ -191,8 +171,109 @@ def _scale(model: str, f, sigma2: dict, xp):
     return xp.sqrt(sigma2["sigma2_exp"]) + 0.0 * f
 
 
+def censoring_limits(table) -> np.ndarray | None:
+    """The limit of each censored observation (``-inf`` elsewhere), or None without BLQ.
+
+    The limit is the row's ``LLOQ`` when the dataset has one there, else its ``DV``
+    (CONTRACT 5.2).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The observation records (with ``BLQ``, ``DV`` and optionally ``LLOQ``).
+
+    Returns
+    -------
+    numpy.ndarray or None
+    """
+    blq = table["BLQ"].fillna(0.0).to_numpy(dtype=float) > 0
+    if not blq.any():
+        return None
+    dv = table["DV"].to_numpy(dtype=float)
+    lloq = table["LLOQ"].to_numpy(dtype=float) if "LLOQ" in table.columns else np.full(len(table), np.nan)
+    limit = np.where(np.isnan(lloq), dv, lloq)
+    return np.where(blq, limit, -np.inf)
+
+
+def _log_ndtr(z, xp):
+    if xp is np:
+        from scipy.special import log_ndtr
+
+        return log_ndtr(z)
+    from pymc.distributions.dist_math import normal_lcdf
+
+    return normal_lcdf(0.0, 1.0, z)
+
+
+def _log_diff(a, b, xp):
+    """``log(exp(a) - exp(b))`` for ``a >= b``."""
+    if xp is np:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return a + np.log(-np.expm1(b - a))
+    return a + pt.log1mexp(b - a)
+
+
+def observation_loglik(model: str, blq: str, y, f, sigma2: dict, lower=None, xp=pt):
+    """Log-likelihood of every observation: residual model and censoring (CONTRACT 5.2).
+
+    The single definition used by the Bayesian model (``xp=pytensor.tensor``), the
+    pointwise log-likelihood of a fit and the frequentist engines (``xp=numpy``).
+
+    Parameters
+    ----------
+    model : str
+        Residual model: ``additive``, ``proportional``, ``combined``, ``exponential``.
+    blq : {"M3", "M4", "M1"}
+        Censoring method. M3: a censored row contributes ``P(y < LLOQ)``; M4:
+        ``P(0 <= y < LLOQ) / P(y >= 0)`` and every uncensored row is conditioned on
+        ``y >= 0``; M1: censored rows contribute nothing. Under the exponential model
+        ``y > 0`` always, so M4 equals M3.
+    y, f : array-like
+        Observations and individual predictions (broadcast together).
+    sigma2 : dict
+        Residual variances by canonical name.
+    lower : array-like, optional
+        Censoring limits (:func:`censoring_limits`); None: nothing censored.
+    xp : module
+        ``pytensor.tensor`` or ``numpy``.
+
+    Returns
+    -------
+    tensor or numpy.ndarray
+    """
+    sd = _scale(model, f, sigma2, xp)
+    log = xp.log
+    if model == "exponential":
+        mu, obs = log(f), log(xp.maximum(y, 1e-300) if xp is np else y)
+        dens = -0.5 * ((obs - mu) / sd) ** 2 - log(sd) - 0.5 * np.log(2.0 * np.pi) - obs
+    else:
+        mu = f
+        dens = -0.5 * ((y - mu) / sd) ** 2 - log(sd) - 0.5 * np.log(2.0 * np.pi)
+    m4 = blq == "M4" and model != "exponential"
+    if m4:
+        log_positive = _log_ndtr(mu / sd, xp)
+        dens = dens - log_positive
+    if lower is None:
+        return dens
+    censored = np.isfinite(np.asarray(lower))
+    if not censored.any():
+        return dens
+    limit = np.where(censored, lower, 1.0)
+    if blq == "M1":
+        cens = xp.zeros_like(dens) if xp is pt else np.zeros(np.shape(dens))
+    else:
+        z = ((np.log(limit) if model == "exponential" else limit) - mu) / sd
+        cens = _log_ndtr(z, xp)
+        if m4:
+            cens = _log_diff(cens, _log_ndtr(-mu / sd, xp), xp) - log_positive
+    return xp.where(censored, cens, dens) if xp is np else pt.switch(censored, cens, dens)
+
+
 def likelihood(spec, f, dv, sigma2: dict, lower: np.ndarray | None = None):
     """Create the observed variable ``y`` (dims ``observation``) in the current model.
+
+    Its log density is :func:`observation_loglik` (residual model and the spec's
+    censoring method); its draws (prior predictive) are the residual model's.
 
     Parameters
     ----------
@@ -210,20 +291,22 @@ def likelihood(spec, f, dv, sigma2: dict, lower: np.ndarray | None = None):
     -------
     tensor
     """
-    model = spec.residual.model
-    scale = _scale(model, f, sigma2, pt)
-    cls = pm.LogNormal if model == "exponential" else pm.Normal
-    mu = pt.log(f) if model == "exponential" else f
-    if lower is None:
-        return cls("y", mu=mu, sigma=scale, observed=dv, dims="observation")
-    dist = cls.dist(mu=mu, sigma=scale)
-    return pm.Censored("y", dist, lower=lower, upper=None, observed=dv, dims="observation")
+    model, blq = spec.residual.model, spec.residual.blq
+    names = sorted(sigma2)
 
+    def logp(value, mu, *variances):
+        return observation_loglik(model, blq, value, mu, dict(zip(names, variances)), lower, pt)
 
-def _scipy(model: str, f, scale):
-    if model == "exponential":
-        return stats.lognorm(s=scale, scale=f)
-    return stats.norm(loc=f, scale=scale)
+    def dist(mu, *args):
+        *variances, size = args
+        sd = _scale(model, mu, dict(zip(names, variances)), pt)
+        if model == "exponential":
+            return pm.LogNormal.dist(mu=pt.log(mu), sigma=sd, size=size)
+        return pm.Normal.dist(mu=mu, sigma=sd, size=size)
+
+    return pm.CustomDist(
+        "y", f, *[sigma2[name] for name in names], logp=logp, dist=dist, observed=dv, dims="observation"
+    )
 
 
 def pointwise_loglik(spec, f: np.ndarray, sigma2: dict, dv: np.ndarray, lower: np.ndarray | None = None) -> np.ndarray:
@@ -244,16 +327,9 @@ def pointwise_loglik(spec, f: np.ndarray, sigma2: dict, dv: np.ndarray, lower: n
     -------
     numpy.ndarray (..., n_obs)
     """
-    model = spec.residual.model
     s2 = {k: np.asarray(v)[..., None] for k, v in sigma2.items()}
-    dist = _scipy(model, f, _scale(model, f, s2, np))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = dist.logpdf(dv)
-        if lower is not None:
-            censored = np.isfinite(lower)
-            if censored.any():
-                out = np.where(censored, dist.logcdf(lower), out)
-    return out
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return observation_loglik(spec.residual.model, spec.residual.blq, dv, f, s2, lower, np)
 
 
 def predictive_draws(spec, f: np.ndarray, sigma2: dict, rng, lower: np.ndarray | None = None) -> np.ndarray:

@@ -38,6 +38,7 @@ ROLES: tuple[str, ...] = (
     "ADDL",
     "SS",
     "BLQ",
+    "LLOQ",
 )
 
 #: Roles that every dataset must have.
@@ -52,6 +53,7 @@ DEFAULTS: dict[str, float] = {
     "ADDL": 0.0,
     "SS": 0.0,
     "BLQ": 0.0,
+    "LLOQ": float("nan"),
     "CMT": float("nan"),
 }
 

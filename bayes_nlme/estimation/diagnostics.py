@@ -83,13 +83,13 @@ def observation_table(problem: Problem, method: str, psi: np.ndarray, eta: np.nd
         ``frame`` plus ``PRED, IPRED, IWRES, CWRES``.
     """
     u, _ = problem.log_parameters(psi, eta)
-    f, jac = problem.kernel(u, 1)
+    f, jac = problem.kernel.jacobian(u)
     u0, _ = problem.log_parameters(psi, None)
     f0 = problem.kernel.value(u0)
     res = problem.residual(psi, f, True)
     res0 = problem.residual(psi, f, False, f0)
     r_lin = res.r if INTERACTION[method] else res0.r
-    g = jac[:, problem.cols]
+    g = jac.sum(axis=1)[:, problem.cols]
     with np.errstate(invalid="ignore", divide="ignore"):
         iwres = (problem.y_t - f) / np.sqrt(res.r)
         lin = problem.y_t - f + np.einsum("ja,ja->j", g, eta[problem.subject]) if problem.d else problem.y_t - f

@@ -13,13 +13,10 @@ from .covariance import COVARIANCE_METHODS, covariance_step, nan_covariance
 from .diagnostics import ebe_table, eta_shrinkage, observation_table
 from .outer import Evaluator, minimise
 from .parameters import start_values
-from .problem import METHODS, Problem
+from .problem import METHODS, problem_from_design
 from .result import _Z95, EstimationResult
 
 __all__ = ["estimate", "objective", "build_problem"]
-
-#: Compiled prediction kernels of this session, reused by later fits of the same data.
-_KERNELS: dict = {}
 
 
 def _check_choice(value, valid, name: str) -> None:
@@ -48,17 +45,18 @@ def build_problem(spec, data):
     n_blq : int
         Number of BLQ rows left out.
     """
+    from ..core import engine_design
     from ..data import check_for_model, load_dataset
-    from ..data.events import build_event_design
-    from ..individual import subject_covariates
-    from ..pk import concentrations
-    from .kernel import design_key, pointwise_design
+    from ..individual import segment_covariates
 
     dataset = data if hasattr(data, "table") else load_dataset(data, columns=spec.columns or None)
     check_for_model(dataset, spec.structural, spec.covariate_columns)
-    design = build_event_design(dataset, spec.structural, points="observations")
+    design = engine_design(
+        dataset, spec.structural, declared=spec.parameter_names, covariates=spec.covariate_columns,
+        time_varying=spec.time_varying,
+    )
     table = dataset.table
-    rows = np.asarray(design.point_row)
+    rows = np.asarray(design.obs_row)
     blq = table["BLQ"].fillna(0.0).to_numpy()[rows] > 0
     keep = ~blq
     y = table["DV"].to_numpy(dtype=float)[rows][keep]
@@ -68,18 +66,13 @@ def build_problem(spec, data):
             f"Dataset '{dataset.source}': the exponential error model needs DV > 0 "
             f"({format_rows(bad)})"
         )
-    pointwise = pointwise_design(design, keep)
     frame = pd.DataFrame({
         "ROW": table["ROW"].to_numpy()[rows][keep],
         "ID": _whole(table["ID"].to_numpy()[rows][keep]),
         "TIME": table["TIME"].to_numpy(dtype=float)[rows][keep],
         "DV": y,
     })
-    problem = Problem(
-        spec, y, np.asarray(design.point_subject)[keep], dataset.n_subjects,
-        lambda params: concentrations(pointwise, params), subject_covariates(spec, dataset),
-        kernel_cache=_KERNELS, kernel_key=design_key(pointwise),
-    )
+    problem = problem_from_design(spec, y, design, keep, segment_covariates(spec, dataset, design))
     return problem, dataset, frame, int(blq.sum())
 
 

@@ -18,7 +18,8 @@ With ``g_j = d f_ij / d eta`` (row ``j`` of ``G_i``), at the EBE ``eta_hat``:
 ``OFV = sum_i L_i`` is ``-2 log L`` without ``n_obs log(2 pi)``.
 
 Gradients with respect to ``psi`` are exact up to the second and third derivatives of
-the predictions (central differences of the exact Jacobian, see :mod:`.kernel`):
+the predictions (central differences of the model core's exact Jacobian, see
+:mod:`.kernel`):
 implicit differentiation through the mode,
 ``dL_i/dpsi = dL_i/dpsi|eta - v_i' d g_i / dpsi`` with ``g_i = dO_i/deta`` and
 ``v_i = H_i^-1 dL_i/deta``. Per-subject gradients feed the sandwich covariance.
@@ -34,29 +35,50 @@ __all__ = ["contributions"]
 
 
 def _pieces(problem: Problem, psi: np.ndarray, eta: np.ndarray, method: str, order: int) -> dict:
-    """Predictions, their derivatives and the residual model at ``(psi, eta)``."""
+    """Predictions, their derivatives and the residual model at ``(psi, eta)``.
+
+    ``G_eta`` and ``G_psi`` are central differences of the exact Jacobian along the
+    etas (common shifts of a subject's segments); ``G_psi = d f_psi / d eta``, since
+    ``d log P / d psi`` does not depend on eta. Order 3 adds second differences.
+    """
     u, dbase = problem.log_parameters(psi, eta)
-    out = problem.kernel(u, order, problem.cols)
-    f, jac, hess = out[0], out[1], out[2]
-    bsub = dbase[problem.subject]
-    cols = problem.cols
+    kernel = problem.kernel
+    f, jac = kernel.jacobian(u)
+    cols, d, n = problem.cols, problem.d, problem.n_obs
+    bseg = dbase[problem.jac_index]
+    g_eta = np.zeros((n, d, d))
+    g_psi = np.zeros((n, d, problem.size))
+    for a, col in enumerate(cols):
+        djac = kernel.first_difference(u, col)
+        g_eta[:, :, a] = djac.sum(axis=1)[:, cols]
+        g_psi[:, a, :] = np.einsum("jsm,jsmp->jp", djac, bseg)
     pc = {
         "f": f,
-        "G": jac[:, cols],
-        "f_psi": np.einsum("jm,jmp->jp", jac, bsub),
-        "G_eta": hess[:, cols][:, :, cols],
-        "G_psi": np.einsum("jam,jmp->jap", hess[:, cols, :], bsub),
+        "G": jac.sum(axis=1)[:, cols],
+        "f_psi": np.einsum("jsm,jsmp->jp", jac, bseg),
+        "G_eta": 0.5 * (g_eta + np.swapaxes(g_eta, 1, 2)),
+        "G_psi": g_psi,
     }
     if order >= 3:
-        t = out[3][:, cols][:, :, cols]
-        pc["G_etaeta"] = t[:, :, :, cols]
-        pc["G_etapsi"] = np.einsum("jabm,jmp->jabp", t, bsub)
+        g_etaeta = np.zeros((n, d, d, d))
+        g_etapsi = np.zeros((n, d, d, problem.size))
+        for a, ca in enumerate(cols):
+            for b, cb in enumerate(cols[: a + 1]):
+                t = kernel.second_difference(u, ca, cb)
+                tc = t.sum(axis=1)[:, cols]
+                tp = np.einsum("jsm,jsmp->jp", t, bseg)
+                for x, y in ((a, b), (b, a)):
+                    g_etaeta[:, :, x, y] = tc
+                    g_etapsi[:, x, y, :] = tp
+        perms = [(1, 2, 3), (1, 3, 2), (2, 1, 3), (2, 3, 1), (3, 1, 2), (3, 2, 1)]
+        pc["G_etaeta"] = sum(np.transpose(g_etaeta, (0, *q)) for q in perms) / 6.0
+        pc["G_etapsi"] = g_etapsi
     interaction = INTERACTION[method]
     if interaction:
         res = problem.residual(psi, f, True)
     else:
-        f0, j0, _ = problem.population(psi)
-        res = problem.residual(psi, f, False, f0, np.einsum("jm,jmp->jp", j0, bsub))
+        f0, f0_psi = problem.population(psi)
+        res = problem.residual(psi, f, False, f0, f0_psi)
     pc["res"] = res
     pc["e"] = problem.y_t - f
     return pc

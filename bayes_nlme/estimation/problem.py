@@ -11,24 +11,25 @@ error model), predictions ``f_ij(eta)`` and residual variances ``r_ij``:
   ``r_ij`` is evaluated at the population prediction ``f_ij(0)``, as in NONMEM.
   ``a`` is ``sigma2_add`` (or ``sigma2_exp``), ``b`` is ``sigma2_prop``.
 
-Population parameters enter as ``psi`` (see :mod:`.parameters`). Everything is
-vectorised over observations and subjects; per-subject sums are sparse products.
+Population parameters enter as ``psi`` (see :mod:`.parameters`). The individual
+parameters are those of :mod:`bayes_nlme.individual` per parameter segment (so
+time-varying covariates apply), and the predictions come from the model core
+(:class:`.kernel.EngineKernel`). Everything is vectorised over observations and
+subjects; per-subject sums are sparse products.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
 
 from ..individual import estimated_coefficients, individual_parameters
-from .kernel import PredictionKernel
+from .kernel import EngineKernel
 from .parameters import ParameterMap
 
-__all__ = ["Problem", "Residual", "METHODS", "INTERACTION"]
+__all__ = ["Problem", "Residual", "METHODS", "INTERACTION", "problem_from_design"]
 
 #: The estimation methods.
 METHODS = ("fo", "foce", "focei", "laplace")
@@ -54,65 +55,44 @@ class Residual:
 
 
 class Problem:
-    """Data, parameter layout and prediction kernel of one estimation problem.
+    """Data, parameter layout and predictions of one estimation problem.
 
     Parameters
     ----------
     spec : ModelSpec
     y : numpy.ndarray
-        Observations (natural scale), one per prediction point.
+        Observations (natural scale) that enter the objective.
     subject : numpy.ndarray of int
         0-based subject of each observation.
     n_subjects : int
-    predictor : callable
-        ``predictor(params) -> tensor (n_obs,)``: predictions at every observation from
-        a dict of PyTensor vectors of individual parameters given *per observation*.
+    kernel_factory : callable
+        ``kernel_factory(names, constants, log_transform)`` -> a kernel with the
+        interface of :class:`.kernel.EngineKernel` (see :func:`problem_from_design`).
     covariates : dict of str to numpy.ndarray, optional
-        Per-subject values of the covariates the spec uses.
-    kernel_cache : dict, optional
-        Compiled kernels by key, reused when ``kernel_key`` (a digest of what the
-        predictor computes) and the constant parameters match.
-    kernel_key : str, optional
+        Values per parameter segment of the covariates the spec uses.
+    seg_subject : numpy.ndarray of int, optional
+        Subject of each parameter segment (default: one segment per subject).
+    jac_index : numpy.ndarray of int (n_obs, max_seg), optional
+        Segment of each Jacobian block of each observation (default: its subject).
     """
 
-    def __init__(
-        self,
-        spec,
-        y,
-        subject,
-        n_subjects: int,
-        predictor: Callable,
-        covariates: dict | None = None,
-        kernel_cache: dict | None = None,
-        kernel_key: str | None = None,
-    ):
+    def __init__(self, spec, y, subject, n_subjects: int, kernel_factory, covariates: dict | None = None,
+                 seg_subject=None, jac_index=None):
         self.spec = spec
         self.pmap = ParameterMap(spec)
         self.y = np.asarray(y, dtype=float)
         self.subject = np.asarray(subject, dtype=np.int64)
         self.n_subjects = int(n_subjects)
         self.n_obs = len(self.y)
+        self.seg_subject = np.arange(self.n_subjects) if seg_subject is None else np.asarray(seg_subject, np.int64)
+        self.jac_index = self.subject[:, None] if jac_index is None else np.asarray(jac_index, dtype=np.int64)
+        self.first_segment = np.searchsorted(self.seg_subject, np.arange(self.n_subjects))
         self.covariates = dict(covariates or {})
         self.error = spec.residual.model
         self.y_t = np.log(self.y) if self.error == "exponential" else self.y
         self.free = [p.name for p in spec.parameters if not p.is_fixed or any(c.estimated for c in p.covariates)]
         self.fixed_values: dict = {}
-        constants = self._constants(spec)
-        log_transform = self.error == "exponential"
-        key = None
-        if kernel_cache is not None and kernel_key is not None:
-            digest = hashlib.sha1(kernel_key.encode())
-            for name in sorted(constants):
-                digest.update(name.encode() + constants[name].tobytes())
-            key = (digest.hexdigest(), tuple(self.free), log_transform)
-        if key is not None and key in kernel_cache:
-            self.kernel = kernel_cache[key]
-        else:
-            self.kernel = PredictionKernel(predictor, self.free, constants, log_transform=log_transform)
-            if key is not None:
-                kernel_cache[key] = self.kernel
-                while len(kernel_cache) > 8:
-                    kernel_cache.pop(next(iter(kernel_cache)))
+        self.kernel = kernel_factory(self.free, self._constants(spec), self.error == "exponential")
         self.cols = [self.free.index(name) for name in self.pmap.iiv]
         self.seg = sparse.csr_matrix(
             (np.ones(self.n_obs), (self.subject, np.arange(self.n_obs))), shape=(self.n_subjects, self.n_obs)
@@ -125,18 +105,14 @@ class Problem:
         self.ib = self.pmap.index("sigma2_prop") if "sigma2_prop" in names else None
 
     def _constants(self, spec) -> dict:
-        """Per-observation values of the parameters that nothing estimated changes."""
+        """Per-segment values of the parameters that nothing estimated changes."""
         if len(self.free) == len(spec.parameters):
             return {}
         theta = {q.name: 1.0 for q in spec.estimated}
         betas = dict.fromkeys(estimated_coefficients(spec), 0.0)
-        values = individual_parameters(spec, theta, None, self.covariates, betas, n_subjects=self.n_subjects)
-        self.fixed_values = {
-            name: np.asarray(value.eval(mode="FAST_COMPILE"), dtype=float)
-            for name, value in values.items()
-            if name not in self.free
-        }
-        return {name: value[self.subject] for name, value in self.fixed_values.items()}
+        values = individual_parameters(spec, theta, None, self.covariates, betas, index=self.seg_subject, xp=np)
+        self.fixed_values = {name: np.asarray(value, dtype=float) for name, value in values.items() if name not in self.free}
+        return self.fixed_values
 
     @property
     def d(self) -> int:
@@ -159,31 +135,21 @@ class Problem:
 
     # ----------------------------------------------------------- parameters
     def log_parameters(self, psi: np.ndarray, eta: np.ndarray | None = None):
-        """Log individual parameters at each observation, and their psi-derivatives.
+        """Log individual parameters of every parameter segment, and their psi-derivatives.
 
-        ``log P = log theta_P + sum_c log(factor_c) + eta_P`` (CONTRACT section 2).
+        ``log P = log theta_P + sum_c log(factor_c) + eta_P`` (CONTRACT section 2), with the
+        covariates of the segment and the eta of its subject.
 
         Returns
         -------
-        U : numpy.ndarray (n_obs, M)
-        B : numpy.ndarray (n_subjects, M, size)
-            ``d log P / d psi`` per subject (theta and covariate coefficients).
+        U : numpy.ndarray (n_segments, M)
+        B : numpy.ndarray (n_segments, M, size)
+            ``d log P / d psi`` (typical values and covariate coefficients).
         """
-        base, dbase = self.subject_log_parameters(psi, eta)
-        return base[self.subject], dbase
-
-    def individual_values(self, psi: np.ndarray, eta: np.ndarray | None = None) -> dict:
-        """Individual parameter values per subject, every parameter of the spec, by name."""
-        base, _ = self.subject_log_parameters(psi, eta)
-        out = {name: np.exp(base[:, m]) for m, name in enumerate(self.free)}
-        out.update(self.fixed_values)
-        return {name: out[name] for name in self.spec.parameter_names}
-
-    def subject_log_parameters(self, psi: np.ndarray, eta: np.ndarray | None = None):
-        """Per-subject log individual parameters (n_subjects, M) and their psi-derivatives."""
         pm = self.pmap
-        base = np.zeros((self.n_subjects, len(self.free)))
-        dbase = np.zeros((self.n_subjects, len(self.free), pm.size))
+        n_seg = len(self.seg_subject)
+        base = np.zeros((n_seg, len(self.free)))
+        dbase = np.zeros((n_seg, len(self.free), pm.size))
         with np.errstate(invalid="ignore", divide="ignore"):
             for m, name in enumerate(self.free):
                 p = self.spec.parameter(name)
@@ -211,8 +177,20 @@ class Problem:
                     if c.estimated:
                         dbase[:, m, kb] += slope
         if eta is not None and self.d:
-            base[:, self.cols] += eta
+            base[:, self.cols] += np.asarray(eta)[self.seg_subject]
         return base, dbase
+
+    def individual_values(self, psi: np.ndarray, eta: np.ndarray | None = None) -> dict:
+        """Individual parameter values per subject (at its first segment), by name."""
+        base, _ = self.log_parameters(psi, eta)
+        first = self.first_segment
+        out = {name: np.exp(base[first, m]) for m, name in enumerate(self.free)}
+        out.update({name: values[first] for name, values in self.fixed_values.items()})
+        return {name: out[name] for name in self.spec.parameter_names}
+
+    def f_psi(self, jac: np.ndarray, dbase: np.ndarray) -> np.ndarray:
+        """``d f / d psi`` (n_obs, size) from the per-segment Jacobian."""
+        return np.einsum("jsm,jsmp->jp", jac, dbase[self.jac_index])
 
     def residual(self, psi: np.ndarray, f: np.ndarray, interaction: bool, f0=None, f0_psi=None) -> Residual:
         """Residual variances ``r = a + b * f^2`` and derivatives.
@@ -250,11 +228,21 @@ class Problem:
         return Residual(r, r_f, r_ff, r_psi, r_fpsi, r_ffpsi)
 
     # ----------------------------------------------------------- inner objective
-    def population(self, psi: np.ndarray, order: int = 1):
-        """Population predictions (eta = 0): ``(f0, J0, B)``."""
+    def population(self, psi: np.ndarray):
+        """Population predictions (eta = 0) and their psi-derivatives: ``(f0, f0_psi)``."""
         u0, dbase = self.log_parameters(psi, None)
-        f0, j0 = self.kernel(u0, 1)[:2] if order else (self.kernel.value(u0), None)
-        return f0, j0, dbase
+        f0, jac0 = self.kernel.jacobian(u0)
+        return f0, self.f_psi(jac0, dbase)
+
+    def eta_derivatives(self, u: np.ndarray):
+        """Predictions, ``G = df/deta`` (n_obs, d) and ``d G / d eta`` (n_obs, d, d) at ``U``."""
+        f, jac = self.kernel.jacobian(u)
+        cols = self.cols
+        g = jac.sum(axis=1)[:, cols]
+        g_eta = np.zeros((self.n_obs, self.d, self.d))
+        for b, col in enumerate(cols):
+            g_eta[:, :, b] = self.kernel.first_difference(u, col).sum(axis=1)[:, cols]
+        return f, g, 0.5 * (g_eta + np.swapaxes(g_eta, 1, 2))
 
     def inner_value(self, psi: np.ndarray, eta: np.ndarray, method: str, omega_inv: np.ndarray) -> np.ndarray:
         """``O_i(eta)`` for every subject."""
@@ -270,19 +258,45 @@ class Problem:
     def inner(self, psi: np.ndarray, eta: np.ndarray, method: str, omega_inv: np.ndarray):
         """``O_i``, its gradient (n_subjects, d) and exact Hessian (n_subjects, d, d)."""
         u, _ = self.log_parameters(psi, eta)
-        f, jac, hess = self.kernel(u, 2, self.cols)
+        f, g_eta, h_eta = self.eta_derivatives(u)
         f0 = None if INTERACTION[method] else self.population(psi)[0]
         res = self.residual(psi, f, INTERACTION[method], f0)
         with np.errstate(invalid="ignore", divide="ignore"):
             e = self.y_t - f
             lp = loss_partials(e, res)
             obj = self.segsum(np.log(res.r) + e**2 / res.r) + np.einsum("si,ij,sj->s", eta, omega_inv, eta)
-            g_eta = jac[:, self.cols]
-            h_eta = hess[:, self.cols][:, :, self.cols]
             grad = self.segsum(lp["l_f"][:, None] * g_eta) + 2.0 * eta @ omega_inv
             outer = g_eta[:, :, None] * g_eta[:, None, :]
             hessian = self.segsum(lp["l_ff"][:, None, None] * outer + lp["l_f"][:, None, None] * h_eta)
         return obj, grad, hessian + 2.0 * omega_inv
+
+
+def problem_from_design(spec, y, design, keep, covariates: dict | None = None) -> Problem:
+    """The :class:`Problem` of the observations ``keep`` of a model-core design.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    y : numpy.ndarray
+        The kept observations.
+    design : EngineDesign
+    keep : numpy.ndarray of bool
+    covariates : dict, optional
+        Covariate values per parameter segment.
+
+    Returns
+    -------
+    Problem
+    """
+    keep = np.asarray(keep, dtype=bool)
+
+    def factory(names, constants, log_transform):
+        return EngineKernel(design, names, constants, keep=keep, log_transform=log_transform)
+
+    return Problem(
+        spec, y, np.asarray(design.obs_subject)[keep], design.n_subjects, factory, covariates,
+        seg_subject=design.seg_subject, jac_index=np.asarray(design.jac_index)[keep],
+    )
 
 
 def loss_partials(e: np.ndarray, res: Residual, third: bool = False) -> dict:

@@ -65,7 +65,7 @@ def cache_directory() -> Path:
 
 _SOURCE_DIGEST: str | None = None
 #: Modules whose code shapes the compiled graph or the callbacks.
-_GRAPH_SOURCES = ("build", "pk", "spec", "data", "individual.py", "fit/native.py", "fit/compile.py")
+_GRAPH_SOURCES = ("build", "core", "pk", "spec", "data", "individual.py", "fit/native.py", "fit/compile.py")
 
 
 def _source_digest() -> str:

@@ -82,12 +82,12 @@ class StructuralModel:
     @property
     def n_compartments(self) -> int:
         """Number of disposition compartments (1 or 2; the depot is not counted)."""
-        return 2 if "peripheral" in self.compartments.values() else 1
+        return 1 + sum(role == "peripheral" for role in self.compartments.values())
 
     @property
     def volume(self) -> str:
         """Name of the central volume parameter."""
-        return "V1" if self.n_compartments == 2 else "V"
+        return "V1" if self.n_compartments >= 2 else "V"
 
     def compartment_role(self, cmt: int) -> str | None:
         """The role of an ADVAN compartment number, or ``None`` if it is not valid.
@@ -127,6 +127,20 @@ STRUCTURAL_MODELS: dict[str, StructuralModel] = {
         True,
         4,
         {1: "depot", 2: "central", 3: "peripheral"},
+    ),
+    "three_compartment_iv": StructuralModel(
+        "three_compartment_iv",
+        ("CL", "V1", "Q2", "V2", "Q3", "V3"),
+        False,
+        11,
+        {1: "central", 2: "peripheral", 3: "peripheral"},
+    ),
+    "three_compartment_oral": StructuralModel(
+        "three_compartment_oral",
+        ("ka", "CL", "V1", "Q2", "V2", "Q3", "V3"),
+        True,
+        12,
+        {1: "depot", 2: "central", 3: "peripheral", 4: "peripheral"},
     ),
 }
 

@@ -39,6 +39,8 @@ __all__ = [
 
 COVARIATE_EFFECTS = ("power", "linear", "exponential")
 RESIDUAL_MODELS = ("additive", "proportional", "combined", "exponential")
+#: Methods for observations below the limit of quantification (Beal 2001).
+BLQ_METHODS = ("M3", "M4", "M1")
 #: Residual model -> the keys of its variances (``add`` is ``sigma2_add`` ...).
 RESIDUAL_VARIANCES = {
     "additive": ("add",),
@@ -321,6 +323,10 @@ class Residual:
     initial : dict
         Frequentist start values, ``{"add": 0.5}`` (keys of the model's variances),
         from ``[residual] initial = { add = 0.5 }``.
+    blq : {"M3", "M4", "M1"}
+        Likelihood of censored observations (``BLQ = 1``): M3 ``P(y < LLOQ)``, M4
+        ``P(0 <= y < LLOQ) / P(y >= 0)`` (uncensored rows conditioned on ``y >= 0``),
+        M1 dropped. Default ``"M3"``.
     """
 
     model: Literal["additive", "proportional", "combined", "exponential"]
@@ -328,10 +334,13 @@ class Residual:
     prop: Prior | None = None
     exp: Prior | None = None
     initial: dict = field(default_factory=dict, hash=False, compare=True)
+    blq: str = "M3"
 
     def __post_init__(self) -> None:
         if self.model not in RESIDUAL_MODELS:
             fail(f"unknown residual model {self.model!r}", "residual.model", RESIDUAL_MODELS)
+        if self.blq not in BLQ_METHODS:
+            fail(f"unknown BLQ method {self.blq!r}", "residual.blq", BLQ_METHODS)
         used = self.slots
         for slot in ("add", "prop", "exp"):
             prior = getattr(self, slot)

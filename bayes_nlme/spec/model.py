@@ -79,6 +79,9 @@ class ModelSpec:
     sampling : Sampling
     flip_flop_guard : bool or None
         Keep ``ka > CL/V`` (oral models only). ``None``: on for oral models.
+    time_varying : {"locf", "nocb"}
+        How covariate values between records are taken (CONTRACT 5.1): last
+        observation carried forward (default) or next observation carried backward.
     """
 
     name: str
@@ -89,8 +92,11 @@ class ModelSpec:
     columns: dict = field(default_factory=dict, hash=False)
     sampling: Sampling = Sampling()
     flip_flop_guard: bool | None = None
+    time_varying: str = "locf"
 
     def __post_init__(self) -> None:
+        if self.time_varying not in ("locf", "nocb"):
+            fail(f"unknown time_varying {self.time_varying!r}", "time_varying", ("locf", "nocb"))
         as_string(self.name, "name")
         if not isinstance(self.structural, str) or self.structural not in STRUCTURAL_PARAMETERS:
             fail(f"unknown structural model {self.structural!r}", "structural",

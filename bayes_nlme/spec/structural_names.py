@@ -21,13 +21,15 @@ STRUCTURAL_PARAMETERS: dict[str, tuple[str, ...]] = {
     "one_compartment_oral": ("ka", "CL", "V"),
     "two_compartment_iv": ("CL", "V1", "Q", "V2"),
     "two_compartment_oral": ("ka", "CL", "V1", "Q", "V2"),
+    "three_compartment_iv": ("CL", "V1", "Q2", "V2", "Q3", "V3"),
+    "three_compartment_oral": ("ka", "CL", "V1", "Q2", "V2", "Q3", "V3"),
 }
 
 #: Parameters every model may declare: absorption lag and bioavailability.
 OPTIONAL_PARAMETERS: tuple[str, ...] = ("tlag", "F")
 
 #: Structural models with a depot (first-order absorption).
-ORAL_MODELS: frozenset[str] = frozenset({"one_compartment_oral", "two_compartment_oral"})
+ORAL_MODELS: frozenset[str] = frozenset({"one_compartment_oral", "two_compartment_oral", "three_compartment_oral"})
 
 
 def structural_names() -> tuple[str, ...]:

@@ -56,11 +56,11 @@ __all__ = [
 ]
 
 TOP_KEYS = ("name", "structural", "columns", "parameters", "omega", "residual", "sampling",
-            "flip_flop_guard")
+            "flip_flop_guard", "time_varying")
 PARAMETER_KEYS = ("typical", "fixed", "iiv", "initial", "covariates")
 COVARIATE_KEYS = ("column", "effect", "reference", "exponent", "beta")
 OMEGA_KEYS = ("structure", "prior", "initial")
-RESIDUAL_KEYS = ("model", "add", "prop", "exp", "initial")
+RESIDUAL_KEYS = ("model", "add", "prop", "exp", "initial", "blq")
 SAMPLING_KEYS = ("draws", "tune", "chains", "seed")
 #: Prior kind -> its keys (all required).
 PRIOR_FIELDS = {
@@ -203,6 +203,7 @@ def _parse(mapping: Mapping) -> ModelSpec:
         columns=dict(_table(doc.get("columns", {}), "columns")),
         sampling=Sampling(**sampling),
         flip_flop_guard=doc.get("flip_flop_guard"),
+        **({"time_varying": doc["time_varying"]} if "time_varying" in doc else {}),
     )
 
 
@@ -333,4 +334,5 @@ def _residual(value) -> Residual:
         priors[slot] = parse_prior(table[slot], f"residual.{slot}", RESIDUAL_PRIORS,
                                    "for a residual variance")
     initial = _table(table.get("initial", {}), "residual.initial")
-    return Residual(model=model, initial=dict(initial), **priors)
+    extra = {"blq": table["blq"]} if "blq" in table else {}
+    return Residual(model=model, initial=dict(initial), **priors, **extra)

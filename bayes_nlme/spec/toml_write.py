@@ -35,6 +35,8 @@ def model_to_dict(spec: ModelSpec) -> dict:
     doc: dict = {"name": spec.name, "structural": spec.structural}
     if spec.flip_flop_guard is not None:
         doc["flip_flop_guard"] = bool(spec.flip_flop_guard)
+    if spec.time_varying != "locf":
+        doc["time_varying"] = spec.time_varying
     if spec.columns:
         doc["columns"] = dict(spec.columns)
     doc["parameters"] = {p.name: _parameter_dict(p) for p in spec.parameters}
@@ -92,6 +94,8 @@ def _residual_dict(residual: Residual) -> dict:
             out[slot] = prior.to_dict()
     if residual.initial:
         out["initial"] = dict(residual.initial)
+    if residual.blq != "M3":
+        out["blq"] = residual.blq
     return out
 
 

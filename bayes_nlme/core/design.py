@@ -1,0 +1,268 @@
+"""Record layout for the event engine: a dataset under a structural model, as arrays.
+
+:func:`engine_design` turns the records of a :class:`~bayes_nlme.data.Dataset` into the
+arrays that :func:`bayes_nlme.core.engine.simulate` walks through, once per dataset and
+model; nothing here depends on parameter values.
+
+Parameter segments
+------------------
+Individual parameters may change at any record (time-varying covariates, occasions).
+Within a subject, consecutive records whose model inputs (the covariates the model
+uses) are equal form one **parameter segment**; parameters are computed once per
+segment, and the engine carries sensitivities with respect to every segment of the
+subject. A subject whose covariates never change has one segment.
+
+Which segment governs the interval that ends at a record follows the contract (5.1):
+under ``"locf"`` (default) the values of a record apply from its time until the next
+record, so the interval ending at record r uses the previous record's segment; under
+``"nocb"`` the values of a record apply back to the previous record, so it uses its own.
+Doses, steady states and observations use their own record's values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from ..pk.models import StructuralModel, structural_model
+
+__all__ = ["EngineDesign", "engine_design", "MODEL_KINDS", "parameter_columns"]
+
+#: Engine kind of each built-in structural model (see :mod:`.kinetics`).
+MODEL_KINDS = {
+    "one_compartment_iv": 0,
+    "one_compartment_oral": 1,
+    "two_compartment_iv": 2,
+    "two_compartment_oral": 3,
+    "three_compartment_iv": 4,
+    "three_compartment_oral": 5,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class EngineDesign:
+    """Records of a dataset laid out for the event engine.
+
+    Attributes
+    ----------
+    structural : StructuralModel
+    columns : tuple of str
+        Parameter columns: the model's kinetic parameters, then ``tlag`` and ``F`` when
+        the spec declares them.
+    cfg : numpy.ndarray of int
+        Engine configuration (``kind, n_states, central, volume column, lag column, F
+        column, n_kinetic, P``).
+    recf, reci, recl, subj : numpy.ndarray
+        Record layout (see :mod:`.engine`).
+    n_obs, max_seg, capacity : int
+    obs_row : numpy.ndarray of int
+        Positional index (0-based) in the dataset table of each observation.
+    obs_subject : numpy.ndarray of int
+    seg_subject : numpy.ndarray of int
+        Subject of each parameter segment.
+    seg_row : numpy.ndarray of int
+        Positional index of the first record of each segment (its covariate values).
+    jac_index : numpy.ndarray of int (n_obs, max_seg)
+        Segment row of each Jacobian block (padding points at the subject's first).
+    """
+
+    structural: StructuralModel
+    columns: tuple
+    cfg: np.ndarray
+    recf: np.ndarray
+    reci: np.ndarray
+    recl: np.ndarray
+    subj: np.ndarray
+    n_obs: int
+    max_seg: int
+    capacity: int
+    obs_row: np.ndarray
+    obs_subject: np.ndarray
+    seg_subject: np.ndarray
+    seg_row: np.ndarray
+    jac_index: np.ndarray
+
+    @property
+    def n_segments(self) -> int:
+        """Number of parameter segments (rows of the parameter matrix)."""
+        return len(self.seg_subject)
+
+    @property
+    def n_subjects(self) -> int:
+        """Number of subjects."""
+        return len(self.subj) - 1
+
+    @property
+    def constant_within_subject(self) -> bool:
+        """Whether every subject has a single parameter segment."""
+        return self.n_segments == self.n_subjects
+
+
+def parameter_columns(structural, declared) -> tuple[str, ...]:
+    """The engine's parameter columns: kinetic parameters, then ``tlag``/``F`` if declared."""
+    model = structural_model(structural)
+    return tuple(model.parameters) + tuple(name for name in ("tlag", "F") if name in set(declared))
+
+
+def _num(table: pd.DataFrame, name: str, default: float) -> np.ndarray:
+    if name not in table.columns:
+        return np.full(len(table), default)
+    values = pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return np.where(np.isnan(values), default, values)
+
+
+def _segments(table: pd.DataFrame, subject: np.ndarray, columns) -> np.ndarray:
+    """Segment number (global, 0-based) of every record."""
+    n = len(table)
+    new = np.ones(n, dtype=bool)
+    if n:
+        new[1:] = subject[1:] != subject[:-1]
+    for column in columns:
+        values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+        changed = np.ones(n, dtype=bool)
+        if n:
+            a, b = values[1:], values[:-1]
+            changed[1:] = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+        new |= changed
+    return np.cumsum(new) - 1
+
+
+def engine_design(dataset, structural, *, declared=(), covariates=(), time_varying: str = "locf",
+                  points: str = "observations") -> EngineDesign:
+    """Lay out a dataset's records for the event engine.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    structural : str or StructuralModel
+    declared : iterable of str
+        The parameters the spec declares (``tlag`` and ``F`` become columns when present).
+    covariates : iterable of str
+        Covariate columns the model uses: a change of any starts a parameter segment.
+    time_varying : {"locf", "nocb"}
+        Which record's values govern the interval between two records.
+    points : {"observations", "all"}
+        Prediction points: observation records (``EVID 0``, ``MDV 0``) or every record.
+
+    Returns
+    -------
+    EngineDesign
+
+    Raises
+    ------
+    DataError
+        For doses the model cannot take (see :func:`bayes_nlme.data.events.build_event_design`).
+    """
+    model = structural_model(structural)
+    table = dataset.table
+    _validate(dataset, model)
+    n = len(table)
+    subject = table["SUBJECT"].to_numpy().astype(np.int64)
+    n_subjects = int(dataset.n_subjects)
+    evid = _num(table, "EVID", 0.0)
+    mdv = _num(table, "MDV", 0.0)
+    amt, rate, ii = _num(table, "AMT", 0.0), _num(table, "RATE", 0.0), _num(table, "II", 0.0)
+    addl, ss = _num(table, "ADDL", 0.0), _num(table, "SS", 0.0)
+    cmt = _num(table, "CMT", np.nan)
+    dose = np.isin(evid, (1, 4))
+    cmt = np.where(np.isnan(cmt) | (cmt == 0), model.default_dose_compartment, cmt)
+    state = cmt.astype(np.int64) - 1
+    roles = np.array([model.compartment_role(c) for c in cmt.astype(np.int64)], dtype=object)
+    applies = (roles == "depot") if model.oral else np.ones(n, dtype=bool)
+    is_point = np.ones(n, dtype=bool) if points == "all" else (evid == 0) & (mdv == 0)
+    obs_row = np.flatnonzero(is_point)
+    obs_index = np.full(n, -1, dtype=np.int64)
+    obs_index[obs_row] = np.arange(len(obs_row))
+
+    seg = _segments(table, subject, tuple(covariates))
+    first = np.ones(n, dtype=bool)
+    if n:
+        first[1:] = subject[1:] != subject[:-1]
+    if time_varying == "nocb":
+        iseg = seg.copy()
+    else:
+        iseg = np.where(first, seg, np.concatenate([[0], seg[:-1]]) if n else seg)
+    n_seg = int(seg[-1]) + 1 if n else 0
+    seg_row = np.flatnonzero(np.concatenate([[True], seg[1:] != seg[:-1]])) if n else np.zeros(0, np.int64)
+    seg_subject = subject[seg_row]
+    rec_start = np.searchsorted(subject, np.arange(n_subjects + 1), side="left")
+    seg_start = np.searchsorted(seg_subject, np.arange(n_subjects + 1), side="left")
+    subj = np.stack([rec_start, seg_start], axis=1).astype(np.int64)
+    counts = np.diff(seg_start)
+    max_seg = int(counts.max()) if n_subjects else 1
+
+    reci = np.zeros((n, 8), dtype=np.int64)
+    reci[:, 0] = dose
+    reci[:, 1] = np.isin(evid, (3, 4)) | (dose & (ss == 1))
+    reci[:, 2] = np.where(dose, addl, 0).astype(np.int64)
+    reci[:, 3] = np.where(dose, ss, 0).astype(np.int64)
+    reci[:, 4] = state
+    reci[:, 5] = obs_index
+    reci[:, 6] = seg
+    reci[:, 7] = iseg
+    recf = np.ascontiguousarray(np.stack([_num(table, "TIME", 0.0), amt, rate, ii], axis=1))
+    per_record = np.where(dose, 2 * (reci[:, 2] + 1), 0)
+    capacity = int(np.bincount(subject, weights=per_record, minlength=n_subjects).max(initial=0)) + 256
+
+    columns = parameter_columns(model, declared)
+    lag_col = columns.index("tlag") if "tlag" in columns else -1
+    f_col = columns.index("F") if "F" in columns else -1
+    kin = len(model.parameters)
+    central = 1 if model.oral else 0
+    cfg = np.array([MODEL_KINDS[model.name], len(model.compartments), central,
+                    columns.index(model.volume), lag_col, f_col, kin, len(columns)], dtype=np.int64)
+    obs_subject = subject[obs_row]
+    jac_index = seg_start[obs_subject][:, None] + np.arange(max_seg)[None, :]
+    jac_index = np.where(jac_index < seg_start[obs_subject + 1][:, None], jac_index, seg_start[obs_subject][:, None])
+    return EngineDesign(
+        structural=model, columns=columns, cfg=cfg, recf=recf, reci=np.ascontiguousarray(reci),
+        recl=applies.astype(np.int64), subj=subj, n_obs=len(obs_row), max_seg=max(max_seg, 1),
+        capacity=capacity, obs_row=obs_row.astype(np.int64), obs_subject=obs_subject.astype(np.int64),
+        seg_subject=seg_subject.astype(np.int64), seg_row=seg_row.astype(np.int64),
+        jac_index=np.ascontiguousarray(jac_index.astype(np.int64)),
+    )
+
+
+def _validate(dataset, model: StructuralModel) -> None:
+    """Dose records the model cannot take: a DataError naming their rows."""
+    from ..data.events import build_event_design
+
+    table = dataset.table
+    evid = _num(table, "EVID", 0.0)
+    doses = table[np.isin(evid, (1, 3, 4))]
+    # the pair expansion is cheap on dose records alone; it runs every dose check
+    build_event_design(doses.assign(EVID=_num(doses, "EVID", 0.0)), model, points="all")
+
+
+def zero_observations(design: EngineDesign) -> np.ndarray:
+    """Observations at which no dose acts yet (prediction structurally 0).
+
+    A dose acts on the records after it in time (a bolus into the central compartment
+    also at its own time; a steady-state dose always), until the next reset. Lags are
+    not considered.
+
+    Returns
+    -------
+    numpy.ndarray of bool, one per observation
+    """
+    reci, recf, central = design.reci, design.recf, int(design.cfg[2])
+    out = np.zeros(design.n_obs, dtype=bool)
+    for i in range(design.n_subjects):
+        from_incl, from_excl = np.inf, np.inf
+        for rec in range(design.subj[i, 0], design.subj[i + 1, 0]):
+            t = recf[rec, 0]
+            if reci[rec, 1]:
+                from_incl, from_excl = np.inf, np.inf
+            if reci[rec, 0] and (recf[rec, 1] > 0 or recf[rec, 2] > 0):
+                if reci[rec, 3]:
+                    from_incl = -np.inf
+                elif reci[rec, 4] == central and recf[rec, 2] == 0:
+                    from_incl = min(from_incl, t)
+                else:
+                    from_excl = min(from_excl, t)
+            if reci[rec, 5] >= 0 and not (t >= from_incl or t > from_excl):
+                out[reci[rec, 5]] = True
+    return out

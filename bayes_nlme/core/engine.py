@@ -1,0 +1,422 @@
+"""The event engine: compartment amounts advanced from record to record (Numba).
+
+For each subject, records are taken in file order. Between two records the amounts are
+advanced by the structural model's exact transition (:func:`.kinetics.advance`) with
+the parameters in force over that interval; dose events whose times depend on
+parameters (absorption lag, end of an infusion whose duration is ``F * AMT / RATE``,
+additional doses) wait in a pending list and are applied, in time order, when the
+clock reaches them. A record applies its own events after the amounts have reached its
+time, so an observation listed above a dose at the same time sees the amounts before
+the dose.
+
+Forward sensitivities ``S = dA / d(params of every parameter segment of the subject)``
+are carried along (``S`` has ``n_segments x P`` columns), so every prediction comes with
+its exact Jacobian. An event at a parameter-dependent time ``tau`` adds
+``(rhs(A-) - rhs(A+)) dtau/dp`` to the sensitivities (the jump of the right-hand side).
+Steady state (``SS`` 1 and 2) is the fixed point of one dosing interval, found by
+Newton's method on the interval map (exact in one step for linear kinetics), with
+sensitivities by the implicit function theorem; a steady-state constant infusion is
+the root of the right-hand side.
+
+Record layout (see :mod:`.design`): ``recf`` (n_records, 4) = time, amount, rate,
+interval; ``reci`` (n_records, 8) = dose (1: dose record), reset (1: EVID 3/4 or
+SS = 1), addl, ss, state index, observation index (-1: none), parameter segment of the
+record, parameter segment of the interval that ends at the record; plus the F/lag flag
+in ``recl``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .kinetics import advance, rate_matrix
+
+__all__ = ["simulate"]
+
+# reci columns
+DOSE, RESET, ADDL, SS, CMT, OBS, SEG, ISEG = range(8)
+
+
+@njit(cache=True)
+def _buffers(cfg):
+    """Work arrays of :func:`_step`."""
+    n, n_kin = cfg[1], cfg[6]
+    return np.empty(n), np.empty((n, n)), np.zeros((n, n_kin)), np.empty(n)
+
+
+@njit(cache=True)
+def _step(cfg, p, dt, a, s, r, c0, ncol, buf):
+    """Advance ``a`` and the sensitivity block ``s`` over ``dt`` (in place).
+
+    ``s`` columns ``c0 .. c0 + n_kin`` receive the parameter derivatives of ``p``.
+    Only the first ``ncol`` columns of ``s`` are propagated. ``buf`` holds work
+    arrays (:func:`_buffers`).
+    """
+    kind, n, n_kin = cfg[0], cfg[1], cfg[6]
+    if dt <= 0.0:
+        return
+    a_new, phi, jp, tmp = buf
+    advance(kind, p, dt, a, r, a_new, phi, jp, n, n_kin)
+    for col in range(ncol):
+        for i in range(n):
+            acc = 0.0
+            for j in range(n):
+                acc += phi[i, j] * s[j, col]
+            tmp[i] = acc
+        for i in range(n):
+            s[i, col] = tmp[i]
+    for i in range(n):
+        a[i] = a_new[i]
+        for q in range(n_kin):
+            s[i, c0 + q] += jp[i, q]
+
+
+@njit(cache=True)
+def _jump(cfg, p, s, cmt, bolus, drate, dtau, c0_tau):
+    """Sensitivity correction of an event at a parameter-dependent time.
+
+    ``bolus``: amount added to ``cmt``; ``drate``: change of the input rate into
+    ``cmt``; ``dtau`` (P,): derivative of the event time with respect to the
+    parameters whose columns start at ``c0_tau``.
+    """
+    n, n_par = cfg[1], cfg[7]
+    nonzero = False
+    for q in range(n_par):
+        if dtau[q] != 0.0:
+            nonzero = True
+    if not nonzero:
+        return
+    K = np.zeros((n, n))
+    dK = np.zeros((cfg[6], n, n))
+    rate_matrix(cfg[0], p, K, dK)
+    for i in range(n):
+        diff = -bolus * K[i, cmt]
+        if i == cmt:
+            diff -= drate
+        if diff != 0.0:
+            for q in range(n_par):
+                s[i, c0_tau + q] += diff * dtau[q]
+
+
+@njit(cache=True)
+def _dose_terms(cfg, p, amt, rate, fl):
+    """Bioavailable amount, lag, infusion duration and their parameter derivatives."""
+    n_par, lag_col, f_col = cfg[7], cfg[4], cfg[5]
+    f = p[f_col] if (fl and f_col >= 0) else 1.0
+    lag = p[lag_col] if (fl and lag_col >= 0) else 0.0
+    dlag = np.zeros(n_par)
+    if fl and lag_col >= 0:
+        dlag[lag_col] = 1.0
+    damt = np.zeros(n_par)
+    if fl and f_col >= 0:
+        damt[f_col] = amt
+    dur = 0.0
+    ddur = np.zeros(n_par)
+    if rate > 0.0:
+        dur = f * amt / rate
+        for q in range(n_par):
+            ddur[q] = damt[q] / rate
+    return f * amt, damt, lag, dlag, dur, ddur
+
+
+@njit(cache=True)
+def _push(pend, pendv, count, tau, kind, cmt, value, dtau, dval, c0):
+    """Append a pending event; returns the new count (-1 when the list is full)."""
+    if count >= pend.shape[0]:
+        return -1
+    n_par = dtau.shape[0]
+    pend[count, 0] = tau
+    pend[count, 1] = kind  # 0 bolus, 1 rate change
+    pend[count, 2] = cmt
+    pend[count, 3] = value
+    pend[count, 4] = c0
+    pend[count, 5] = 1.0  # active
+    for q in range(n_par):
+        pendv[count, q] = dtau[q]
+        pendv[count, n_par + q] = dval[q]
+    return count + 1
+
+
+@njit(cache=True)
+def _apply(cfg, p_int, a, s, r, pend, pendv, e):
+    """Apply pending event ``e`` at its time (amounts already advanced to it)."""
+    n_par = cfg[7]
+    cmt = int(pend[e, 2])
+    c0 = int(pend[e, 4])
+    value = pend[e, 3]
+    if pend[e, 1] == 0.0:
+        a[cmt] += value
+        for q in range(n_par):
+            s[cmt, c0 + q] += pendv[e, n_par + q]
+        _jump(cfg, p_int, s, cmt, value, 0.0, pendv[e, :n_par], c0)
+    else:
+        r[cmt] += value
+        _jump(cfg, p_int, s, cmt, 0.0, value, pendv[e, :n_par], c0)
+    pend[e, 5] = 0.0
+
+
+@njit(cache=True)
+def _run_until(cfg, p_int, t, t_end, a, s, r, pend, pendv, count, ncol, c0_int, buf):
+    """Advance from ``t`` to ``t_end``, applying the pending events with times ``<= t_end``
+    in time order (ties: in the order they were scheduled)."""
+    while True:
+        best = -1
+        best_t = np.inf
+        for e in range(count):
+            if pend[e, 5] != 0.0 and pend[e, 0] <= t_end and pend[e, 0] < best_t:
+                best = e
+                best_t = pend[e, 0]
+        if best < 0:
+            break
+        _step(cfg, p_int, best_t - t, a, s, r, c0_int, ncol, buf)
+        t = max(t, best_t)
+        _apply(cfg, p_int, a, s, r, pend, pendv, best)
+    _step(cfg, p_int, t_end - t, a, s, r, c0_int, ncol, buf)
+    return max(t, t_end)
+
+
+@njit(cache=True)
+def _period(cfg, p, x0, cmt, amt, rate, ii, fl, w):
+    """One interval of a steady-state regimen from the amounts ``x0``.
+
+    Returns the amounts at the end; ``w`` (n, n + P) receives their derivatives with
+    respect to ``x0`` (first n columns) and to the parameters.
+    """
+    n, n_par = cfg[1], cfg[7]
+    buf = _buffers(cfg)
+    a = x0.copy()
+    w[:] = 0.0
+    for i in range(n):
+        w[i, i] = 1.0
+    r = np.zeros(n)
+    famt, damt, lag, dlag, dur, ddur = _dose_terms(cfg, p, amt, rate, fl)
+    ncol = n + n_par
+    phase = np.full(2, np.inf)
+    value = np.zeros(2)
+    kinds = np.zeros(2)
+    dtau = np.zeros((2, n_par))
+    dval = np.zeros((2, n_par))
+    if rate > 0.0:
+        n0 = np.ceil((lag + dur) / ii) - np.ceil(lag / ii)
+        r[cmt] = n0 * rate
+        phase[0] = lag % ii
+        phase[1] = (lag + dur) % ii
+        value[0] = rate
+        value[1] = -rate
+        kinds[:] = 1.0
+        dtau[0] = dlag
+        dtau[1] = dlag + ddur
+        for e in range(2):
+            if phase[e] == 0.0:
+                phase[e] = np.inf
+    else:
+        phase[0] = lag % ii
+        value[0] = famt
+        dtau[0] = dlag
+        dval[0] = damt
+        if phase[0] == 0.0:
+            a[cmt] += famt
+            for q in range(n_par):
+                w[cmt, n + q] += damt[q]
+            phase[0] = np.inf
+    order = (0, 1) if phase[0] <= phase[1] else (1, 0)
+    t = 0.0
+    for e in order:
+        if not np.isfinite(phase[e]):
+            continue
+        _step(cfg, p, phase[e] - t, a, w, r, n, ncol, buf)
+        t = phase[e]
+        if kinds[e] == 0.0:
+            a[cmt] += value[e]
+            for q in range(n_par):
+                w[cmt, n + q] += dval[e, q]
+            _jump(cfg, p, w, cmt, value[e], 0.0, dtau[e], n)
+        else:
+            r[cmt] += value[e]
+            _jump(cfg, p, w, cmt, 0.0, value[e], dtau[e], n)
+    _step(cfg, p, ii - t, a, w, r, n, ncol, buf)
+    return a
+
+
+@njit(cache=True)
+def _steady(cfg, p, cmt, amt, rate, ii, fl):
+    """Steady-state amounts before the regimen's dose at phase 0, and their
+    parameter derivatives (n, P)."""
+    n, n_par = cfg[1], cfg[7]
+    x = np.zeros(n)
+    w = np.zeros((n, n + n_par))
+    eye = np.eye(n)
+    for it in range(60):
+        z = _period(cfg, p, x, cmt, amt, rate, ii, fl, w)
+        resid = z - x
+        size = 0.0
+        err = 0.0
+        for i in range(n):
+            size = max(size, abs(x[i]))
+            err = max(err, abs(resid[i]))
+        if it > 0 and err <= 1e-13 * (1.0 + size):
+            break
+        if not np.isfinite(err):
+            break
+        x = x + np.linalg.solve(eye - w[:, :n], resid)
+    sens = np.linalg.solve(eye - w[:, :n], np.ascontiguousarray(w[:, n:]))
+    return x, sens
+
+
+@njit(cache=True)
+def _equilibrium(cfg, p, cmt, rate):
+    """Amounts at the steady state of a constant infusion (``K x + rate e_cmt = 0``)
+    and their parameter derivatives (n, P)."""
+    n, n_kin, n_par = cfg[1], cfg[6], cfg[7]
+    K = np.zeros((n, n))
+    dK = np.zeros((n_kin, n, n))
+    rate_matrix(cfg[0], p, K, dK)
+    u = np.zeros(n)
+    u[cmt] = -rate
+    x = np.linalg.solve(K, u)
+    rhs = np.zeros((n, n_par))
+    for q in range(n_kin):
+        rhs[:, q] = -(dK[q] @ x)
+    return x, np.linalg.solve(K, rhs)
+
+
+@njit(cache=True)
+def _dose(cfg, p, t, amt, rate, ii, addl, ss, cmt, fl, a, s, r, pend, pendv, count, c0):
+    """Apply a dose record at time ``t``: steady state, then schedule its events."""
+    n_par = cfg[7]
+    famt, damt, lag, dlag, dur, ddur = _dose_terms(cfg, p, amt, rate, fl)
+    zero = np.zeros(n_par)
+    dend = dlag + ddur
+    if ss > 0:
+        constant = amt == 0.0 and rate > 0.0
+        if constant:
+            x, sens = _equilibrium(cfg, p, cmt, rate)
+        else:
+            x, sens = _steady(cfg, p, cmt, amt, rate, ii, fl)
+        for i in range(x.shape[0]):
+            a[i] += x[i]
+            for q in range(n_par):
+                s[i, c0 + q] += sens[i, q]
+        if constant:
+            r[cmt] += rate
+            return count
+        if rate > 0.0:
+            r[cmt] += (np.ceil((lag + dur) / ii) - np.ceil(lag / ii)) * rate
+        k = 0
+        while count >= 0 and k < 100000:
+            base = t - k * ii + lag
+            if rate > 0.0:
+                if base + dur <= t:
+                    break
+                if base > t:
+                    count = _push(pend, pendv, count, base, 1.0, cmt, rate, dlag, zero, c0)
+                count = _push(pend, pendv, count, base + dur, 1.0, cmt, -rate, dend, zero, c0)
+            else:
+                if base < t:
+                    break
+                count = _push(pend, pendv, count, base, 0.0, cmt, famt, dlag, damt, c0)
+            k += 1
+        first = 1
+    else:
+        first = 0
+    for k in range(first, addl + 1):
+        tau = t + k * ii + lag
+        if count < 0:
+            break
+        if rate > 0.0:
+            count = _push(pend, pendv, count, tau, 1.0, cmt, rate, dlag, zero, c0)
+            count = _push(pend, pendv, count, tau + dur, 1.0, cmt, -rate, dend, zero, c0)
+        elif famt != 0.0 or n_par > 0:
+            count = _push(pend, pendv, count, tau, 0.0, cmt, famt, dlag, damt, c0)
+    return count
+
+
+@njit(cache=True)
+def _compact(pend, pendv, count):
+    """Drop applied events from the pending list; returns the new count."""
+    j = 0
+    for e in range(count):
+        if pend[e, 5] != 0.0:
+            if j != e:
+                pend[j] = pend[e]
+                pendv[j] = pendv[e]
+            j += 1
+    return j
+
+
+@njit(cache=True)
+def simulate(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity):
+    """Predictions at every observation record and their Jacobians.
+
+    Parameters
+    ----------
+    params : numpy.ndarray (n_segments, P)
+        Individual parameters of every parameter segment (rows), in the column order
+        of the design.
+    recf, reci, recl : numpy.ndarray
+        Record layout (module docstring).
+    subj : numpy.ndarray (n_subjects + 1, 2)
+        First record and first parameter segment of each subject (and the totals).
+    cfg : numpy.ndarray of int
+        ``kind, n_states, central, volume column, lag column, F column, n_kinetic, P``.
+    n_obs, max_seg, capacity : int
+        Number of observations, most segments in a subject, pending-list capacity.
+
+    Returns
+    -------
+    f : numpy.ndarray (n_obs,)
+        Central concentrations.
+    jac : numpy.ndarray (n_obs, max_seg, P)
+        ``jac[j, s, q] = d f_j / d params[first segment of j's subject + s, q]``.
+    """
+    n, cen, vcol, n_par = cfg[1], cfg[2], cfg[3], cfg[7]
+    f = np.zeros(n_obs)
+    jac = np.zeros((n_obs, max_seg, n_par))
+    pend = np.zeros((capacity, 6))
+    pendv = np.zeros((capacity, 2 * n_par))
+    buf = _buffers(cfg)
+    for i in range(subj.shape[0] - 1):
+        r0, r1, s0 = subj[i, 0], subj[i + 1, 0], subj[i, 1]
+        ncol = (subj[i + 1, 1] - s0) * n_par
+        a = np.zeros(n)
+        s = np.zeros((n, max_seg * n_par))
+        rates = np.zeros(n)
+        count = 0
+        t = recf[r0, 0]
+        failed = False
+        for rec in range(r0, r1):
+            ti = recf[rec, 0]
+            iseg, seg = reci[rec, ISEG], reci[rec, SEG]
+            t = _run_until(cfg, params[iseg], t, ti, a, s, rates, pend, pendv, count, ncol, (iseg - s0) * n_par, buf)
+            count = _compact(pend, pendv, count)
+            p = params[seg]
+            c0 = (seg - s0) * n_par
+            if reci[rec, RESET]:
+                a[:] = 0.0
+                s[:] = 0.0
+                rates[:] = 0.0
+                count = 0
+                t = ti
+            if reci[rec, DOSE]:
+                count = _dose(
+                    cfg, p, ti, recf[rec, 1], recf[rec, 2], recf[rec, 3], reci[rec, ADDL], reci[rec, SS],
+                    reci[rec, CMT], recl[rec], a, s, rates, pend, pendv, count, c0,
+                )
+                if count < 0:
+                    failed = True
+                    break
+                t = _run_until(cfg, p, t, ti, a, s, rates, pend, pendv, count, ncol, c0, buf)
+                count = _compact(pend, pendv, count)
+            obs = reci[rec, OBS]
+            if obs >= 0:
+                v = p[vcol]
+                f[obs] = a[cen] / v
+                for k in range(ncol):
+                    jac[obs, k // n_par, k % n_par] = s[cen, k] / v
+                jac[obs, seg - s0, vcol] -= a[cen] / (v * v)
+        if failed:
+            for rec in range(r0, r1):
+                if reci[rec, OBS] >= 0:
+                    f[reci[rec, OBS]] = np.nan
+    return f, jac
