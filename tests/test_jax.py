@@ -1,4 +1,4 @@
-"""The JAX route: ExpMoment in JAX, and short numpyro and blackjax fits (the ``jax`` extra)."""
+"""The JAX route: the event engine in JAX, and short numpyro and blackjax fits (the ``jax`` extra)."""
 
 from __future__ import annotations
 
@@ -28,93 +28,41 @@ import pytensor  # noqa: E402
 import pytensor.tensor as pt  # noqa: E402
 
 from bayes_nlme.fit import BayesFit, ConvergenceWarning, sample  # noqa: E402
-from bayes_nlme.pk.exponentials import (  # noqa: E402
-    SERIES_BOUND,
-    _exp_moment_py,
-    _jax_exp_moment,
-    exp_moment,
-    register_jax,
-)
-
 MODEL = "models/theophylline.toml"
 #: Posterior means of the bundled Theophylline fit (nutpie, 4 x 1000 draws).
 REFERENCE = {"theta_ka": 1.62, "theta_CL": 2.76, "theta_V": 31.9}
-ORDERS = range(5)
 
 
-def _grid():
-    b = SERIES_BOUND
-    special = [0.0, 1e-8, -1e-8]
-    for sign in (1.0, -1.0):
-        special += [sign * b, sign * (b + 1e-9), sign * (b - 1e-9)]
-    return np.concatenate([np.linspace(-30.0, 50.0, 801), special])
-
-
-X = _grid()
-
-
-@pytest.mark.parametrize("order", ORDERS)
-def test_jax_exp_moment_matches_reference(order):
-    ref = np.array([_exp_moment_py(order, x) for x in X])
-    got = np.asarray(jax.jit(_jax_exp_moment(order))(jnp.asarray(X)))
-    assert got.dtype == np.float64
-    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=0.0)
-    # through PyTensor's JAX backend (the registered dispatch), vectorised
-    assert register_jax()
-    x = pt.dvector("x")
-    fn = pytensor.function([x], exp_moment(order, x), mode="JAX")
-    np.testing.assert_allclose(fn(X), ref, rtol=1e-12, atol=0.0)
-
-
-@pytest.mark.parametrize("order", ORDERS)
-def test_jax_exp_moment_gradient(order):
-    f = _jax_exp_moment(order)
-    grad = np.asarray(jax.jit(jax.vmap(jax.grad(f)))(jnp.asarray(X)))
-    assert np.isfinite(grad).all()
-    ref = np.array([-_exp_moment_py(order + 1, x) for x in X])
-    np.testing.assert_allclose(grad, ref, rtol=1e-11, atol=0.0)
-    # second derivative (d2/dx2 I_n = I_{n+2}), finite at 0 and at the branch bound
-    at = jnp.asarray([0.0, SERIES_BOUND, -SERIES_BOUND, 3.0])
-    hess = np.asarray(jax.vmap(jax.grad(jax.grad(f)))(at))
-    np.testing.assert_allclose(hess, [_exp_moment_py(order + 2, float(v)) for v in at], rtol=1e-10)
-
-
-def test_pytensor_gradients_in_jax_mode():
-    """PyTensor's symbolic derivatives (again ExpMoment nodes) compiled with mode="JAX"."""
-    from bayes_nlme.pk.exponentials import phi1
-
-    register_jax()
-    xs = np.array([0.0, 1e-12, 1e-6, 0.3, 0.99999, 1.0, 1.5, 10.0, 700.0, -0.5, -1.5, -5.0])
-    x = pt.dvector("x")
-    outputs = [phi1(x)]
-    for _ in range(3):
-        outputs.append(pytensor.grad(pt.sum(outputs[-1]), x))
-    got = pytensor.function([x], outputs, mode="JAX")(xs)
-    for order, values in enumerate(got):
-        ref = [(-1) ** order * _exp_moment_py(order, v) for v in xs]
-        np.testing.assert_allclose(values, ref, rtol=1e-12, atol=0)
-
-
-def test_reverse_mode_through_the_jaxified_graph_is_finite():
-    """``jax.grad`` of a PyTensor graph with ExpMoment, as PyMC's JAX samplers take it."""
+def test_event_engine_in_jax_matches_numba():
+    """The event engine's JAX implementation (a host callback) gives the Numba values,
+    and ``jax.grad`` of the jaxified graph equals PyTensor's gradient."""
     from pytensor.link.jax.dispatch import jax_funcify
 
-    register_jax()
-    x = pt.dvector("x")
-    out = pt.sum(exp_moment(0, x) * pt.exp(-x) + exp_moment(2, 2.0 * x))
-    fgraph = pytensor.graph.fg.FunctionGraph([x], [out], clone=True)
+    from bayes_nlme.core import engine_design
+    from bayes_nlme.core.op import structural_predictions
+    from bayes_nlme.data import load_dataset
+
+    design = engine_design(load_dataset("theophylline"), "one_compartment_oral", declared=("ka", "CL", "V"))
+    x = pt.dmatrix("x")
+    loss = pt.sum(structural_predictions(design, x) ** 2)
+    grad = pytensor.grad(loss, x)
+    value = np.tile([1.5, 2.8, 32.0], (design.n_segments, 1)) * np.exp(
+        np.random.default_rng(0).normal(0.0, 0.2, (design.n_segments, 3)))
+    want_loss, want_grad = pytensor.function([x], [loss, grad], mode="NUMBA")(value)
+    got_loss, got_grad = pytensor.function([x], [loss, grad], mode="JAX")(value)
+    np.testing.assert_allclose(got_loss, want_loss, rtol=1e-12)
+    np.testing.assert_allclose(got_grad, want_grad, rtol=1e-10)
+    fgraph = pytensor.graph.fg.FunctionGraph([x], [loss], clone=True)
     fn = jax_funcify(fgraph)
-    g = np.asarray(jax.grad(lambda v: fn(v)[0])(jnp.asarray([0.0, 1e-9, 0.5, 1.0, 4.0])))
-    assert np.isfinite(g).all()
+    jgrad = np.asarray(jax.grad(lambda v: fn(v)[0])(jnp.asarray(value)))
+    np.testing.assert_allclose(jgrad, want_grad, rtol=1e-10)
 
 
 def test_import_without_jax():
-    """bayes_nlme imports, and register_jax says False, when jax cannot be imported."""
+    """bayes_nlme and its model core import when jax cannot be imported."""
     code = (
         "import sys; sys.modules['jax'] = None\n"
-        "import bayes_nlme, bayes_nlme.fit\n"
-        "from bayes_nlme.pk.exponentials import register_jax\n"
-        "assert register_jax() is False\n"
+        "import bayes_nlme, bayes_nlme.fit, bayes_nlme.core.op\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

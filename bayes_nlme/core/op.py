@@ -93,22 +93,48 @@ def _register_jax() -> None:
 
     @jax_funcify.register(EventPredictions)
     def jax_funcify_event_predictions(op, node=None, **kwargs):
+        """A host callback to the Numba engine, with a custom VJP built from its
+        Jacobian (JAX cannot differentiate a callback)."""
         import jax.numpy as jnp
+        from pytensor.graph.basic import Constant
 
         cfg = np.asarray(op.cfg, dtype=np.int64)
         n_obs, max_seg, capacity = op.n_obs, op.max_seg, op.capacity
+        data = [np.asarray(v.data) if isinstance(v, Constant) else None for v in node.inputs[1:]]
+        if any(d is None for d in data):
+            raise NotImplementedError("the event engine's JAX implementation needs the design as constants")
+        recf, reci, recl, subj, jac_index = data
+        flat_index = jnp.asarray(jac_index.reshape(-1))
 
-        def host(params, recf, reci, recl, subj):
-            f, jac = simulate(np.ascontiguousarray(params, dtype=float), np.asarray(recf), np.asarray(reci),
-                              np.asarray(recl), np.asarray(subj), cfg, n_obs, max_seg, capacity)
-            return f, jac
+        def host(params):
+            return simulate(np.ascontiguousarray(params, dtype=float), recf, reci, recl, subj, cfg, n_obs,
+                            max_seg, capacity)
 
-        def event_predictions(params, recf, reci, recl, subj, jac_index):
+        def call(params):
             shapes = (
                 jax.ShapeDtypeStruct((n_obs,), jnp.float64),
                 jax.ShapeDtypeStruct((n_obs, max_seg, params.shape[1]), jnp.float64),
             )
-            return jax.pure_callback(host, shapes, params, recf, reci, recl, subj, vmap_method="sequential")
+            return jax.pure_callback(host, shapes, params, vmap_method="sequential")
+
+        @jax.custom_vjp
+        def predictions(params):
+            return call(params)
+
+        def forward(params):
+            f, jac = call(params)
+            return (f, jac), (jac, params.shape)
+
+        def backward(residual, cotangent):
+            jac, shape = residual
+            g_f = cotangent[0]
+            contrib = (g_f[:, None, None] * jac).reshape((-1, shape[1]))
+            return (jnp.zeros(shape, dtype=jnp.float64).at[flat_index].add(contrib),)
+
+        predictions.defvjp(forward, backward)
+
+        def event_predictions(params, *design):
+            return predictions(params)
 
         return event_predictions
 

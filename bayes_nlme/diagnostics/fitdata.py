@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..individual import estimated_coefficients, subject_covariates
+from ..individual import estimated_coefficients, individual_parameters, segment_covariates
 from .units import Units, dataset_units
 
 __all__ = ["FitData", "Population", "as_fit_data", "individual_values"]
@@ -62,10 +62,12 @@ class Population:
         )
 
 
-def individual_values(spec, theta: dict, coefficients: dict, eta, covariates: dict, n_subjects: int) -> dict:
-    """Individual parameters ``theta * covariate factors * exp(eta)`` in numpy.
+def individual_values(spec, theta: dict, coefficients: dict, eta, covariates: dict, n_subjects: int,
+                      index=None) -> dict:
+    """Individual parameters ``theta * covariate factors * exp(eta)``, evaluated in numpy.
 
-    The numeric twin of :func:`bayes_nlme.individual.individual_parameters`.
+    A thin wrapper of :func:`bayes_nlme.individual.individual_parameters` (the only
+    definition), for one draw of the population parameters.
 
     Parameters
     ----------
@@ -74,29 +76,20 @@ def individual_values(spec, theta: dict, coefficients: dict, eta, covariates: di
     coefficients : dict of str to float
     eta : numpy.ndarray (n_subjects, p) or None
     covariates : dict of str to numpy.ndarray
+        Values per row of the result (subjects, or segments with ``index``).
     n_subjects : int
+        Number of rows when ``index`` is None.
+    index : numpy.ndarray of int, optional
+        Subject of each row (parameter segments).
 
     Returns
     -------
-    dict of str to numpy.ndarray (n_subjects,)
+    dict of str to numpy.ndarray
     """
-    iiv = list(spec.iiv_names)
-    out = {}
-    for p in spec.parameters:
-        value = np.full(n_subjects, float(p.fixed) if p.is_fixed else float(theta[p.name]))
-        for c in p.covariates:
-            coef = float(coefficients[c.canonical_name(p.name)]) if c.estimated else float(c.coefficient)
-            x = np.asarray(covariates[c.column], dtype=float)
-            if c.effect == "power":
-                value = value * (x / c.reference) ** coef
-            elif c.effect == "linear":
-                value = value * (1.0 + coef * (x - c.reference))
-            else:
-                value = value * np.exp(coef * (x - c.reference))
-        if eta is not None and p.name in iiv:
-            value = value * np.exp(eta[:, iiv.index(p.name)])
-        out[p.name] = value
-    return out
+    theta = {k: float(v) for k, v in theta.items()}
+    coefficients = {k: float(v) for k, v in coefficients.items()}
+    return individual_parameters(spec, theta, eta, covariates, coefficients, n_subjects=n_subjects, index=index,
+                                 xp=np)
 
 
 def _stack(da) -> np.ndarray:
@@ -165,27 +158,36 @@ class FitData:
     # --- data ------------------------------------------------------------------------
     @cached_property
     def design(self):
-        """The event design of the observations (model order)."""
-        from ..data.events import build_event_design
+        """The model core's record layout of the observations (model order)."""
+        from ..core import engine_design
 
-        return build_event_design(self.dataset, self.spec.structural, points="observations")
+        spec = self.spec
+        return engine_design(self.dataset, spec.structural, declared=spec.parameter_names,
+                             covariates=spec.covariate_columns, time_varying=spec.time_varying)
 
     @cached_property
     def obs(self) -> pd.DataFrame:
         """Observations in model order: ``ROW, SUBJECT, ID, TIME, DV, BLQ``."""
-        table = self.dataset.table.iloc[np.asarray(self.design.point_row, dtype=int)]
+        table = self.dataset.table.iloc[np.asarray(self.design.obs_row, dtype=int)]
         return table[["ROW", "SUBJECT", "ID", "TIME", "DV", "BLQ"]].reset_index(drop=True)
 
-    @property
+    @cached_property
     def lower(self) -> np.ndarray | None:
         """Censoring limits (``-inf`` where not censored), None without BLQ data."""
-        blq = self.obs["BLQ"].fillna(0.0).to_numpy() > 0
-        return np.where(blq, self.obs["DV"].to_numpy(float), -np.inf) if blq.any() else None
+        from ..build.residual import censoring_limits
+
+        return censoring_limits(self.dataset.table.iloc[np.asarray(self.design.obs_row, dtype=int)])
+
+    @cached_property
+    def segment_covariates(self) -> dict:
+        """Values of the covariates the model uses, per parameter segment of :attr:`design`."""
+        return segment_covariates(self.spec, self.dataset, self.design)
 
     @cached_property
     def covariates(self) -> dict:
-        """Per-subject values of the covariates the model uses."""
-        return subject_covariates(self.spec, self.dataset)
+        """Values of the covariates the model uses at each subject's first record."""
+        first = np.asarray(self.design.subj[:-1, 1], dtype=int)
+        return {name: values[first] for name, values in self.segment_covariates.items()}
 
     @cached_property
     def subject_covariates(self) -> pd.DataFrame:
@@ -290,13 +292,28 @@ class FitData:
                             index=pd.Index(self.dataset.subject_ids, name="ID"))
 
     def individual(self, pop: Population, eta: np.ndarray | None, s: int = 0) -> dict:
-        """Individual parameters from draw ``s`` of ``pop`` and etas (n_subjects, p)."""
+        """Individual parameters (at each subject's first record) from draw ``s`` of ``pop``
+        and etas (n_subjects, p)."""
         return individual_values(
             self.spec,
             {k: v[s] for k, v in pop.theta.items()},
             {k: v[s] for k, v in pop.coefficients.items()},
             eta, self.covariates, self.n_subjects,
         )
+
+    def predictions(self, pop: Population, eta: np.ndarray | None, s: int = 0, design=None,
+                    covariates: dict | None = None) -> np.ndarray:
+        """Predictions of the model core at the points of ``design`` (default: the
+        observations) for draw ``s`` of ``pop`` and etas (n_subjects, p)."""
+        from ..core.op import predict_numeric
+
+        design = self.design if design is None else design
+        covariates = self.segment_covariates if covariates is None else covariates
+        values = individual_values(
+            self.spec, {k: v[s] for k, v in pop.theta.items()}, {k: v[s] for k, v in pop.coefficients.items()},
+            eta, covariates, self.n_subjects, index=design.seg_subject,
+        )
+        return predict_numeric(design, values)[0]
 
     # --- predictions -------------------------------------------------------------------
     @cached_property
@@ -305,9 +322,7 @@ class FitData:
         frame = self._predictions()
         if frame is not None and "PRED" in frame.columns:
             return frame["PRED"].to_numpy(float)
-        from ..pk.superposition import predict_concentrations
-
-        return predict_concentrations(self.design, self.individual(self.typical, None))
+        return self.predictions(self.typical, None)
 
     @cached_property
     def ipred_draws(self) -> np.ndarray:
@@ -318,10 +333,7 @@ class FitData:
         frame = self._predictions()
         if frame is not None and "IPRED" in frame.columns:
             return frame["IPRED"].to_numpy(float)[None]
-        from ..pk.superposition import predict_concentrations
-
-        ind = self.individual(self.typical, self.eta_draws[0])
-        return predict_concentrations(self.design, ind)[None]
+        return self.predictions(self.typical, self.eta_draws[0])[None]
 
     @property
     def ipred(self) -> np.ndarray:

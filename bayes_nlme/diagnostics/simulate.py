@@ -17,10 +17,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..pk.superposition import predict_concentrations
+from ..build.flipflop import individual_guard, terminal_rate
+from ..build.residual import predictive_draws
 from .fitdata import FitData, individual_values
 
-__all__ = ["residual_draws", "simulate_replicates", "grid_design", "individual_curves", "population_curve"]
+__all__ = ["simulate_replicates", "grid_design", "individual_curves", "population_curve"]
 
 
 def _draw_etas(fd: FitData, omega: np.ndarray, rng, theta, coefficients) -> np.ndarray:
@@ -31,56 +32,14 @@ def _draw_etas(fd: FitData, omega: np.ndarray, rng, theta, coefficients) -> np.n
     chol = np.linalg.cholesky(omega + 1e-12 * np.eye(p))
     eta = rng.standard_normal((n, p)) @ chol.T
     spec = fd.spec
-    names = list(spec.iiv_names)
-    guard = spec.uses_flip_flop_guard and "ka" in names and spec.structural.endswith("oral")
-    if guard:
-        vol = "V" if "V" in spec.parameter_names else "V1"
+    if individual_guard(spec):
         for _ in range(20):
             ind = individual_values(spec, theta, coefficients, eta, fd.covariates, n)
-            bad = ind["ka"] <= ind["CL"] / ind[vol]
+            bad = ind["ka"] <= terminal_rate(ind, np)
             if not bad.any():
                 break
             eta[bad] = rng.standard_normal((int(bad.sum()), p)) @ chol.T
     return eta
-
-
-def residual_draws(model: str, f: np.ndarray, sigma2: dict, rng, lower=None) -> np.ndarray:
-    """Observations drawn around predictions ``f`` with the residual error model.
-
-    ``additive``: ``f + sqrt(s_add) e``; ``proportional``: ``f + sqrt(s_prop) f e``;
-    ``combined``: ``f + sqrt(s_add + s_prop f^2) e``; ``exponential``:
-    ``f exp(sqrt(s_exp) e)``, with ``e ~ N(0, 1)``. Values below a censoring limit are
-    reported at the limit.
-
-    Parameters
-    ----------
-    model : str
-        ``spec.residual.model``.
-    f : numpy.ndarray
-    sigma2 : dict of str to float
-        ``sigma2_add``, ``sigma2_prop``, ``sigma2_exp`` as the model needs.
-    rng : numpy.random.Generator
-    lower : numpy.ndarray, optional
-        Censoring limits (``-inf`` where not censored).
-
-    Returns
-    -------
-    numpy.ndarray
-    """
-    f = np.asarray(f, dtype=float)
-    if model == "additive":
-        scale = np.sqrt(sigma2["sigma2_add"]) * np.ones_like(f)
-    elif model == "proportional":
-        scale = np.sqrt(sigma2["sigma2_prop"]) * np.abs(f)
-    elif model == "combined":
-        scale = np.sqrt(sigma2["sigma2_add"] + sigma2["sigma2_prop"] * f**2)
-    else:
-        scale = np.sqrt(sigma2["sigma2_exp"]) * np.ones_like(f)
-    noise = rng.standard_normal(f.shape)
-    y = f * np.exp(scale * noise) if model == "exponential" else f + scale * noise
-    if lower is not None:
-        y = np.where(np.isfinite(lower) & (y < lower), lower, y)
-    return y
 
 
 def simulate_replicates(fd: FitData, n: int = 500, *, seed: int = 20240601) -> np.ndarray:
@@ -106,15 +65,15 @@ def simulate_replicates(fd: FitData, n: int = 500, *, seed: int = 20240601) -> n
         theta = {a: v[k] for a, v in pop.theta.items()}
         coefficients = {a: v[k] for a, v in pop.coefficients.items()}
         eta = _draw_etas(fd, pop.omega[k], rng, theta, coefficients)
-        ind = individual_values(fd.spec, theta, coefficients, eta, fd.covariates, fd.n_subjects)
-        f = predict_concentrations(fd.design, ind)
+        f = fd.predictions(pop, eta, s=k)
         sigma2 = {a: v[k] for a, v in pop.sigma2.items()}
-        out[k] = residual_draws(fd.spec.residual.model, f, sigma2, rng, fd.lower)
+        out[k] = predictive_draws(fd.spec, f, sigma2, rng, fd.lower)
     return out
 
 
 def grid_design(fd: FitData, n_points: int = 80):
-    """An event design with ``n_points`` times per subject from 0 to its last record.
+    """The records of the fit with ``n_points`` extra times per subject, from 0 to its
+    last record, as a model-core design.
 
     Parameters
     ----------
@@ -123,13 +82,18 @@ def grid_design(fd: FitData, n_points: int = 80):
 
     Returns
     -------
-    tuple of (EventDesign, pandas.DataFrame)
-        The design and its points (``SUBJECT``, ``ID``, ``TIME``) in design order.
+    tuple of (EngineDesign, numpy.ndarray of bool, dict, pandas.DataFrame)
+        The design (every record a prediction point), which points are grid points,
+        the covariates per parameter segment, and the grid points (``SUBJECT``, ``ID``,
+        ``TIME``) in design order.
     """
-    from ..data.events import build_event_design
+    from types import SimpleNamespace
+
+    from ..core import engine_design
+    from ..individual import segment_covariates
 
     table = fd.dataset.table
-    records = table[table["EVID"] != 0].copy()
+    records = table.copy()
     records["_order"] = 0
     pieces = [records]
     for s, group in table.groupby("SUBJECT", sort=True):
@@ -141,14 +105,23 @@ def grid_design(fd: FitData, n_points: int = 80):
     merged = pd.concat(pieces, ignore_index=True, sort=False)
     merged = merged.sort_values(["SUBJECT", "TIME", "_order"], kind="stable").reset_index(drop=True)
     merged["ROW"] = np.arange(1, len(merged) + 1)
-    for column in ("AMT", "RATE", "II", "ADDL", "SS"):
+    for column in ("AMT", "RATE", "II", "ADDL", "SS", "BLQ"):
         merged[column] = merged[column].fillna(0.0) if column in merged else 0.0
     if "CMT" not in merged:
         merged["CMT"] = np.nan
-    design = build_event_design(merged, fd.spec.structural, points="all")
-    points = merged.iloc[np.asarray(design.point_row, dtype=int)]
+    used = [c for c in fd.spec.covariate_columns if c in merged.columns]
+    if used:
+        filled = merged.groupby("SUBJECT", sort=False)[used]
+        merged[used] = filled.ffill().groupby(merged["SUBJECT"], sort=False).bfill()
+    data = SimpleNamespace(table=merged, n_subjects=fd.n_subjects, source=fd.dataset.source,
+                           covariates=fd.dataset.covariates)
+    spec = fd.spec
+    design = engine_design(data, spec.structural, declared=spec.parameter_names, covariates=spec.covariate_columns,
+                           time_varying=spec.time_varying, points="all")
+    points = merged.iloc[np.asarray(design.obs_row, dtype=int)]
     keep = (points["_order"] == 1).to_numpy()
-    return design, keep, points.loc[keep, ["SUBJECT", "ID", "TIME"]].reset_index(drop=True)
+    covariates = segment_covariates(spec, data, design)
+    return design, keep, covariates, points.loc[keep, ["SUBJECT", "ID", "TIME"]].reset_index(drop=True)
 
 
 def individual_curves(fd: FitData, *, n_draws: int = 200, n_points: int = 80,
@@ -171,7 +144,7 @@ def individual_curves(fd: FitData, *, n_draws: int = 200, n_points: int = 80,
         ``SUBJECT, ID, TIME``, one column ``q<100 p>`` per quantile (``q5, q50, q95``),
         and ``PRED`` (the population prediction at the typical values).
     """
-    design, keep, points = grid_design(fd, n_points)
+    design, keep, covariates, points = grid_design(fd, n_points)
     etas = fd.eta_draws
     if fd.bayesian:
         index = fd.draw_index(min(n_draws, etas.shape[0]))
@@ -180,12 +153,11 @@ def individual_curves(fd: FitData, *, n_draws: int = 200, n_points: int = 80,
         pop = fd.typical
     curves = np.empty((etas.shape[0], int(keep.sum())))
     for k in range(etas.shape[0]):
-        values = fd.individual(pop, etas[k], s=k if pop.n > 1 else 0)
-        curves[k] = predict_concentrations(design, values)[keep]
+        curves[k] = fd.predictions(pop, etas[k], s=k if pop.n > 1 else 0, design=design, covariates=covariates)[keep]
     out = points.copy()
     for q in probs:
         out[f"q{round(100 * q)}"] = np.quantile(curves, q, axis=0)
-    out["PRED"] = predict_concentrations(design, fd.individual(fd.typical, None))[keep]
+    out["PRED"] = fd.predictions(fd.typical, None, design=design, covariates=covariates)[keep]
     return out
 
 
@@ -202,6 +174,6 @@ def population_curve(fd: FitData, *, n_points: int = 80) -> pd.DataFrame:
     pandas.DataFrame
         ``SUBJECT, ID, TIME, PRED``.
     """
-    design, keep, points = grid_design(fd, n_points)
-    points["PRED"] = predict_concentrations(design, fd.individual(fd.typical, None))[keep]
+    design, keep, covariates, points = grid_design(fd, n_points)
+    points["PRED"] = fd.predictions(fd.typical, None, design=design, covariates=covariates)[keep]
     return points

@@ -94,6 +94,9 @@ def observation_table(problem: Problem, method: str, psi: np.ndarray, eta: np.nd
         iwres = (problem.y_t - f) / np.sqrt(res.r)
         lin = problem.y_t - f + np.einsum("ja,ja->j", g, eta[problem.subject]) if problem.d else problem.y_t - f
         cw = cwres(problem, lin, g, r_lin, problem.pmap.omega_matrix(psi))
+    if problem.censored is not None:  # residuals are not defined for censored rows
+        iwres = np.where(problem.censored, np.nan, iwres)
+        cw = np.where(problem.censored, np.nan, cw)
     back = np.exp if problem.error == "exponential" else (lambda x: x)
     out = frame.reset_index(drop=True).copy()
     out["PRED"] = back(f0)

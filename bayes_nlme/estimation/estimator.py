@@ -42,9 +42,10 @@ def build_problem(spec, data):
     dataset : Dataset
     frame : pandas.DataFrame
         ``ROW, ID, TIME, DV`` of each observation used.
-    n_blq : int
-        Number of BLQ rows left out.
+    n_dropped : int
+        Number of BLQ rows left out (M1).
     """
+    from ..build.residual import censoring_limits
     from ..core import engine_design
     from ..data import check_for_model, load_dataset
     from ..individual import segment_covariates
@@ -57,9 +58,14 @@ def build_problem(spec, data):
     )
     table = dataset.table
     rows = np.asarray(design.obs_row)
-    blq = table["BLQ"].fillna(0.0).to_numpy()[rows] > 0
-    keep = ~blq
+    obs_table = table.iloc[rows]
+    limits = censoring_limits(obs_table)
+    blq = np.isfinite(limits) if limits is not None else np.zeros(len(rows), dtype=bool)
+    drop = blq & (spec.residual.blq == "M1")
+    keep = ~drop
+    censored = blq[keep]
     y = table["DV"].to_numpy(dtype=float)[rows][keep]
+    y = np.where(censored, limits[keep] if limits is not None else y, y)
     if spec.residual.model == "exponential" and np.any(y <= 0):
         bad = table["ROW"].to_numpy()[rows][keep][y <= 0]
         raise DataError(
@@ -72,8 +78,11 @@ def build_problem(spec, data):
         "TIME": table["TIME"].to_numpy(dtype=float)[rows][keep],
         "DV": y,
     })
-    problem = problem_from_design(spec, y, design, keep, segment_covariates(spec, dataset, design))
-    return problem, dataset, frame, int(blq.sum())
+    problem = problem_from_design(
+        spec, y, design, keep, segment_covariates(spec, dataset, design), censored=censored,
+        limit=np.where(censored, y, np.nan),
+    )
+    return problem, dataset, frame, int(drop.sum())
 
 
 def _whole(values: np.ndarray) -> np.ndarray:
@@ -166,15 +175,19 @@ def estimate(
       the conditional objective, FO linearises at eta = 0.
     - The flip-flop guard of the spec (``ka > CL/V``) is not applied: maximum
       likelihood may converge to the flip-flop solution from poor start values.
-    - Observations flagged ``BLQ = 1`` are left out (M1); ``fit.json`` counts them
-      (``n_blq_omitted``).
-    - Covariates enter at each subject's first record, as in the Bayesian path.
+    - Observations flagged ``BLQ = 1`` follow ``[residual] blq``: M3 (default) adds
+      ``-2 log P(y < LLOQ)`` to the objective (FOCE-I and Laplace; FO and FOCE refuse
+      censored rows), M1 leaves them out. ``fit.json`` has ``blq_method`` and ``n_blq``
+      (the censored rows in the likelihood).
+    - Covariates are those of each record (time-varying covariates per parameter
+      segment, ``time_varying`` as in the Bayesian path).
     """
     _check_choice(method, METHODS, "method")
     if covariance is not None:
         _check_choice(covariance, COVARIANCE_METHODS, "covariance")
     building = time.perf_counter()
-    problem, dataset, frame, n_blq = build_problem(spec, data)
+    problem, dataset, frame, n_dropped = build_problem(spec, data)
+    _check_censoring(spec, method, problem)
     start = start_values(spec, problem.y)
     psi0 = problem.pmap.pack(start["theta"], start["betas"], start["omega"], start["sigma2"])
     evaluator = Evaluator(problem, method)
@@ -204,8 +217,8 @@ def estimate(
         eta = evaluator.ebe(psi, np.zeros_like(ev.eta), method="foce").eta
     ids = _whole(dataset.table.groupby("SUBJECT", sort=True)["ID"].first().to_numpy())
     estimates = _natural_table(problem, psi, cov)
-    n_obs = problem.n_obs
-    minus2ll = ev.ofv + n_obs * np.log(2.0 * np.pi)
+    n_obs = problem.n_obs + n_dropped
+    minus2ll = ev.ofv + (problem.n_obs - problem.n_censored) * np.log(2.0 * np.pi)
     k = problem.size
     names = problem.pmap.names
     result = EstimationResult(
@@ -237,7 +250,9 @@ def estimate(
             "n_evaluations": evaluator.n_evaluations,
             "max_abs_gradient": float(np.max(np.abs(ev.gradient))) if k else 0.0,
             "tol": tol,
-            "n_blq_omitted": n_blq,
+            "blq_method": spec.residual.blq,
+            "n_blq": problem.n_censored,
+            "n_blq_omitted": n_dropped,
             "start": dict(zip(names, problem.pmap.natural(psi0).tolist())),
         },
     )
@@ -247,6 +262,27 @@ def estimate(
         print(f"{method}: OFV {result.ofv:.6f} converged={result.converged} in {result.seconds_fit:.2f} s "
               f"(compile {seconds_compile:.2f} s)", flush=True)
     return result
+
+
+def _check_censoring(spec, method: str, problem) -> None:
+    """Methods that cannot take the censored rows in the objective say so (exit 2)."""
+    if problem.n_censored == 0:
+        return
+    if problem.n_censored == problem.n_obs:
+        raise InputError(
+            f"every observation is censored (BLQ = 1): nothing is observed, so model '{spec.name}' cannot be fitted"
+        )
+    blq = spec.residual.blq
+    if method in ("fo", "foce"):
+        raise ArgumentError(
+            f"method '{method}' does not handle censored observations ({problem.n_censored} rows with BLQ = 1 under "
+            f"[residual] blq = \"{blq}\"): use focei, laplace or nuts, or blq = \"M1\" to drop them"
+        )
+    if blq == "M4":
+        raise ArgumentError(
+            f"[residual] blq = \"M4\" is available under nuts; method '{method}' supports M3 and M1 "
+            "(M4 in the frequentist engines is not implemented yet)"
+        )
 
 
 def _as_omega(omega, d: int) -> np.ndarray:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .problem import INTERACTION, Problem, loss_partials
+from .problem import INTERACTION, Problem
 
 __all__ = ["contributions"]
 
@@ -149,15 +149,16 @@ def _fo(problem: Problem, psi: np.ndarray):
 def _conditional(problem: Problem, method: str, psi: np.ndarray, eta: np.ndarray):
     laplace = method == "laplace"
     pc = _pieces(problem, psi, eta, method, 3 if laplace else 2)
-    res, e, g, seg, sub = pc["res"], pc["e"], pc["G"], problem.segsum, problem.subject
+    res, g, seg, sub = pc["res"], pc["G"], problem.segsum, problem.subject
     r = res.r
-    lp = loss_partials(e, res, third=laplace)
+    censored = problem.censored
+    lp = problem.loss_partials(pc["f"], res, third=laplace or censored is not None)
     inv, dinv, logdet, dlogdet = problem.pmap.omega_parts(psi)
     l_f, l_ff = lp["l_f"], lp["l_ff"]
     g_eta, g_psi, f_psi = pc["G_eta"], pc["G_psi"], pc["f_psi"]
     gg = g[:, :, None] * g[:, None, :]
     # inner objective, gradient and exact Hessian
-    obj = seg(np.log(r) + e**2 / r) + np.einsum("si,ij,sj->s", eta, inv, eta)
+    obj = seg(lp["l"]) + np.einsum("si,ij,sj->s", eta, inv, eta)
     grad_eta = seg(l_f[:, None] * g) + 2.0 * eta @ inv
     h_inner = seg(l_ff[:, None, None] * gg + l_f[:, None, None] * g_eta) + 2.0 * inv
     d_obj = seg(l_f[:, None] * f_psi + lp["l_psi"]) + np.einsum("si,qij,sj->sq", eta, dinv, eta)
@@ -193,6 +194,10 @@ def _conditional(problem: Problem, method: str, psi: np.ndarray, eta: np.ndarray
         c = 1.0 / r + 0.5 * res.r_f**2 / r**2
         c_f = c_r * res.r_f + c_rf * res.r_ff
         c_psi = c_f[:, None] * f_psi + c_r[:, None] * res.r_psi + c_rf[:, None] * res.r_fpsi
+        if censored is not None:  # censored rows: half the observed information (Laplace-like)
+            c = np.where(censored, 0.5 * l_ff, c)
+            c_f = np.where(censored, 0.5 * lp["l_fff"], c_f)
+            c_psi = np.where(censored[:, None], 0.5 * (lp["l_fff"][:, None] * f_psi + lp["l_ffpsi"]), c_psi)
         a = inv + seg(c[:, None, None] * gg)
         w_mat = np.linalg.inv(a)
         value = obj + logdet + np.linalg.slogdet(a)[1]

@@ -27,6 +27,7 @@ from scipy import sparse
 
 from ..individual import estimated_coefficients, individual_parameters
 from .kernel import EngineKernel
+from .loss import observation_loss, total_partials
 from .parameters import ParameterMap
 
 __all__ = ["Problem", "Residual", "METHODS", "INTERACTION", "problem_from_design"]
@@ -74,10 +75,14 @@ class Problem:
         Subject of each parameter segment (default: one segment per subject).
     jac_index : numpy.ndarray of int (n_obs, max_seg), optional
         Segment of each Jacobian block of each observation (default: its subject).
+    censored : numpy.ndarray of bool, optional
+        Rows censored below their limit (M3).
+    limit : numpy.ndarray, optional
+        Limits of the censored rows (natural scale).
     """
 
     def __init__(self, spec, y, subject, n_subjects: int, kernel_factory, covariates: dict | None = None,
-                 seg_subject=None, jac_index=None):
+                 seg_subject=None, jac_index=None, censored=None, limit=None):
         self.spec = spec
         self.pmap = ParameterMap(spec)
         self.y = np.asarray(y, dtype=float)
@@ -89,7 +94,11 @@ class Problem:
         self.first_segment = np.searchsorted(self.seg_subject, np.arange(self.n_subjects))
         self.covariates = dict(covariates or {})
         self.error = spec.residual.model
-        self.y_t = np.log(self.y) if self.error == "exponential" else self.y
+        self.censored = None if censored is None or not np.any(censored) else np.asarray(censored, dtype=bool)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            transform = np.log if self.error == "exponential" else (lambda x: x)
+            self.y_t = transform(self.y)
+            self.limit_t = None if self.censored is None else transform(np.where(self.censored, limit, 1.0))
         self.free = [p.name for p in spec.parameters if not p.is_fixed or any(c.estimated for c in p.covariates)]
         self.fixed_values: dict = {}
         self.kernel = kernel_factory(self.free, self._constants(spec), self.error == "exponential")
@@ -250,10 +259,25 @@ class Problem:
         f = self.kernel.value(u)
         f0 = None if INTERACTION[method] else self.population(psi)[0]
         res = self.residual(psi, f, INTERACTION[method], f0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            e = self.y_t - f
-            obs = self.segsum(np.log(res.r) + e**2 / res.r)
+        obs = self.segsum(self.loss(f, res)["l"])
         return obs + np.einsum("si,ij,sj->s", eta, omega_inv, eta)
+
+    @property
+    def n_censored(self) -> int:
+        """Number of censored rows in the objective."""
+        return 0 if self.censored is None else int(self.censored.sum())
+
+    def loss(self, f: np.ndarray, res: Residual) -> dict:
+        """Per-observation loss and its partials in ``(f, r)`` (:func:`.loss.observation_loss`)."""
+        return observation_loss(self.y_t, f, res.r, self.censored, self.limit_t)
+
+    def loss_partials(self, f: np.ndarray, res: Residual, third: bool = False) -> dict:
+        """``l`` and its total derivatives (:func:`.loss.total_partials`)."""
+        lp = self.loss(f, res)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            out = total_partials(lp, res, third)
+        out["l"] = lp["l"]
+        return out
 
     def inner(self, psi: np.ndarray, eta: np.ndarray, method: str, omega_inv: np.ndarray):
         """``O_i``, its gradient (n_subjects, d) and exact Hessian (n_subjects, d, d)."""
@@ -261,17 +285,16 @@ class Problem:
         f, g_eta, h_eta = self.eta_derivatives(u)
         f0 = None if INTERACTION[method] else self.population(psi)[0]
         res = self.residual(psi, f, INTERACTION[method], f0)
+        lp = self.loss_partials(f, res)
         with np.errstate(invalid="ignore", divide="ignore"):
-            e = self.y_t - f
-            lp = loss_partials(e, res)
-            obj = self.segsum(np.log(res.r) + e**2 / res.r) + np.einsum("si,ij,sj->s", eta, omega_inv, eta)
+            obj = self.segsum(lp["l"]) + np.einsum("si,ij,sj->s", eta, omega_inv, eta)
             grad = self.segsum(lp["l_f"][:, None] * g_eta) + 2.0 * eta @ omega_inv
             outer = g_eta[:, :, None] * g_eta[:, None, :]
             hessian = self.segsum(lp["l_ff"][:, None, None] * outer + lp["l_f"][:, None, None] * h_eta)
         return obj, grad, hessian + 2.0 * omega_inv
 
 
-def problem_from_design(spec, y, design, keep, covariates: dict | None = None) -> Problem:
+def problem_from_design(spec, y, design, keep, covariates: dict | None = None, censored=None, limit=None) -> Problem:
     """The :class:`Problem` of the observations ``keep`` of a model-core design.
 
     Parameters
@@ -283,6 +306,8 @@ def problem_from_design(spec, y, design, keep, covariates: dict | None = None) -
     keep : numpy.ndarray of bool
     covariates : dict, optional
         Covariate values per parameter segment.
+    censored, limit : numpy.ndarray, optional
+        Censored rows among the kept ones, and their limits (M3).
 
     Returns
     -------
@@ -295,36 +320,5 @@ def problem_from_design(spec, y, design, keep, covariates: dict | None = None) -
 
     return Problem(
         spec, y, np.asarray(design.obs_subject)[keep], design.n_subjects, factory, covariates,
-        seg_subject=design.seg_subject, jac_index=np.asarray(design.jac_index)[keep],
+        seg_subject=design.seg_subject, jac_index=np.asarray(design.jac_index)[keep], censored=censored, limit=limit,
     )
-
-
-def loss_partials(e: np.ndarray, res: Residual, third: bool = False) -> dict:
-    """Derivatives of ``l = log r + e^2 / r`` (``e = y - f``) for each observation.
-
-    ``l_f``, ``l_ff`` (and ``l_fff``): total derivatives with respect to the prediction
-    ``f`` (through ``e`` and, with interaction, ``r(f)``); ``l_r``: with respect to
-    ``r``; ``l_psi``, ``l_fpsi``, ``l_ffpsi`` (n_obs x size): with respect to psi at
-    fixed ``f`` (through ``r``, ``r_f``, ``r_ff``).
-    """
-    r, r_f, r_ff = res.r, res.r_f, res.r_ff
-    l_e, l_r = 2.0 * e / r, 1.0 / r - e**2 / r**2
-    l_ee, l_er, l_rr = 2.0 / r, -2.0 * e / r**2, -1.0 / r**2 + 2.0 * e**2 / r**3
-    out = {
-        "l_r": l_r,
-        "l_f": -l_e + r_f * l_r,
-        "l_ff": l_ee - 2.0 * r_f * l_er + r_f**2 * l_rr + r_ff * l_r,
-    }
-    out["l_psi"] = l_r[:, None] * res.r_psi
-    out["l_fpsi"] = (-l_er + r_f * l_rr)[:, None] * res.r_psi + l_r[:, None] * res.r_fpsi
-    if third:
-        l_eer, l_err, l_rrr = -2.0 / r**2, 4.0 * e / r**3, 2.0 / r**3 - 6.0 * e**2 / r**4
-        out["l_fff"] = (
-            3.0 * r_f * l_eer - 3.0 * r_f**2 * l_err + r_f**3 * l_rrr - 3.0 * r_ff * l_er + 3.0 * r_f * r_ff * l_rr
-        )
-        out["l_ffpsi"] = (
-            (l_eer - 2.0 * r_f * l_err + r_f**2 * l_rrr + r_ff * l_rr)[:, None] * res.r_psi
-            + (-2.0 * l_er + 2.0 * r_f * l_rr)[:, None] * res.r_fpsi
-            + l_r[:, None] * res.r_ffpsi
-        )
-    return out

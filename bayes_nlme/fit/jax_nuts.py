@@ -1,7 +1,7 @@
 """Support for the JAX samplers (numpyro, blackjax) behind ``pm.sample(nuts_sampler=...)``.
 
 * :func:`prepare` registers the JAX implementation of the model's custom scalar op
-  (:func:`bayes_nlme.pk.exponentials.register_jax`) and picks the chain method;
+  (the model core's event engine, :mod:`bayes_nlme.core.op`) and picks the chain method;
 * :func:`blackjax_loop` replaces PyMC's blackjax sampling loop where it does not fit the
   installed blackjax (PyMC 6.4 passes ``progress_bar`` to ``blackjax.window_adaptation``
   and calls ``blackjax.progress_bar.gen_scan_fn``, both gone in blackjax 1.6/1.7); the
@@ -38,9 +38,8 @@ def chain_method(chains: int) -> str:
 
 def prepare(chains: int) -> dict:
     """Register the JAX implementations and return the ``nuts`` options for ``pm.sample``."""
-    from ..pk.exponentials import register_jax
+    from ..core import op  # noqa: F401  (registers the event engine's JAX implementation)
 
-    register_jax()
     return {"chain_method": chain_method(chains)}
 
 

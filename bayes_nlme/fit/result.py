@@ -111,6 +111,7 @@ class BayesFit:
             "sampler": self.sampler,
             "model": self.spec.name,
             "data": str(self.dataset.source),
+            **_censoring_info(self.spec, self.dataset),
         }
         if self.method == "nuts":
             summary = self.summary() if summary is None else summary
@@ -200,3 +201,11 @@ class BayesFit:
             f"BayesFit(model={self.spec.name!r}, method={self.method!r}, subjects={self.dataset.n_subjects}, "
             f"draws={self.draws}x{self.chains}, seconds={self.seconds:.1f}{status})"
         )
+
+
+def _censoring_info(spec, dataset) -> dict:
+    """``blq_method`` and ``n_blq`` (censored rows in the likelihood; 0 under M1)."""
+    table = dataset.table
+    observed = (table["EVID"] == 0) & (table["MDV"].fillna(0) == 0)
+    n_blq = int((table.loc[observed, "BLQ"].fillna(0) > 0).sum())
+    return {"blq_method": spec.residual.blq, "n_blq": 0 if spec.residual.blq == "M1" else n_blq}

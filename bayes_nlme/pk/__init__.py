@@ -1,21 +1,16 @@
-"""Analytic PK library, in PyTensor: structural models and central concentrations.
+"""The structural-model registry: parameter names, ADVAN numbers and compartments.
 
-``concentrations(design, params)`` is written once in PyTensor and serves NUTS
-(gradients), the frequentist path (gradients and Hessians with respect to individual
-parameters) and compiled numeric prediction (:func:`predict_concentrations`).
+The predictions themselves come from the model core (:mod:`bayes_nlme.core`), whose
+event engine implements every model of this registry.
 """
 
 from __future__ import annotations
 
 from .models import OPTIONAL_PARAMETERS, STRUCTURAL_MODELS, StructuralModel, structural_model
-from .superposition import concentrations, dose_response, predict_concentrations
 
 __all__ = [
     "OPTIONAL_PARAMETERS",
     "STRUCTURAL_MODELS",
     "StructuralModel",
     "structural_model",
-    "concentrations",
-    "predict_concentrations",
-    "dose_response",
 ]

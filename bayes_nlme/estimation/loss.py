@@ -1,0 +1,133 @@
+"""Per-observation loss ``l = -2 log p(y | f)`` (up to the NONMEM constant) and its
+derivatives, for observed and censored rows.
+
+The frequentist objectives need ``l`` and its total derivatives with respect to the
+prediction ``f`` (through the residual variance ``r(f)`` too, with interaction) and to
+the population parameters (through ``r``). Both densities are written as functions of
+``(f, r)``; their partial derivatives up to third order are combined with those of
+``r`` in one place (:func:`total_partials`).
+
+* Observed rows: ``l = log r + (y - f)^2 / r`` (the ``log 2 pi`` constant is left out,
+  as in NONMEM's OFV).
+* Censored rows (M3, Beal 2001): ``l = -2 log Phi(z)``, ``z = (L - f) / sqrt(r)`` with
+  the limit ``L`` on the scale of ``f`` (``log LLOQ`` under the exponential model).
+  These rows keep their ``log 2 pi`` in ``minus2ll`` (none is removed for them).
+
+The densities agree with :func:`bayes_nlme.build.residual.observation_loglik`, the
+definition the Bayesian path uses; a test checks it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import log_ndtr
+
+__all__ = ["observation_loss", "total_partials"]
+
+
+def _gaussian(e: np.ndarray, r: np.ndarray) -> dict:
+    return {
+        "l": np.log(r) + e**2 / r,
+        "f": -2.0 * e / r,
+        "r": 1.0 / r - e**2 / r**2,
+        "ff": 2.0 / r,
+        "fr": 2.0 * e / r**2,
+        "rr": -1.0 / r**2 + 2.0 * e**2 / r**3,
+        "fff": np.zeros_like(e),
+        "ffr": -2.0 / r**2,
+        "frr": -4.0 * e / r**3,
+        "rrr": 2.0 / r**3 - 6.0 * e**2 / r**4,
+    }
+
+
+def _censored(limit: np.ndarray, f: np.ndarray, r: np.ndarray) -> dict:
+    s = np.sqrt(r)
+    z = (limit - f) / s
+    log_phi = log_ndtr(z)
+    lam = np.exp(-0.5 * z**2 - 0.5 * np.log(2.0 * np.pi) - log_phi)  # phi(z) / Phi(z)
+    # d/dz log Phi = lam, lam' = -lam (z + lam), (lam (z + lam))' = lam' (z + lam) + lam (1 + lam')
+    dlam = -lam * (z + lam)
+    l_z = -2.0 * lam
+    l_zz = 2.0 * lam * (z + lam)
+    l_zzz = 2.0 * (dlam * (z + lam) + lam * (1.0 + dlam))
+    z_f = -1.0 / s
+    z_r = -z / (2.0 * r)
+    z_fr = 1.0 / (2.0 * r * s)
+    z_rr = 3.0 * z / (4.0 * r**2)
+    z_frr = -3.0 / (4.0 * r**2 * s)
+    z_rrr = -15.0 * z / (8.0 * r**3)
+    return {
+        "l": -2.0 * log_phi,
+        "f": l_z * z_f,
+        "r": l_z * z_r,
+        "ff": l_zz * z_f**2,
+        "fr": l_zz * z_f * z_r + l_z * z_fr,
+        "rr": l_zz * z_r**2 + l_z * z_rr,
+        "fff": l_zzz * z_f**3,
+        "ffr": l_zzz * z_f**2 * z_r + 2.0 * l_zz * z_f * z_fr,
+        "frr": l_zzz * z_f * z_r**2 + l_zz * (2.0 * z_fr * z_r + z_f * z_rr) + l_z * z_frr,
+        "rrr": l_zzz * z_r**3 + 3.0 * l_zz * z_r * z_rr + l_z * z_rrr,
+    }
+
+
+def observation_loss(y: np.ndarray, f: np.ndarray, r: np.ndarray, censored=None, limit=None) -> dict:
+    """``l`` and its partial derivatives in ``f`` and ``r`` (keys ``l, f, r, ff, fr, rr,
+    fff, ffr, frr, rrr``), for every observation.
+
+    Parameters
+    ----------
+    y, f, r : numpy.ndarray
+        Observations, predictions and residual variances (transformed scale).
+    censored : numpy.ndarray of bool, optional
+        Censored rows (M3).
+    limit : numpy.ndarray, optional
+        Their limits on the scale of ``f``.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+    """
+    with np.errstate(all="ignore"):
+        out = _gaussian(y - f, r)
+        if censored is None or not np.any(censored):
+            return out
+        cens = _censored(np.where(censored, limit, 0.0), f, r)
+    return {key: np.where(censored, cens[key], value) for key, value in out.items()}
+
+
+def total_partials(lp: dict, res, third: bool = False) -> dict:
+    """Total derivatives of ``l`` with respect to ``f`` (through ``r(f)`` too) and to psi.
+
+    Parameters
+    ----------
+    lp : dict
+        Partials from :func:`observation_loss`.
+    res : Residual
+        ``r`` and its derivatives (:meth:`.problem.Problem.residual`).
+    third : bool
+        Also the third-order terms (Laplace, and FOCE-I with censored rows).
+
+    Returns
+    -------
+    dict
+        ``l_r``, ``l_f``, ``l_ff``, ``l_psi``, ``l_fpsi`` (and ``l_fff``, ``l_ffpsi``).
+    """
+    r_f, r_ff = res.r_f, res.r_ff
+    out = {
+        "l_r": lp["r"],
+        "l_f": lp["f"] + lp["r"] * r_f,
+        "l_ff": lp["ff"] + 2.0 * lp["fr"] * r_f + lp["rr"] * r_f**2 + lp["r"] * r_ff,
+        "l_psi": lp["r"][:, None] * res.r_psi,
+    }
+    out["l_fpsi"] = (lp["fr"] + lp["rr"] * r_f)[:, None] * res.r_psi + lp["r"][:, None] * res.r_fpsi
+    if third:
+        out["l_fff"] = (
+            lp["fff"] + 3.0 * lp["ffr"] * r_f + 3.0 * lp["frr"] * r_f**2 + lp["rrr"] * r_f**3
+            + 3.0 * lp["fr"] * r_ff + 3.0 * lp["rr"] * r_f * r_ff
+        )
+        out["l_ffpsi"] = (
+            (lp["ffr"] + 2.0 * lp["frr"] * r_f + lp["rrr"] * r_f**2 + lp["rr"] * r_ff)[:, None] * res.r_psi
+            + 2.0 * (lp["fr"] + lp["rr"] * r_f)[:, None] * res.r_fpsi
+            + lp["r"][:, None] * res.r_ffpsi
+        )
+    return out
