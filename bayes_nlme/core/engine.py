@@ -38,14 +38,14 @@ __all__ = ["simulate"]
 DOSE, RESET, ADDL, SS, CMT, OBS, SEG, ISEG = range(8)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _buffers(cfg):
     """Work arrays of :func:`_step`."""
     n, n_kin = cfg[1], cfg[6]
     return np.empty(n), np.empty((n, n)), np.zeros((n, n_kin)), np.empty(n)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _step(cfg, p, dt, a, s, r, c0, ncol, buf):
     """Advance ``a`` and the sensitivity block ``s`` over ``dt`` (in place).
 
@@ -72,7 +72,7 @@ def _step(cfg, p, dt, a, s, r, c0, ncol, buf):
             s[i, c0 + q] += jp[i, q]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _jump(cfg, p, s, cmt, bolus, drate, dtau, c0_tau):
     """Sensitivity correction of an event at a parameter-dependent time.
 
@@ -99,7 +99,7 @@ def _jump(cfg, p, s, cmt, bolus, drate, dtau, c0_tau):
                 s[i, c0_tau + q] += diff * dtau[q]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _dose_terms(cfg, p, amt, rate, fl):
     """Bioavailable amount, lag, infusion duration and their parameter derivatives."""
     n_par, lag_col, f_col = cfg[7], cfg[4], cfg[5]
@@ -120,7 +120,7 @@ def _dose_terms(cfg, p, amt, rate, fl):
     return f * amt, damt, lag, dlag, dur, ddur
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _push(pend, pendv, count, tau, kind, cmt, value, dtau, dval, c0):
     """Append a pending event; returns the new count (-1 when the list is full)."""
     if count >= pend.shape[0]:
@@ -138,7 +138,7 @@ def _push(pend, pendv, count, tau, kind, cmt, value, dtau, dval, c0):
     return count + 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _apply(cfg, p_int, a, s, r, pend, pendv, e):
     """Apply pending event ``e`` at its time (amounts already advanced to it)."""
     n_par = cfg[7]
@@ -156,7 +156,7 @@ def _apply(cfg, p_int, a, s, r, pend, pendv, e):
     pend[e, 5] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _run_until(cfg, p_int, t, t_end, a, s, r, pend, pendv, count, ncol, c0_int, buf):
     """Advance from ``t`` to ``t_end``, applying the pending events with times ``<= t_end``
     in time order (ties: in the order they were scheduled)."""
@@ -176,7 +176,7 @@ def _run_until(cfg, p_int, t, t_end, a, s, r, pend, pendv, count, ncol, c0_int, 
     return max(t, t_end)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _period(cfg, p, x0, cmt, amt, rate, ii, fl, w):
     """One interval of a steady-state regimen from the amounts ``x0``.
 
@@ -239,7 +239,7 @@ def _period(cfg, p, x0, cmt, amt, rate, ii, fl, w):
     return a
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _steady(cfg, p, cmt, amt, rate, ii, fl):
     """Steady-state amounts before the regimen's dose at phase 0, and their
     parameter derivatives (n, P)."""
@@ -264,7 +264,7 @@ def _steady(cfg, p, cmt, amt, rate, ii, fl):
     return x, sens
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _equilibrium(cfg, p, cmt, rate):
     """Amounts at the steady state of a constant infusion (``K x + rate e_cmt = 0``)
     and their parameter derivatives (n, P)."""
@@ -281,7 +281,7 @@ def _equilibrium(cfg, p, cmt, rate):
     return x, np.linalg.solve(K, rhs)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _dose(cfg, p, t, amt, rate, ii, addl, ss, cmt, fl, a, s, r, pend, pendv, count, c0):
     """Apply a dose record at time ``t``: steady state, then schedule its events."""
     n_par = cfg[7]
@@ -332,7 +332,7 @@ def _dose(cfg, p, t, amt, rate, ii, addl, ss, cmt, fl, a, s, r, pend, pendv, cou
     return count
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _compact(pend, pendv, count):
     """Drop applied events from the pending list; returns the new count."""
     j = 0
@@ -345,7 +345,7 @@ def _compact(pend, pendv, count):
     return j
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def simulate(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity):
     """Predictions at every observation record and their Jacobians.
 
@@ -389,7 +389,8 @@ def simulate(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity):
             ti = recf[rec, 0]
             iseg, seg = reci[rec, ISEG], reci[rec, SEG]
             t = _run_until(cfg, params[iseg], t, ti, a, s, rates, pend, pendv, count, ncol, (iseg - s0) * n_par, buf)
-            count = _compact(pend, pendv, count)
+            if count > 0:
+                count = _compact(pend, pendv, count)
             p = params[seg]
             c0 = (seg - s0) * n_par
             if reci[rec, RESET]:
@@ -407,13 +408,17 @@ def simulate(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity):
                     failed = True
                     break
                 t = _run_until(cfg, p, t, ti, a, s, rates, pend, pendv, count, ncol, c0, buf)
-                count = _compact(pend, pendv, count)
+                if count > 0:
+                    count = _compact(pend, pendv, count)
             obs = reci[rec, OBS]
             if obs >= 0:
                 v = p[vcol]
                 f[obs] = a[cen] / v
-                for k in range(ncol):
-                    jac[obs, k // n_par, k % n_par] = s[cen, k] / v
+                k = 0
+                for sg in range(ncol // n_par):
+                    for q in range(n_par):
+                        jac[obs, sg, q] = s[cen, k] / v
+                        k += 1
                 jac[obs, seg - s0, vcol] -= a[cen] / (v * v)
         if failed:
             for rec in range(r0, r1):

@@ -52,7 +52,7 @@ _PADE = (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _flow(K, dK, src, dst, q, v, iq, iv):
     """Add a first-order flow ``q / v`` from state ``src`` to ``dst`` (``dst < 0``: out)."""
     k = q / v
@@ -65,7 +65,7 @@ def _flow(K, dK, src, dst, q, v, iq, iv):
         dK[iv, dst, src] -= k / v
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rate_matrix(kind, p, K, dK):
     """Fill ``K`` (n x n) and ``dK`` (P x n x n, ``dK[j] = dK/dp_j``) for parameters ``p``.
 
@@ -104,7 +104,7 @@ def rate_matrix(kind, p, K, dK):
         _flow(K, dK, c + 2, c, q3, v3, o + 4, o + 5)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def expm(a):
     """Matrix exponential by scaling and squaring with the [13/13] Pade approximant."""
     n = a.shape[0]
@@ -131,7 +131,7 @@ def expm(a):
     return r
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _g(x):
     """``int_0^1 exp(-x u) du`` for ``x >= 0``."""
     if x < 0.1:
@@ -139,7 +139,7 @@ def _g(x):
     return -np.expm1(-x) / x
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _q(x):
     """``int_0^1 u exp(-x u) du`` for ``x >= 0``."""
     if x < 0.1:
@@ -147,7 +147,7 @@ def _q(x):
     return (1.0 - np.exp(-x) * (1.0 + x)) / (x * x)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _r(x):
     """``int_0^1 (1 - u) exp(-x u) du`` for ``x >= 0``."""
     if x < 0.1:
@@ -155,7 +155,7 @@ def _r(x):
     return (x + np.expm1(-x)) / (x * x)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _gamma(k, dt):
     """``Gamma = int_0^dt exp(-k s) ds`` and ``dGamma/dk``."""
     x = k * dt
@@ -165,7 +165,7 @@ def _gamma(k, dt):
     return dt * e * _g(-x), -dt * dt * e * _r(-x)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _divided(a, b, dt):
     """``E = int_0^dt exp(-a s) exp(-b (dt - s)) ds`` with ``dE/da`` and ``dE/db``."""
     if a >= b:
@@ -177,7 +177,7 @@ def _divided(a, b, dt):
     return e * dt * _g(x), -e * dt * dt * _r(x), -e * dt * dt * _q(x)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _one_iv(p, dt, a, r, a_new, phi, jp):
     cl, v = p[0], p[1]
     k = cl / v
@@ -192,7 +192,7 @@ def _one_iv(p, dt, a, r, a_new, phi, jp):
     jp[0, 1] = -dk * k / v
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _one_oral(p, dt, a, r, a_new, phi, jp):
     ka, cl, v = p[0], p[1], p[2]
     k = cl / v
@@ -219,7 +219,7 @@ def _one_oral(p, dt, a, r, a_new, phi, jp):
     jp[1, 2] = -dk * k / v
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _general(kind, p, dt, a, r, a_new, phi, jp, n, n_par):
     K = np.zeros((n, n))
     dK = np.zeros((n_par, n, n))
@@ -269,7 +269,7 @@ def _general(kind, p, dt, a, r, a_new, phi, jp, n, n_par):
             a_new[i] = s
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def advance(kind, p, dt, a, r, a_new, phi, jp, n, n_par):
     """Advance the amounts over ``dt`` with constant input rates ``r``.
 
