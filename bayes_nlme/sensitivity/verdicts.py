@@ -158,8 +158,8 @@ def draws_to_settle(value: float, se: float, draws: int, threshold: float = THRE
     """Draws per chain after which ``value`` would clear ``threshold`` by ``margin`` errors.
 
     The error shrinks as one over the square root of the draws; the result is rounded
-    up to a hundred. None when the value sits on the threshold (no number of draws
-    settles it).
+    up to a hundred. None when the value sits on the threshold (more than a hundred
+    times the draws would be needed).
 
     Parameters
     ----------
@@ -176,10 +176,10 @@ def draws_to_settle(value: float, se: float, draws: int, threshold: float = THRE
     gap = abs(value - threshold)
     if not math.isfinite(se) or se <= 0:
         return draws
-    if gap < 1e-3:
+    needed = draws * (margin * se / gap) ** 2 if gap > 0 else math.inf
+    if needed > 100 * draws:
         return None
-    needed = draws * (margin * se / gap) ** 2
-    return int(math.ceil(max(needed, draws + 1) / 100.0) * 100)
+    return int(math.ceil(max(needed, draws + 1) / 100.0 - 1e-9) * 100)
 
 
 def _q(quantile: float) -> str:
