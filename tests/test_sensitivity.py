@@ -504,3 +504,51 @@ def test_section_reads_a_study_written_before_the_errors(tmp_path):
     assert sections.prior_sensitivity(page, study) is True
     html = page.render()
     assert "Every population parameter reads ok" in html and "The data, not the prior, determine" in html
+
+
+# --- acceptance (issue 16): verdicts at realistic run lengths ------------------------------------
+
+ACCEPT = {"draws": 500, "tune": 500, "chains": 2}
+
+
+def _fit_quietly(spec, data="theophylline", **settings):
+    from bayes_nlme.fit import sample
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sample(spec, data, quiet=True, **settings)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_conflicting_cl_prior_is_a_conflict_at_500x2(theo, seed):
+    fit = _fit_quietly(_with_cl_prior(theo, LogNormal(median=8.0, sigma=0.08)), seed=seed, **ACCEPT)
+    row = power_scaling(fit).set_index("parameter").loc["theta_CL"]
+    assert verdict_kind(row["verdict"]) == "prior-data conflict", row.to_dict()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_weak_cl_prior_is_ok_at_500x2(theo, seed):
+    fit = _fit_quietly(_with_cl_prior(theo, LogNormal(median=3.0, sigma=1.0)), seed=seed, **ACCEPT)
+    row = power_scaling(fit).set_index("parameter").loc["theta_CL"]
+    assert row["verdict"] == "ok", row.to_dict()
+
+
+@pytest.mark.slow
+def test_bundled_model_has_no_conflict_at_4x1000(theo):
+    table = power_scaling(_fit_quietly(theo, draws=1000, tune=1000, chains=4, seed=1))
+    kinds = table["verdict"].map(verdict_kind)
+    assert not (kinds == "prior-data conflict").any(), table[["parameter", "verdict"]]
+    # the between-subject variances are informed by their prior, which is not a conflict
+    omegas = table["parameter"].str.startswith("omega_")
+    assert kinds[omegas].isin(["prior-informed variance", "inconclusive: run longer", "ok"]).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_diagonal_inverse_gamma_omegas_are_no_conflict_at_500x2(tmp_path, seed):
+    path = tmp_path / "diag.toml"
+    path.write_text(DIAGONAL_MODEL)
+    table = power_scaling(_fit_quietly(load_model(path), seed=seed, **ACCEPT))
+    assert not table["verdict"].str.startswith("prior-data conflict").any(), table[["parameter", "verdict"]]
