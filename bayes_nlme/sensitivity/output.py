@@ -103,7 +103,8 @@ def psense_display(psense: pd.DataFrame) -> pd.DataFrame:
             "prior quantile": "" if pd.isna(q) else f"{q:.3g}",
             "ETABAR": _etabar_text(r),
             "verdict": r["verdict"],
-            "what it means": expl if isinstance(expl, str) and expl else EXPLANATIONS.get(verdict_kind(r["verdict"]), ""),
+            "what it means": (expl if isinstance(expl, str) and expl
+                              else EXPLANATIONS.get(verdict_kind(r["verdict"]), "")),
         })
     return pd.DataFrame(rows)
 

@@ -75,9 +75,9 @@ EXPLANATIONS = {
     "strong prior / weak likelihood": "The posterior follows the prior but hardly the data: the data carry "
                                       "little information about this parameter, so report it as prior-driven "
                                       "or justify the prior.",
-    "prior-informed variance": "Both the prior and the data inform this between-subject variance and its "
-                               "posterior lies within the prior's range: with few subjects that is expected, "
-                               "not a conflict, but report and justify the prior.",
+    "prior-informed variance": "The prior informs this between-subject variance but its posterior lies "
+                               "within the prior's range: with few subjects that is expected, not a conflict, "
+                               "but report and justify the prior.",
     "informative prior": "Both the prior and the data move this parameter and its posterior lies within the "
                          "prior's range: the prior is informative but agrees with the data; report and "
                          "justify it.",
@@ -242,9 +242,10 @@ def judge(row: dict, *, draws: int, threshold: float = THRESHOLD, margin: float 
     sentence = {
         "ok": f"The data, not the prior, determine {name}: its posterior hardly moves when the prior is made "
               f"stronger or weaker (prior sensitivity {row['prior']:.3f}).",
-        "prior-informed variance": f"Both the prior and the data inform {name} (prior sensitivity "
-                                   f"{row['prior']:.3f}) and its posterior median sits {where}: with few "
-                                   f"subjects that is expected, not a conflict, but report and justify the prior.",
+        "prior-informed variance": f"The prior informs {name} (sensitivities {row['prior']:.3f} to the prior, "
+                                   f"{row['likelihood']:.3f} to the data) but its posterior median sits {where}: "
+                                   f"with few subjects a between-subject variance leans on its prior, which is "
+                                   f"not a conflict, but report and justify the prior.",
         "informative prior": f"Both the prior and the data move {name} (sensitivities {row['prior']:.3f} and "
                              f"{row['likelihood']:.3f}) and its posterior median sits {where}: the prior is "
                              f"informative but agrees with the data; report and justify it.",
@@ -253,4 +254,17 @@ def judge(row: dict, *, draws: int, threshold: float = THRESHOLD, margin: float 
                                           f"{row['likelihood']:.3f}): report it as prior-driven or justify "
                                           f"the prior.",
     }[kind]
-    return kind, sentence
+    return kind, sentence[:-1] + _note(row, kind) + "."
+
+
+def _note(row: dict, kind: str) -> str:
+    """A clause for what the checks saw that the verdict does not blame on this prior."""
+    if kind == "ok" and (_tail(row["prior_quantile"]) or _absorbed(row)):
+        return ("; its posterior, or the typical value its subjects imply, lies in the prior's tail, but the "
+                "data outweigh the prior")
+    p = row.get("etabar_p", math.nan)
+    if math.isfinite(p) and p < ETABAR_P:
+        eta_name = "eta_" + row["parameter"].removeprefix("theta_")
+        return (f"; the subjects' {eta_name} are off-centre (mean {row['etabar']:.2f}, p = {p:.1g}), which this "
+                f"prior does not explain: look at the other verdicts and at the model")
+    return ""
