@@ -264,7 +264,7 @@ def test_prior_quantiles_and_etabar_checks(theo):
 
     # 12 subjects whose etas on CL are all about -1 (a typical value held at 8 by its prior)
     subjects = np.arange(1, 13)
-    shift = np.array([-1.0, 0.0, 0.0])
+    shift = np.array([0.0, -1.0, 0.0])  # ka, CL, V
     eta = rng.normal(0.0, 0.1, size=(2, 200, 12, 3)) + shift
     posterior = xr.Dataset(
         {"eta": (("chain", "draw", "subject", "parameter"), eta),
@@ -276,7 +276,10 @@ def test_prior_quantiles_and_etabar_checks(theo):
     assert table.loc["theta_CL", "etabar"] == pytest.approx(-1.0, abs=0.05)
     assert table.loc["theta_CL", "etabar_p"] < 1e-6
     assert table.loc["theta_CL", "implied"] == pytest.approx(8.0 * np.exp(-1.0), rel=0.05)
-    assert table.loc["theta_V", "etabar_p"] > 0.01 or abs(table.loc["theta_V", "etabar"]) < 0.05
+    assert abs(table.loc["theta_V", "etabar"]) < 0.01
+    assert table.loc["theta_V", "implied"] == pytest.approx(30.0, rel=0.01)
+    assert table.loc["theta_CL", "implied_quantile"] == pytest.approx(
+        theo.parameter("CL").typical.scipy().cdf(table.loc["theta_CL", "implied"]))
 
 
 def test_conflicting_prior_absorbed_by_iiv_is_a_prior_data_conflict(tight_fit):
