@@ -261,6 +261,11 @@ def test_prior_quantiles_and_etabar_checks(theo):
     assert q["omega_ka_CL"] == pytest.approx(0.5, abs=0.02)  # a covariance is symmetric about 0 a priori
     median = float(canonical["sigma2_add"].median())
     assert q["sigma2_add"] == pytest.approx(stats.invgamma(a=2.0, scale=0.5).cdf(median))
+    # LKJ(2) with half-normal(1) standard deviations: a variance is the square of a half-normal
+    lkj = dict(prior_variants(theo, scales=()))["lkj"]
+    q = prior_quantiles(lkj, canonical)
+    assert q["omega_CL_CL"] == pytest.approx(stats.halfnorm(scale=1.0).cdf(np.sqrt(0.1)), abs=0.01)
+    assert q["omega_ka_CL"] == pytest.approx(0.5, abs=0.02)
 
     # 12 subjects whose etas on CL are all about -1 (a typical value held at 8 by its prior)
     subjects = np.arange(1, 13)
