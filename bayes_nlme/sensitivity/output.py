@@ -156,7 +156,7 @@ def _report(model: str, psense: pd.DataFrame, variants: pd.DataFrame, png: str, 
     head = "".join(f"<th>{html.escape(c)}</th>" for c in shown.columns)
     rows = []
     for r in shown.itertuples(index=False):
-        cls = "warn" if verdict_kind(r.verdict) == "prior-data conflict" else "ok"
+        cls = {"prior-data conflict": "warn", "ok": "ok"}.get(verdict_kind(r.verdict), "")
         cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in r[:-2])
         rows.append(f"<tr>{cells}<td class='{cls}'>{html.escape(r.verdict)}</td>"
                     f"<td>{html.escape(r[-1])}</td></tr>")
