@@ -303,7 +303,7 @@ def test_conflicting_prior_absorbed_by_iiv_is_a_prior_data_conflict(tight_fit):
 CONFLICT_ROW = {"parameter": "theta_CL", "prior": 0.2, "prior_se": 0.013, "likelihood": 0.04,
                 "likelihood_se": 0.02, "prior_quantile": 0.146, "etabar": -0.97, "etabar_se": 0.08,
                 "etabar_p": 1.2e-7, "verdict": "prior-data conflict (absorbed by IIV: mean eta_CL = -0.97)",
-                "explanation": "The prior holds theta_CL at 7.35 while every subject's eta_CL is shifted."}
+                "explanation": "The prior holds theta_CL at 7.35 while the subjects' eta_CL are shifted one way."}
 
 
 def test_write_outputs(tmp_path):
@@ -314,7 +314,7 @@ def test_write_outputs(tmp_path):
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html
     assert "0.200 ± 0.013" in html and "-0.97 (p = 1.2e-07)" in html
-    assert "absorbed by IIV: mean eta_CL = -0.97" in html and "every subject&#x27;s eta_CL is shifted" in html
+    assert "absorbed by IIV: mean eta_CL = -0.97" in html and "the subjects&#x27; eta_CL are shifted one way" in html
     assert (out / "forest.png").stat().st_size > 0
     written = pd.read_csv(out / "psense.csv")
     assert list(written.columns) == PSENSE_COLUMNS

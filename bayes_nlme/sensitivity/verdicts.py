@@ -231,8 +231,8 @@ def judge(row: dict, *, draws: int, threshold: float = THRESHOLD, margin: float 
         if _absorbed(eta):
             eta_name = "eta_" + name.removeprefix("theta_")
             return (f"prior-data conflict (absorbed by IIV: mean {eta_name} = {row['etabar']:.2f})",
-                    f"The prior holds {name} at {row['theta']:.3g} while every subject's {eta_name} is shifted "
-                    f"the same way (mean {row['etabar']:.2f}, p = {row['etabar_p']:.1g}), so the subjects imply "
+                    f"The prior holds {name} at {row['theta']:.3g} while the subjects' {eta_name} are shifted one "
+                    f"way (mean {row['etabar']:.2f}, p = {row['etabar_p']:.1g}), so the subjects imply "
                     f"a typical value of about {row['implied']:.3g}, at the prior's {_q(row['implied_quantile'])} "
                     f"quantile: check the prior's median, spread and units.")
         return (f"prior-data conflict (posterior in the prior's tail: quantile {_q(q)})",
