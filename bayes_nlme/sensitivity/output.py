@@ -74,7 +74,8 @@ def _etabar_text(row) -> str:
     if pd.isna(row.get("etabar", np.nan)):
         return ""
     p = row.get("etabar_p", np.nan)
-    return f"{row['etabar']:+.2f} (p = {p:.2g})" if pd.notna(p) else f"{row['etabar']:+.2f}"
+    m = round(float(row["etabar"]), 2) + 0.0  # + 0.0: no "-0.00"
+    return f"{m:+.2f} (p = {p:.2g})" if pd.notna(p) else f"{m:+.2f}"
 
 
 def psense_display(psense: pd.DataFrame) -> pd.DataFrame:
