@@ -23,17 +23,12 @@ from scipy import stats
 
 from ..spec.priors import LKJ, InverseGamma, InverseWishart
 
-__all__ = ["N_PRIOR_DRAWS", "prior_quantiles", "etabar", "tail_probability"]
+__all__ = ["N_PRIOR_DRAWS", "prior_quantiles", "etabar"]
 
 #: Simulated draws of an omega prior whose marginals have no closed form.
 N_PRIOR_DRAWS = 20_000
 
 _SAMPLE = ("chain", "draw")
-
-
-def tail_probability(quantile: float) -> float:
-    """Two-sided tail probability ``2 * min(q, 1 - q)`` of a prior quantile (NaN stays NaN)."""
-    return float(2.0 * min(quantile, 1.0 - quantile)) if np.isfinite(quantile) else float("nan")
 
 
 def _omega_prior_draws(spec, rng: np.random.Generator) -> dict:

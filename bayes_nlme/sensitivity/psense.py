@@ -53,7 +53,19 @@ _SAMPLE_DIMS = ("chain", "draw")
 
 
 def explain(name: str) -> str:
-    """The generic explanation of a verdict kind (see :data:`EXPLANATIONS`)."""
+    """The generic explanation of a verdict.
+
+    Parameters
+    ----------
+    name : str
+        A verdict text (its kind is looked up, see
+        :func:`~bayes_nlme.sensitivity.verdicts.verdict_kind`).
+
+    Returns
+    -------
+    str
+        The entry of :data:`~bayes_nlme.sensitivity.verdicts.EXPLANATIONS`.
+    """
     return EXPLANATIONS[verdict_kind(name)]
 
 
