@@ -10,9 +10,10 @@ The Monte-Carlo error is the standard deviation of the estimate over a circular
 block bootstrap: each chain is rebuilt from blocks of ``sqrt(draws)`` consecutive
 draws starting at random positions (blocks keep the autocorrelation of the chain),
 the same positions for the parameters and the log densities, and the whole
-computation (importance weights included) is repeated. With few draws the estimate
-is also biased upwards (the weights are noisy), which the error does not capture; the
-verdicts therefore also ask for the error to be small (see :mod:`.verdicts`).
+computation (importance weights included) is repeated. The error is that of the
+estimate's spread only: with few draws an importance-sampling estimate can also be
+biased, which no bootstrap measures, so a verdict near the threshold at a short run
+should be read as "run longer" even when it is not flagged inconclusive.
 """
 
 from __future__ import annotations
