@@ -320,26 +320,29 @@ def prior_sensitivity(page, study_dir) -> bool:
     """
     from pathlib import Path
 
-    from ..sensitivity.output import read_study
-    from ..sensitivity.psense import EXPLANATIONS, THRESHOLD
+    from ..sensitivity.output import psense_display, read_study, verdict_note
+    from ..sensitivity.verdicts import verdict_kind
 
     study = read_study(study_dir)
     if study is None:
         return False
     parts = page.section("sensitivity", "Prior sensitivity")
     psense = study["psense"]
-    flagged = psense.loc[psense["verdict"] != "ok", "parameter"].tolist()
-    cls = "fail" if flagged else "ok"
-    text = (f"Prior-sensitive: {', '.join(flagged)}." if flagged
+    kinds = psense["verdict"].map(verdict_kind)
+    conflicts = psense.loc[kinds == "prior-data conflict", "parameter"].tolist()
+    others = psense.loc[~kinds.isin(["ok", "prior-data conflict"]), "parameter"].tolist()
+    text = (f"Prior-data conflict: {', '.join(conflicts)}." if conflicts
+            else "No prior-data conflict." if others
             else "Every population parameter reads ok: the data, not the priors, determine the posterior.")
-    parts.append(f'<div class="verdict {cls}">{escape(text)}</div>')
+    if others:
+        text += f" Prior-sensitive or inconclusive: {', '.join(others)}."
+    parts.append(f'<div class="verdict {"fail" if conflicts else "ok"}">{escape(text)}</div>')
     parts.append(f"<p>Power-scaling sensitivity of each population parameter to the prior and to the "
-                 f"likelihood (values of {THRESHOLD} or more count as sensitive), from the study in "
+                 f"likelihood, with its Monte-Carlo error, from the study in "
                  f"<code>{escape(Path(study_dir).name)}/</code> of this fit directory; its "
-                 f"<code>report.html</code> has the variants table and the sampler notes.</p>")
-    table = psense[["parameter", "prior", "likelihood", "verdict"]].copy()
-    table["what it means"] = [EXPLANATIONS.get(v, "") for v in table["verdict"]]
-    parts.append(table_html(table, {"prior": "rhat", "likelihood": "rhat"}))
+                 f"<code>report.html</code> has the variants table and the sampler notes. "
+                 f"{escape(verdict_note())}</p>")
+    parts.append(table_html(psense_display(psense)))
     if study["forest"] is not None:
         page.figure(parts, study["forest"], "Posterior mean and 90% interval of each population parameter "
                     "under each prior variant (dotted: the base posterior mean).")

@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
-from .psense import EXPLANATIONS, THRESHOLD, VERDICTS, log_prior_dataset, power_scaling, verdict
+from .psense import PSENSE_COLUMNS, log_prior_dataset, power_scaling
 from .runner import SensitivityStudy, run_sensitivity
 from .variants import prior_variants
+from .verdicts import EXPLANATIONS, THRESHOLD, VERDICTS, verdict, verdict_kind
 
 __all__ = [
     "EXPLANATIONS",
+    "PSENSE_COLUMNS",
     "SensitivityStudy",
     "THRESHOLD",
     "VERDICTS",
@@ -22,4 +24,5 @@ __all__ = [
     "prior_variants",
     "run_sensitivity",
     "verdict",
+    "verdict_kind",
 ]

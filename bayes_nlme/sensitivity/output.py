@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["PSENSE_COLUMNS", "VARIANT_COLUMNS", "forest_plot", "write_outputs", "read_study"]
+from .psense import PSENSE_COLUMNS
+from .verdicts import EXPLANATIONS, MARGIN, TAIL, THRESHOLD, verdict_kind
 
-PSENSE_COLUMNS = ["parameter", "prior", "likelihood", "verdict"]
+__all__ = ["PSENSE_COLUMNS", "VARIANT_COLUMNS", "forest_plot", "psense_display", "verdict_note",
+           "write_outputs", "read_study"]
 VARIANT_COLUMNS = ["variant", "parameter", "mean", "sd", "q5", "q95"]
 
 
@@ -62,6 +64,64 @@ def forest_plot(variants: pd.DataFrame):
     return fig
 
 
+def _pm(value, se) -> str:
+    if pd.isna(value):
+        return ""
+    return f"{value:.3f}" if pd.isna(se) else f"{value:.3f} ± {se:.3f}"
+
+
+def _etabar_text(row) -> str:
+    if pd.isna(row.get("etabar", np.nan)):
+        return ""
+    p = row.get("etabar_p", np.nan)
+    m = round(float(row["etabar"]), 2) + 0.0  # + 0.0: no "-0.00"
+    return f"{m:+.2f} (p = {p:.2g})" if pd.notna(p) else f"{m:+.2f}"
+
+
+def psense_display(psense: pd.DataFrame) -> pd.DataFrame:
+    """The ``psense.csv`` table as shown in the reports: values with their errors, and a sentence.
+
+    Parameters
+    ----------
+    psense : pandas.DataFrame
+        A ``psense.csv`` table (older files without the error, quantile and ETABAR
+        columns are shown without them).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``parameter``, ``prior``, ``likelihood`` (as ``value ± error`` text),
+        ``prior quantile``, ``ETABAR``, ``verdict`` and ``what it means``.
+    """
+    rows = []
+    for _, r in psense.iterrows():
+        q = r.get("prior_quantile", np.nan)
+        expl = r.get("explanation", np.nan)
+        rows.append({
+            "parameter": r["parameter"],
+            "prior": _pm(r["prior"], r.get("prior_se", np.nan)),
+            "likelihood": _pm(r["likelihood"], r.get("likelihood_se", np.nan)),
+            "prior quantile": "" if pd.isna(q) else f"{q:.3g}",
+            "ETABAR": _etabar_text(r),
+            "verdict": r["verdict"],
+            "what it means": (expl if isinstance(expl, str) and expl
+                              else EXPLANATIONS.get(verdict_kind(r["verdict"]), "")),
+        })
+    return pd.DataFrame(rows)
+
+
+def verdict_note() -> str:
+    """How the verdicts are reached, in a few plain sentences (for the reports)."""
+    return (f"A sensitivity counts as high only when it exceeds {THRESHOLD} by more than {MARGIN:g} Monte-Carlo "
+            f"standard errors (block bootstrap over draws), and as low only when it stays below by as much; "
+            f"otherwise the verdict is 'inconclusive: run longer'. 'prior quantile' is the prior's cumulative "
+            f"probability at the posterior median: a prior-data conflict puts it outside the prior's central "
+            f"{1 - TAIL:.0%}, while a variance that its prior legitimately informs stays inside "
+            f"('prior-informed variance'). ETABAR is the mean of the subjects' posterior etas with the p-value "
+            f"of a t-test against zero (as in NONMEM): a tight prior on a typical value that the data "
+            f"contradict shows as etas all shifted one way ('absorbed by IIV').")
+
+
 def _png_base64(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
@@ -93,15 +153,14 @@ def _compilation_html(compilations: pd.DataFrame | None) -> str:
 
 def _report(model: str, psense: pd.DataFrame, variants: pd.DataFrame, png: str, notes: list[str],
             compilations: pd.DataFrame | None = None) -> str:
-    from .psense import EXPLANATIONS, THRESHOLD
-
+    shown = psense_display(psense)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in shown.columns)
     rows = []
-    for r in psense.itertuples(index=False):
-        cls = "ok" if r.verdict == "ok" else "warn"
-        rows.append(
-            f"<tr><td>{html.escape(r.parameter)}</td><td>{r.prior:.3f}</td><td>{r.likelihood:.3f}</td>"
-            f"<td class='{cls}'>{html.escape(r.verdict)}</td><td>{html.escape(EXPLANATIONS[r.verdict])}</td></tr>"
-        )
+    for r in shown.itertuples(index=False):
+        cls = {"prior-data conflict": "warn", "ok": "ok"}.get(verdict_kind(r.verdict), "")
+        cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in r[:-2])
+        rows.append(f"<tr>{cells}<td class='{cls}'>{html.escape(r.verdict)}</td>"
+                    f"<td>{html.escape(r[-1])}</td></tr>")
     note_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes) or "<li>none</li>"
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Prior sensitivity: {html.escape(model)}</title>
@@ -110,8 +169,8 @@ def _report(model: str, psense: pd.DataFrame, variants: pd.DataFrame, png: str, 
 <h2>Power-scaling sensitivity (base priors)</h2>
 <p>Sensitivity of each population parameter's posterior to raising the prior or the likelihood
 to a power near 1 (Kallioinen et al. 2024, computed with <code>arviz_stats.psense</code> by importance
-sampling, without refitting). Values of {THRESHOLD} or more count as sensitive.</p>
-<table><tr><th>parameter</th><th>prior</th><th>likelihood</th><th>verdict</th><th>what it means</th></tr>
+sampling, without refitting), with its Monte-Carlo error. {html.escape(verdict_note())}</p>
+<table><tr>{head}</tr>
 {''.join(rows)}</table>
 <h2>Refits under alternative priors</h2>
 <img alt="forest plot of the prior variants" src="data:image/png;base64,{png}">
@@ -148,7 +207,7 @@ def write_outputs(out, model: str, psense: pd.DataFrame, variants: pd.DataFrame,
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    psense[PSENSE_COLUMNS].to_csv(out / "psense.csv", index=False)
+    psense.reindex(columns=PSENSE_COLUMNS).to_csv(out / "psense.csv", index=False)
     variants[VARIANT_COLUMNS].to_csv(out / "variants.csv", index=False)
     fig = forest_plot(variants)
     png = _png_base64(fig)

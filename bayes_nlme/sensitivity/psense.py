@@ -5,7 +5,9 @@ prior (or the likelihood) were raised to a power close to 1; the change of each
 parameter's marginal posterior, measured by the cumulative Jensen-Shannon
 distance per unit of log-power, is its sensitivity. No refit is needed.
 
-The computation uses :func:`arviz_stats.psense` on a small tree built here:
+The sensitivities are those of :func:`arviz_stats.psense` on a small tree built here
+(recomputed on plain arrays by :mod:`.mcse`, which adds their Monte-Carlo error by a
+block bootstrap over draws):
 
 * ``posterior``: the canonical population parameters (``theta_*``, ``beta_*``,
   ``omega_<P>_<Q>``, ``sigma2_*``);
@@ -14,14 +16,18 @@ The computation uses :func:`arviz_stats.psense` on a small tree built here:
   correlation density is taken up to its constant, which power-scaling ignores);
 * ``log_likelihood``: the pointwise log-likelihood ``y`` of the fit.
 
-The verdict follows :func:`arviz_stats.psense_summary` with the usual 0.05
-threshold: prior >= 0.05 and likelihood >= 0.05 is a prior-data conflict; prior
-> 0.05 > likelihood is a strong prior with a weak likelihood; anything else is ok.
+Each parameter's prior sensitivity scales its own prior component (``theta_CL``: the
+prior of ``theta_CL``; ``omega_P_Q``: the prior of the omega; ``sigma2_*``: its own
+prior), so that a weak prior on CL reads "ok" even when another prior moves CL a little
+through correlations.
+
+The verdicts (:mod:`.verdicts`) also use where the posterior sits in its prior and
+NONMEM's ETABAR check (:mod:`.checks`): the 0.05 threshold of
+:func:`arviz_stats.psense_summary` alone calls every hierarchical variance a conflict and
+misses a conflict that the random effects absorb.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -30,68 +36,37 @@ from scipy import stats
 
 from ..errors import SpecError
 from ..spec.priors import LKJ, InverseGamma, InverseWishart
+from .verdicts import EXPLANATIONS, THRESHOLD, judge, verdict_kind
 
 __all__ = [
-    "THRESHOLD",
-    "VERDICTS",
-    "EXPLANATIONS",
-    "verdict",
     "explain",
     "log_prior_dataset",
     "power_scaling",
+    "PSENSE_COLUMNS",
 ]
 
-#: Sensitivity above which a parameter counts as sensitive (as in psense_summary).
-THRESHOLD = 0.05
-
-#: The verdict vocabulary of ``psense.csv``.
-VERDICTS = ("ok", "prior-data conflict", "strong prior / weak likelihood")
-
-#: One plain-words explanation per verdict.
-EXPLANATIONS = {
-    "ok": (
-        "The posterior hardly moves when the prior is made stronger or weaker: the data "
-        "determine this parameter and the prior is not driving the result."
-    ),
-    "prior-data conflict": (
-        "The posterior moves both when the prior and when the likelihood is strengthened: "
-        "prior and data pull this parameter in different directions. Check that the prior "
-        "(its median and spread, and the units) agrees with what is known, or widen it."
-    ),
-    "strong prior / weak likelihood": (
-        "The posterior follows the prior but not the data: the data carry little "
-        "information about this parameter, so the result is mostly the prior. Report it "
-        "as prior-driven, or justify the prior carefully."
-    ),
-}
+#: The columns of :func:`power_scaling` (and of ``psense.csv``).
+PSENSE_COLUMNS = ["parameter", "prior", "prior_se", "likelihood", "likelihood_se", "prior_quantile",
+                  "etabar", "etabar_se", "etabar_p", "verdict", "explanation"]
 
 _SAMPLE_DIMS = ("chain", "draw")
 
 
-def verdict(prior: float, likelihood: float, threshold: float = THRESHOLD) -> str:
-    """The verdict of one parameter, with the rule of ``psense_summary``.
+def explain(name: str) -> str:
+    """The generic explanation of a verdict.
 
     Parameters
     ----------
-    prior, likelihood : float
-        Power-scaling sensitivities.
-    threshold : float
+    name : str
+        A verdict text (its kind is looked up, see
+        :func:`~bayes_nlme.sensitivity.verdicts.verdict_kind`).
 
     Returns
     -------
     str
-        One of :data:`VERDICTS`.
+        The entry of :data:`~bayes_nlme.sensitivity.verdicts.EXPLANATIONS`.
     """
-    if prior >= threshold and likelihood >= threshold:
-        return "prior-data conflict"
-    if prior > threshold > likelihood:
-        return "strong prior / weak likelihood"
-    return "ok"
-
-
-def explain(name: str) -> str:
-    """The plain-words explanation of a verdict (see :data:`EXPLANATIONS`)."""
-    return EXPLANATIONS[name]
+    return EXPLANATIONS[verdict_kind(name)]
 
 
 def _values(da: xr.DataArray) -> np.ndarray:
@@ -200,21 +175,42 @@ def sensitivity_tree(fit) -> xr.DataTree:
     )
 
 
-def power_scaling(fit, threshold: float = THRESHOLD) -> pd.DataFrame:
-    """Prior and likelihood power-scaling sensitivity of each population parameter.
+def _arrays(ds: xr.Dataset) -> dict:
+    return {name: _values(ds[name]) for name in ds.data_vars}
+
+
+def _check_nuts(fit) -> None:
+    if getattr(fit, "method", "nuts") != "nuts":
+        from ..errors import ArgumentError
+
+        raise ArgumentError(f"power-scaling needs a NUTS fit, got method {fit.method!r}")
+
+
+def power_scaling(fit, threshold: float = THRESHOLD, *, n_boot: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """Prior and likelihood power-scaling sensitivity of each population parameter, with verdicts.
 
     Parameters
     ----------
-    fit : BayesFit
+    fit : BayesFit or FitDirectory
         A NUTS fit (``method == "nuts"``).
     threshold : float
         Sensitivity threshold of the verdicts (default 0.05).
+    n_boot : int, optional
+        Bootstrap replicates of the Monte-Carlo errors (default
+        :data:`~bayes_nlme.sensitivity.mcse.N_BOOT`; 0 gives no errors, NaN, and
+        verdicts that take the estimates as exact).
+    seed : int
+        Seed of the bootstrap and of the simulated omega priors.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``parameter, prior, likelihood, verdict, explanation``; one row
-        per population parameter in summary order.
+        Columns :data:`PSENSE_COLUMNS`, one row per population parameter in summary
+        order: the sensitivities and their standard errors, ``prior_quantile`` (the
+        prior's cumulative probability at the posterior median), the ETABAR check of
+        typical values with IIV (``etabar``, ``etabar_se``, ``etabar_p``; NaN
+        elsewhere), the ``verdict`` (see :mod:`~bayes_nlme.sensitivity.verdicts`) and
+        a one-sentence ``explanation``.
 
     Examples
     --------
@@ -222,32 +218,32 @@ def power_scaling(fit, threshold: float = THRESHOLD) -> pd.DataFrame:
     >>> fit = sample("models/theophylline.toml", "theophylline")  # doctest: +SKIP
     >>> power_scaling(fit)                                      # doctest: +SKIP
     """
-    from arviz_stats import psense
+    from .checks import etabar, prior_quantiles
+    from .mcse import N_BOOT, sensitivity_with_error
 
-    if getattr(fit, "method", "nuts") != "nuts":
-        from ..errors import ArgumentError
-
-        raise ArgumentError(f"power-scaling needs a NUTS fit, got method {fit.method!r}")
+    _check_nuts(fit)
+    n_boot = N_BOOT if n_boot is None else n_boot
     tree = sensitivity_tree(fit)
-    with warnings.catch_warnings():
-        # PSIS may warn about high Pareto k with short chains; the values are still
-        # the best available estimate and the verdict is advisory.
-        warnings.simplefilter("ignore")
-        likelihood = psense(tree, group="likelihood", group_var_names=["y"])
-        # Each parameter's prior sensitivity scales its own prior component (theta_CL:
-        # the prior of theta_CL; omega_P_Q: the prior of its omega block; sigma2_*: its
-        # own prior), so that a weak prior on CL reads "ok" even when another prior
-        # (say, an informative omega prior) moves CL a little through correlations.
-        prior_names = list(tree["log_prior"].data_vars)
-        prior = {
-            component: psense(tree, group="prior", group_var_names=[component])
-            for component in prior_names
-        }
+    canonical = tree["posterior"].to_dataset()
+    draws = _arrays(canonical)
+    components = _arrays(tree["log_prior"].to_dataset())
+    component_of = {name: name if name in components else "omega" for name in draws}
+    prior, prior_se = sensitivity_with_error(draws, components, component_of, n_boot=n_boot, seed=seed)
+    loglik = tree["log_likelihood"].to_dataset()["y"]
+    loglik = loglik.sum([d for d in loglik.dims if d not in _SAMPLE_DIMS])
+    likelihood, likelihood_se = sensitivity_with_error(draws, {"y": _values(loglik)}, dict.fromkeys(draws, "y"),
+                                                       n_boot=n_boot, seed=seed)
+    quantiles = prior_quantiles(fit.spec, canonical, seed=seed)
+    eta = etabar(fit.spec, fit.tree["posterior"].to_dataset())
+    n_draws = canonical.sizes["draw"]
+    nan = float("nan")
     rows = []
-    for name in tree["posterior"].data_vars:
-        component = name if name in prior else "omega"
-        p = float(prior[component][name].values)
-        lik = float(likelihood[name].values)
-        v = verdict(p, lik, threshold)
-        rows.append({"parameter": name, "prior": p, "likelihood": lik, "verdict": v, "explanation": EXPLANATIONS[v]})
-    return pd.DataFrame(rows, columns=["parameter", "prior", "likelihood", "verdict", "explanation"])
+    for name in draws:
+        row = {"parameter": name, "prior": prior[name], "prior_se": prior_se[name],
+               "likelihood": likelihood[name], "likelihood_se": likelihood_se[name],
+               "prior_quantile": quantiles[name], "etabar": nan, "etabar_se": nan, "etabar_p": nan}
+        if name in eta.index:
+            row.update(eta.loc[name].to_dict(), theta=float(canonical[name].median()))
+        row["verdict"], row["explanation"] = judge(row, draws=n_draws, threshold=threshold)
+        rows.append(row)
+    return pd.DataFrame(rows)[PSENSE_COLUMNS]

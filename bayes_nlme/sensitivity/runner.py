@@ -57,7 +57,10 @@ class SensitivityStudy:
     path : pathlib.Path
         The output directory.
     psense : pandas.DataFrame
-        ``parameter, prior, likelihood, verdict, explanation`` (power-scaling of ``base``).
+        Power-scaling of ``base``, columns
+        :data:`~bayes_nlme.sensitivity.psense.PSENSE_COLUMNS` (the sensitivities with
+        their Monte-Carlo errors, the prior quantile of the posterior median, the
+        ETABAR check, the verdict and a one-sentence explanation).
     variants : pandas.DataFrame
         ``variant, parameter, mean, sd, q5, q95``.
     compilations : pandas.DataFrame
