@@ -1,10 +1,14 @@
-"""Tests of the analytic PK library (bayes_nlme.pk) and the event design.
+"""Tests of the structural models through the model core (bayes_nlme.core).
 
-Concentrations are compared with an independent ODE integration (tests/ode_oracle.py)
-for every structural model and dose kind; gradients with central finite differences.
+Concentrations of the event engine (``engine_design`` + ``predict_numeric``) are
+compared with an independent ODE integration (tests/ode_oracle.py) for every structural
+model and dose kind; its Jacobians with central finite differences; the PyTensor
+operation (``structural_predictions``) with the numeric engine.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -12,9 +16,11 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
-from bayes_nlme.data.events import build_event_design
+from bayes_nlme.core import engine_design
+from bayes_nlme.core.op import predict_numeric, structural_predictions
+from bayes_nlme.data import load_dataset
 from bayes_nlme.errors import DataError, SpecError
-from bayes_nlme.pk import STRUCTURAL_MODELS, concentrations, predict_concentrations, structural_model
+from bayes_nlme.pk.models import STRUCTURAL_MODELS, structural_model
 from bayes_nlme.spec.structural_names import OPTIONAL_PARAMETERS, STRUCTURAL_PARAMETERS
 
 from ode_oracle import oracle_concentrations
@@ -22,6 +28,7 @@ from ode_oracle import oracle_concentrations
 MODELS = list(STRUCTURAL_MODELS)
 ORAL = [m for m in MODELS if STRUCTURAL_MODELS[m].oral]
 
+_THREE = {"Q2": [4.0, 2.0], "V2": [30.0, 20.0], "Q3": [1.0, 0.5], "V3": [50.0, 80.0]}
 PARAMS = {
     "one_compartment_iv": {"CL": [2.0, 3.0], "V": [10.0, 20.0]},
     "one_compartment_oral": {"ka": [1.2, 0.7], "CL": [2.0, 3.0], "V": [10.0, 20.0]},
@@ -29,25 +36,39 @@ PARAMS = {
     "two_compartment_oral": {
         "ka": [1.2, 0.7], "CL": [2.0, 3.0], "V1": [10.0, 15.0], "Q": [4.0, 2.0], "V2": [30.0, 20.0]
     },
+    "three_compartment_iv": {"CL": [2.0, 3.0], "V1": [10.0, 15.0], **_THREE},
+    "three_compartment_oral": {"ka": [1.2, 0.7], "CL": [2.0, 3.0], "V1": [10.0, 15.0], **_THREE},
 }
-# Parameters with coinciding rate constants: k = CL/V = 0.5; alpha = 2, beta = 0.5
-# exactly (k10 = k21 = 1, k12 = 0.5: disc = 1.5).
+
+
+def _pair(**values):
+    return {k: [float(v), float(v)] for k, v in values.items()}
+
+
+# Parameters with coinciding rate constants. One compartment: k = CL/V = 0.5. Two
+# compartments: alpha = 2, beta = 0.5 exactly (k10 = k21 = 1, k12 = 0.5). Three
+# compartments: exponents 2, 0.5 and 0.1 (k10 = 0.5, k12 = 0.5625, k13 = 0.3375,
+# k21 = 1, k31 = 0.2).
+_TWO_C = dict(CL=10.0, V1=10.0, Q=5.0, V2=5.0)
+_THREE_C = dict(CL=5.0, V1=10.0, Q2=5.625, V2=5.625, Q3=3.375, V3=16.875)
 COINCIDE = {
-    "ka=k": ("one_compartment_oral", {"ka": [0.5, 0.5], "CL": [5.0, 5.0], "V": [10.0, 10.0]}),
-    "ka=alpha": ("two_compartment_oral", {"ka": [2.0, 2.0], "CL": [10.0, 10.0], "V1": [10.0, 10.0], "Q": [5.0, 5.0], "V2": [5.0, 5.0]}),
-    "ka=beta": ("two_compartment_oral", {"ka": [0.5, 0.5], "CL": [10.0, 10.0], "V1": [10.0, 10.0], "Q": [5.0, 5.0], "V2": [5.0, 5.0]}),
+    "ka=k": ("one_compartment_oral", _pair(ka=0.5, CL=5.0, V=10.0)),
+    "ka=alpha": ("two_compartment_oral", _pair(ka=2.0, **_TWO_C)),
+    "ka=beta": ("two_compartment_oral", _pair(ka=0.5, **_TWO_C)),
+    "ka=alpha3": ("three_compartment_oral", _pair(ka=2.0, **_THREE_C)),
+    "ka=beta3": ("three_compartment_oral", _pair(ka=0.5, **_THREE_C)),
+    "ka=gamma3": ("three_compartment_oral", _pair(ka=0.1, **_THREE_C)),
 }
-# The maths is checked in PyTensor's fastest-compiling mode; test_backends_agree checks
-# that the default (Numba) and C backends give the same values and gradients.
-FAST = "FAST_COMPILE"
 OBS = [0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 13.0, 18.0, 24.0, 30.0, 48.0]
+COLUMNS = ["ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "RATE", "II", "ADDL", "SS"]
 
 
 def frame(doses, obs=OBS, n_subjects=2, extra=()):
     """Dataset table: dose records (dicts) and observations, for each subject.
 
     ``extra`` records (dicts with their own EVID) are merged by time; records at equal
-    times keep the order doses, extra, observations.
+    times keep the order doses, extra, observations. Subject s gets ``1 + s`` times the
+    amounts.
     """
     rows = []
     for s in range(n_subjects):
@@ -67,13 +88,19 @@ def frame(doses, obs=OBS, n_subjects=2, extra=()):
         df[col] = df[col].astype(float).fillna(default) if col in df else default
     df["ID"] = df["ID"].astype(float)
     df["EVID"] = df["EVID"].astype(float)
-    df["ROW"] = np.arange(1, len(df) + 1)
-    df["SUBJECT"] = (df["ID"] - 1).astype(int)
-    return df[["ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "RATE", "II", "ADDL", "SS", "ROW", "SUBJECT"]]
+    return df[COLUMNS]
 
 
 def central(model):
     return 2.0 if STRUCTURAL_MODELS[model].oral else 1.0
+
+
+def predict(df, model, params, points="observations"):
+    """Engine predictions and Jacobians for per-subject parameters (one segment each)."""
+    design = engine_design(load_dataset(df), model, declared=tuple(params), points=points)
+    assert design.constant_within_subject
+    f, jac = predict_numeric(design, params)
+    return design, f, jac
 
 
 # ----------------------------------------------------------------------------- registry
@@ -84,8 +111,15 @@ def test_registry_matches_spec_names():
     for name, model in STRUCTURAL_MODELS.items():
         assert model.parameters == STRUCTURAL_PARAMETERS[name]
         assert model.all_parameters == model.parameters + tuple(OPTIONAL_PARAMETERS)
-    assert [STRUCTURAL_MODELS[m].advan for m in MODELS] == [1, 2, 3, 4]
+    assert [STRUCTURAL_MODELS[m].advan for m in MODELS] == [1, 2, 3, 4, 11, 12]
     assert STRUCTURAL_MODELS["two_compartment_oral"].compartments == {1: "depot", 2: "central", 3: "peripheral"}
+    assert STRUCTURAL_MODELS["three_compartment_iv"].compartments == {1: "central", 2: "peripheral", 3: "peripheral"}
+    assert STRUCTURAL_MODELS["three_compartment_oral"].compartments == {
+        1: "depot", 2: "central", 3: "peripheral", 4: "peripheral"
+    }
+    assert [STRUCTURAL_MODELS[m].n_compartments for m in MODELS] == [1, 1, 2, 2, 3, 3]
+    assert [STRUCTURAL_MODELS[m].volume for m in MODELS] == ["V", "V", "V1", "V1", "V1", "V1"]
+    assert [STRUCTURAL_MODELS[m].default_dose_compartment for m in MODELS] == [1, 1, 1, 1, 1, 1]
 
 
 def test_unknown_structural_model():
@@ -93,13 +127,14 @@ def test_unknown_structural_model():
         structural_model("three_compartment")
     assert info.value.key == "structural"
     assert "one_compartment_oral" in info.value.valid
+    assert "three_compartment_oral" in info.value.valid
 
 
 # ----------------------------------------------------------------------------- ODE oracle
 #
 # Every case is a pair of subjects (the second gets twice the amounts and its own
-# parameters). The cases of a suite are stacked into one dataset so that each model
-# compiles one function per suite; each case is then checked on its own subjects.
+# parameters). The cases of a suite are stacked into one dataset (one design, one
+# engine call per model and suite); each case is then checked on its own subjects.
 
 
 def _central_doses(model):
@@ -159,7 +194,7 @@ def _stack(cases, model, params_of):
         if doses == "central":
             doses = _central_doses(model)
         doses = [dict(d, CMT=central(model)) if d.get("CMT") == "central" else d for d in doses]
-        df = frame(doses, obs=obs, extra=extra)
+        df = frame(doses, obs=sorted(obs), extra=extra)
         df["ID"] += start
         frames.append(df)
         for key, value in dict(params_of(name), **extra_params).items():
@@ -167,8 +202,6 @@ def _stack(cases, model, params_of):
         slices[name] = (start, start + 2)
         start += 2
     df = pd.concat(frames, ignore_index=True)
-    df["ROW"] = np.arange(1, len(df) + 1)
-    df["SUBJECT"] = (df["ID"] - 1).astype(int)
     assert all(len(v) == start for v in params.values()), "cases of a suite must give the same parameters"
     return df, {k: np.array(v, dtype=float) for k, v in params.items()}, slices
 
@@ -177,7 +210,7 @@ _RESULTS = {}
 
 
 def suite_results(model, suite):
-    """Concentrations (pk and ODE oracle) of every case of a suite, by case name."""
+    """Concentrations (engine and ODE oracle) of every case of a suite, by case name."""
     key = (model, suite)
     if key not in _RESULTS:
         if suite == "coincide":  # each coinciding parameter set, without and with a lag
@@ -191,10 +224,9 @@ def suite_results(model, suite):
         else:
             df, params, slices = _stack(SUITES[suite], model, lambda name: PARAMS[model])
             points = SUITE_POINTS[suite]
-        design = build_event_design(df, model, points=points)
-        got = predict_concentrations(design, params, mode=FAST)
+        design, got, _ = predict(df, model, params, points=points)
         expected = oracle_concentrations(df, model, params, points=points)
-        subject = design.point_subject
+        subject = design.obs_subject
         _RESULTS[key] = {
             name: (got[(subject >= a) & (subject < b)], expected[(subject >= a) & (subject < b)])
             for name, (a, b) in slices.items()
@@ -208,7 +240,7 @@ def test_against_ode(model, suite, case):
     got, expected = suite_results(model, suite)[case]
     assert got.shape == expected.shape and len(got) > 0
     assert np.all(np.isfinite(got))
-    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-10)
     if case.startswith("resets"):
         assert np.any(got == 0.0)  # nothing is left right after the EVID 3 at t = 30
 
@@ -218,57 +250,78 @@ def test_coinciding_rate_constants(case):
     model = COINCIDE[case.split("+")[0]][0]
     got, expected = suite_results(model, "coincide")[case]
     assert np.all(np.isfinite(got))
-    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-10)
 
 
 def test_closed_form_one_compartment():
     t = np.array(OBS[1:])
     df = frame([dict(TIME=0.0, AMT=100.0)], obs=t, n_subjects=1)
-    design = build_event_design(df, "one_compartment_oral")
     ka, k, v = 1.2, 0.2, 10.0
-    got = predict_concentrations(design, {"ka": [ka], "CL": [k * v], "V": [v]})
-    np.testing.assert_allclose(got, 100 * ka / (v * (ka - k)) * (np.exp(-k * t) - np.exp(-ka * t)), rtol=1e-13)
-    got = predict_concentrations(design, {"ka": [k], "CL": [k * v], "V": [v]})
-    np.testing.assert_allclose(got, 100 / v * k * t * np.exp(-k * t), rtol=1e-13)
+    _, got, _ = predict(df, "one_compartment_oral", {"ka": [ka], "CL": [k * v], "V": [v]})
+    np.testing.assert_allclose(got, 100 * ka / (v * (ka - k)) * (np.exp(-k * t) - np.exp(-ka * t)), rtol=1e-12)
+    _, got, _ = predict(df, "one_compartment_oral", {"ka": [k], "CL": [k * v], "V": [v]})
+    np.testing.assert_allclose(got, 100 / v * k * t * np.exp(-k * t), rtol=1e-12)
 
 
-# ----------------------------------------------------------------------------- event design
+# ----------------------------------------------------------------------------- design
 
 
-def test_design_pairs_and_groups():
+def test_design_layout():
     df = frame([dict(TIME=0.0, AMT=100.0, ADDL=2.0, II=12.0), dict(TIME=6.0, AMT=10.0, RATE=5.0, CMT=2.0)],
-               obs=[1.0, 12.0, 30.0], n_subjects=1)
-    design = build_event_design(df, "one_compartment_oral")
-    assert design.n_points == 3 and design.n_subjects == 1
-    np.testing.assert_array_equal(design.point_row, np.flatnonzero(df["EVID"].to_numpy() == 0))
-    kinds = {(g.kind, g.route): g for g in design.groups}
-    assert set(kinds) == {("bolus", "depot"), ("infusion", "central")}
-    bolus = kinds[("bolus", "depot")]
-    # t=1 sees dose 0; t=12 sees 0 and 12 (tie counts); t=30 sees 0, 12, 24
-    assert sorted(zip(bolus.point.tolist(), bolus.elapsed.tolist())) == [
-        (0, 1.0), (1, 0.0), (1, 12.0), (2, 6.0), (2, 18.0), (2, 30.0)
-    ]
-    assert len(kinds[("infusion", "central")]) == 2
+               obs=[1.0, 12.0, 30.0], n_subjects=2)
+    df["WT"] = [70.0, 70.0, 70.0, 80.0, 80.0] + [60.0] * 5
+    dataset = load_dataset(df)
+    design = engine_design(dataset, "one_compartment_oral", declared=("F", "CL", "tlag"))
+    assert design.columns == ("ka", "CL", "V", "tlag", "F")
+    assert design.n_obs == 6 and design.n_subjects == 2
+    np.testing.assert_array_equal(design.obs_row, np.flatnonzero(df["EVID"].to_numpy() == 0))
+    np.testing.assert_array_equal(design.obs_subject, [0, 0, 0, 1, 1, 1])
+    assert design.constant_within_subject and design.n_segments == 2 and design.max_seg == 1
+    np.testing.assert_array_equal(design.seg_row, [0, 5])
+
+    design = engine_design(dataset, "one_compartment_oral", covariates=("WT",), points="all")
+    assert design.columns == ("ka", "CL", "V")
+    assert design.n_obs == len(df)
+    np.testing.assert_array_equal(design.obs_row, np.arange(len(df)))
+    assert not design.constant_within_subject
+    np.testing.assert_array_equal(design.seg_subject, [0, 0, 1])
+    np.testing.assert_array_equal(design.seg_row, [0, 3, 5])
+    assert design.max_seg == 2
 
 
 def test_design_points_all_and_dataframe_without_optional_columns():
     df = pd.DataFrame({"ID": [1, 1, 2, 2], "TIME": [0.0, 1.0, 0.0, 2.0], "DV": [np.nan, 1, np.nan, 2],
                        "AMT": [10.0, 0, 20.0, 0], "EVID": [1, 0, 1, 0], "MDV": [1, 0, 1, 0]})
-    design = build_event_design(df, "one_compartment_iv", points="all")
-    assert design.n_points == 4 and design.n_subjects == 2
-    values = predict_concentrations(design, {"CL": 1.0, "V": 10.0})
+    design = engine_design(load_dataset(df), "one_compartment_iv", points="all")
+    assert design.n_obs == 4 and design.n_subjects == 2
+    values, jac = predict_numeric(design, {"CL": 1.0, "V": 10.0})
     np.testing.assert_allclose(values, [1.0, np.exp(-0.1), 2.0, 2 * np.exp(-0.2)], rtol=1e-14)
+    # d/dCL = -t/V C, d/dV = (t CL/V^2 - 1/V) V C
+    np.testing.assert_allclose(jac[:, 0, 0], [0.0, -0.1 * np.exp(-0.1), 0.0, -0.4 * np.exp(-0.2)], rtol=1e-13)
+    np.testing.assert_allclose(jac[:, 0, 1], [-0.1, -0.09 * np.exp(-0.1), -0.2, -0.16 * np.exp(-0.2)], rtol=1e-13)
 
 
 def test_design_errors():
-    df = frame([dict(TIME=0.0, AMT=100.0, CMT=2.0), dict(TIME=1.0, AMT=10.0, RATE=-1.0)], n_subjects=1)
+    df = frame([dict(TIME=0.0, AMT=100.0, CMT=2.0), dict(TIME=1.0, AMT=10.0, RATE=5.0)], n_subjects=1)
+    dataset = load_dataset(df)
+    # a negative rate never passes load_dataset: put it into the table behind its back
+    table = dataset.table.copy()
+    table.loc[table["TIME"].eq(1.0) & table["EVID"].eq(1), "RATE"] = -1.0
     with pytest.raises(DataError) as info:
-        build_event_design(df, "two_compartment_iv")
+        engine_design(dataclasses.replace(dataset, table=table), "two_compartment_iv")
     checks = set(info.value.violations["check"])
     assert checks == {"dose_cmt", "rate"}
     assert "peripheral" in str(info.value)
+    with pytest.raises(DataError) as info:
+        engine_design(load_dataset(frame([dict(TIME=0.0, AMT=100.0, CMT=3.0)])), "one_compartment_oral")
+    assert set(info.value.violations["check"]) == {"dose_cmt"}
+    for cmt in (2.0, 3.0):
+        with pytest.raises(DataError, match="peripheral"):
+            engine_design(load_dataset(frame([dict(TIME=0.0, AMT=100.0, CMT=cmt)])), "three_compartment_iv")
+    with pytest.raises(DataError, match="peripheral"):
+        engine_design(load_dataset(frame([dict(TIME=0.0, AMT=100.0, CMT=4.0)])), "three_compartment_oral")
     with pytest.raises(DataError):
-        build_event_design(frame([dict(TIME=0.0, AMT=100.0, CMT=3.0)]), "one_compartment_oral")
+        engine_design(load_dataset(frame([dict(TIME=0.0, AMT=100.0, CMT=5.0)])), "three_compartment_oral")
 
 
 # ----------------------------------------------------------------------------- gradients
@@ -281,160 +334,89 @@ GRAD_DOSES = [
     dict(TIME=24.0, AMT=30.0, SS=2.0, II=12.0),
     dict(TIME=30.0, AMT=0.0, RATE=5.0, SS=1.0),
 ]
+GRAD_OBS = [0.5, 1.0, 2.0, 5.0, 9.0, 14.0, 20.0, 26.0, 40.0]
 
 
-def _gradient_params(model, lag_and_f=True):
+def _gradient_params(model):
     """Per-subject parameters: two generic subjects, then the coinciding cases."""
     sets = [PARAMS[model]] + [p for (m, p) in COINCIDE.values() if m == model]
     params = {k: np.concatenate([np.asarray(s[k], dtype=float) for s in sets]) for k in PARAMS[model]}
     n = len(params[next(iter(params))])
-    if lag_and_f:
-        params["tlag"] = np.linspace(0.3, 0.45, n)
-        params["F"] = np.linspace(0.6, 0.8, n)
+    params["tlag"] = np.linspace(0.3, 0.45, n)
+    params["F"] = np.linspace(0.6, 0.8, n)
     return params
 
 
-_GRADIENT_FUNCTIONS = {}
-HESSIAN_DOSES = [dict(TIME=0.0, AMT=100.0), dict(TIME=3.0, AMT=60.0, RATE=20.0), dict(TIME=24.0, AMT=30.0, SS=2.0, II=12.0)]
-
-
-def gradient_functions(model, doses=None, order=1):
-    """Compiled functions of ``x``, which stacks the per-subject vectors of the sorted
-    parameter names, for the objective ``sum(w * conc)``.
-
-    Order 1: per-subject objectives (a vector) and the gradient. Order 2: the gradient
-    and the Hessian-vector product. Subjects are independent, so the Hessian is block
-    diagonal by subject and one product per parameter name gives every subject's column.
-    """
-    key = (model, order)
-    if key not in _GRADIENT_FUNCTIONS:
-        params = _gradient_params(model, lag_and_f=order == 1)
-        n = len(params["CL"])
-        df = frame(doses or GRAD_DOSES, obs=[0.5, 1.0, 2.0, 5.0, 9.0, 14.0, 20.0, 26.0, 40.0], n_subjects=n)
-        design = build_event_design(df, model)
-        names = sorted(params)
-        x = pt.dvector("x")
-        conc = concentrations(design, {name: x[i * n:(i + 1) * n] for i, name in enumerate(names)})
-        weighted = conc * np.linspace(0.5, 1.5, design.n_points)
-        grad = pytensor.grad(pt.sum(weighted), x)
-        x0 = np.concatenate([params[name] for name in names])
-        if order == 1:
-            per_subject = pt.zeros(n)[design.point_subject].inc(weighted)
-            functions = (pytensor.function([x], per_subject, mode=FAST), pytensor.function([x], grad, mode=FAST))
-        else:
-            v = pt.dvector("v")
-            hvp = pytensor.grad(pt.sum(grad * v), x)
-            functions = (pytensor.function([x], grad, mode=FAST), pytensor.function([x, v], hvp, mode=FAST))
-        _GRADIENT_FUNCTIONS[key] = (names, n, x0, *functions)
-    return _GRADIENT_FUNCTIONS[key]
-
-
-def _direction(x0, n, i, step=1e-5):
-    """Relative step on parameter ``i`` of every subject at once."""
-    h = np.zeros_like(x0)
-    h[i * n:(i + 1) * n] = step * x0[i * n:(i + 1) * n]
-    return h
+def finite_differences(design, matrix, step=1e-5):
+    """Central differences of ``predict_numeric`` in the layout of its Jacobian:
+    ``fd[j, s, q]``, segment ``s`` of the subject of prediction ``j``, column ``q``.
+    Steps are relative (``step * value``), except for ``tlag`` (``step``, in time units:
+    the lag acts on the time scale of the rate constants)."""
+    fd = np.zeros((design.n_obs, design.max_seg, matrix.shape[1]))
+    first = np.searchsorted(design.seg_subject, np.arange(design.n_subjects))
+    local = np.arange(design.n_segments) - first[design.seg_subject]
+    for s in range(design.max_seg):
+        rows = np.flatnonzero(local == s)  # segment s of every subject at once
+        for q in range(matrix.shape[1]):
+            h = np.zeros_like(matrix)
+            h[rows, q] = step * (1.0 if design.columns[q] == "tlag" else matrix[rows, q])
+            up, _ = predict_numeric(design, matrix + h)
+            down, _ = predict_numeric(design, matrix - h)
+            width = np.zeros(design.n_subjects)
+            width[design.seg_subject[rows]] = 2 * h[rows, q]
+            has = width[design.obs_subject] > 0
+            fd[has, s, q] = (up - down)[has] / width[design.obs_subject][has]
+    return fd
 
 
 @pytest.mark.parametrize("model", MODELS)
 def test_gradients_match_finite_differences(model):
-    """Every parameter, every subject (incl. ka == k, ka == alpha, ka == beta exactly)."""
-    names, n, x0, per_subject, gradient = gradient_functions(model)
-    analytic = gradient(x0)
-    assert np.all(np.isfinite(analytic))
-    for i, name in enumerate(names):
-        h = _direction(x0, n, i)
-        fd = (per_subject(x0 + h) - per_subject(x0 - h)) / (2 * h[i * n:(i + 1) * n])
-        np.testing.assert_allclose(analytic[i * n:(i + 1) * n], fd, rtol=1e-5, atol=1e-9, err_msg=name)
+    """Every parameter, every subject (incl. the coinciding rate constants exactly)."""
+    params = _gradient_params(model)
+    n = len(params["F"])
+    df = frame(GRAD_DOSES, obs=GRAD_OBS, n_subjects=n)
+    design, f, jac = predict(df, model, params)
+    matrix = np.stack([params[c] for c in design.columns], axis=1)
+    assert np.all(np.isfinite(f)) and np.all(np.isfinite(jac))
+    assert jac.shape == (design.n_obs, 1, len(design.columns))
+    fd = finite_differences(design, matrix)
+    scale = np.abs(jac).max(axis=0, keepdims=True)
+    for q, name in enumerate(design.columns):
+        np.testing.assert_allclose(jac[:, :, q], fd[:, :, q], rtol=1e-6, atol=1e-8 * scale[0, 0, q], err_msg=name)
 
 
-@pytest.mark.parametrize("model", ORAL)
-def test_second_derivatives_at_coincidence(model):
-    """Hessian blocks finite, symmetric and equal to central differences of the gradient.
+# ----------------------------------------------------------------------------- PyTensor op
 
-    Structural parameters only (a lag makes the second-order graph slow to compile).
-    """
-    names, n, x0, gradient, hvp = gradient_functions(model, HESSIAN_DOSES, order=2)
-    k = len(names)
-    columns = []
-    for i, name in enumerate(names):
-        e = np.zeros_like(x0)
-        e[i * n:(i + 1) * n] = 1.0
-        Hv = hvp(x0, e)
-        assert np.all(np.isfinite(Hv)), name
-        h = _direction(x0, n, i)
-        fd = (gradient(x0 + h) - gradient(x0 - h)) / (2 * np.tile(h[i * n:(i + 1) * n], k))
-        np.testing.assert_allclose(Hv, fd, rtol=1e-4, atol=1e-7, err_msg=name)
-        columns.append(Hv.reshape(k, n))
-    # block of subject s: H[a, b] = columns[b][a, s]; symmetric
-    blocks = np.stack(columns, axis=1)  # (k, k, n)
-    np.testing.assert_allclose(blocks, blocks.transpose(1, 0, 2), rtol=1e-8, atol=1e-10)
-
-
-# ----------------------------------------------------------------------------- backends
-
-BACKEND_DOSES = [
+OP_DOSES = [
     dict(TIME=0.0, AMT=100.0),
     dict(TIME=3.0, AMT=60.0, RATE=20.0),
     dict(TIME=8.0, AMT=50.0, CMT=2.0),
 ]
 
 
-def _backend_outputs(mode, grad=False):
+def test_op_default_numba_mode():
+    """``structural_predictions`` compiled in the default (Numba) mode: the values of
+    ``predict_numeric``, and ``pytensor.grad`` equal to finite differences."""
     model = "one_compartment_oral"
     params = _gradient_params(model)
-    n = len(params["F"])
-    df = frame(BACKEND_DOSES, obs=[0.5, 2.0, 5.0, 9.0, 26.0], n_subjects=n)
-    design = build_event_design(df, model)
-    names = sorted(params)
-    x = pt.dvector("x")
-    conc = concentrations(design, {name: x[i * n:(i + 1) * n] for i, name in enumerate(names)})
-    outputs = [conc, pytensor.grad(pt.sum(conc), x)] if grad else [conc]
-    fn = pytensor.function([x], outputs, mode=mode)
-    return fn(np.concatenate([params[name] for name in names]))
-
-
-def test_backends_agree_default_numba():
-    """The default backend (Numba) gives the values of the Python backend."""
-    (got,), (ref,) = _backend_outputs(None), _backend_outputs(FAST)
-    assert np.all(np.isfinite(got))
-    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
-
-
-@pytest.mark.parametrize("mode", [None, FAST])
-def test_exp_moment_kernel(mode):
-    """ExpMoment (phi1) and its derivatives, in the default (Numba) and Python backends."""
-    from scipy.integrate import quad
-
-    from bayes_nlme.pk.exponentials import phi1
-
-    xs = np.array([0.0, 1e-12, 1e-6, 1e-3, 0.3, 0.99999, 1.0, 1.5, 3.0, 10.0, 50.0, 700.0, -0.5, -1.5, -5.0])
-    x = pt.dvector("x")
-    outputs = [phi1(x)]
-    for _ in range(3):
-        outputs.append(pytensor.grad(pt.sum(outputs[-1]), x))
-    got = pytensor.function([x], outputs, mode=mode)(xs)
-    for order, values in enumerate(got):
-        ref = [(-1) ** order * quad(lambda s: s**order * np.exp(-v * s), 0, 1, epsabs=0, epsrel=1e-13)[0] for v in xs]
-        np.testing.assert_allclose(values, ref, rtol=1e-13, atol=0)
-
-
-@pytest.mark.slow
-def test_backends_agree_c():
-    """The C backend (CVM) gives the values and gradients of the Python backend."""
-    import warnings
-
-    reference = _backend_outputs(FAST, grad=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # PyTensor's BLAS notice for the C backend
-        outputs = _backend_outputs("CVM", grad=True)
-    for got, ref in zip(outputs, reference):
-        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
-
-
-@pytest.mark.slow
-def test_backends_agree_numba_gradient():
-    """The default backend (Numba) gives the gradients of the Python backend (slow when
-    Numba's cache is cold)."""
-    for got, ref in zip(_backend_outputs(None, grad=True), _backend_outputs(FAST, grad=True)):
-        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
+    df = frame(OP_DOSES, obs=[0.5, 2.0, 5.0, 9.0, 26.0], n_subjects=len(params["F"]))
+    design = engine_design(load_dataset(df), model, declared=tuple(params))
+    matrix = np.stack([params[c] for c in design.columns], axis=1)
+    x = pt.dmatrix("x")
+    conc = structural_predictions(design, x)
+    weights = np.linspace(0.5, 1.5, design.n_obs)
+    objective = pt.sum(conc * weights)
+    fn = pytensor.function([x], [conc, objective, pytensor.grad(objective, x)])
+    got, value, grad = fn(matrix)
+    ref, _ = predict_numeric(design, matrix)
+    np.testing.assert_allclose(got, ref, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(value, np.sum(ref * weights), rtol=1e-14)
+    fd = np.zeros_like(matrix)
+    for idx in np.ndindex(*matrix.shape):
+        h = np.zeros_like(matrix)
+        h[idx] = 1e-6 * matrix[idx]
+        fd[idx] = (fn(matrix + h)[1] - fn(matrix - h)[1]) / (2 * h[idx])
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-9)
+    # the dict form gives the same graph
+    named = structural_predictions(design, {c: x[:, i] for i, c in enumerate(design.columns)})
+    np.testing.assert_allclose(pytensor.function([x], named)(matrix), ref, rtol=1e-14, atol=0)

@@ -208,7 +208,8 @@ def _period(cfg, p, x0, cmt, amt, rate, ii, fl, w):
         dtau[0] = dlag
         dtau[1] = dlag + ddur
         for e in range(2):
-            if phase[e] == 0.0:
+            if phase[e] == 0.0:  # at phase 0: in the initial rate; only its time derivative is left
+                _jump(cfg, p, w, cmt, 0.0, value[e], dtau[e], n)
                 phase[e] = np.inf
     else:
         phase[0] = lag % ii
@@ -219,6 +220,7 @@ def _period(cfg, p, x0, cmt, amt, rate, ii, fl, w):
             a[cmt] += famt
             for q in range(n_par):
                 w[cmt, n + q] += damt[q]
+            _jump(cfg, p, w, cmt, famt, 0.0, dlag, n)
             phase[0] = np.inf
     order = (0, 1) if phase[0] <= phase[1] else (1, 0)
     t = 0.0
