@@ -113,11 +113,15 @@ class BayesFit:
             "data": str(self.dataset.source),
         }
         if self.method == "nuts":
-            summary = self.summary() if summary is None else summary
+            from .convergence import nonfinite_draws
+
+            n_bad, n_draws = nonfinite_draws(self.draws_group)
+            out["complete"] = bool(n_draws and not n_bad)
             out["tune"] = int(self.tune)
             out["divergences"] = int(self.convergence.divergences) if self.convergence else None
-            out["max_r_hat"] = float(np.nanmax(summary["r_hat"])) if len(summary) else None
-            out["min_ess_bulk"] = float(np.nanmin(summary["ess_bulk"])) if len(summary) else None
+            # One definition: the verdict's figures (population parameters and etas).
+            out["max_r_hat"] = float(self.convergence.max_r_hat) if self.convergence else None
+            out["min_ess_bulk"] = float(self.convergence.min_ess_bulk) if self.convergence else None
             out["convergence"] = self.convergence.to_dict() if self.convergence else None
         out.update(self.details)
         return out
@@ -173,7 +177,7 @@ class BayesFit:
         known = {
             "method", "n_subjects", "n_obs", "seconds", "seconds_build", "seconds_sample", "draws", "tune",
             "chains", "seed", "sampler", "model", "data", "divergences", "max_r_hat", "min_ess_bulk",
-            "convergence",
+            "convergence", "complete",
         }
         return cls(
             tree=fd.tree,
