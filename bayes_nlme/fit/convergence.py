@@ -172,7 +172,7 @@ def nonfinite_draws(draws: xr.Dataset) -> tuple[int, int]:
     for name in draws.data_vars:
         values = np.asarray(draws[name].values, dtype=float)
         if values.ndim >= 2 and values.shape[:2] == bad.shape:
-            bad |= ~np.isfinite(values.reshape(*bad.shape, -1)).all(axis=2)
+            bad |= ~np.isfinite(values).all(axis=tuple(range(2, values.ndim)))
     return int(bad.sum()), n
 
 
