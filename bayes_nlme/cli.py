@@ -261,8 +261,14 @@ def _cmd_fit(args) -> int:
 
         _step("building and compiling the model (a model's first compile takes 30-60 s; later fits "
               "load it from the cache), then tuning and sampling ...", quiet)
-        result = sample(spec, dataset, draws=args.draws, tune=args.tune, chains=args.chains,
-                        seed=args.seed, sampler=args.sampler, progressbar=not quiet, quiet=True)
+        try:
+            result = sample(spec, dataset, draws=args.draws, tune=args.tune, chains=args.chains,
+                            seed=args.seed, sampler=args.sampler, progressbar=not quiet, quiet=True)
+        except Exception as exc:
+            _INTERRUPT.raise_if_hit()
+            if not _is_init_failure(exc):
+                raise
+            raise InputError(_init_failure_message(spec, dataset)) from None
     elif args.method == "prior":
         from .fit import sample_prior
 
@@ -442,11 +448,32 @@ def _interrupted() -> int:
     return EXIT_INTERRUPTED
 
 
+def _is_init_failure(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "initialization" in text and ("logp" in text or "point" in text)
+
+
+def _init_failure_message(spec, dataset) -> str:
+    """Why NUTS could not start: the non-finite terms of the log density at the initial point."""
+    from .build.model import build
+    from .fit.initial import explain_initial_point
+
+    try:
+        why = explain_initial_point(build(spec, dataset))
+    except Exception:  # noqa: BLE001 - the diagnosis is a courtesy; the failure stands
+        why = ""
+    head = (f"model '{spec.name}' with dataset '{dataset.source}': the sampler found no starting point with a "
+            "finite log density")
+    return f"{head}: {why}" if why else (
+        f"{head} (every term is finite at the initial values, so a random start within (-2, 2) on the "
+        "unconstrained scale fails: give initial values closer to the data, or narrower priors)")
+
+
 def _describe(exc: BaseException) -> str:
     """One line for an unexpected error; a sampler's Rust backtrace is cut off."""
     text = str(exc).strip()
     first = text.splitlines()[0] if text else ""
-    if "initialization" in text.lower() and ("logp" in text.lower() or "BadLogp" in text):
+    if _is_init_failure(exc):
         return ("the sampler found no starting point with a finite log density (a dataset value, a prior "
                 "or an initial value gives NaN or infinity); run 'bayes-nlme check' on the model and data")
     return f"{type(exc).__name__}: {first[:300]}"

@@ -206,17 +206,47 @@ def test_values_that_overflow_are_rejected(tmp_path, capsys, column, value):
     assert_bad_input(code, err, f"'{column}'", "too large", "row 5" if column == "AMT" else "row 8")
 
 
-def test_sampler_initialisation_failure_is_one_line(tmp_path, capsys, monkeypatch):
+LINEAR_WT = """name = "linear-wt"
+structural = "one_compartment_oral"
+[parameters.ka]
+typical = { lognormal = { median = 1.5, sigma = 1.0 } }
+iiv = true
+[parameters.CL]
+typical = { lognormal = { median = 3.0, sigma = 1.0 } }
+iiv = true
+covariates = [{ column = "WT", effect = "linear", reference = 70, beta = 0.1 }]
+[parameters.V]
+typical = { lognormal = { median = 30.0, sigma = 1.0 } }
+iiv = true
+[omega]
+structure = "diagonal"
+prior = { inverse_gamma = { alpha = 2.0, beta = 0.2 } }
+[residual]
+model = "additive"
+add = { inverse_gamma = { alpha = 2.0, beta = 0.5 } }
+"""
+
+RUST_FAILURE = ("All initialization points failed\n\nCaused by:\n    Logp function returned error: BadLogp(NaN)"
+                "\n\nStack backtrace:\n   0: nuts_rs::sampler::...")
+
+
+@pytest.mark.parametrize("wt", [5, 70])
+def test_sampler_initialisation_failure_names_rows_without_backtrace(tmp_path, capsys, monkeypatch, wt):
+    # CL = theta * (1 + 0.1 (WT - 70)) is negative for WT 5: the checks cannot know, the sampler fails
     def failing_sample(*args, **kwargs):
-        raise RuntimeError("All initialization points failed\n\nCaused by:\n    Logp function returned error: "
-                           "BadLogp(NaN)\n\nStack backtrace:\n   0: nuts_rs::sampler::...")
+        raise RuntimeError(RUST_FAILURE)
 
     monkeypatch.setattr(bayes_nlme.fit, "sample", failing_sample)
-    code, _, err = run(["fit", THEO, "--data", "theophylline", "--out", tmp_path / "f", "--quiet"], capsys)
-    assert code == 1
+    m = tmp_path / "linear.toml"
+    m.write_text(LINEAR_WT)
+    data = csv(tmp_path, subject(1) + subject(2, wt=wt))
+    code, _, err = run(["fit", m, "--data", data, "--out", tmp_path / "f", "--quiet"], capsys)
+    assert_bad_input(code, err, "no starting point with a finite log density")
     assert "backtrace" not in err.lower() and "nuts_rs" not in err
-    assert "finite log density" in err and "check" in err
     assert err.count("\n") == 1
+    if wt == 5:
+        assert "rows 6, 7, 8 (subject ID 2)" in err and "covariate" in err
+    assert not (tmp_path / "f").exists()
 
 
 # ------------------------------------------------------------- 4. --out
@@ -434,3 +464,22 @@ def test_fit_json_figures_are_the_verdict_figures():
     assert info["max_r_hat"] == info["convergence"]["max_r_hat"] == verdict.max_r_hat
     assert info["min_ess_bulk"] == info["convergence"]["min_ess_bulk"]
     assert info["complete"] is True
+
+
+# ------------------------------------------------------------- 12. report provenance and LOO
+
+
+def test_subject_loo_with_every_pareto_k_high_says_it_is_unreliable():
+    from bayes_nlme.report.sections import loo_reliability_note
+
+    table = pd.DataFrame({
+        "criterion": ["LOO (observation)", "LOO (subject)", "WAIC (observation)"],
+        "elpd": [-100.0, -120.0, -99.0], "se": [5.0, 9.0, 5.0], "p": [20.0, 40.0, 21.0],
+        "n_data_points": [132, 12, 132], "good_k": [0.7, 0.7, np.nan], "n_high_k": [0, 12, 3],
+        "max_k": [0.5, 1.9, np.nan],
+    })
+    note = loo_reliability_note(table)
+    assert "every subject" in note and "unreliable" in note
+    assert "K-fold" in note and "moment matching" in note
+    table.loc[1, "n_high_k"] = 0
+    assert loo_reliability_note(table) == ""

@@ -8,7 +8,8 @@ verdict. :meth:`BayesFit.save` writes the fit directory of the contract
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,10 @@ from .convergence import ConvergenceVerdict
 from .summary import summarise
 
 __all__ = ["BayesFit", "METHODS"]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 #: Bayesian methods: ``nuts`` (posterior draws) and ``prior`` (forward prior draws).
 METHODS = ("nuts", "prior")
@@ -53,6 +58,9 @@ class BayesFit:
     details : dict
         Further facts for ``fit.json`` (flip-flop guard, centred etas, compile
         backend, acceptance of the restricted prior ...).
+    created : str
+        When the fit was made (UTC, ISO 8601); ``fit.json`` keeps it, with the
+        package version, for the report's provenance.
     """
 
     tree: xr.DataTree
@@ -69,6 +77,7 @@ class BayesFit:
     sampler: str = "nutpie"
     convergence: ConvergenceVerdict | None = None
     details: dict = field(default_factory=dict)
+    created: str = field(default_factory=_now)
 
     @property
     def draws_group(self) -> xr.Dataset:
@@ -111,6 +120,8 @@ class BayesFit:
             "sampler": self.sampler,
             "model": self.spec.name,
             "data": str(self.dataset.source),
+            "created": self.created,
+            "bayes_nlme_version": _version(),
         }
         if self.method == "nuts":
             from .convergence import nonfinite_draws
@@ -142,8 +153,17 @@ class BayesFit:
 
         summary = self.summary()
         tree = self.tree.copy()
-        embed_inputs(tree, self.spec, self.dataset, self.method)
+        embed_inputs(tree, self._spec_as_run(), self.dataset, self.method)
         return write_fit_dir(out, tree=tree, summary=summary, info=self.info(summary))
+
+    def _spec_as_run(self):
+        """The spec with ``[sampling]`` as this fit ran (command-line overrides included)."""
+        try:
+            sampling = replace(self.spec.sampling, draws=self.draws, tune=self.tune,
+                               chains=self.chains, seed=self.seed)
+            return replace(self.spec, sampling=sampling)
+        except Exception:  # noqa: BLE001 - a spec object without [sampling]: embed it as it is
+            return self.spec
 
     @classmethod
     def load(cls, path) -> "BayesFit":
@@ -177,7 +197,7 @@ class BayesFit:
         known = {
             "method", "n_subjects", "n_obs", "seconds", "seconds_build", "seconds_sample", "draws", "tune",
             "chains", "seed", "sampler", "model", "data", "divergences", "max_r_hat", "min_ess_bulk",
-            "convergence", "complete",
+            "convergence", "complete", "created",
         }
         return cls(
             tree=fd.tree,
@@ -194,9 +214,10 @@ class BayesFit:
             sampler=info.get("sampler", ""),
             convergence=verdict or None,
             details={k: v for k, v in info.items() if k not in known},
+            created=str(info.get("created", "")),
         )
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # noqa: D105
         status = ""
         if self.convergence is not None:
             status = f", convergence={'ok' if self.convergence.ok else 'problems'}"
@@ -204,3 +225,9 @@ class BayesFit:
             f"BayesFit(model={self.spec.name!r}, method={self.method!r}, subjects={self.dataset.n_subjects}, "
             f"draws={self.draws}x{self.chains}, seconds={self.seconds:.1f}{status})"
         )
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
