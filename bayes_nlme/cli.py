@@ -26,6 +26,9 @@ __all__ = ["main", "build_parser", "MIN_DRAWS", "MAX_SEED", "EXIT_INTERRUPTED"]
 
 METHODS = ("nuts", "laplace", "focei", "foce", "fo", "prior")
 
+#: NUTS implementations (:data:`bayes_nlme.fit.SAMPLERS`, not imported here: the parser stays light).
+SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
+
 #: The fewest draws per chain a fit may ask for: split R-hat, bulk and tail ESS, the
 #: E-BFMI and PSIS-LOO of the report need a few dozen draws per chain to be defined.
 MIN_DRAWS = 20
@@ -117,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--overwrite", action="store_true", help="replace an existing fit directory --out, whole")
     fit.add_argument("--method", default="nuts", choices=METHODS, help="estimation method (default nuts)")
     _add_sampling(fit)
-    fit.add_argument("--sampler", default="nutpie", help="NUTS implementation: nutpie (default), pymc, numpyro, blackjax")
+    fit.add_argument("--sampler", default="nutpie", choices=SAMPLERS,
+                     help="NUTS implementation: nutpie (default), pymc, numpyro, blackjax")
     fit.add_argument("--covariance", default="sandwich", choices=("sandwich", "r", "s", "none"),
                      help="frequentist covariance step (default sandwich)")
     fit.add_argument("--quiet", action="store_true", help="no progress, no summary")
@@ -230,7 +234,11 @@ def _cmd_predict(args) -> int:
 
     out = check_out_file(args.out)
     spec, dataset = _load_inputs(args.model, args.data)
-    params = read_params(args.params)
+    try:
+        params = read_params(args.params)
+    except (UnicodeDecodeError, OSError) as exc:
+        raise InputError(f"parameter file '{args.params}' cannot be read ({exc}); it must be a JSON text file "
+                         'such as {"ka": 1.5, "CL": 2.8, "V": 32}') from None
     frame = predict(spec, dataset, params, source=f"parameter file '{args.params}'")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=out.parent, prefix=f".{out.name}.", suffix=".tmp", delete=False) as tmp:
@@ -240,9 +248,16 @@ def _cmd_predict(args) -> int:
     return 0
 
 
-def _step(text: str, quiet: bool) -> None:
-    """A progress line on stderr (the samplers and the estimator show their own bars)."""
-    if not quiet:
+def _tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _step(text: str, quiet: bool = False) -> None:
+    """A progress line on stderr, on a terminal only (the samplers and the estimator show their own bars)."""
+    if not quiet and _tty():
         print(text, file=sys.stderr, flush=True)
 
 
@@ -300,6 +315,7 @@ def _cmd_report(args) -> int:
 
     if args.out is not None:
         check_out_file(args.out)
+    _step("writing the report (500 simulated replicates for the VPC and NPDE take a while) ...")
     path = write_report(args.dir, out=args.out, compare=args.compare)
     print(f"wrote {path}")
     return 0

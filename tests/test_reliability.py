@@ -315,6 +315,7 @@ def test_fit_directory_is_replaced_whole(tmp_path):
     [
         ("1,2,.,50,0,1,2,70", "not a dose"),  # AMT on EVID 0
         ("1,2,5.5,0,2,0,2,70", "EVID 2"),  # EVID 2 with DV and MDV 0
+        ("1,2,5.5,100,1,0,1,70", "EVID 1"),  # a dose with DV and MDV 0
         ("1,2,5.5,0,0,0,2,70,1,0", "SS"),  # SS on an observation
         ("1,2,.,100,1,1,1,70,0,24", "no effect"),  # II without ADDL or SS
     ],
@@ -441,10 +442,18 @@ def test_tour_params_file_is_shipped(tmp_path, capsys):
     assert "models/theophylline_params.json" in (ROOT / "README.md").read_text()
 
 
-def test_fit_announces_the_compile(tmp_path, capsys, monkeypatch):
+def test_fit_announces_the_compile_on_a_terminal(tmp_path, capsys, monkeypatch):
+    import bayes_nlme.cli as cli
+
     monkeypatch.setattr(bayes_nlme.fit, "sample", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
+    monkeypatch.setattr(cli, "_tty", lambda: True)
     _, _, err = run(["fit", THEO, "--data", "theophylline", "--out", tmp_path / "f"], capsys)
     assert "compiling" in err
+    _, _, err = run(["fit", THEO, "--data", "theophylline", "--out", tmp_path / "f", "--quiet"], capsys)
+    assert "compiling" not in err
+    monkeypatch.setattr(cli, "_tty", lambda: False)  # a pipe or a log file: no progress lines
+    _, _, err = run(["fit", THEO, "--data", "theophylline", "--out", tmp_path / "f"], capsys)
+    assert "compiling" not in err
 
 
 # ------------------------------------------------------------- 13. one definition of R-hat

@@ -351,7 +351,7 @@ def _contradictions(get, evid, mdv_given, has_dv, dose, constant, names, lab, pr
 
     * ``AMT > 0`` on a record whose EVID says it is not a dose (0, 2 or 3): the amount
       would be ignored;
-    * ``EVID 2`` with a DV and ``MDV 0``: a measurement would be dropped silently;
+    * ``EVID`` 1 to 4 with a DV and ``MDV 0``: a measurement would be dropped silently;
     * ``SS`` 1 or 2 on a record that is not a dose;
     * ``II > 0`` with neither ``ADDL > 0`` nor ``SS``: the interval would have no effect.
     """
@@ -366,14 +366,16 @@ def _contradictions(get, evid, mdv_given, has_dv, dose, constant, names, lab, pr
             f"{lab['AMT']}: amount on a record that is not a dose (EVID 0, 2 or 3) in {{where}}; it would "
             "be ignored. Set EVID 1 (or 4) for a dose, or AMT 0 (or '.') otherwise",
         )
-    dropped = given & (evid == 2) & has_dv & (mdv_given == 0)
+    dropped = given & np.isin(evid, (1, 2, 3, 4)) & has_dv & (mdv_given == 0)
     if dropped.any():
+        shown = ", ".join(sorted({format_value(v) for v in evid[dropped]}))
         problems.add(
-            "evid2_observation",
+            "evid_observation",
             names["EVID"],
             _rows(dropped),
-            f"{lab['EVID']}: EVID 2 (other event) with a DV and MDV 0 in {{where}}; the measurement would be "
-            "dropped. Set EVID 0 to use it as an observation, or MDV 1 to skip it",
+            f"{lab['EVID']}: EVID {shown} (not an observation) with a DV and MDV 0 in {{where}}; the measurement "
+            "would be dropped. Set EVID 0 to use it as an observation (a dose goes on its own record), "
+            "or MDV 1 to skip it",
         )
     ss = np.nan_to_num(get["SS"], nan=0.0)
     nondose = ~dose & ~np.isnan(evid)
