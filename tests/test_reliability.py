@@ -492,3 +492,29 @@ def test_subject_loo_with_every_pareto_k_high_says_it_is_unreliable():
     assert "K-fold" in note and "moment matching" in note
     table.loc[1, "n_high_k"] = 0
     assert loo_reliability_note(table) == ""
+
+
+@pytest.mark.slow
+def test_sigint_during_a_real_fit_exits_130_and_writes_nothing(tmp_path):
+    """A real Ctrl-C: after the compile, while nutpie samples (nutpie returns the partial draws)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "fit"
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bayes_nlme", "fit", str(THEO), "--data", "theophylline", "--out", str(out),
+         "--draws", "1000000", "--tune", "100", "--chains", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+    )
+    time.sleep(float(os.environ.get("BAYES_NLME_TEST_SIGINT_AFTER", "120")))
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == EXIT_INTERRUPTED, stderr
+    assert "interrupted; nothing was written" in stderr
+    assert "Convergence: ok" not in stdout + stderr
+    assert "Traceback" not in stderr
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
