@@ -473,6 +473,9 @@ def test_fit_json_figures_are_the_verdict_figures():
     assert info["max_r_hat"] == info["convergence"]["max_r_hat"] == verdict.max_r_hat
     assert info["min_ess_bulk"] == info["convergence"]["min_ess_bulk"]
     assert info["complete"] is True
+    short = BayesFit(tree=tree, spec=spec, dataset=data, method="nuts", seconds_build=0, seconds_sample=0,
+                     seconds=0, draws=1000, tune=0, chains=2, convergence=verdict)  # stopped after 200
+    assert short.info()["complete"] is False and short.info()["draws_completed"] == 200
 
 
 # ------------------------------------------------------------- 12. report provenance and LOO

@@ -126,8 +126,12 @@ class BayesFit:
         if self.method == "nuts":
             from .convergence import nonfinite_draws
 
-            n_bad, n_draws = nonfinite_draws(self.draws_group)
-            out["complete"] = bool(n_draws and not n_bad)
+            group = self.draws_group
+            n_bad, n_draws = nonfinite_draws(group)
+            completed = int(group.sizes.get("draw", 0)) if n_draws else 0
+            # an interrupted run holds fewer draws than asked for, or NaN-padded ones
+            out["complete"] = bool(n_draws and not n_bad and completed == self.draws)
+            out["draws_completed"] = completed
             out["tune"] = int(self.tune)
             out["divergences"] = int(self.convergence.divergences) if self.convergence else None
             # One definition: the verdict's figures (population parameters and etas).
@@ -197,7 +201,7 @@ class BayesFit:
         known = {
             "method", "n_subjects", "n_obs", "seconds", "seconds_build", "seconds_sample", "draws", "tune",
             "chains", "seed", "sampler", "model", "data", "divergences", "max_r_hat", "min_ess_bulk",
-            "convergence", "complete", "created",
+            "convergence", "complete", "created", "draws_completed",
         }
         return cls(
             tree=fd.tree,
