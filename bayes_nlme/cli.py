@@ -233,6 +233,9 @@ def _cmd_predict(args) -> int:
     from .predict import predict, read_params
 
     out = check_out_file(args.out)
+    for flag, given in (("MODEL", args.model), ("--data", args.data), ("--params", args.params)):
+        if Path(given).exists() and Path(given).resolve() == out.resolve():
+            raise ArgumentError(f"--out '{out}' is the {flag} file; give another path for the predictions")
     spec, dataset = _load_inputs(args.model, args.data)
     try:
         params = read_params(args.params)

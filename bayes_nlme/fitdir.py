@@ -129,6 +129,8 @@ def check_out_file(out: str | Path, *, flag: str = "--out") -> Path:
     out = Path(out)
     if out.is_dir():
         raise InputError(f"{flag} '{out}' is a directory; give the path of a file")
+    if out.name in (*FIT_FILES, "ebe.csv") and _is_fit_dir(out.parent):
+        raise InputError(f"{flag} '{out}' is a file of the fit directory '{out.parent}'; give another path")
     if out.exists() and not os.access(out, os.W_OK):
         raise InputError(f"{flag} '{out}' is not writable; give a writable path")
     _check_parent(out, flag)

@@ -292,9 +292,27 @@ def test_out_of_report_predict_compare_checked_first(tmp_path, capsys, command):
     assert_bad_input(code, err, "--out", "is a directory")
 
 
+def test_predict_does_not_overwrite_its_inputs(tmp_path, capsys):
+    data = csv(tmp_path, subject(1) + subject(2))
+    before = data.read_text()
+    code, _, err = run(["predict", THEO, "--data", data, "--params", ROOT / "models" / "theophylline_params.json",
+                        "--out", data], capsys)
+    assert_bad_input(code, err, "--data file")
+    assert data.read_text() == before
+
+
 def _tiny_dir(out, stale=False):
     tree = xr.DataTree.from_dict({"/posterior": xr.DataTree(_draws(np.zeros((1, 3))))})
     return write_fit_dir(out, tree=tree, summary=pd.DataFrame({"parameter": ["theta_CL"]}), info={"method": "x"})
+
+
+def test_report_out_cannot_overwrite_the_fit(tmp_path, capsys):
+    fit = tmp_path / "fit"
+    _tiny_dir(fit)
+    before = (fit / "fit.json").read_text()
+    code, _, err = run(["report", fit, "--out", fit / "fit.json"], capsys)
+    assert_bad_input(code, err, "is a file of the fit directory")
+    assert (fit / "fit.json").read_text() == before
 
 
 def test_fit_directory_is_replaced_whole(tmp_path):
