@@ -195,26 +195,7 @@ def complete_roles(
     neg = time < 0
     if neg.any():
         problems.add("negative_time", names["TIME"], _rows(neg), f"{lab['TIME']}: negative time")
-    inexact = np.abs(ident) >= MAX_ID
-    if inexact.any():
-        problems.add(
-            "id_exact",
-            names["ID"],
-            _rows(inexact),
-            f"{lab['ID']}: IDs of 2^53 (9007199254740992) or more in {{where}} cannot be told apart "
-            "(different IDs would be merged into one subject); renumber the subjects 1, 2, 3, ...",
-        )
-    for role in ("TIME", "DV", "AMT", "RATE", "II"):
-        huge = np.abs(get[role]) >= MAX_MAGNITUDE
-        if role in names and huge.any():
-            shown = ", ".join(sorted({format_value(v) for v in get[role][huge]})[:3])
-            problems.add(
-                "magnitude",
-                names[role],
-                _rows(huge),
-                f"{lab[role]}: value {shown} in {{where}} is too large (the model's arithmetic "
-                f"overflows); values must be below {MAX_MAGNITUDE:g} in magnitude. Check the units",
-            )
+    inexact = _exact_ids_and_magnitudes(get, names, lab, problems)
 
     # Flags with a closed set of values.
     def _in_set(role: str, allowed: tuple[int, ...], check: str) -> np.ndarray:
@@ -344,6 +325,36 @@ def complete_roles(
     out["EVID"] = evid
     out["MDV"] = mdv
     return out
+
+
+def _exact_ids_and_magnitudes(get, names, lab, problems: Problems) -> np.ndarray:
+    """IDs that a float cannot hold exactly, and values too large for the model's arithmetic.
+
+    Returns the mask of records whose ID is inexact (the subject checks are then skipped:
+    their merged subjects would only add confusing messages).
+    """
+    ident = get["ID"]
+    inexact = np.abs(ident) >= MAX_ID
+    if inexact.any():
+        problems.add(
+            "id_exact",
+            names["ID"],
+            _rows(inexact),
+            f"{lab['ID']}: IDs of 2^53 (9007199254740992) or more in {{where}} cannot be told apart "
+            "(different IDs would be merged into one subject); renumber the subjects 1, 2, 3, ...",
+        )
+    for role in ("TIME", "DV", "AMT", "RATE", "II"):
+        huge = np.abs(get[role]) >= MAX_MAGNITUDE
+        if role in names and huge.any():
+            shown = ", ".join(sorted({format_value(v) for v in get[role][huge]})[:3])
+            problems.add(
+                "magnitude",
+                names[role],
+                _rows(huge),
+                f"{lab[role]}: value {shown} in {{where}} is too large (the model's arithmetic "
+                f"overflows); values must be below {MAX_MAGNITUDE:g} in magnitude. Check the units",
+            )
+    return inexact
 
 
 def _contradictions(get, evid, mdv_given, has_dv, dose, constant, names, lab, problems) -> None:
@@ -527,6 +538,11 @@ def check_model_records(dataset, structural: str, compartments: Mapping[int, str
                 "magnitude", name, table["ROW"][huge],
                 f"column {name!r}: covariate value too large in {{where}} (below {MAX_MAGNITUDE:g} needed)",
             )
+    _power_covariates(table, spec, problems)
+
+
+def _power_covariates(table: pd.DataFrame, spec, problems: Problems) -> None:
+    """Values under a ``power`` covariate effect must be positive."""
     for p in spec.parameters:
         for c in p.covariates:
             if c.effect != "power" or c.column not in table.columns:

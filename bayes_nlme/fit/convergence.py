@@ -176,6 +176,42 @@ def nonfinite_draws(draws: xr.Dataset) -> tuple[int, int]:
     return int(bad.sum()), n
 
 
+def _rhat_ess_messages(draws: xr.Dataset, n_chains: int) -> tuple[dict, list[str]]:
+    """Missing draws, R-hat and ESS: the worst values and the messages of the checks that fail."""
+    messages: list[str] = []
+    n_bad, n_draws = nonfinite_draws(draws)
+    if n_draws == 0 or n_bad:
+        messages.append(
+            f"{n_bad} of {n_draws} draws are missing or not finite: the sampling was interrupted or "
+            "failed, so these draws are not a sample of the posterior. Run the fit again to the end"
+            if n_draws else "there are no draws: the sampling was interrupted or failed. Run the fit again"
+        )
+    per = _per_element(draws)
+    max_rhat, rhat_var = _extreme(per["r_hat"], worst_max=True)
+    min_bulk, bulk_var = _extreme(per["ess_bulk"], worst_max=False)
+    min_tail, tail_var = _extreme(per["ess_tail"], worst_max=False)
+    worst = {"r_hat": (max_rhat, rhat_var), "ess_bulk": (min_bulk, bulk_var), "ess_tail": (min_tail, tail_var)}
+    if not np.isfinite(max_rhat) or max_rhat > THRESHOLDS["max_r_hat"]:
+        messages.append(
+            (f"max R-hat {max_rhat:.3f} > {THRESHOLDS['max_r_hat']} ({rhat_var}): the chains disagree. "
+             if np.isfinite(max_rhat) else
+             f"R-hat cannot be computed ({rhat_var or 'no variable'}: not finite), so convergence is "
+             "unknown: too few draws, or draws that are missing or not finite. ")
+            + "Run longer (more tune and draws); if it persists, the posterior may have several modes "
+            "(check the trace plots and the starting values)"
+        )
+    need = THRESHOLDS["min_ess_per_chain"] * n_chains
+    for label, value, var in (("bulk", min_bulk, bulk_var), ("tail", min_tail, tail_var)):
+        if not np.isfinite(value) or value < need:
+            shown = f"{value:.0f}" if np.isfinite(value) else "not finite"
+            messages.append(
+                f"min {label} ESS {shown} < {need:.0f} ({var}): too few effective draws for reliable "
+                f"{'means and medians' if label == 'bulk' else '5% and 95% quantiles'}. Run more draws "
+                "(or more chains)"
+            )
+    return worst, messages
+
+
 def assess(
     draws: xr.Dataset, stats: xr.Dataset, *, extra_messages=(), max_treedepth: int | None = None
 ) -> ConvergenceVerdict:
@@ -207,35 +243,11 @@ def assess(
             "reparameterise: consider centred etas (centered=True) for parameters with strong data, or "
             "more informative priors on omega"
         )
-    n_bad, n_draws = nonfinite_draws(draws)
-    if n_draws == 0 or n_bad:
-        messages.append(
-            f"{n_bad} of {n_draws} draws are missing or not finite: the sampling was interrupted or "
-            "failed, so these draws are not a sample of the posterior. Run the fit again to the end"
-            if n_draws else "there are no draws: the sampling was interrupted or failed. Run the fit again"
-        )
-    per = _per_element(draws)
-    max_rhat, rhat_var = _extreme(per["r_hat"], worst_max=True)
-    min_bulk, bulk_var = _extreme(per["ess_bulk"], worst_max=False)
-    min_tail, tail_var = _extreme(per["ess_tail"], worst_max=False)
-    if not np.isfinite(max_rhat) or max_rhat > THRESHOLDS["max_r_hat"]:
-        messages.append(
-            (f"max R-hat {max_rhat:.3f} > {THRESHOLDS['max_r_hat']} ({rhat_var}): the chains disagree. "
-             if np.isfinite(max_rhat) else
-             f"R-hat cannot be computed ({rhat_var or 'no variable'}: not finite), so convergence is "
-             "unknown: too few draws, or draws that are missing or not finite. ")
-            + "Run longer (more tune and draws); if it persists, the posterior may have several modes "
-            "(check the trace plots and the starting values)"
-        )
-    need = THRESHOLDS["min_ess_per_chain"] * n_chains
-    for label, value, var in (("bulk", min_bulk, bulk_var), ("tail", min_tail, tail_var)):
-        if not np.isfinite(value) or value < need:
-            shown = f"{value:.0f}" if np.isfinite(value) else "not finite"
-            messages.append(
-                f"min {label} ESS {shown} < {need:.0f} ({var}): too few effective draws for reliable "
-                f"{'means and medians' if label == 'bulk' else '5% and 95% quantiles'}. Run more draws "
-                "(or more chains)"
-            )
+    per, rhat_ess = _rhat_ess_messages(draws, n_chains)
+    messages.extend(rhat_ess)
+    max_rhat, rhat_var = per["r_hat"]
+    min_bulk, bulk_var = per["ess_bulk"]
+    min_tail, tail_var = per["ess_tail"]
     energy = _stat(stats, "energy")
     bfmi = _bfmi(np.asarray(energy)) if energy is not None else None
     min_bfmi = float(np.min(bfmi)) if bfmi is not None and bfmi.size else float("nan")
