@@ -62,6 +62,13 @@ def _check_parent(path: Path, flag: str) -> None:
         raise InputError(f"{flag} '{path}': '{parent}' is a file, not a directory; give a path in a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(f"{flag} '{path}': the directory '{parent}' is not writable; give a writable path")
+    try:  # permissions alone do not tell (read-only mounts, /proc, /sys, root)
+        probe = tempfile.mkdtemp(prefix=".bayes_nlme-write-test-", dir=parent)
+        os.rmdir(probe)
+    except OSError as exc:
+        raise InputError(
+            f"{flag} '{path}': cannot write in '{parent}' ({exc.strerror or exc}); give a writable path"
+        ) from None
 
 
 def check_out_dir(out: str | Path, *, overwrite: bool = False, flag: str = "--out") -> Path:

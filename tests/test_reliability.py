@@ -261,6 +261,9 @@ def test_out_that_is_a_file_is_rejected_before_any_work(tmp_path, capsys, monkey
     assert existing.read_text() == "keep"
     code, _, err = run(["fit", THEO, "--data", "theophylline", "--out", existing / "sub"], capsys)
     assert_bad_input(code, err, "is a file, not a directory")
+    if Path("/sys").is_dir():  # not writable, even for root
+        code, _, err = run(["fit", THEO, "--data", "theophylline", "--out", "/sys/bayes_nlme_fit"], capsys)
+        assert_bad_input(code, err, "cannot write in '/sys'")
 
 
 def test_existing_fit_needs_overwrite_and_other_dirs_are_refused(tmp_path, capsys, monkeypatch):
