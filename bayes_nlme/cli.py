@@ -178,8 +178,8 @@ def _preflight(spec, dataset, method: str) -> None:
 
     Bayesian methods: every prior, and the observations against the residual error model
     (DV <= 0 under exponential error; observations where the prediction is structurally
-    0 under proportional or exponential error). Frequentist methods: DV <= 0 of the
-    uncensored observations under exponential error.
+    0 under proportional or exponential error). Frequentist methods: the same checks of
+    the uncensored observations (their objective is not finite at a zero prediction).
     """
     import numpy as np
 
@@ -196,9 +196,10 @@ def _preflight(spec, dataset, method: str) -> None:
 
         prior_data(spec)
         check_observations(spec, dv, row_numbers, str(dataset.source), zero_predictions(design))
-    else:
+    else:  # BLQ rows are left out of the frequentist likelihood; the objective fails at zero predictions
         keep = ~(table["BLQ"].fillna(0.0).to_numpy()[rows] > 0)
-        check_observations(spec, dv[keep], row_numbers[keep], str(dataset.source), None)
+        zero = zero_predictions(design)[keep]
+        check_observations(spec, dv[keep], row_numbers[keep], str(dataset.source), zero)
 
 
 def _check_draws(spec, args) -> None:

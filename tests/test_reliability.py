@@ -156,8 +156,9 @@ def test_report_and_compare_refuse_an_incomplete_fit(tmp_path, capsys):
 def test_check_runs_the_residual_checks_of_fit(tmp_path, capsys):
     proportional = model(tmp_path, 'model = "additive"\nadd = { inverse_gamma = { alpha = 2.0, beta = 0.5 } }',
                          'model = "proportional"\nprop = { inverse_gamma = { alpha = 2.0, beta = 0.5 } }')
-    code, _, err = run(["check", proportional, "--data", "theophylline"], capsys)
-    assert_bad_input(code, err, "prediction 0", "proportional")
+    for method in ("nuts", "fo"):
+        code, _, err = run(["check", proportional, "--data", "theophylline", "--method", method], capsys)
+        assert_bad_input(code, err, "prediction 0", "proportional")
     exponential = model(tmp_path, 'model = "additive"\nadd = { inverse_gamma = { alpha = 2.0, beta = 0.5 } }',
                         'model = "exponential"\nexp = { inverse_gamma = { alpha = 2.0, beta = 0.5 } }',
                         name="e.toml")
