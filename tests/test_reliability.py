@@ -97,6 +97,16 @@ def test_nan_draws_never_pass_the_verdict():
     assert not empty.ok
 
 
+def test_single_chain_gets_a_split_r_hat():
+    """One chain: R-hat of its halves (not NaN, which would now fail every one-chain fit)."""
+    rng = np.random.default_rng(4)
+    stats = _stats(1, 2000)
+    steady = assess(_draws(rng.normal(size=(1, 2000))), stats)
+    assert steady.ok and np.isfinite(steady.max_r_hat)
+    drifting = assess(_draws(np.r_[rng.normal(size=1000), rng.normal(3.0, 1.0, size=1000)][None]), stats)
+    assert not drifting.ok and drifting.max_r_hat > 1.5
+
+
 def test_nan_energy_fails_the_verdict():
     rng = np.random.default_rng(2)
     stats = _stats(2, 500)

@@ -121,6 +121,14 @@ def _extreme(values: dict, worst_max: bool):
     return float(values[key]), key
 
 
+def _halves(draws: xr.Dataset) -> xr.Dataset:
+    """One chain as two chains of its halves: the split R-hat of a single chain."""
+    n = int(draws.sizes.get("draw", 0)) // 2
+    first = draws.isel(chain=0, draw=slice(0, n)).drop_vars(["chain", "draw"], errors="ignore")
+    second = draws.isel(chain=0, draw=slice(n, 2 * n)).drop_vars(["chain", "draw"], errors="ignore")
+    return xr.concat([first, second], dim="chain").transpose("chain", "draw", ...)
+
+
 def _per_element(draws: xr.Dataset) -> dict:
     """R-hat and ESS (bulk, tail) per variable, reduced to the worst element.
 
@@ -133,7 +141,7 @@ def _per_element(draws: xr.Dataset) -> dict:
     out = {"r_hat": {}, "ess_bulk": {}, "ess_tail": {}}
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        rhat = azs.rhat(draws)
+        rhat = azs.rhat(_halves(draws) if draws.sizes.get("chain", 1) == 1 else draws)
         bulk = azs.ess(draws, method="bulk")
         tail = azs.ess(draws, method="tail")
     for name in draws.data_vars:
