@@ -553,3 +553,14 @@ def test_sigint_during_a_real_fit_exits_130_and_writes_nothing(tmp_path):
     assert "Traceback" not in stderr
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_report_checks_table_fails_non_finite_values():
+    from bayes_nlme.diagnostics.convergence import _stored_verdict
+
+    verdict = _stored_verdict({"ok": False, "max_r_hat": float("nan"), "min_ess_bulk": 500.0,
+                               "messages": ["R-hat cannot be computed"]}, chains=2, draws=100)
+    checks = verdict["checks"].set_index("check")
+    assert not checks.loc["max R-hat (population and etas)", "ok"]
+    assert checks.loc["min bulk ESS", "ok"]
+    assert not verdict["ok"]
