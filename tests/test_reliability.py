@@ -564,3 +564,46 @@ def test_report_checks_table_fails_non_finite_values():
     assert not checks.loc["max R-hat (population and etas)", "ok"]
     assert checks.loc["min bulk ESS", "ok"]
     assert not verdict["ok"]
+
+
+def _synthetic_fit(draws=100, chains=2, seed=5):
+    """A BayesFit of the Theophylline model from synthetic draws (no sampling)."""
+    spec = bayes_nlme.load_model(THEO)
+    data = bayes_nlme.load_dataset("theophylline")
+    rng = np.random.default_rng(seed)
+    shape = (chains, draws)
+    names = ["ka", "CL", "V"]
+    omega = np.broadcast_to(np.diag([0.3, 0.2, 0.1]), (*shape, 3, 3)).copy()
+    posterior = xr.Dataset(
+        {
+            "theta_ka": (("chain", "draw"), 1.5 + 0.1 * rng.normal(size=shape)),
+            "theta_CL": (("chain", "draw"), 2.8 + 0.1 * rng.normal(size=shape)),
+            "theta_V": (("chain", "draw"), 32 + rng.normal(size=shape)),
+            "omega": (("chain", "draw", "parameter", "parameter2"), omega),
+            "sigma2_add": (("chain", "draw"), 0.5 + 0.01 * rng.normal(size=shape)),
+        },
+        coords={"parameter": names, "parameter2": names},
+    )
+    tree = xr.DataTree.from_dict({"/posterior": xr.DataTree(posterior)})
+    verdict = assess(posterior[["theta_ka", "theta_CL", "theta_V"]], _stats(chains, draws))
+    return BayesFit(tree=tree, spec=spec, dataset=data, method="nuts", seconds_build=0, seconds_sample=0,
+                    seconds=0, draws=draws, tune=50, chains=chains, seed=123, convergence=verdict)
+
+
+def test_fit_overwrite_replaces_the_directory_whole(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bayes_nlme.fit, "sample", lambda *a, **k: _synthetic_fit())
+    out = tmp_path / "fit"
+    code, _, err = run(["fit", THEO, "--data", "theophylline", "--out", out, "--quiet", "--draws", "100"], capsys)
+    assert code == 0, err
+    (out / "report.html").write_text("stale report of an earlier fit")
+    (out / "ebe.csv").write_text("stale EBEs of an earlier FOCE-I fit")
+    code, _, err = run(["fit", THEO, "--data", "theophylline", "--out", out, "--quiet"], capsys)
+    assert_bad_input(code, err, "--overwrite")
+    assert (out / "report.html").is_file()  # untouched without --overwrite
+    code, _, err = run(["fit", THEO, "--data", "theophylline", "--out", out, "--quiet", "--overwrite"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["fit.json", "fit.nc", "summary.csv"]
+    info = json.loads((out / "fit.json").read_text())
+    assert info["complete"] is True and info["seed"] == 123
+    assert info["bayes_nlme_version"] == bayes_nlme.__version__ and info["created"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fit"]
