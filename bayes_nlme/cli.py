@@ -1,23 +1,43 @@
 """The ``bayes-nlme`` command line (CONTRACT section 3).
 
-Exit codes: 0 success; 2 bad input (model file, dataset or arguments), with one message
-on stderr and no partial output; 1 any other failure.
+Exit codes: 0 success; 2 bad input (model file, dataset, arguments or ``--out`` path),
+with one message on stderr and no output written; 130 interrupted (Ctrl-C), with nothing
+written; 1 any other failure. Every output path is checked before any work, and every
+output is written atomically (a temporary file or directory beside the target, renamed
+into place). Python warnings are not shown (``--debug`` shows them): the command prints
+its own messages, the convergence verdict included.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
+import warnings
 from pathlib import Path
 
 from .errors import ArgumentError, InputError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "MIN_DRAWS", "MAX_SEED", "EXIT_INTERRUPTED"]
 
 METHODS = ("nuts", "laplace", "focei", "foce", "fo", "prior")
+
+#: NUTS implementations (:data:`bayes_nlme.fit.SAMPLERS`, not imported here: the parser stays light).
+SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
+
+#: The fewest draws per chain a fit may ask for: split R-hat, bulk and tail ESS, the
+#: E-BFMI and PSIS-LOO of the report need a few dozen draws per chain to be defined.
+MIN_DRAWS = 20
+
+#: The largest seed (the samplers take 64-bit seeds; the post-processing uses seed + 1).
+MAX_SEED = 2**63 - 2
+
+#: Exit code of an interrupted command (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,23 +47,32 @@ class _Parser(argparse.ArgumentParser):
         raise ArgumentError(f"{self.prog}: {message}")
 
 
-def _positive_int(text: str) -> int:
+def _integer(text: str, minimum: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
 
 
+def _positive_int(text: str) -> int:
+    return _integer(text, 1, "a positive integer")
+
+
+def _draws(text: str) -> int:
+    return _integer(text, MIN_DRAWS, f"an integer >= {MIN_DRAWS} (the convergence diagnostics need it)")
+
+
+def _nonnegative_int(text: str) -> int:
+    return _integer(text, 0, "a non-negative integer")
+
+
 def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    value = _integer(text, 0, f"an integer from 0 to {MAX_SEED}")
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to {MAX_SEED}, got {text!r}")
     return value
 
 
@@ -52,14 +81,19 @@ def _scales(text: str) -> tuple[float, ...]:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0.5,2, got {text!r}") from None
-    if not values or any(v <= 0 for v in values):
+    if not values or any(not v > 0 or v == float("inf") for v in values):
         raise argparse.ArgumentTypeError(f"expected positive comma-separated numbers such as 0.5,2, got {text!r}")
     return values
 
 
+MODEL_HELP = "TOML model file (see models/theophylline.toml)"
+DATA_HELP = "CSV dataset (NONMEM style) or the name of a bundled dataset, e.g. theophylline"
+
+
 def _add_sampling(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--draws", type=_positive_int, help="posterior draws per chain (default: [sampling] or 1000)")
-    p.add_argument("--tune", type=_positive_int, help="tuning steps per chain (default: [sampling] or 1000)")
+    p.add_argument("--draws", type=_draws,
+                   help=f"posterior draws per chain, at least {MIN_DRAWS} (default: [sampling] or 1000)")
+    p.add_argument("--tune", type=_nonnegative_int, help="tuning steps per chain, 0 or more (default: [sampling] or 1000)")
     p.add_argument("--chains", type=_positive_int, help="number of chains (default: [sampling] or 4)")
     p.add_argument("--seed", type=_seed, help="random seed (default: [sampling] or 1)")
 
@@ -71,49 +105,60 @@ def build_parser() -> argparse.ArgumentParser:
     -------
     argparse.ArgumentParser
     """
-    parser = _Parser(prog="bayes-nlme", description="Bayesian and frequentist population PK modelling.")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks of unexpected errors")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    from . import __version__
+
+    parser = _Parser(prog="bayes-nlme", description="Bayesian and frequentist population PK modelling.",
+                     epilog="Start with: bayes-nlme check models/theophylline.toml --data theophylline")
+    parser.add_argument("--version", action="version", version=f"bayes-nlme {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks and Python warnings")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     fit = sub.add_parser("fit", help="fit a model to a dataset")
-    fit.add_argument("model", help="TOML model file")
-    fit.add_argument("--data", required=True, help="CSV file or bundled dataset name (e.g. theophylline)")
-    fit.add_argument("--out", required=True, help="fit directory to write")
+    fit.add_argument("model", help=MODEL_HELP)
+    fit.add_argument("--data", required=True, help=DATA_HELP)
+    fit.add_argument("--out", required=True, help="fit directory to write (must be new or empty, see --overwrite)")
+    fit.add_argument("--overwrite", action="store_true", help="replace an existing fit directory --out, whole")
     fit.add_argument("--method", default="nuts", choices=METHODS, help="estimation method (default nuts)")
     _add_sampling(fit)
-    fit.add_argument("--sampler", default="nutpie", help="NUTS implementation: nutpie (default), pymc, numpyro, blackjax")
+    fit.add_argument("--sampler", default="nutpie", choices=SAMPLERS,
+                     help="NUTS implementation: nutpie (default), pymc, numpyro, blackjax")
     fit.add_argument("--covariance", default="sandwich", choices=("sandwich", "r", "s", "none"),
                      help="frequentist covariance step (default sandwich)")
-    fit.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    fit.add_argument("--quiet", action="store_true", help="no progress, no summary")
 
     sens = sub.add_parser("sensitivity", help="prior sensitivity study")
-    sens.add_argument("model")
-    sens.add_argument("--data", required=True)
-    sens.add_argument("--out", required=True)
+    sens.add_argument("model", help=MODEL_HELP)
+    sens.add_argument("--data", required=True, help=DATA_HELP)
+    sens.add_argument("--out", required=True, help="directory to write psense.csv, variants.csv and report.html")
     sens.add_argument("--scales", type=_scales, default=(0.5, 2.0), help="prior spread factors (default 0.5,2)")
     sens.add_argument("--variants", nargs="*", default=(), help="alternative model files of the same structure")
     sens.add_argument("--workers", type=_positive_int, help="local processes fitting variants in parallel (default: cores // chains, at least 1)")
     sens.add_argument("--scheduler", help="Dask scheduler address (needs the dask extra)")
     _add_sampling(sens)
-    sens.add_argument("--quiet", action="store_true")
+    sens.add_argument("--quiet", action="store_true", help="no progress")
 
     pred = sub.add_parser("predict", help="population predictions with all etas zero")
-    pred.add_argument("model")
-    pred.add_argument("--data", required=True)
-    pred.add_argument("--params", required=True, help="JSON file: parameter name -> typical value")
-    pred.add_argument("--out", required=True, help="output CSV file")
+    pred.add_argument("model", help=MODEL_HELP)
+    pred.add_argument("--data", required=True, help=DATA_HELP)
+    pred.add_argument("--params", required=True,
+                      help='JSON file: parameter name -> typical value, e.g. {"ka": 1.5, "CL": 2.8, "V": 32} '
+                      "(models/theophylline_params.json)")
+    pred.add_argument("--out", required=True, help="output CSV file (replaced if it exists)")
 
-    check = sub.add_parser("check", help="validate a model file and a dataset")
-    check.add_argument("model")
-    check.add_argument("--data", required=True)
+    check = sub.add_parser("check", help="validate a model file and a dataset (every check that fit makes)")
+    check.add_argument("model", help=MODEL_HELP)
+    check.add_argument("--data", required=True, help=DATA_HELP)
+    check.add_argument("--method", default="nuts", choices=METHODS,
+                       help="the method the fit will use; its checks are run (default nuts)")
 
     report = sub.add_parser("report", help="HTML report of a fit directory")
-    report.add_argument("dir")
+    report.add_argument("dir", help="fit directory written by 'bayes-nlme fit'")
     report.add_argument("--out", help="HTML file (default DIR/report.html)")
-    report.add_argument("--compare", action="append", default=[], help="a frequentist fit directory of the same model")
+    report.add_argument("--compare", action="extend", nargs="+", default=[], metavar="DIR",
+                        help="fit directories of the same model to compare with (one or more)")
 
     compare = sub.add_parser("compare", help="side-by-side table of fits")
-    compare.add_argument("dirs", nargs="+")
+    compare.add_argument("dirs", nargs="+", metavar="DIR", help="fit directories")
     compare.add_argument("--out", help="CSV file for the table")
     return parser
 
@@ -124,12 +169,53 @@ def _load_inputs(model: str, data: str):
 
     spec = load_model(model)
     dataset = load_dataset(data, columns=spec.columns or None)
-    check_for_model(dataset, spec.structural, spec.covariate_columns)
+    check_for_model(dataset, spec.structural, spec.covariate_columns, spec=spec)
     return spec, dataset
+
+
+def _preflight(spec, dataset, method: str) -> None:
+    """The checks that ``fit --method METHOD`` makes on the model-data pair before fitting.
+
+    Bayesian methods: every prior, and the observations against the residual error model
+    (DV <= 0 under exponential error; observations where the prediction is structurally
+    0 under proportional or exponential error). Frequentist methods: the same checks of
+    the uncensored observations (their objective is not finite at a zero prediction).
+    """
+    import numpy as np
+
+    from .build.residual import check_observations, zero_predictions
+    from .data.events import build_event_design
+
+    design = build_event_design(dataset, spec.structural, points="observations")
+    table = dataset.table
+    rows = np.asarray(design.point_row, dtype=int)
+    dv = table["DV"].to_numpy(dtype=float)[rows]
+    row_numbers = table["ROW"].to_numpy()[rows]
+    if method in ("nuts", "prior"):
+        from .build.model import prior_data
+
+        prior_data(spec)
+        check_observations(spec, dv, row_numbers, str(dataset.source), zero_predictions(design))
+    else:  # BLQ rows are left out of the frequentist likelihood; the objective fails at zero predictions
+        keep = ~(table["BLQ"].fillna(0.0).to_numpy()[rows] > 0)
+        zero = zero_predictions(design)[keep]
+        check_observations(spec, dv[keep], row_numbers[keep], str(dataset.source), zero)
+
+
+def _check_draws(spec, args) -> None:
+    draws = args.draws if args.draws is not None else spec.sampling.draws
+    if draws < MIN_DRAWS:
+        raise ArgumentError(
+            f"draws = {draws} ([sampling] draws of the model file): at least {MIN_DRAWS} draws per chain are "
+            "needed for the convergence diagnostics; give --draws N or raise [sampling] draws"
+        )
 
 
 def _cmd_check(args) -> int:
     spec, dataset = _load_inputs(args.model, args.data)
+    _preflight(spec, dataset, args.method)
+    if args.method in ("nuts", "prior"):
+        _check_draws(spec, argparse.Namespace(draws=None))
     s = dataset.summary() if hasattr(dataset, "summary") else {}
     print(f"model    {args.model}: '{spec.name}', {spec.structural}, parameters {', '.join(spec.parameter_names)}")
     print(f"dataset  {dataset.source}")
@@ -139,17 +225,25 @@ def _cmd_check(args) -> int:
     for key, value in s.items():
         if key not in ("subjects", "observations", "doses", "n_subjects", "n_observations", "n_doses", "source"):
             print(f"{key:<12} {value}")
-    print("OK")
+    print(f"OK (checked for --method {args.method})")
     return 0
 
 
 def _cmd_predict(args) -> int:
+    from .fitdir import check_out_file
     from .predict import predict, read_params
 
+    out = check_out_file(args.out)
+    for flag, given in (("MODEL", args.model), ("--data", args.data), ("--params", args.params)):
+        if Path(given).exists() and Path(given).resolve() == out.resolve():
+            raise ArgumentError(f"--out '{out}' is the {flag} file; give another path for the predictions")
     spec, dataset = _load_inputs(args.model, args.data)
-    params = read_params(args.params)
+    try:
+        params = read_params(args.params)
+    except (UnicodeDecodeError, OSError) as exc:
+        raise InputError(f"parameter file '{args.params}' cannot be read ({exc}); it must be a JSON text file "
+                         'such as {"ka": 1.5, "CL": 2.8, "V": 32}') from None
     frame = predict(spec, dataset, params, source=f"parameter file '{args.params}'")
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=out.parent, prefix=f".{out.name}.", suffix=".tmp", delete=False) as tmp:
         frame.to_csv(tmp, index=False, na_rep=".")
@@ -158,27 +252,61 @@ def _cmd_predict(args) -> int:
     return 0
 
 
+def _tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _step(text: str, quiet: bool = False) -> None:
+    """A progress line on stderr, on a terminal only (the samplers and the estimator show their own bars)."""
+    if not quiet and _tty():
+        print(text, file=sys.stderr, flush=True)
+
+
 def _cmd_fit(args) -> int:
+    from .fitdir import check_out_dir
+
+    out = check_out_dir(args.out, overwrite=args.overwrite)
     spec, dataset = _load_inputs(args.model, args.data)
+    _preflight(spec, dataset, args.method)
+    if args.method in ("nuts", "prior"):
+        _check_draws(spec, args)
     quiet = args.quiet or bool(os.environ.get("CI"))
     started = time.perf_counter()
-    if args.method in ("nuts", "prior"):
-        from .fit import sample, sample_prior
+    if args.method == "nuts":
+        from .fit import sample
 
-        if args.method == "nuts":
+        _step("building and compiling the model (a model's first compile takes 30-60 s; later fits "
+              "load it from the cache), then tuning and sampling ...", quiet)
+        try:
             result = sample(spec, dataset, draws=args.draws, tune=args.tune, chains=args.chains,
-                            seed=args.seed, sampler=args.sampler, progressbar=not quiet, quiet=args.quiet)
-        else:
-            result = sample_prior(spec, dataset, draws=args.draws, seed=args.seed)
+                            seed=args.seed, sampler=args.sampler, progressbar=not quiet, quiet=True)
+        except Exception as exc:
+            _INTERRUPT.raise_if_hit()
+            if not _is_init_failure(exc):
+                raise
+            raise InputError(_init_failure_message(spec, dataset)) from None
+    elif args.method == "prior":
+        from .fit import sample_prior
+
+        _step("drawing from the prior ...", quiet)
+        result = sample_prior(spec, dataset, draws=args.draws, seed=args.seed)
     else:
         from .estimation import estimate
 
+        _step(f"estimating ({args.method}) ...", quiet)
         covariance = None if args.covariance == "none" else args.covariance
         result = estimate(spec, dataset, method=args.method, covariance=covariance, verbose=not quiet)
-    out = result.save(args.out)
+    _INTERRUPT.raise_if_hit()
+    verdict = getattr(result, "convergence", None)
+    out = result.save(out)
     if not args.quiet:
         import pandas as pd
 
+        if verdict is not None:
+            print(verdict.report(), file=sys.stderr)
         with pd.option_context("display.width", 120, "display.max_columns", 20):
             print(result.summary().to_string(index=False))
         print(f"wrote {out} in {time.perf_counter() - started:.1f} s")
@@ -186,8 +314,12 @@ def _cmd_fit(args) -> int:
 
 
 def _cmd_report(args) -> int:
+    from .fitdir import check_out_file
     from .report import write_report
 
+    if args.out is not None:
+        check_out_file(args.out)
+    _step("writing the report (500 simulated replicates for the VPC and NPDE take a while) ...")
     path = write_report(args.dir, out=args.out, compare=args.compare)
     print(f"wrote {path}")
     return 0
@@ -197,22 +329,37 @@ def _cmd_compare(args) -> int:
     import pandas as pd
 
     from .compare import compare_fits
+    from .fitdir import check_out_file
 
+    if args.out is not None:
+        check_out_file(args.out)
     table = compare_fits(*args.dirs)
     with pd.option_context("display.width", 200, "display.max_columns", 40):
         print(table.to_string(index=False))
     if args.out:
-        table.to_csv(args.out, index=False)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=out.parent, prefix=f".{out.name}.", suffix=".tmp",
+                                         delete=False) as tmp:
+            table.to_csv(tmp, index=False)
+        os.replace(tmp.name, out)
     return 0
 
 
 def _cmd_sensitivity(args) -> int:
+    from .fitdir import check_out_file
     from .sensitivity import run_sensitivity
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ArgumentError(f"--out '{out}' is an existing file; give the path of a directory")
+    check_out_file(out / "psense.csv")
     spec, dataset = _load_inputs(args.model, args.data)
+    _check_draws(spec, args)
     out = run_sensitivity(spec, dataset, out=args.out, scales=args.scales, variants=args.variants,
                           workers=args.workers, scheduler=args.scheduler, draws=args.draws,
                           tune=args.tune, chains=args.chains, seed=args.seed, quiet=args.quiet)
+    _INTERRUPT.raise_if_hit()
     print(f"wrote {out}")
     return 0
 
@@ -227,6 +374,58 @@ COMMANDS = {
 }
 
 
+class _Interrupt:
+    """Remembers a Ctrl-C (SIGINT) while a command runs.
+
+    A sampler may catch the ``KeyboardInterrupt`` and return the draws made so far
+    (nutpie does); the command then finds :attr:`hit` set and stops before writing
+    anything, instead of saving a partial fit as if it were complete.
+    """
+
+    def __init__(self) -> None:
+        self.hit = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        self.hit = True
+        raise KeyboardInterrupt
+
+    def raise_if_hit(self) -> None:
+        """Raise ``KeyboardInterrupt`` when a SIGINT arrived."""
+        if self.hit:
+            raise KeyboardInterrupt
+
+    def __enter__(self):
+        self.hit = False
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+_INTERRUPT = _Interrupt()
+
+
+def _run(argv: list[str], debug: bool) -> int:
+    parser = build_parser()
+    if not argv:
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    with warnings.catch_warnings():
+        if not debug:
+            # The CLI prints its own one-line messages (the convergence verdict included).
+            warnings.simplefilter("ignore")
+        return COMMANDS[args.command](args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``bayes-nlme``.
 
@@ -238,25 +437,66 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        The exit code: 0 success, 2 bad input, 1 other failure.
+        The exit code: 0 success, 2 bad input, 130 interrupted (Ctrl-C; nothing is
+        written), 1 other failure.
     """
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
+    with _INTERRUPT:
+        try:
+            return _run(argv, debug)
+        except KeyboardInterrupt:
+            return _interrupted()
+        except InputError as exc:
+            if _INTERRUPT.hit:
+                return _interrupted()
+            print(f"bayes-nlme: error: {exc}", file=sys.stderr)
+            return 2
+        except SystemExit as exc:  # --help and --version
+            return int(exc.code or 0) if isinstance(exc.code, int) or exc.code is None else 2
+        except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+            if _INTERRUPT.hit:
+                return _interrupted()
+            if debug:
+                raise
+            print(f"bayes-nlme: failed: {_describe(exc)} (run with --debug for the traceback)", file=sys.stderr)
+            return 1
+
+
+def _interrupted() -> int:
+    print("bayes-nlme: interrupted; nothing was written", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def _is_init_failure(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "initialization" in text and ("logp" in text or "point" in text)
+
+
+def _init_failure_message(spec, dataset) -> str:
+    """Why NUTS could not start: the non-finite terms of the log density at the initial point."""
+    from .build.model import build
+    from .fit.initial import explain_initial_point
+
     try:
-        args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
-    except InputError as exc:
-        print(f"bayes-nlme: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bayes-nlme: interrupted", file=sys.stderr)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
-        if debug:
-            raise
-        print(f"bayes-nlme: failed: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-              file=sys.stderr)
-        return 1
+        why = explain_initial_point(build(spec, dataset))
+    except Exception:  # noqa: BLE001 - the diagnosis is a courtesy; the failure stands
+        why = ""
+    head = (f"model '{spec.name}' with dataset '{dataset.source}': the sampler found no starting point with a "
+            "finite log density")
+    return f"{head}: {why}" if why else (
+        f"{head} (every term is finite at the initial values, so a random start within (-2, 2) on the "
+        "unconstrained scale fails: give initial values closer to the data, or narrower priors)")
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an unexpected error; a sampler's Rust backtrace is cut off."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    if _is_init_failure(exc):
+        return ("the sampler found no starting point with a finite log density (a dataset value, a prior "
+                "or an initial value gives NaN or infinity); run 'bayes-nlme check' on the model and data")
+    return f"{type(exc).__name__}: {first[:300]}"
 
 
 if __name__ == "__main__":  # pragma: no cover

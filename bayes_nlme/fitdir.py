@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ __all__ = [
     "extract_inputs",
     "write_fit_dir",
     "load_fit_dir",
+    "check_out_dir",
+    "check_out_file",
+    "FIT_FILES",
     "FitDirectory",
 ]
 
@@ -38,6 +42,106 @@ DATA_ATTR = "bayes_nlme_data_csv"
 DATA_SOURCE_ATTR = "bayes_nlme_data_source"
 COLUMNS_ATTR = "bayes_nlme_columns_json"
 METHOD_ATTR = "bayes_nlme_method"
+
+#: The files that make a directory a fit directory.
+FIT_FILES = ("summary.csv", "fit.json", "fit.nc")
+
+
+def _is_fit_dir(path: Path) -> bool:
+    return path.is_dir() and any((path / name).exists() for name in FIT_FILES)
+
+
+def _check_parent(path: Path, flag: str) -> None:
+    """The nearest existing ancestor of ``path`` must be a writable directory."""
+    parent = path.parent
+    while not parent.exists():
+        if parent == parent.parent:
+            break
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise InputError(f"{flag} '{path}': '{parent}' is a file, not a directory; give a path in a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} '{path}': the directory '{parent}' is not writable; give a writable path")
+    try:  # permissions alone do not tell (read-only mounts, /proc, /sys, root)
+        probe = tempfile.mkdtemp(prefix=".bayes_nlme-write-test-", dir=parent)
+        os.rmdir(probe)
+    except OSError as exc:
+        raise InputError(
+            f"{flag} '{path}': cannot write in '{parent}' ({exc.strerror or exc}); give a writable path"
+        ) from None
+
+
+def check_out_dir(out: str | Path, *, overwrite: bool = False, flag: str = "--out") -> Path:
+    """Check a fit directory path before any work is done.
+
+    Parameters
+    ----------
+    out : path
+        The fit directory to write.
+    overwrite : bool
+        Whether an existing fit directory may be replaced (whole).
+    flag : str
+        The option named in messages.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    InputError
+        When ``out`` is an existing file, a non-empty directory that is not a fit
+        directory, an existing fit directory without ``overwrite``, or lies in a
+        directory that cannot be written.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{flag} '{out}' is an existing file; give the path of a new directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not _is_fit_dir(out):
+            raise InputError(
+                f"{flag} '{out}' is a non-empty directory that is not a fit directory; "
+                "give the path of a new or empty directory"
+            )
+        if not overwrite:
+            raise InputError(
+                f"{flag} '{out}' already holds a fit; add --overwrite to replace it (the whole "
+                "directory is replaced), or give a new path"
+            )
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} '{out}': the directory is not writable; give a writable path")
+    _check_parent(out, flag)
+    return out
+
+
+def check_out_file(out: str | Path, *, flag: str = "--out") -> Path:
+    """Check an output file path (a CSV or HTML file) before any work is done.
+
+    Parameters
+    ----------
+    out : path
+        The file to write (an existing file is replaced).
+    flag : str
+        The option named in messages.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    InputError
+        When ``out`` is a directory, or lies in a directory that cannot be written.
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise InputError(f"{flag} '{out}' is a directory; give the path of a file")
+    if out.name in (*FIT_FILES, "ebe.csv") and _is_fit_dir(out.parent):
+        raise InputError(f"{flag} '{out}' is a file of the fit directory '{out.parent}'; give another path")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise InputError(f"{flag} '{out}' is not writable; give a writable path")
+    _check_parent(out, flag)
+    return out
 
 
 def embed_inputs(tree: xr.DataTree, spec, dataset, method: str) -> xr.DataTree:
@@ -121,13 +225,15 @@ def write_fit_dir(
 ) -> Path:
     """Write a fit directory atomically.
 
-    Everything is written into a temporary sibling directory first and moved into
-    ``out`` only when complete, so a failure leaves no partial output.
+    Everything is written into a temporary sibling directory first, which is then
+    renamed into place, so a failure or an interrupt leaves no partial output. An
+    existing fit directory at ``out`` is replaced whole (no stale ``report.html`` or
+    ``ebe.csv`` of an earlier fit stays behind).
 
     Parameters
     ----------
     out : path
-        The fit directory; created if needed. Existing fit files in it are replaced.
+        The fit directory. It must not exist, be empty, or be a fit directory.
     tree : xarray.DataTree
         Written as ``fit.nc``.
     summary : pandas.DataFrame
@@ -141,22 +247,45 @@ def write_fit_dir(
     -------
     pathlib.Path
         The fit directory.
+
+    Raises
+    ------
+    InputError
+        When ``out`` is a file or a non-empty directory that is not a fit directory.
     """
-    out = Path(out)
+    out = check_out_dir(out, overwrite=True, flag="fit directory")
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    old = None
     try:
         summary.to_csv(staging / "summary.csv", index=False)
-        (staging / "fit.json").write_text(json.dumps(_jsonable(info), indent=2) + "\n")
         for name, frame in (tables or {}).items():
             frame.to_csv(staging / name, index=False)
         tree.to_netcdf(staging / "fit.nc", engine="h5netcdf")
-        out.mkdir(exist_ok=True)
-        for item in staging.iterdir():
-            item.replace(out / item.name)
+        # fit.json last: a directory without it is never taken for a fit
+        (staging / "fit.json").write_text(json.dumps(_jsonable(info), indent=2) + "\n")
+        staging.chmod(0o777 & ~_umask())
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            old.rmdir()
+            out.rename(old)
+        staging.rename(out)
+    except BaseException:
+        if old is not None and not out.exists():
+            old.rename(out)
+            old = None
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @dataclass(frozen=True)
@@ -195,6 +324,24 @@ class FitDirectory:
         return self.method in ("nuts", "prior")
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"'{path}' cannot be read ({exc}); the fit directory is damaged: run the fit again") from None
+    if not isinstance(info, dict):
+        raise InputError(f"'{path}' is not a JSON object; the fit directory is damaged: run the fit again")
+    return info
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"'{path}' cannot be read ({exc}); the fit directory is damaged: run the fit again") from None
+    return frame
+
+
 def load_fit_dir(path: str | Path) -> FitDirectory:
     """Read a fit directory written by ``bayes-nlme fit``.
 
@@ -210,24 +357,36 @@ def load_fit_dir(path: str | Path) -> FitDirectory:
     Raises
     ------
     InputError
-        When the directory or one of its files is missing or unreadable.
+        When the directory or one of its files is missing, damaged or unreadable, or
+        when it holds an incomplete fit (``fit.json`` has ``complete: false``: the
+        sampling was interrupted).
     """
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"'{path}' is a file, not a fit directory (a fit directory is written by "
+                         "'bayes-nlme fit ... --out DIR')")
     if not path.is_dir():
         raise InputError(f"fit directory '{path}' does not exist")
-    missing = [n for n in ("summary.csv", "fit.json", "fit.nc") if not (path / n).is_file()]
-    if missing:
+    missing = [n for n in FIT_FILES if not (path / n).is_file()]
+    if missing or path.name.endswith(".partial"):
         raise InputError(
-            f"'{path}' is not a fit directory: {', '.join(missing)} missing "
+            f"'{path}' is not a complete fit directory: {', '.join(missing) or 'a partial write'} "
             "(a fit directory is written by 'bayes-nlme fit ... --out DIR')"
+        )
+    info = _read_json(path / "fit.json")
+    if info.get("complete") is False:
+        raise InputError(
+            f"'{path}' holds an incomplete fit (fit.json: complete = false): the sampling was interrupted "
+            "or failed, so its draws are not a sample of the posterior; run the fit again"
         )
     try:
         with xr.open_datatree(path / "fit.nc", engine="h5netcdf") as handle:
             tree = handle.load()
     except Exception as exc:  # noqa: BLE001 - any reader failure is bad input here
         raise InputError(f"'{path / 'fit.nc'}' cannot be read: {exc}") from exc
-    info = json.loads((path / "fit.json").read_text())
-    summary = pd.read_csv(path / "summary.csv")
-    ebe = pd.read_csv(path / "ebe.csv") if (path / "ebe.csv").is_file() else None
+    summary = _read_csv(path / "summary.csv")
+    if "parameter" not in summary.columns:
+        raise InputError(f"'{path / 'summary.csv'}' has no 'parameter' column; the fit directory is damaged")
+    ebe = _read_csv(path / "ebe.csv") if (path / "ebe.csv").is_file() else None
     spec, dataset = extract_inputs(tree)
     return FitDirectory(path=path, tree=tree, summary=summary, info=info, spec=spec, dataset=dataset, ebe=ebe)

@@ -527,12 +527,12 @@ def test_check_for_model_missing_covariate_rows(tmp_path):
     ],
 )
 def test_check_for_model_dose_compartments(tmp_path, structural, cmt, check_word):
-    rows = ["1,0,.,100,1,1,1,70", f"1,1,.,100,1,1,{cmt},70", "1,2,5,0,0,0,9,70"]
+    rows = ["1,0,.,100,1,1,1,70", f"1,1,.,100,1,1,{cmt},70", "1,2,5,0,0,0,.,70"]
     ds = model_dataset(tmp_path, rows)
     with pytest.raises(DataError) as exc:
         check_for_model(ds, structural, ["WT"])
     row = only(exc, "cmt")
-    assert row["column"] == "CMT" and row["rows"] == [2]  # observation CMT 9 is ignored
+    assert row["column"] == "CMT" and row["rows"] == [2]
     assert check_word in row["message"]
 
 

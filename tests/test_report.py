@@ -133,3 +133,14 @@ def test_diagnostics_of_the_nuts_fit(fits):
     assert np.isfinite(loo["elpd"]).all()
     npde = dg.fit_npde(fd, n=200)
     assert len(npde) == 132 and abs(npde["npde"].mean()) < 0.5
+
+
+def test_report_provenance_derived_quantities_and_sampling_as_run(report):
+    """Issue 15 (12): version, date and seed; the [sampling] used; correlations and SDs."""
+    import bayes_nlme
+
+    for text in ("Provenance", f"bayes_nlme {bayes_nlme.__version__}", "fit created (UTC)", "seed used",
+                 "draws x chains", "150 x 2", "corr_ka_CL", "sd_eta_CL", "sd_add"):
+        assert text in report, text
+    assert "draws = 150" in report and "tune = 150" in report and "seed = 11" in report
+    assert "draws = 1000" not in report

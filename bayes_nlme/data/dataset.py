@@ -14,7 +14,7 @@ from ..errors import ArgumentError, DataError, SpecError
 from .bundled import bundled_names, bundled_path
 from .columns import COMPARTMENTS, REQUIRED, ROLES, column_label, resolve_columns
 from .reader import RawTable, from_frame, parse_numeric, read_csv_file
-from .validate import Problems, complete_roles, format_value
+from .validate import Problems, check_model_records, complete_roles, format_value
 
 __all__ = ["Dataset", "load_dataset", "read_dataset", "check_for_model"]
 
@@ -296,7 +296,7 @@ def load_dataset(
 read_dataset = load_dataset
 
 
-def check_for_model(dataset: Dataset, structural: str, covariates: Sequence[str] = ()) -> None:
+def check_for_model(dataset: Dataset, structural: str, covariates: Sequence[str] = (), *, spec=None) -> None:
     """Check a dataset against a model; raise one DataError listing every problem.
 
     Parameters
@@ -308,6 +308,9 @@ def check_for_model(dataset: Dataset, structural: str, covariates: Sequence[str]
         ``two_compartment_iv`` or ``two_compartment_oral``).
     covariates : sequence of str
         The covariate columns that the model uses.
+    spec : ModelSpec, optional
+        The model: its covariate effects are checked too (values under a ``power``
+        effect must be positive).
 
     Raises
     ------
@@ -317,7 +320,9 @@ def check_for_model(dataset: Dataset, structural: str, covariates: Sequence[str]
         If a covariate column is absent, or missing on some record (covariates are only
         carried forward, so a subject's leading records need a value); if a subject with
         observations has no dose; or if a dose's CMT is not a compartment of the model,
-        or is the peripheral compartment (not supported). Observation CMT is ignored.
+        or is the peripheral compartment (not supported); if an observation's CMT is not
+        the central compartment; if every observation is BLQ; and the checks of
+        :func:`~bayes_nlme.data.validate.check_model_records`.
     """
     if structural not in COMPARTMENTS:
         raise SpecError(
@@ -389,4 +394,5 @@ def check_for_model(dataset: Dataset, structural: str, covariates: Sequence[str]
             f"{label}: dose into the peripheral compartment ({peripheral[0]}) in {{where}}; "
             f"doses into the peripheral compartment are not supported ({layout})",
         )
+    check_model_records(dataset, structural, compartments, problems, spec)
     problems.raise_if_any()

@@ -16,9 +16,18 @@ import pandas as pd
 from ..errors import DataError, format_rows
 from .columns import DEFAULTS, ROLES, column_label
 
-__all__ = ["Problems", "complete_roles", "format_value"]
+__all__ = ["Problems", "complete_roles", "format_value", "check_model_records", "MAX_MAGNITUDE", "MAX_ID"]
 
 EVID_VALUES = (0, 1, 2, 3, 4)
+
+#: The largest magnitude a number in a role or covariate column may have. Larger values
+#: (1e300 as a time, 1e308 as an amount) overflow the model's arithmetic to infinity or
+#: NaN, and no real dataset has them.
+MAX_MAGNITUDE = 1e12
+
+#: IDs are read as numbers; from 2^53 on, different integers share one float and
+#: subjects would be merged.
+MAX_ID = 2.0**53
 
 
 def format_value(value: float) -> str:
@@ -186,6 +195,7 @@ def complete_roles(
     neg = time < 0
     if neg.any():
         problems.add("negative_time", names["TIME"], _rows(neg), f"{lab['TIME']}: negative time")
+    inexact = _exact_ids_and_magnitudes(get, names, lab, problems)
 
     # Flags with a closed set of values.
     def _in_set(role: str, allowed: tuple[int, ...], check: str) -> np.ndarray:
@@ -304,7 +314,9 @@ def complete_roles(
             "a constant infusion has SS = 1, AMT = 0 and RATE > 0",
         )
 
-    _check_subjects(ident, time, evid, observation, names, lab, problems)
+    _contradictions(get, evid, mdv_given, has_dv, dose, constant, names, lab, problems)
+    if not inexact.any():
+        _check_subjects(ident, time, evid, observation, names, lab, problems)
 
     out = {role: get[role].copy() for role in ROLES}
     for role, default in DEFAULTS.items():
@@ -313,6 +325,92 @@ def complete_roles(
     out["EVID"] = evid
     out["MDV"] = mdv
     return out
+
+
+def _exact_ids_and_magnitudes(get, names, lab, problems: Problems) -> np.ndarray:
+    """IDs that a float cannot hold exactly, and values too large for the model's arithmetic.
+
+    Returns the mask of records whose ID is inexact (the subject checks are then skipped:
+    their merged subjects would only add confusing messages).
+    """
+    ident = get["ID"]
+    inexact = np.abs(ident) >= MAX_ID
+    if inexact.any():
+        problems.add(
+            "id_exact",
+            names["ID"],
+            _rows(inexact),
+            f"{lab['ID']}: IDs of 2^53 (9007199254740992) or more in {{where}} cannot be told apart "
+            "(different IDs would be merged into one subject); renumber the subjects 1, 2, 3, ...",
+        )
+    for role in ("TIME", "DV", "AMT", "RATE", "II"):
+        huge = np.abs(get[role]) >= MAX_MAGNITUDE
+        if role in names and huge.any():
+            shown = ", ".join(sorted({format_value(v) for v in get[role][huge]})[:3])
+            problems.add(
+                "magnitude",
+                names[role],
+                _rows(huge),
+                f"{lab[role]}: value {shown} in {{where}} is too large (the model's arithmetic "
+                f"overflows); values must be below {MAX_MAGNITUDE:g} in magnitude. Check the units",
+            )
+    return inexact
+
+
+def _contradictions(get, evid, mdv_given, has_dv, dose, constant, names, lab, problems) -> None:
+    """Records whose fields contradict each other (as NONMEM's data checks reject them).
+
+    * ``AMT > 0`` on a record whose EVID says it is not a dose (0, 2 or 3): the amount
+      would be ignored;
+    * ``EVID`` 1 to 4 with a DV and ``MDV 0``: a measurement would be dropped silently;
+    * ``SS`` 1 or 2 on a record that is not a dose;
+    * ``II > 0`` with neither ``ADDL > 0`` nor ``SS``: the interval would have no effect.
+    """
+    amt = get["AMT"]
+    given = ~np.isnan(get["EVID"])
+    ignored = given & np.isin(evid, (0, 2, 3)) & (amt > 0)
+    if ignored.any():
+        problems.add(
+            "amt_not_dose",
+            names["AMT"],
+            _rows(ignored),
+            f"{lab['AMT']}: amount on a record that is not a dose (EVID 0, 2 or 3) in {{where}}; it would "
+            "be ignored. Set EVID 1 (or 4) for a dose, or AMT 0 (or '.') otherwise",
+        )
+    dropped = given & np.isin(evid, (1, 2, 3, 4)) & has_dv & (mdv_given == 0)
+    if dropped.any():
+        shown = ", ".join(sorted({format_value(v) for v in evid[dropped]}))
+        problems.add(
+            "evid_observation",
+            names["EVID"],
+            _rows(dropped),
+            f"{lab['EVID']}: EVID {shown} (not an observation) with a DV and MDV 0 in {{where}}; the measurement "
+            "would be dropped. Set EVID 0 to use it as an observation (a dose goes on its own record), "
+            "or MDV 1 to skip it",
+        )
+    ss = np.nan_to_num(get["SS"], nan=0.0)
+    nondose = ~dose & ~np.isnan(evid)
+    ss_wrong = nondose & np.isin(ss, (1, 2))
+    if ss_wrong.any():
+        hint = " (a constant infusion is a dose: EVID 1, AMT 0, RATE > 0, SS 1)" if constant[ss_wrong].any() else ""
+        problems.add(
+            "ss_not_dose",
+            names.get("SS", "SS"),
+            _rows(ss_wrong),
+            f"{lab['SS']}: steady state (SS 1 or 2) on a record that is not a dose in {{where}}; "
+            f"SS applies to doses only{hint}",
+        )
+    ii = np.nan_to_num(get["II"], nan=0.0)
+    addl = np.nan_to_num(get["ADDL"], nan=0.0)
+    idle = (ii > 0) & (addl <= 0) & ~np.isin(ss, (1, 2))
+    if idle.any():
+        problems.add(
+            "ii_unused",
+            names.get("II", "II"),
+            _rows(idle),
+            f"{lab['II']}: interval II > 0 with neither ADDL > 0 nor SS 1 or 2 in {{where}}; the interval "
+            "would have no effect. Give ADDL (additional doses) or SS, or set II 0",
+        )
 
 
 def _check_subjects(
@@ -371,3 +469,94 @@ def _check_subjects(
             rows,
             f"{lab['ID']}: {word} {shown} without observations (EVID 0, MDV 0) in {{where}}",
         )
+
+
+def check_model_records(dataset, structural: str, compartments: Mapping[int, str], problems: Problems,
+                        spec=None) -> None:
+    """Dataset checks that depend on the model; violations go to ``problems``.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        A loaded dataset.
+    structural : str
+        The structural model.
+    compartments : mapping of int to str
+        Its compartments (number -> ``depot``, ``central`` or ``peripheral``).
+    problems : Problems
+        Receives every violation.
+    spec : ModelSpec, optional
+        The model; when given, the values under its covariate effects are checked too.
+
+    Notes
+    -----
+    * An observation's CMT, when given, must be the central compartment: the built-in
+      models predict only the central concentration, so an observation of another
+      compartment (say neutrophil counts on CMT 3) would be fitted as a concentration.
+    * At least one observation must be uncensored (``BLQ`` 0): with every observation
+      below the limit of quantification nothing is measured.
+    * Under a ``power`` covariate effect ``(x / ref) ** exponent`` every value must be
+      positive; 0, or a missing-value code such as -99, gives 0, infinity or NaN.
+    * Covariate values used by the model must be below :data:`MAX_MAGNITUDE`.
+    """
+    table = dataset.table
+    obs = dataset.observation_mask
+    cmt = table["CMT"].to_numpy()
+    central = [k for k, v in compartments.items() if v == "central"]
+    label = column_label("CMT", dataset.columns.get("CMT"))
+    other = obs & ~np.isnan(cmt) & ~np.isin(cmt, central)
+    if other.any():
+        shown = ", ".join(sorted({format_value(v) for v in cmt[other]}))
+        layout = ", ".join(f"{k} = {v}" for k, v in compartments.items())
+        problems.add(
+            "observation_cmt",
+            dataset.columns.get("CMT", "CMT"),
+            table["ROW"][other],
+            f"{label}: observation of compartment {shown} in {{where}}, but {structural} predicts only the "
+            f"central compartment (CMT {central[0]}; {layout}); remove those rows, set MDV 1 on them, "
+            f"or give CMT {central[0]} (or '.')",
+        )
+    blq = table["BLQ"].fillna(0.0).to_numpy() > 0
+    if obs.any() and (blq[obs]).all():
+        problems.add(
+            "all_blq",
+            dataset.columns.get("BLQ", "BLQ"),
+            [],
+            f"{column_label('BLQ', dataset.columns.get('BLQ'))}: every observation is below the limit of "
+            f"quantification (BLQ 1 on all {int(obs.sum())} observation rows): nothing is measured, "
+            "so there is nothing to fit",
+        )
+    if spec is None:
+        return
+    for name in spec.covariate_columns:
+        if name not in table.columns:
+            continue
+        values = table[name].to_numpy(dtype=float)
+        huge = np.abs(values) >= MAX_MAGNITUDE
+        if huge.any():
+            problems.add(
+                "magnitude", name, table["ROW"][huge],
+                f"column {name!r}: covariate value too large in {{where}} (below {MAX_MAGNITUDE:g} needed)",
+            )
+    _power_covariates(table, spec, problems)
+
+
+def _power_covariates(table: pd.DataFrame, spec, problems: Problems) -> None:
+    """Values under a ``power`` covariate effect must be positive."""
+    for p in spec.parameters:
+        for c in p.covariates:
+            if c.effect != "power" or c.column not in table.columns:
+                continue
+            values = table[c.column].to_numpy(dtype=float)
+            bad = ~np.isnan(values) & ~(values > 0)
+            if bad.any():
+                shown = ", ".join(sorted({format_value(v) for v in values[bad]})[:5])
+                code = " (-99 and similar are missing-value codes: leave the field empty or '.')" if (
+                    values[bad] < 0).any() else ""
+                problems.add(
+                    "power_covariate",
+                    c.column,
+                    table["ROW"][bad],
+                    f"column {c.column!r}: value {shown} in {{where}} under the power effect on {p.name} "
+                    f"(({c.column} / {format_value(c.reference)}) ^ exponent needs values > 0){code}",
+                )

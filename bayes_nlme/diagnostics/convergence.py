@@ -161,7 +161,7 @@ def _stored_verdict(conv: dict, chains: int, draws: int) -> dict:
         if value is None:
             continue
         value = float(value)
-        checks.append((name, value, threshold, bool(test(value)) if np.isfinite(value) else True))
+        checks.append((name, value, threshold, bool(test(value)) if np.isfinite(value) else False))
     frame = pd.DataFrame(checks, columns=["check", "value", "threshold", "ok"])
     ok = bool(conv.get("ok", frame["ok"].all()))
     messages = [str(m) for m in conv.get("messages", [])]
@@ -201,16 +201,16 @@ def convergence_verdict(fit, table: pd.DataFrame | None = None) -> dict:
     if isinstance(stored, dict) and "ok" in stored:
         return _stored_verdict(stored, chains, draws)
     table = convergence_table(fd) if table is None else table
+    # skipna=False: a non-finite R-hat or ESS fails its check (NaN compares False)
+    rhat, bulk, tail = (table[c].max(skipna=False) if c == "r_hat" else table[c].min(skipna=False)
+                        for c in ("r_hat", "ess_bulk", "ess_tail"))
     checks = [
-        ("max R-hat (population)", float(table["r_hat"].max()), f"<= {RHAT_MAX}",
-         bool(table["r_hat"].max() <= RHAT_MAX)),
-        ("min bulk ESS", float(table["ess_bulk"].min()), f">= {ESS_PER_CHAIN * chains}",
-         bool(table["ess_bulk"].min() >= ESS_PER_CHAIN * chains)),
-        ("min tail ESS", float(table["ess_tail"].min()), f">= {ESS_PER_CHAIN * chains}",
-         bool(table["ess_tail"].min() >= ESS_PER_CHAIN * chains)),
+        ("max R-hat (population)", float(rhat), f"<= {RHAT_MAX}", bool(rhat <= RHAT_MAX)),
+        ("min bulk ESS", float(bulk), f">= {ESS_PER_CHAIN * chains}", bool(bulk >= ESS_PER_CHAIN * chains)),
+        ("min tail ESS", float(tail), f">= {ESS_PER_CHAIN * chains}", bool(tail >= ESS_PER_CHAIN * chains)),
     ]
     if "eta" in post.data_vars:
-        eta_rhat = float(azs.rhat(post["eta"]).max())
+        eta_rhat = float(np.max(azs.rhat(post["eta"]).values))
         checks.append(("max R-hat (etas)", eta_rhat, f"<= {RHAT_MAX}", bool(eta_rhat <= RHAT_MAX)))
     stats_ = fd.tree["sample_stats"] if "sample_stats" in fd.tree.children else None
     if stats_ is not None and "diverging" in stats_.data_vars:

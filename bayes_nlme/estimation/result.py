@@ -118,6 +118,13 @@ class EstimationResult:
             "seconds_fit": self.seconds_fit,
             "n_iterations": self.n_iterations,
         }
+        from datetime import datetime, timezone
+
+        from .. import __version__
+
+        # set once per result, so that every save of this fit records the same provenance
+        self.info.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        self.info.setdefault("bayes_nlme_version", __version__)
         info.update(self.info)
         if self.correlation is not None:
             info["correlation"] = {

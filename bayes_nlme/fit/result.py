@@ -8,7 +8,8 @@ verdict. :meth:`BayesFit.save` writes the fit directory of the contract
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,10 @@ from .convergence import ConvergenceVerdict
 from .summary import summarise
 
 __all__ = ["BayesFit", "METHODS"]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 #: Bayesian methods: ``nuts`` (posterior draws) and ``prior`` (forward prior draws).
 METHODS = ("nuts", "prior")
@@ -53,6 +58,9 @@ class BayesFit:
     details : dict
         Further facts for ``fit.json`` (flip-flop guard, centred etas, compile
         backend, acceptance of the restricted prior ...).
+    created : str
+        When the fit was made (UTC, ISO 8601); ``fit.json`` keeps it, with the
+        package version, for the report's provenance.
     """
 
     tree: xr.DataTree
@@ -69,6 +77,7 @@ class BayesFit:
     sampler: str = "nutpie"
     convergence: ConvergenceVerdict | None = None
     details: dict = field(default_factory=dict)
+    created: str = field(default_factory=_now)
 
     @property
     def draws_group(self) -> xr.Dataset:
@@ -112,13 +121,23 @@ class BayesFit:
             "model": self.spec.name,
             "data": str(self.dataset.source),
             **_censoring_info(self.spec, self.dataset),
+            "created": self.created,
+            "bayes_nlme_version": _version(),
         }
         if self.method == "nuts":
-            summary = self.summary() if summary is None else summary
+            from .convergence import nonfinite_draws
+
+            group = self.draws_group
+            n_bad, n_draws = nonfinite_draws(group)
+            completed = int(group.sizes.get("draw", 0)) if n_draws else 0
+            # an interrupted run holds fewer draws than asked for, or NaN-padded ones
+            out["complete"] = bool(n_draws and not n_bad and completed == self.draws)
+            out["draws_completed"] = completed
             out["tune"] = int(self.tune)
             out["divergences"] = int(self.convergence.divergences) if self.convergence else None
-            out["max_r_hat"] = float(np.nanmax(summary["r_hat"])) if len(summary) else None
-            out["min_ess_bulk"] = float(np.nanmin(summary["ess_bulk"])) if len(summary) else None
+            # One definition: the verdict's figures (population parameters and etas).
+            out["max_r_hat"] = float(self.convergence.max_r_hat) if self.convergence else None
+            out["min_ess_bulk"] = float(self.convergence.min_ess_bulk) if self.convergence else None
             out["convergence"] = self.convergence.to_dict() if self.convergence else None
         out.update(self.details)
         return out
@@ -139,8 +158,17 @@ class BayesFit:
 
         summary = self.summary()
         tree = self.tree.copy()
-        embed_inputs(tree, self.spec, self.dataset, self.method)
+        embed_inputs(tree, self._spec_as_run(), self.dataset, self.method)
         return write_fit_dir(out, tree=tree, summary=summary, info=self.info(summary))
+
+    def _spec_as_run(self):
+        """The spec with ``[sampling]`` as this fit ran (command-line overrides included)."""
+        try:
+            sampling = replace(self.spec.sampling, draws=self.draws, tune=self.tune,
+                               chains=self.chains, seed=self.seed)
+            return replace(self.spec, sampling=sampling)
+        except Exception:  # noqa: BLE001 - a spec object without [sampling]: embed it as it is
+            return self.spec
 
     @classmethod
     def load(cls, path) -> "BayesFit":
@@ -174,7 +202,7 @@ class BayesFit:
         known = {
             "method", "n_subjects", "n_obs", "seconds", "seconds_build", "seconds_sample", "draws", "tune",
             "chains", "seed", "sampler", "model", "data", "divergences", "max_r_hat", "min_ess_bulk",
-            "convergence",
+            "convergence", "complete", "created", "draws_completed",
         }
         return cls(
             tree=fd.tree,
@@ -191,9 +219,10 @@ class BayesFit:
             sampler=info.get("sampler", ""),
             convergence=verdict or None,
             details={k: v for k, v in info.items() if k not in known},
+            created=str(info.get("created", "")),
         )
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # noqa: D105
         status = ""
         if self.convergence is not None:
             status = f", convergence={'ok' if self.convergence.ok else 'problems'}"
@@ -209,3 +238,9 @@ def _censoring_info(spec, dataset) -> dict:
     observed = (table["EVID"] == 0) & (table["MDV"].fillna(0) == 0)
     n_blq = int((table.loc[observed, "BLQ"].fillna(0) > 0).sum())
     return {"blq_method": spec.residual.blq, "n_blq": 0 if spec.residual.blq == "M1" else n_blq}
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__

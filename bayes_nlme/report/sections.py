@@ -13,7 +13,7 @@ from .html import escape, table_html
 
 __all__ = ["model_and_data", "convergence", "parameters", "goodness_of_fit", "individual",
            "vpc", "random_effects", "predictive_accuracy", "comparison", "prior_sensitivity", "Context",
-           "STUDY_DIR"]
+           "STUDY_DIR", "provenance", "derived_quantities", "loo_reliability_note"]
 
 #: Where a fit directory keeps its prior sensitivity study
 #: (``bayes-nlme sensitivity ... --out DIR/sensitivity``).
@@ -63,7 +63,12 @@ def model_and_data(page, ctx: Context) -> None:
     """Model specification (TOML), dataset summary, covariates and a plot of the data."""
     fd = ctx.fd
     parts = page.section("model", "Model and data")
+    parts.append("<h3>Provenance</h3>")
+    parts.append(table_html(provenance(fd)))
     parts.append("<h3>Model specification</h3>")
+    if fd.bayesian:
+        parts.append("<p>As the fit ran: <code>[sampling]</code> holds the draws, tuning steps, chains and "
+                     "seed actually used (command-line options included).</p>")
     parts.append(f"<pre>{escape(fd.tree.attrs.get(SPEC_ATTR, ''))}</pre>")
     parts.append("<h3>Dataset</h3>")
     obs_per = fd.obs.groupby("SUBJECT").size()
@@ -94,6 +99,38 @@ def model_and_data(page, ctx: Context) -> None:
         parts.append("<p>Covariates per subject (first record):</p>" + table_html(summary))
     _figure(page, parts, lambda: plots.plot_data(fd),
             "Observed concentrations against time, one colour per subject, on linear and log scales.")
+
+
+def provenance(fd) -> pd.DataFrame:
+    """Who made the fit and how: package versions, date, method, sampler settings, seed.
+
+    Parameters
+    ----------
+    fd : FitData
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``item`` and ``value``.
+    """
+    from .. import __version__
+
+    info = fd.info
+    rows = [
+        ("fit made by", f"bayes_nlme {info.get('bayes_nlme_version', 'unknown (older than 0.1.0)')}"),
+        ("fit created (UTC)", str(info.get("created") or "unknown")),
+        ("report made by", f"bayes_nlme {__version__}"),
+        ("method", str(fd.method)),
+    ]
+    if fd.bayesian:
+        seed = info.get("seed")
+        rows += [
+            ("sampler", str(info.get("sampler", ""))),
+            ("draws x chains", f"{info.get('draws')} x {info.get('chains')}"),
+            ("tuning steps per chain", str(info.get("tune", 0))),
+            ("seed used", "none (not reproducible)" if seed is None else str(seed)),
+        ]
+    return pd.DataFrame(rows, columns=["item", "value"])
 
 
 def convergence(page, ctx: Context, table: pd.DataFrame) -> None:
@@ -145,6 +182,12 @@ def parameters(page, ctx: Context, table: pd.DataFrame | None) -> None:
         parts.append(f"<p>{what}; 5% and 95% bound the 90% central credible interval. "
                      "CV% of a variance omega_PP is sqrt(exp(omega_PP) - 1) x 100 at its posterior mean.</p>")
         parts.append(table_html(out, {"R-hat": "rhat", "ESS bulk": "int", "ESS tail": "int", "CV% (omega)": "pct"}))
+        derived = derived_quantities(fd)
+        if not derived.empty:
+            parts.append("<p>Derived from the draws: omega correlations corr_P_Q = omega_P_Q / "
+                         "sqrt(omega_P_P omega_Q_Q), SDs of the etas sd_eta_P = sqrt(omega_P_P) and residual "
+                         "SDs sd_add = sqrt(sigma2_add) etc.</p>")
+            parts.append(table_html(derived))
         _figure(page, parts, lambda: plots.plot_prior_posterior(fd),
                 "Prior (dashed) and posterior (filled) densities of the population parameters; priors as "
                 "stated in the model file (the off-diagonal omega priors have no closed-form marginal and are "
@@ -165,6 +208,56 @@ def parameters(page, ctx: Context, table: pd.DataFrame | None) -> None:
     parts.append("<p>Maximum-likelihood estimates with standard errors (covariance step) and Wald 95% "
                  "intervals. CV% of a variance omega_PP is sqrt(exp(omega_PP) - 1) x 100.</p>")
     parts.append(table_html(out, {"RSE%": "pct", "CV% (omega)": "pct"}))
+    derived = derived_quantities(fd)
+    if not derived.empty:
+        parts.append("<p>Derived from the estimates: omega correlations, SDs of the etas and residual SDs.</p>")
+        parts.append(table_html(derived))
+
+
+def _derived(values: dict, spec) -> dict:
+    """Correlations, eta SDs and residual SDs from canonical values (arrays or floats)."""
+    from ..fit.summary import omega_pairs
+
+    out = {}
+    for p, q in omega_pairs(spec):
+        if p == q:
+            out[f"sd_eta_{p}"] = np.sqrt(values[f"omega_{p}_{p}"])
+    for p, q in omega_pairs(spec):
+        if p != q:
+            out[f"corr_{p}_{q}"] = values[f"omega_{p}_{q}"] / np.sqrt(values[f"omega_{p}_{p}"] * values[f"omega_{q}_{q}"])
+    for name in spec.residual.variances:
+        out[name.replace("sigma2_", "sd_", 1)] = np.sqrt(values[name])
+    return out
+
+
+def derived_quantities(fd) -> pd.DataFrame:
+    """Omega correlations, eta SDs and residual SDs beside the variances of the summary.
+
+    Parameters
+    ----------
+    fd : FitData
+
+    Returns
+    -------
+    pandas.DataFrame
+        Bayesian fits: ``quantity, mean, sd, median, 5%, 95%`` over the draws;
+        frequentist fits: ``quantity, estimate``. Empty when nothing can be derived.
+    """
+    from ..fit.summary import canonical_draws
+
+    try:
+        with np.errstate(all="ignore"):
+            if fd.bayesian:
+                draws = canonical_draws(fd.spec, fd.group(fd.draws_group))
+                values = {k: np.asarray(v.values, dtype=float).reshape(-1) for k, v in draws.items()}
+                rows = [(k, np.mean(v), np.std(v, ddof=1), np.median(v), np.quantile(v, 0.05),
+                         np.quantile(v, 0.95)) for k, v in _derived(values, fd.spec).items()]
+                return pd.DataFrame(rows, columns=["quantity", "mean", "sd", "median", "5%", "95%"])
+            est = fd.summary.set_index("parameter")["estimate"].astype(float).to_dict()
+            rows = [(k, float(v)) for k, v in _derived(est, fd.spec).items()]
+            return pd.DataFrame(rows, columns=["quantity", "estimate"])
+    except (KeyError, ValueError, TypeError):
+        return pd.DataFrame()
 
 
 def estimation(page, ctx: Context) -> None:
@@ -271,8 +364,42 @@ def predictive_accuracy(page, ctx: Context) -> None:
                  "log-likelihood variance exceeds 0.4); with many such points the estimate is optimistic.</p>")
     parts.append(table_html(table, {"n_data_points": "int", "n_high_k": "int", "good_k": "fixed2",
                                     "max_k": "fixed2"}))
+    note = loo_reliability_note(table)
+    if note:
+        parts.append(f'<div class="verdict fail">{escape(note)}</div>')
     _figure(page, parts, lambda: plots.plot_pareto_k(fd, obs, subj),
             "Pareto k of PSIS-LOO per observation (against time) and per subject.")
+
+
+def loo_reliability_note(table: pd.DataFrame) -> str:
+    """A warning when subject-level PSIS-LOO is unreliable (Pareto k above the threshold).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The LOO table (:func:`bayes_nlme.diagnostics.loo_table`).
+
+    Returns
+    -------
+    str
+        Empty when every subject's Pareto k is below the threshold.
+    """
+    rows = table[table["criterion"] == "LOO (subject)"]
+    if rows.empty:
+        return ""
+    row = rows.iloc[0]
+    n_high, n = int(row["n_high_k"]), int(row["n_data_points"])
+    if n_high == 0:
+        return ""
+    share = "every subject" if n_high == n else f"{n_high} of {n} subjects"
+    return (
+        f"Subject-level LOO is unreliable here: {share} has a Pareto k above {row['good_k']:.2f} (max "
+        f"{row['max_k']:.2f}), so leaving a whole subject out changes the posterior too much for importance "
+        "sampling, and the elpd of 'LOO (subject)' is optimistic; do not use it to compare models. This "
+        "report does not refit the model; use K-fold cross-validation by subject instead (refit with each "
+        "group of subjects left out, e.g. 5 to 10 folds), or PSIS-LOO with moment matching. "
+        "Observation-level LOO (first row) is unaffected when its own Pareto k are low."
+    )
 
 
 def comparison(page, ctx: Context, compare_fds) -> None:
