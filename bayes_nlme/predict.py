@@ -124,7 +124,7 @@ def predict(spec, data, params: Mapping[str, float], *, source: str = "params") 
     from .data import check_for_model, load_dataset
 
     dataset = data if hasattr(data, "table") else load_dataset(data, columns=spec.columns or None)
-    check_for_model(dataset, spec.structural, spec.covariate_columns)
+    check_for_model(dataset, spec.structural, spec.covariate_columns, spec=spec)
     theta, coefficients = _resolve(spec, params, source)
     design = engine_design(
         dataset, spec.structural, declared=spec.parameter_names, covariates=spec.covariate_columns,

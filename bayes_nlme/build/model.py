@@ -112,7 +112,7 @@ def resolve_dataset(spec, data):
 
     if not isinstance(data, Dataset):
         data = load_dataset(data, columns=spec.columns or None)
-    check_for_model(data, spec.structural, spec.covariate_columns)
+    check_for_model(data, spec.structural, spec.covariate_columns, spec=spec)
     return data
 
 

@@ -66,6 +66,8 @@ COMPARTMENTS: dict[str, dict[int, str]] = {
     "one_compartment_oral": {1: "depot", 2: "central"},
     "two_compartment_iv": {1: "central", 2: "peripheral"},
     "two_compartment_oral": {1: "depot", 2: "central", 3: "peripheral"},
+    "three_compartment_iv": {1: "central", 2: "peripheral", 3: "peripheral"},
+    "three_compartment_oral": {1: "depot", 2: "central", 3: "peripheral", 4: "peripheral"},
 }
 
 

@@ -51,7 +51,7 @@ def build_problem(spec, data):
     from ..individual import segment_covariates
 
     dataset = data if hasattr(data, "table") else load_dataset(data, columns=spec.columns or None)
-    check_for_model(dataset, spec.structural, spec.covariate_columns)
+    check_for_model(dataset, spec.structural, spec.covariate_columns, spec=spec)
     design = engine_design(
         dataset, spec.structural, declared=spec.parameter_names, covariates=spec.covariate_columns,
         time_varying=spec.time_varying,
