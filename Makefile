@@ -30,7 +30,8 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
-	$(PY) benchmarks/pk_predict.py
+	$(PY) benchmarks/engine.py
+	$(PY) benchmarks/scale.py
 	$(PY) benchmarks/focei_theophylline.py
 	$(PY) benchmarks/nuts_vs_stan.py
 	$(PY) benchmarks/sensitivity_pool.py

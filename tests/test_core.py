@@ -15,6 +15,7 @@ import tomllib
 import numpy as np
 import pandas as pd
 import pytest
+from ode_oracle import oracle_concentrations, oracle_records
 
 from bayes_nlme.core import engine_design
 from bayes_nlme.core.op import predict_numeric
@@ -22,8 +23,6 @@ from bayes_nlme.data import load_dataset
 from bayes_nlme.pk.models import STRUCTURAL_MODELS
 from bayes_nlme.predict import predict
 from bayes_nlme.spec import parse_model
-
-from ode_oracle import oracle_concentrations, oracle_records
 
 MODELS = list(STRUCTURAL_MODELS)
 COLUMNS = ["ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "RATE", "II", "ADDL", "SS"]

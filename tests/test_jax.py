@@ -21,13 +21,14 @@ pytest.importorskip("jax")
 pytest.importorskip("numpyro")
 pytest.importorskip("blackjax")
 
-import pymc.sampling.jax  # noqa: E402,F401  (first: it asks for several XLA CPU devices before JAX starts)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import pymc.sampling.jax  # noqa: E402,F401  (first: it asks for several XLA CPU devices before JAX starts)
 import pytensor  # noqa: E402
 import pytensor.tensor as pt  # noqa: E402
 
 from bayes_nlme.fit import BayesFit, ConvergenceWarning, sample  # noqa: E402
+
 MODEL = "models/theophylline.toml"
 #: Posterior means of the bundled Theophylline fit (nutpie, 4 x 1000 draws).
 REFERENCE = {"theta_ka": 1.62, "theta_CL": 2.76, "theta_V": 31.9}

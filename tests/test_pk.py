@@ -15,6 +15,7 @@ import pandas as pd
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from ode_oracle import oracle_concentrations
 
 from bayes_nlme.core import engine_design
 from bayes_nlme.core.op import predict_numeric, structural_predictions
@@ -22,8 +23,6 @@ from bayes_nlme.data import load_dataset
 from bayes_nlme.errors import DataError, SpecError
 from bayes_nlme.pk.models import STRUCTURAL_MODELS, structural_model
 from bayes_nlme.spec.structural_names import OPTIONAL_PARAMETERS, STRUCTURAL_PARAMETERS
-
-from ode_oracle import oracle_concentrations
 
 MODELS = list(STRUCTURAL_MODELS)
 ORAL = [m for m in MODELS if STRUCTURAL_MODELS[m].oral]

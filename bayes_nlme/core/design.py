@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
 from ..pk.models import StructuralModel, structural_model
 
 __all__ = ["EngineDesign", "engine_design", "MODEL_KINDS", "parameter_columns"]
@@ -185,7 +184,6 @@ def engine_design(dataset, structural, *, declared=(), covariates=(), time_varyi
         iseg = seg.copy()
     else:
         iseg = np.where(first, seg, np.concatenate([[0], seg[:-1]]) if n else seg)
-    n_seg = int(seg[-1]) + 1 if n else 0
     seg_row = np.flatnonzero(np.concatenate([[True], seg[1:] != seg[:-1]])) if n else np.zeros(0, np.int64)
     seg_subject = subject[seg_row]
     rec_start = np.searchsorted(subject, np.arange(n_subjects + 1), side="left")

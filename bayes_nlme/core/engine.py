@@ -310,9 +310,13 @@ def _dose(cfg, p, t, amt, rate, ii, addl, ss, cmt, fl, a, s, r, pend, pendv, cou
             base = t - k * ii + lag
             if rate > 0.0:
                 if base + dur <= t:
+                    if base + dur == t:  # ended exactly now: only its time derivative is left
+                        _jump(cfg, p, s, cmt, 0.0, -rate, dend, c0)
                     break
                 if base > t:
                     count = _push(pend, pendv, count, base, 1.0, cmt, rate, dlag, zero, c0)
+                elif base == t:  # started exactly now: in the rate already; its time derivative
+                    _jump(cfg, p, s, cmt, 0.0, rate, dlag, c0)
                 count = _push(pend, pendv, count, base + dur, 1.0, cmt, -rate, dend, zero, c0)
             else:
                 if base < t:

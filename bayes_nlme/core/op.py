@@ -74,14 +74,20 @@ def _register_numba() -> None:
 
     @register_funcify_default_op_cache_key(EventPredictions)
     def numba_funcify_event_predictions(op, node=None, **kwargs):
-        cfg = np.asarray(op.cfg, dtype=np.int64)
-        n_obs, max_seg, capacity = op.n_obs, op.max_seg, op.capacity
+        # generated source (no closure over the properties), so that Numba can cache the
+        # enclosing compiled log density
+        from pytensor.link.numba.cache import compile_numba_function_src
 
-        @numba_njit
-        def event_predictions(params, recf, reci, recl, subj, jac_index):
-            return simulate(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity)
-
-        return event_predictions, 1
+        src = (
+            "def event_predictions(params, recf, reci, recl, subj, jac_index):\n"
+            f"    cfg = np.array({list(op.cfg)!r}, dtype=np.int64)\n"
+            f"    return simulate(params, recf, reci, recl, subj, cfg, {op.n_obs}, {op.max_seg}, {op.capacity})\n"
+        )
+        fn = compile_numba_function_src(
+            src, "event_predictions", global_env={"np": np, "simulate": simulate},
+            cache_key=f"bayes_nlme_event_predictions_{abs(hash((op.cfg, op.n_obs, op.max_seg, op.capacity)))}",
+        )
+        return numba_njit(fn), 1
 
 
 def _register_jax() -> None:

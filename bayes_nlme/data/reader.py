@@ -90,9 +90,9 @@ def read_csv_file(path: str | os.PathLike, source: str | None = None) -> RawTabl
     except UnicodeDecodeError as exc:
         raise _fatal(
             source, "file", f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})"
-        )
+        ) from None
     except (OSError, csv.Error) as exc:
-        raise _fatal(source, "file", f"cannot read the file: {exc}")
+        raise _fatal(source, "file", f"cannot read the file: {exc}") from None
     records = [(line, f) for line, f in records if any(x.strip() for x in f)]
     if not records:
         raise _fatal(

@@ -51,7 +51,7 @@ class Population:
         """Number of draws."""
         return int(self.omega.shape[0])
 
-    def take(self, index) -> "Population":
+    def take(self, index) -> Population:
         """The draws at ``index`` (an integer array)."""
         index = np.asarray(index, dtype=int)
         return Population(

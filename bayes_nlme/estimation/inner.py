@@ -98,7 +98,7 @@ def solve_ebe(
     done = np.zeros(n, dtype=bool)
     stuck = np.zeros(n, dtype=bool)
     iterations = 0
-    for iterations in range(1, maxiter + 1):
+    for iterations in range(1, maxiter + 1):  # noqa: B007 (read after the loop)
         step = _direction(g, h)
         step = np.where(np.isfinite(step), step, 0.0)
         size = np.abs(step).max(axis=1) if step.shape[1] else np.zeros(n)

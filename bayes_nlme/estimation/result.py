@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -118,12 +119,12 @@ class EstimationResult:
             "seconds_fit": self.seconds_fit,
             "n_iterations": self.n_iterations,
         }
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from .. import __version__
 
         # set once per result, so that every save of this fit records the same provenance
-        self.info.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        self.info.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
         self.info.setdefault("bayes_nlme_version", __version__)
         info.update(self.info)
         if self.correlation is not None:

@@ -30,8 +30,8 @@ def chain_method(chains: int) -> str:
     """``"parallel"`` (``pmap``, one XLA device per chain) when JAX has a device for
     every chain, else ``"vectorized"`` (``vmap``). PyMC asks for 100 CPU devices, but
     that works only when it is imported before JAX starts its backend."""
-    import pymc.sampling.jax  # noqa: F401  (sets XLA_FLAGS before the JAX backend starts)
     import jax
+    import pymc.sampling.jax  # noqa: F401  (sets XLA_FLAGS before the JAX backend starts)
 
     return "parallel" if jax.local_device_count() >= chains else "vectorized"
 

@@ -9,7 +9,7 @@ verdict. :meth:`BayesFit.save` writes the fit directory of the contract
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ __all__ = ["BayesFit", "METHODS"]
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 #: Bayesian methods: ``nuts`` (posterior draws) and ``prior`` (forward prior draws).
 METHODS = ("nuts", "prior")
@@ -171,7 +171,7 @@ class BayesFit:
             return self.spec
 
     @classmethod
-    def load(cls, path) -> "BayesFit":
+    def load(cls, path) -> BayesFit:
         """Read a fit directory written by :meth:`save`.
 
         Parameters

@@ -26,9 +26,9 @@ from ..build import flipflop as guard
 from ..build.model import BuiltModel, build, prior_data, resolve_dataset
 from ..errors import ArgumentError
 from .compile import compile_nutpie
-from .native import graph_key
 from .convergence import assess
 from .flipflop import flip_flop_check
+from .native import graph_key
 from .result import BayesFit
 from .summary import canonical_draws
 from .tree import finish_tree

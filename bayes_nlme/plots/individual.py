@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from ..diagnostics.fitdata import as_fit_data
 from ..diagnostics.simulate import individual_curves
 from ._common import BAND, MODEL, OBS, REF, grid_shape, new_figure, styled

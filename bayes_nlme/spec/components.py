@@ -265,7 +265,7 @@ class Omega:
             _set(self, "initial", initial)
 
     @classmethod
-    def from_structure(cls, structure, names, *, prior=None, initial=None) -> "Omega":
+    def from_structure(cls, structure, names, *, prior=None, initial=None) -> Omega:
         """An omega from the file's ``structure`` value.
 
         Parameters

@@ -49,7 +49,7 @@ class Prior(ABC):
         """The model-file table of this prior, e.g. ``{"lognormal": {...}}``."""
 
     @abstractmethod
-    def scaled(self, factor: float) -> "Prior":
+    def scaled(self, factor: float) -> Prior:
         """The same prior with its spread multiplied by ``factor``."""
 
 
@@ -80,7 +80,7 @@ class LogNormal(Prior):
     def to_dict(self) -> dict:
         return {"lognormal": {"median": self.median, "sigma": self.sigma}}
 
-    def scaled(self, factor: float) -> "LogNormal":
+    def scaled(self, factor: float) -> LogNormal:
         return replace(self, sigma=self.sigma * factor)
 
 
@@ -111,7 +111,7 @@ class Normal(Prior):
     def to_dict(self) -> dict:
         return {"normal": {"mean": self.mean, "sd": self.sd}}
 
-    def scaled(self, factor: float) -> "Normal":
+    def scaled(self, factor: float) -> Normal:
         return replace(self, sd=self.sd * factor)
 
 
@@ -138,7 +138,7 @@ class HalfNormal(Prior):
     def to_dict(self) -> dict:
         return {"half_normal": {"sigma": self.sigma}}
 
-    def scaled(self, factor: float) -> "HalfNormal":
+    def scaled(self, factor: float) -> HalfNormal:
         return replace(self, sigma=self.sigma * factor)
 
 
@@ -172,7 +172,7 @@ class InverseGamma(Prior):
     def to_dict(self) -> dict:
         return {"inverse_gamma": {"alpha": self.alpha, "beta": self.beta}}
 
-    def scaled(self, factor: float) -> "InverseGamma":
+    def scaled(self, factor: float) -> InverseGamma:
         """Scale the spread while keeping the prior mode ``beta/(alpha+1)``.
 
         The coefficient of variation of an inverse gamma is ``1/sqrt(alpha-2)``; a
@@ -234,7 +234,7 @@ class InverseWishart(Prior):
             scale = [[float(v) for v in row] for row in matrix]
         return {"inverse_wishart": {"df": self.df, "scale": scale}}
 
-    def scaled(self, factor: float) -> "InverseWishart":
+    def scaled(self, factor: float) -> InverseWishart:
         """Scale the spread, keeping the mode ``scale / (df + p + 1)``.
 
         ``df`` plays the role of a prior sample size, so the spread of the
@@ -276,7 +276,7 @@ class LKJ(Prior):
     def to_dict(self) -> dict:
         return {"lkj": {"eta": self.eta, "sd": self.sd.to_dict()}}
 
-    def scaled(self, factor: float) -> "LKJ":
+    def scaled(self, factor: float) -> LKJ:
         return replace(self, sd=self.sd.scaled(factor))
 
 
