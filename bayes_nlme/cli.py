@@ -174,32 +174,16 @@ def _load_inputs(model: str, data: str):
 
 
 def _preflight(spec, dataset, method: str) -> None:
-    """The checks that ``fit --method METHOD`` makes on the model-data pair before fitting.
-
-    Bayesian methods: every prior, and the observations against the residual error model
-    (DV <= 0 under exponential error; observations where the prediction is structurally
-    0 under proportional or exponential error). Frequentist methods: the same checks of
-    the uncensored observations (their objective is not finite at a zero prediction).
-    """
-    import numpy as np
-
-    from .build.residual import check_observations, zero_predictions
-    from .data.events import build_event_design
-
-    design = build_event_design(dataset, spec.structural, points="observations")
-    table = dataset.table
-    rows = np.asarray(design.point_row, dtype=int)
-    dv = table["DV"].to_numpy(dtype=float)[rows]
-    row_numbers = table["ROW"].to_numpy()[rows]
+    """The checks that ``fit --method METHOD`` makes on the model-data pair before fitting:
+    the functions the Bayesian builder and the frequentist engines call themselves."""
     if method in ("nuts", "prior"):
-        from .build.model import prior_data
+        from .build.model import check_model_data
 
-        prior_data(spec)
-        check_observations(spec, dv, row_numbers, str(dataset.source), zero_predictions(design))
-    else:  # BLQ rows are left out of the frequentist likelihood; the objective fails at zero predictions
-        keep = ~(table["BLQ"].fillna(0.0).to_numpy()[rows] > 0)
-        zero = zero_predictions(design)[keep]
-        check_observations(spec, dv[keep], row_numbers[keep], str(dataset.source), zero)
+        check_model_data(spec, dataset)
+    else:
+        from .estimation.estimator import check_estimation_inputs
+
+        check_estimation_inputs(spec, dataset, method)
 
 
 def _check_draws(spec, args) -> None:

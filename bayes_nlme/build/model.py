@@ -50,7 +50,7 @@ from .residual import (
     residual_variances,
 )
 
-__all__ = ["BuiltModel", "build", "build_model", "prior_data", "resolve_dataset", "theta_name"]
+__all__ = ["BuiltModel", "build", "build_model", "check_model_data", "prior_data", "resolve_dataset", "theta_name"]
 
 _COEFFICIENT_PRIORS = (Normal, LogNormal, HalfNormal)
 
@@ -203,6 +203,40 @@ def _initial_log_parameters(spec) -> np.ndarray:
     return np.asarray(out)
 
 
+def check_model_data(spec, dataset):
+    """Every check the Bayesian path makes on a model-data pair before building.
+
+    The priors (:func:`prior_data`), the record layout of the model core, and the
+    observations against the residual model (DV <= 0 under exponential error; an
+    observation where no dose acts yet under proportional or exponential error). ``check``
+    runs the same function.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    dataset : Dataset
+        Already checked with :func:`~bayes_nlme.data.check_for_model`.
+
+    Returns
+    -------
+    design : EngineDesign
+    observations : pandas.DataFrame
+    lower : numpy.ndarray or None
+        Censoring limits.
+    """
+    from ..core import engine_design, zero_observations
+
+    prior_data(spec)  # validates every prior before anything is built
+    design = engine_design(
+        dataset, spec.structural, declared=spec.parameter_names, covariates=spec.covariate_columns,
+        time_varying=spec.time_varying,
+    )
+    obs, lower = _observations(dataset, design)
+    dv = obs["DV"].to_numpy(dtype=float)
+    check_observations(spec, dv, obs["ROW"].to_numpy(), str(dataset.source), zero_observations(design), lower)
+    return design, obs, lower
+
+
 def _segment_parameters(spec, theta, eta, log_individual, segment_cov, coefficients, design, covariates):
     """Individual parameters per parameter segment (time-varying covariates).
 
@@ -245,7 +279,6 @@ def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> B
     DataError
         The dataset does not suit the model.
     """
-    from ..core import engine_design, zero_observations
     from ..core.op import structural_predictions
 
     dataset = resolve_dataset(spec, data)
@@ -253,14 +286,8 @@ def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> B
         guard = flipflop.guard_enabled(spec)
     guard = bool(guard) and flipflop.guard_enabled(spec)
     individual_guard = guard and flipflop.individual_guard(spec)
-    prior_data(spec)  # validates every prior before anything is built
-    design = engine_design(
-        dataset, spec.structural, declared=spec.parameter_names, covariates=spec.covariate_columns,
-        time_varying=spec.time_varying,
-    )
-    obs, lower = _observations(dataset, design)
+    design, obs, lower = check_model_data(spec, dataset)
     dv = obs["DV"].to_numpy(dtype=float)
-    check_observations(spec, dv, obs["ROW"].to_numpy(), str(dataset.source), zero_observations(design), lower)
     segment_cov = segment_covariates(spec, dataset, design)
     first = np.asarray(design.subj[:-1, 1], dtype=np.int64)
     covariates = {name: values[first] for name, values in segment_cov.items()}

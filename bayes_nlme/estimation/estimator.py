@@ -16,7 +16,7 @@ from .parameters import start_values
 from .problem import METHODS, problem_from_design
 from .result import _Z95, EstimationResult
 
-__all__ = ["estimate", "objective", "build_problem"]
+__all__ = ["estimate", "objective", "build_problem", "check_estimation_inputs"]
 
 
 def _check_choice(value, valid, name: str) -> None:
@@ -45,8 +45,8 @@ def build_problem(spec, data):
     n_dropped : int
         Number of BLQ rows left out (M1).
     """
-    from ..build.residual import censoring_limits
-    from ..core import engine_design
+    from ..build.residual import censoring_limits, check_observations
+    from ..core import engine_design, zero_observations
     from ..data import check_for_model, load_dataset
     from ..individual import segment_covariates
 
@@ -78,6 +78,9 @@ def build_problem(spec, data):
         "TIME": table["TIME"].to_numpy(dtype=float)[rows][keep],
         "DV": y,
     })
+    observed = ~censored
+    zero = zero_observations(design)[keep]
+    check_observations(spec, y[observed], frame["ROW"].to_numpy()[observed], str(dataset.source), zero[observed])
     problem = problem_from_design(
         spec, y, design, keep, segment_covariates(spec, dataset, design), censored=censored,
         limit=np.where(censored, y, np.nan),
@@ -262,6 +265,22 @@ def estimate(
         print(f"{method}: OFV {result.ofv:.6f} converged={result.converged} in {result.seconds_fit:.2f} s "
               f"(compile {seconds_compile:.2f} s)", flush=True)
     return result
+
+
+def check_estimation_inputs(spec, data, method: str) -> None:
+    """Every check ``estimate(spec, data, method=method)`` makes before fitting (``check``
+    runs it): the dataset against the model, the observations against the residual
+    model, and censored rows against the method.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    data : Dataset, pandas.DataFrame, path or bundled name
+    method : str
+    """
+    _check_choice(method, METHODS, "method")
+    problem = build_problem(spec, data)[0]
+    _check_censoring(spec, method, problem)
 
 
 def _check_censoring(spec, method: str, problem) -> None:
