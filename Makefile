@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-slow venv clean bench
+.PHONY: demo test test-slow venv clean bench lint format
 
 $(STAMP): pyproject.toml
 	@bash .ci/find_python.sh $(VENV)
@@ -24,6 +24,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check bayes_nlme tests benchmarks
+	$(VENV)/bin/ruff format --check bayes_nlme tests benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix bayes_nlme tests benchmarks
+	$(VENV)/bin/ruff format bayes_nlme tests benchmarks
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
