@@ -29,6 +29,7 @@ from .compile import compile_nutpie
 from .native import graph_key
 from .convergence import assess
 from .flipflop import flip_flop_check
+from .init import JITTER, check_init, frequentist_start, jittered
 from .result import BayesFit
 from .summary import canonical_draws
 from .tree import finish_tree
@@ -218,6 +219,17 @@ def _backend(choice: str, dataset, draws: int, tune: int, chains: int) -> str:
     return choice
 
 
+#: nutpie's mass-matrix adaptations offered by :func:`sample`.
+ADAPTATIONS = ("diag", "draw_diag", "low_rank")
+
+
+def _check_adaptation(adaptation, sampler: str) -> None:
+    if adaptation not in ADAPTATIONS:
+        raise ArgumentError(f"unknown adaptation {adaptation!r} (valid: {', '.join(ADAPTATIONS)})")
+    if adaptation != "diag" and sampler != "nutpie":
+        raise ArgumentError(f"adaptation {adaptation!r} needs the nutpie sampler (got sampler {sampler!r})")
+
+
 def _target_accept(value, centered: bool) -> float:
     if value is not None:
         return float(value)
@@ -243,12 +255,24 @@ def _numeric(ds: xr.Dataset) -> xr.Dataset:
     return ds[[n for n, v in ds.data_vars.items() if v.dtype.kind in "biuf"]]
 
 
-def _run_nutpie(cm: CompiledModel, spec, *, draws, tune, chains, seed, progress, target_accept, cores):
+def _with_start(compiled, x0):
+    """The compiled model with its chains started around ``x0`` (None: unchanged)."""
+    import dataclasses
+
+    if x0 is None:
+        return compiled
+    fields = {f.name for f in dataclasses.fields(compiled)}
+    name = "initial_point_func" if "initial_point_func" in fields else "_make_initial_points"
+    return dataclasses.replace(compiled, **{name: jittered(x0, JITTER)})
+
+
+def _run_nutpie(cm: CompiledModel, spec, *, draws, tune, chains, seed, progress, target_accept, cores, x0, adaptation):
     import nutpie
 
     kwargs = {"target_accept": target_accept} if target_accept is not None else {}
     return nutpie.sample(
-        cm.for_spec(spec),
+        _with_start(cm.for_spec(spec), x0),
+        adaptation=adaptation,
         draws=draws,
         tune=tune,
         chains=chains,
@@ -260,10 +284,12 @@ def _run_nutpie(cm: CompiledModel, spec, *, draws, tune, chains, seed, progress,
     )
 
 
-def _run_pymc(built, sampler, *, draws, tune, chains, seed, progress, target_accept, cores):
+def _run_pymc(built, sampler, *, draws, tune, chains, seed, progress, target_accept, cores, initvals):
     import pymc as pm
 
     kwargs = {"target_accept": target_accept} if target_accept is not None else {}
+    if initvals:
+        kwargs["initvals"] = {name: np.asarray(value) for name, value in initvals.items()}
     context = contextlib.nullcontext()
     if sampler in _JAX_SAMPLERS:
         from . import jax_nuts
@@ -301,6 +327,8 @@ def sample(
     centered: bool | str = "auto",
     cores: int | None = None,
     compile_backend: str = "auto",
+    init: str = "auto",
+    adaptation: str = "diag",
 ) -> BayesFit:
     """Fit a model by NUTS.
 
@@ -344,6 +372,17 @@ def sample(
         ``"cfunc"``: nutpie's own route (recompiled by every fit). ``"auto"`` takes
         ``"native"`` when ``n_obs * (draws + tune) * chains >= 1e6`` (e.g. the default
         Theophylline fit), ``"pyfunc"`` otherwise.
+    init : {"auto", "focei", "fo", "jitter"}
+        Where the chains start (:mod:`bayes_nlme.fit.init`). ``"focei"`` / ``"fo"``:
+        at the maximum-likelihood estimates and EBEs of that method, with a small
+        jitter; ``"jitter"``: at the prior support point plus ``Uniform(-1, 1)``
+        jitter on the unconstrained scale (chains of large studies can be trapped
+        there). ``"auto"`` (default): FOCE-I, else FO, else the jittered prior point.
+        Recorded in ``fit.json`` (``init``).
+    adaptation : {"diag", "draw_diag", "low_rank"}
+        nutpie's mass-matrix adaptation (nutpie only): diagonal from draws and
+        gradients (default), diagonal from draws only (as Stan and PyMC), or
+        low-rank plus diagonal (experimental in nutpie).
 
     Returns
     -------
@@ -367,6 +406,8 @@ def sample(
     ):
         raise ArgumentError(f"target_accept must be in (0, 1), got {target_accept!r}")
     cores = _positive("cores", cores) if cores is not None else max(1, min(chains, os.cpu_count() or 1))
+    check_init(init)
+    _check_adaptation(adaptation, sampler)
     progress = _progress(progressbar, quiet)
     if sampler == "nutpie":
         dataset = resolve_dataset(spec, data)
@@ -375,22 +416,24 @@ def sample(
         compile_backend = _backend(compile_backend, dataset, draws, tune, chains)
         cm = compile_model(spec, dataset, centered=centered, backend=compile_backend)
         built = cm.built
+        x0, _, init_info = frequentist_start(built, init)
         seconds_build = time.perf_counter() - start
         t0 = time.perf_counter()
         raw = _run_nutpie(
             cm, spec, draws=draws, tune=tune, chains=chains, seed=seed, progress=progress,
-            target_accept=target_accept, cores=cores,
+            target_accept=target_accept, cores=cores, x0=x0, adaptation=adaptation,
         )
     else:
         dataset = resolve_dataset(spec, data)
         centered = _centred(centered, dataset, spec)
         target_accept = _target_accept(target_accept, centered)
         built = build(spec, dataset, centered=centered)
+        _, values, init_info = frequentist_start(built, init)
         seconds_build = time.perf_counter() - start
         t0 = time.perf_counter()
         raw = _run_pymc(
             built, sampler, draws=draws, tune=tune, chains=chains, seed=seed, progress=progress,
-            target_accept=target_accept, cores=cores,
+            target_accept=target_accept, cores=cores, initvals=values,
         )
     seconds_sample = time.perf_counter() - t0
     t1 = time.perf_counter()
@@ -437,6 +480,8 @@ def sample(
                 {"backend": cm.backend, "seconds": cm.seconds, "fresh": bool(cm.fresh)} if sampler == "nutpie" else None
             ),
             "target_accept": target_accept,
+            "adaptation": adaptation if sampler == "nutpie" else None,
+            "init": init_info,
             "seconds_postprocess": time.perf_counter() - t1,
         },
     )
