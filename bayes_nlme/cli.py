@@ -64,6 +64,30 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, help="random seed (default: [sampling] or 1)")
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1) such as 0.9, got {text!r}")
+    return value
+
+
+def _add_nuts(p: argparse.ArgumentParser) -> None:
+    """NUTS options of `fit` (issue 17); each defaults to the model's [sampling] table."""
+    p.add_argument("--target-accept", type=_fraction, help="NUTS target acceptance rate, e.g. 0.95 against divergences")
+    p.add_argument("--centered", choices=("auto", "true", "false"), help="centred etas (default: [sampling] or auto)")
+    p.add_argument("--init", choices=("auto", "focei", "fo", "jitter"),
+                   help="chain start: FOCE-I/FO estimates or the jittered prior point (default: [sampling] or auto)")
+    p.add_argument("--adaptation", choices=("diag", "draw_diag", "low_rank"), help="nutpie mass-matrix adaptation")
+
+
+def _nuts_kwargs(args) -> dict:
+    centered = {"true": True, "false": False}.get(args.centered, args.centered)
+    return {"target_accept": args.target_accept, "centered": centered, "init": args.init, "adaptation": args.adaptation}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``bayes-nlme``.
 
@@ -81,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", required=True, help="fit directory to write")
     fit.add_argument("--method", default="nuts", choices=METHODS, help="estimation method (default nuts)")
     _add_sampling(fit)
+    _add_nuts(fit)
     fit.add_argument("--sampler", default="nutpie", help="NUTS implementation: nutpie (default), pymc, numpyro, blackjax")
     fit.add_argument("--covariance", default="sandwich", choices=("sandwich", "r", "s", "none"),
                      help="frequentist covariance step (default sandwich)")
@@ -167,7 +192,8 @@ def _cmd_fit(args) -> int:
 
         if args.method == "nuts":
             result = sample(spec, dataset, draws=args.draws, tune=args.tune, chains=args.chains,
-                            seed=args.seed, sampler=args.sampler, progressbar=not quiet, quiet=args.quiet)
+                            seed=args.seed, sampler=args.sampler, progressbar=not quiet, quiet=args.quiet,
+                            **_nuts_kwargs(args))
         else:
             result = sample_prior(spec, dataset, draws=args.draws, seed=args.seed)
     else:

@@ -27,6 +27,7 @@ import numpy as np
 from ..build import flipflop
 from ..build.omega import _blocks, _ordered, block_name, variance_name
 from ..errors import ArgumentError
+from ..spec.components import SAMPLING_INITS
 from ..spec.priors import LKJ, InverseGamma, InverseWishart
 
 __all__ = ["INIT_METHODS", "JITTER", "start_values", "frequentist_start", "check_init"]
@@ -34,7 +35,7 @@ __all__ = ["INIT_METHODS", "JITTER", "start_values", "frequentist_start", "check
 logger = logging.getLogger(__name__)
 
 #: Valid ``init`` choices of :func:`bayes_nlme.fit.sample`.
-INIT_METHODS = ("auto", "focei", "fo", "jitter")
+INIT_METHODS = SAMPLING_INITS
 #: Half-width of the uniform jitter around the frequentist start (unconstrained scale).
 JITTER = 0.1
 #: Floor on the eigenvalues of the estimated omega used as a start: a variance

@@ -25,6 +25,7 @@ import xarray as xr
 from ..build import flipflop as guard
 from ..build.model import BuiltModel, build, prior_data, resolve_dataset
 from ..errors import ArgumentError
+from ..spec.components import SAMPLING_ADAPTATIONS
 from .compile import compile_nutpie
 from .native import graph_key
 from .convergence import assess
@@ -220,7 +221,7 @@ def _backend(choice: str, dataset, draws: int, tune: int, chains: int) -> str:
 
 
 #: nutpie's mass-matrix adaptations offered by :func:`sample`.
-ADAPTATIONS = ("diag", "draw_diag", "low_rank")
+ADAPTATIONS = SAMPLING_ADAPTATIONS
 
 
 def _check_adaptation(adaptation, sampler: str) -> None:
@@ -324,11 +325,11 @@ def sample(
     progressbar: bool | None = None,
     quiet: bool = False,
     target_accept: float | None = None,
-    centered: bool | str = "auto",
+    centered: bool | str | None = None,
     cores: int | None = None,
     compile_backend: str = "auto",
-    init: str = "auto",
-    adaptation: str = "diag",
+    init: str | None = None,
+    adaptation: str | None = None,
 ) -> BayesFit:
     """Fit a model by NUTS.
 
@@ -349,13 +350,13 @@ def sample(
     quiet : bool
         No progress bar and no convergence report (warnings are still emitted).
     target_accept : float, optional
-        NUTS target acceptance rate. Default: 0.8 for a centred model and 0.9 for a
+        NUTS target acceptance rate. Default: ``[sampling] target_accept``, else 0.8 for a centred model and 0.9 for a
         non-centred one, whose curved tails need smaller steps (the bundled
         Theophylline fit non-centred: 2 divergences at 0.8, none at 0.9; centred: none
         at 0.8 in 8 seeds, with a third fewer gradient evaluations than at 0.9). Raise
         it, e.g. to 0.95, against divergences.
-    centered : bool or "auto"
-        Parameterisation of the random effects (:mod:`bayes_nlme.build.etas`): centred
+    centered : bool or "auto", optional
+        Default: ``[sampling] centered`` ("auto" unless set). Parameterisation of the random effects (:mod:`bayes_nlme.build.etas`): centred
         on the log individual parameters (True) or non-centred (False). ``"auto"``
         (default) centres when the median subject has at least ``max(4, 2 x n_iiv)``
         observations: rich data identify each subject's parameters, and the centred
@@ -372,15 +373,15 @@ def sample(
         ``"cfunc"``: nutpie's own route (recompiled by every fit). ``"auto"`` takes
         ``"native"`` when ``n_obs * (draws + tune) * chains >= 1e6`` (e.g. the default
         Theophylline fit), ``"pyfunc"`` otherwise.
-    init : {"auto", "focei", "fo", "jitter"}
-        Where the chains start (:mod:`bayes_nlme.fit.init`). ``"focei"`` / ``"fo"``:
+    init : {"auto", "focei", "fo", "jitter"}, optional
+        Default: ``[sampling] init`` ("auto" unless set). Where the chains start (:mod:`bayes_nlme.fit.init`). ``"focei"`` / ``"fo"``:
         at the maximum-likelihood estimates and EBEs of that method, with a small
         jitter; ``"jitter"``: at the prior support point plus ``Uniform(-1, 1)``
         jitter on the unconstrained scale (chains of large studies can be trapped
         there). ``"auto"`` (default): FOCE-I, else FO, else the jittered prior point.
         Recorded in ``fit.json`` (``init``).
-    adaptation : {"diag", "draw_diag", "low_rank"}
-        nutpie's mass-matrix adaptation (nutpie only): diagonal from draws and
+    adaptation : {"diag", "draw_diag", "low_rank"}, optional
+        Default: ``[sampling] adaptation`` ("diag" unless set). nutpie's mass-matrix adaptation (nutpie only): diagonal from draws and
         gradients (default), diagonal from draws only (as Stan and PyMC), or
         low-rank plus diagonal (experimental in nutpie).
 
@@ -401,6 +402,11 @@ def sample(
     spec = _load_spec(spec)
     _check_sampler(sampler)
     draws, tune, chains, seed = _settings(spec, draws, tune, chains, seed)
+    s = spec.sampling
+    target_accept = s.target_accept if target_accept is None else target_accept
+    centered = s.centered if centered is None else centered
+    init = s.init if init is None else init
+    adaptation = s.adaptation if adaptation is None else adaptation
     if target_accept is not None and (
         isinstance(target_accept, bool) or not isinstance(target_accept, (int, float)) or not 0.0 < target_accept < 1.0
     ):
