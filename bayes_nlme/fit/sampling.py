@@ -462,7 +462,8 @@ def sample(
         checked["eta"] = posterior["eta"]
     flip = flip_flop_check(spec, posterior)
     verdict = assess(
-        checked, tree["sample_stats"].to_dataset(), extra_messages=[flip] if flip else [], max_treedepth=10
+        checked, tree["sample_stats"].to_dataset(), extra_messages=[flip] if flip else [], max_treedepth=10,
+        init=init_info.get("method"), centered=bool(centered),
     )
     fit = BayesFit(
         tree=tree,
