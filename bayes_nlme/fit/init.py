@@ -30,7 +30,7 @@ from ..errors import ArgumentError
 from ..spec.components import SAMPLING_INITS
 from ..spec.priors import LKJ, InverseGamma, InverseWishart
 
-__all__ = ["INIT_METHODS", "JITTER", "start_values", "frequentist_start", "check_init"]
+__all__ = ["INIT_METHODS", "JITTER", "check_init", "frequentist_fit", "start_point", "start_values", "flat_point"]
 
 logger = logging.getLogger(__name__)
 
@@ -230,21 +230,23 @@ def jittered(x0: np.ndarray, width: float):
     return initial_point
 
 
-def frequentist_start(built, init: str) -> tuple:
-    """The chains' start from a frequentist fit, or None for the jittered prior point.
+def frequentist_fit(spec, dataset, init: str) -> tuple:
+    """The maximum-likelihood fit the chains start from (FOCE-I, else FO), if any.
 
     Parameters
     ----------
-    built : BuiltModel
+    spec : ModelSpec
+    dataset : Dataset
     init : {"auto", "focei", "fo", "jitter"}
 
     Returns
     -------
-    tuple (numpy.ndarray or None, dict or None, dict)
-        The unconstrained start point (None: keep the compiled model's jittered prior
-        point), the same on the natural scale (:func:`start_values`) and the record for ``fit.json``: ``method`` (``"focei"``, ``"fo"`` or
-        ``"jitter"``), ``requested``, ``seconds``, and ``ofv`` / ``jitter`` for a
-        frequentist start or ``reason`` for a fallback.
+    tuple (EstimationResult or None, dict)
+        The fit (None for ``"jitter"`` or when every method failed) and the record
+        for ``fit.json``: ``requested``, ``method`` (``"focei"``, ``"fo"`` or
+        ``"jitter"``), ``seconds``, ``ofv`` and ``converged`` of the fit, ``jitter``
+        (the half-width of the uniform jitter on the unconstrained scale) and
+        ``reason`` when a requested method failed.
     """
     from ..estimation import estimate
 
@@ -254,21 +256,62 @@ def frequentist_start(built, init: str) -> tuple:
     reasons = []
     for method in methods:
         try:
-            result = estimate(built.spec, built.dataset, method=method, covariance=None)
-            values = start_values(built, result)
-            x0 = flat_point(built.model, values)
+            result = estimate(spec, dataset, method=method, covariance=None)
         except Exception as exc:  # noqa: BLE001 - any failure falls back to the next start
             reasons.append(f"{method}: {type(exc).__name__}: {exc}")
             continue
-        if not np.all(np.isfinite(x0)) or not np.isfinite(result.ofv):
-            reasons.append(f"{method}: non-finite estimates")
+        if not np.isfinite(result.ofv):
+            reasons.append(f"{method}: non-finite objective function")
             continue
         info.update(method=method, ofv=float(result.ofv), converged=bool(result.converged), jitter=JITTER)
         info["seconds"] = time.perf_counter() - start
-        logger.info("chains start from the %s estimates (%.1f s)", method.upper(), info["seconds"])
-        return x0, values, info
-    info.update(method="jitter", jitter=1.0, seconds=time.perf_counter() - start)
+        logger.info("%s fit for the chains' start: %.1f s", method.upper(), info["seconds"])
+        return result, info
+    _fallback(info, reasons)
+    info["seconds"] = time.perf_counter() - start
+    return None, info
+
+
+def _fallback(info: dict, reasons: list) -> None:
+    info.update(method="jitter", jitter=1.0)
+    for key in ("ofv", "converged"):
+        info.pop(key, None)
     if reasons:
         info["reason"] = "; ".join(reasons)
         logger.warning("chains start from the jittered prior point: %s", info["reason"])
-    return None, None, info
+
+
+def start_point(built, result, info: dict) -> tuple:
+    """The chains' start point in a built model from a frequentist fit.
+
+    Parameters
+    ----------
+    built : BuiltModel
+    result : EstimationResult or None
+        From :func:`frequentist_fit` (None: no start point).
+    info : dict
+        The record of :func:`frequentist_fit`, updated in place when the estimates
+        cannot be mapped onto the model (the chains then start from the jittered prior
+        point, and ``reason`` says why).
+
+    Returns
+    -------
+    tuple (numpy.ndarray or None, dict or None)
+        The unconstrained start point in nutpie's layout and the same values on the
+        natural scale (:func:`start_values`); None, None for the jittered prior point.
+    """
+    if result is None:
+        return None, None
+    start = time.perf_counter()
+    try:
+        values = start_values(built, result)
+        x0 = flat_point(built.model, values)
+    except Exception as exc:  # noqa: BLE001 - a start that cannot be mapped falls back
+        _fallback(info, [f"{info.get('method')} start: {type(exc).__name__}: {exc}"])
+        return None, None
+    finally:
+        info["seconds"] = info.get("seconds", 0.0) + time.perf_counter() - start
+    if not np.all(np.isfinite(x0)):
+        _fallback(info, [f"{info.get('method')} start: non-finite values"])
+        return None, None
+    return x0, values

@@ -30,7 +30,7 @@ from .compile import compile_nutpie
 from .native import graph_key
 from .convergence import assess
 from .flipflop import flip_flop_check
-from .init import JITTER, check_init, frequentist_start, jittered
+from .init import JITTER, check_init, frequentist_fit, jittered, start_point
 from .result import BayesFit
 from .summary import canonical_draws
 from .tree import finish_tree
@@ -237,9 +237,18 @@ def _target_accept(value, centered: bool) -> float:
     return 0.8 if centered else 0.9
 
 
-def _centred(choice, dataset, spec) -> bool:
+#: ``centered="auto"`` takes the non-centred form when the frequentist start's EBE
+#: shrinkage (SD-based) of some IIV parameter exceeds this: the data then barely
+#: inform that parameter per subject, its variance has mass near zero, and the
+#: centred form makes a funnel there.
+MAX_SHRINKAGE_CENTRED = 0.25
+
+
+def _centred(choice, dataset, spec, estimated=None) -> bool:
     """``centered="auto"``: centred when the median subject has at least 2 observations per
-    IIV parameter (and 4 at least), the data then identify each subject's parameters."""
+    IIV parameter (and 4 at least), the data then identify each subject's parameters,
+    and (with a frequentist fit) no IIV parameter's EBE shrinkage exceeds
+    :data:`MAX_SHRINKAGE_CENTRED`."""
     if isinstance(choice, bool):
         return choice
     if choice != "auto":
@@ -249,7 +258,11 @@ def _centred(choice, dataset, spec) -> bool:
         return False
     table = dataset.table
     counts = table.loc[table["EVID"] == 0].groupby("SUBJECT").size()
-    return bool(len(counts)) and float(np.median(counts)) >= max(4, 2 * n_iiv)
+    rich = bool(len(counts)) and float(np.median(counts)) >= max(4, 2 * n_iiv)
+    if rich and estimated is not None:
+        shrinkage = [float(v) for v in getattr(estimated, "eta_shrinkage_sd", {}).values()]
+        rich = not any(v > MAX_SHRINKAGE_CENTRED for v in shrinkage if np.isfinite(v))
+    return rich
 
 
 def _numeric(ds: xr.Dataset) -> xr.Dataset:
@@ -415,14 +428,15 @@ def sample(
     check_init(init)
     _check_adaptation(adaptation, sampler)
     progress = _progress(progressbar, quiet)
+    dataset = resolve_dataset(spec, data)
+    estimated, init_info = frequentist_fit(spec, dataset, init)
+    centered = _centred(centered, dataset, spec, estimated)
+    target_accept = _target_accept(target_accept, centered)
     if sampler == "nutpie":
-        dataset = resolve_dataset(spec, data)
-        centered = _centred(centered, dataset, spec)
-        target_accept = _target_accept(target_accept, centered)
         compile_backend = _backend(compile_backend, dataset, draws, tune, chains)
         cm = compile_model(spec, dataset, centered=centered, backend=compile_backend)
         built = cm.built
-        x0, _, init_info = frequentist_start(built, init)
+        x0, _ = start_point(built, estimated, init_info)
         seconds_build = time.perf_counter() - start
         t0 = time.perf_counter()
         raw = _run_nutpie(
@@ -430,11 +444,8 @@ def sample(
             target_accept=target_accept, cores=cores, x0=x0, adaptation=adaptation,
         )
     else:
-        dataset = resolve_dataset(spec, data)
-        centered = _centred(centered, dataset, spec)
-        target_accept = _target_accept(target_accept, centered)
         built = build(spec, dataset, centered=centered)
-        _, values, init_info = frequentist_start(built, init)
+        _, values = start_point(built, estimated, init_info)
         seconds_build = time.perf_counter() - start
         t0 = time.perf_counter()
         raw = _run_pymc(
