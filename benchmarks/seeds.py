@@ -5,7 +5,8 @@ proportional error) to :func:`bayes_nlme.data.simulated.simulate_oral_study` (12
 subjects x 15 samples, one 100 mg dose; ``--doses 3`` gives the multiple-dose version
 with 4,680 observations) with several seeds, each ``--chains`` x (``--tune`` +
 ``--draws``) with the default settings, and prints per seed the max R-hat, the
-divergences, the share of draws at the maximum tree depth, the wall time and how the
+divergences, the share of draws at the maximum tree depth, the wall time, the mean
+number of leapfrog steps per draw (a load-independent measure of cost) and how the
 chains were started. Then it checks the target: every seed at R-hat <= 1.01 without
 divergences, and the posterior means of every seed within 0.1 posterior sd of the
 pooled means (population parameters: typical values, omega, residual variance).
@@ -50,6 +51,8 @@ def _fit(data, seed: int, args) -> dict:
         )
     v = fit.convergence
     table = fit.summary().set_index("parameter")
+    stats = fit.tree["sample_stats"]
+    steps = float(stats["n_steps"].mean()) if "n_steps" in stats else float("nan")
     return {
         "seed": seed,
         "max_r_hat": v.max_r_hat,
@@ -58,6 +61,10 @@ def _fit(data, seed: int, args) -> dict:
         "seconds": fit.seconds,
         "seconds_sample": fit.seconds_sample,
         "init": fit.details.get("init", {}).get("method"),
+        "init_seconds": fit.details.get("init", {}).get("seconds"),
+        "centered": fit.details.get("centered"),
+        "leapfrog_per_draw": steps,
+        "stuck_chains": list(v.stuck_chains),
         "ok": bool(v.max_r_hat <= 1.01 and v.divergences == 0),
         "messages": list(v.messages),
         "mean": {r: float(table.loc[r, "mean"]) for r in ROWS if r in table.index},
@@ -96,14 +103,15 @@ def main(argv=None) -> int:
     n_obs = int((data["EVID"] == 0).sum())
     print(f"{args.subjects} subjects, {n_obs} observations; {args.chains} x ({args.tune} + {args.draws}), "
           f"init {args.init}, adaptation {args.adaptation}")
-    print(f"{'seed':>4} {'max R-hat':>9} {'div':>5} {'max depth':>9} {'wall s':>7} {'init':>6}  ok")
+    print(f"{'seed':>4} {'max R-hat':>9} {'div':>5} {'max depth':>9} {'wall s':>7} {'steps':>6} {'init':>6}  ok")
     runs = []
     started = time.perf_counter()
     for seed in args.seeds:
         run = _fit(data, seed, args)
         runs.append(run)
         print(f"{seed:>4} {run['max_r_hat']:>9.3f} {run['divergences']:>5d} {run['treedepth_fraction']:>9.1%} "
-              f"{run['seconds']:>7.1f} {run['init']:>6}  {'yes' if run['ok'] else 'NO'}", flush=True)
+              f"{run['seconds']:>7.1f} {run['leapfrog_per_draw']:>6.1f} {run['init']:>6}  "
+              f"{'yes' if run['ok'] else 'NO'}", flush=True)
     worst, where = _agreement(runs)
     n_ok = sum(r["ok"] for r in runs)
     median = float(np.median([r["seconds"] for r in runs]))
