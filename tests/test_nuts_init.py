@@ -184,3 +184,61 @@ def test_cli_rejects_bad_nuts_options(tmp_path, capsys, args, words):
     err = capsys.readouterr().err
     assert code == 2 and not out.exists()
     assert all(w in err for w in words), err
+
+
+# ----------------------------------------------------------- start point mapping
+
+
+def _spec(omega: dict, **extra):
+    doc = tomllib.loads(Path("models/theophylline.toml").read_text(encoding="utf-8"))
+    doc["omega"] = omega
+    doc.update(extra)
+    return parse_model(doc)
+
+
+@pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS:UserWarning")
+@pytest.mark.parametrize("centered", [True, False])
+@pytest.mark.parametrize(
+    "omega",
+    [
+        {"structure": "full", "prior": {"inverse_wishart": {"df": 4, "scale": [0.4, 0.4, 0.4]}}},
+        {"structure": "full", "prior": {"lkj": {"eta": 2.0, "sd": {"half_normal": {"sigma": 1.0}}}}},
+        pytest.param({"structure": [["ka", "V"], ["CL"]],
+                      "prior": {"inverse_wishart": {"df": 4, "scale": [0.4, 0.4, 0.4]}}}, marks=pytest.mark.slow),
+        pytest.param({"structure": "diagonal", "prior": {"inverse_gamma": {"alpha": 2.0, "beta": 0.1}}},
+                     marks=pytest.mark.slow),
+    ],
+    ids=["iw", "lkj", "iw-blocks", "diagonal"],
+)
+def test_start_point_reproduces_the_estimates(omega, centered):
+    """At the start point the model's omega, etas and individual parameters are the
+    FOCE-I estimates and EBEs (omega floored at its eigenvalue floor)."""
+    from bayes_nlme.build.model import build
+    from bayes_nlme.estimation import estimate
+    from bayes_nlme.fit.init import OMEGA_FLOOR, _omega_matrix, _estimate_map, flat_point, start_values
+
+    spec = _spec(omega)
+    built = build(spec, "theophylline", centered=centered)
+    result = estimate(spec, "theophylline", method="focei", covariance=None)
+    x0 = flat_point(built.model, start_values(built, result))
+    model = built.model
+    point, i = {}, 0
+    for rv in model.free_RVs:
+        value = model.rvs_to_values[rv]
+        size = int(np.prod(model.initial_point()[value.name].shape))
+        point[value.name] = x0[i:i + size].reshape(model.initial_point()[value.name].shape)
+        i += size
+    assert i == x0.size
+    import pytensor
+
+    outs = model.replace_rvs_by_values([model["omega"], model["eta"], model["individual"], model["theta_ka"]])
+    fn = pytensor.function(model.value_vars, outs, on_unused_input="ignore", mode="FAST_COMPILE")
+    omega_at, eta_at, individual_at, ka_at = fn(*[point[v.name] for v in model.value_vars])
+    expected = _omega_matrix(spec, _estimate_map(result))
+    assert np.all(np.linalg.eigvalsh(expected) >= OMEGA_FLOOR * (1 - 1e-9))
+    np.testing.assert_allclose(omega_at, expected, rtol=1e-6, atol=1e-9)
+    ebe = result.ebe.set_index("ID").loc[list(built.dataset.subject_ids)]
+    np.testing.assert_allclose(eta_at, ebe[[f"ETA_{n}" for n in spec.iiv_names]].to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(individual_at, ebe[list(spec.parameter_names)].to_numpy(), rtol=1e-6)
+    theta_ka = result.estimates.set_index("parameter").loc["theta_ka", "estimate"]
+    np.testing.assert_allclose(ka_at, theta_ka, rtol=1e-6)

@@ -178,8 +178,25 @@ def start_values(built, result) -> dict:
         out["log_individual"] = np.stack(cols, axis=1)
     else:
         eta = result.ebe.set_index("ID").loc[list(built.dataset.subject_ids), [f"ETA_{n}" for n in names]]
-        out["eta_z"] = np.linalg.solve(factor, eta.to_numpy(dtype=float).T).T
+        eta = eta.to_numpy(dtype=float)
+        z = np.linalg.solve(factor, eta.T).T
+        if first is not None:
+            k = names.index(first)
+            z[:, k] = _bounded_z(spec, factor, eta, z, k, logs)
+        out["eta_z"] = z
     return out
+
+
+def _bounded_z(spec, factor, eta, z, k, logs) -> np.ndarray:
+    """The free ``eta_z`` column of the guarded absorption rate (inverse of
+    :func:`bayes_nlme.build.etas._bounded`): ``z_free = t + softplus^-1(z_k - t)`` with
+    ``t`` the bound on ``z_k``, from ``ka_i > k_i`` (:func:`~bayes_nlme.build.flipflop.eta_lower_bound`)."""
+    ka = flipflop.ABSORPTION
+    rate = flipflop.terminal_rate({n: np.exp(v) for n, v in logs.items() if n != ka}, np)
+    bound_eta = np.log(rate) - (logs[ka] - eta[:, k])  # log k_i - log ka_i(eta_ka = 0)
+    rest = eta[:, k] - factor[k, k] * z[:, k]
+    t = (bound_eta - rest) / factor[k, k]
+    return t + _log_softplus_inverse(z[:, k] - t)
 
 
 def flat_point(model, overrides: dict) -> np.ndarray:
