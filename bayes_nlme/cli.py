@@ -76,7 +76,7 @@ def _fraction(text: str) -> float:
 
 def _add_nuts(p: argparse.ArgumentParser) -> None:
     """NUTS options of `fit` (issue 17); each defaults to the model's [sampling] table."""
-    p.add_argument("--target-accept", type=_fraction, help="NUTS target acceptance rate, e.g. 0.95 against divergences")
+    p.add_argument("--target-accept", type=_fraction, help="NUTS target acceptance rate, e.g. 0.95")
     p.add_argument("--centered", choices=("auto", "true", "false"), help="centred etas (default: [sampling] or auto)")
     p.add_argument("--init", choices=("auto", "focei", "fo", "jitter"),
                    help="chain start: FOCE-I/FO estimates or the jittered prior point (default: [sampling] or auto)")

@@ -165,8 +165,11 @@ def stuck_chains(draws: xr.Dataset, stats: xr.Dataset) -> tuple[list[int], dict]
         that repeat the previous one.
     """
     n_chains = int(draws.sizes.get("chain", 1))
-    flat = [np.asarray(v.transpose("chain", "draw", ...).values, dtype=float).reshape(n_chains, v.sizes.get("draw", 1), -1)
-            for v in draws.data_vars.values() if "chain" in v.dims and "draw" in v.dims]
+    flat = [
+        np.asarray(v.transpose("chain", "draw", ...).values, dtype=float).reshape(n_chains, v.sizes["draw"], -1)
+        for v in draws.data_vars.values()
+        if "chain" in v.dims and "draw" in v.dims
+    ]
     if not flat or flat[0].shape[1] < 2:
         return [], {}
     x = np.concatenate(flat, axis=2)

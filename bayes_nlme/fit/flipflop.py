@@ -73,9 +73,10 @@ def flip_flop_check(spec, posterior: xr.Dataset) -> str | None:
         if spec.flip_flop_guard is False
         else "give ka a more informative prior, or check the absorption-phase data"
     )
+    swapped = np.flatnonzero(ratio_medians < 0)
     return (
         f"chains disagree on the absorption rate (per-chain medians of theta_ka: {ka_text}; of the "
         f"elimination rate k: {k_text}): ka and k swap between chains (ka < k in chain"
-        f"{'s' if (ratio_medians < 0).sum() > 1 else ''} {', '.join(str(c) for c in np.flatnonzero(ratio_medians < 0))}), "
+        f"{'s' if swapped.size > 1 else ''} {', '.join(str(c) for c in swapped)}), "
         f"so the chains are in different flip-flop modes and cannot be pooled. To fix it, {advice}, then refit"
     )

@@ -30,7 +30,8 @@ from ..errors import ArgumentError
 from ..spec.components import SAMPLING_INITS
 from ..spec.priors import LKJ, InverseGamma, InverseWishart
 
-__all__ = ["INIT_METHODS", "JITTER", "check_init", "frequentist_fit", "start_point", "start_values", "flat_point"]
+__all__ = ["INIT_METHODS", "JITTER", "check_init", "frequentist_fit", "start_point", "start_values", "flat_point",
+           "with_start"]
 
 logger = logging.getLogger(__name__)
 
@@ -245,6 +246,29 @@ def jittered(x0: np.ndarray, width: float):
         return np.ascontiguousarray(x0 + rng.uniform(-width, width, size=x0.shape))
 
     return initial_point
+
+
+def with_start(compiled, x0):
+    """A nutpie compiled model whose chains start around ``x0`` (None: unchanged).
+
+    Parameters
+    ----------
+    compiled : nutpie CompiledModel
+    x0 : numpy.ndarray or None
+        Unconstrained start point (:func:`start_point`).
+
+    Returns
+    -------
+    nutpie CompiledModel
+        With :func:`jittered` ``(x0, JITTER)`` as its initial-point function.
+    """
+    import dataclasses
+
+    if x0 is None:
+        return compiled
+    fields = {f.name for f in dataclasses.fields(compiled)}
+    name = "initial_point_func" if "initial_point_func" in fields else "_make_initial_points"
+    return dataclasses.replace(compiled, **{name: jittered(x0, JITTER)})
 
 
 def frequentist_fit(spec, dataset, init: str) -> tuple:

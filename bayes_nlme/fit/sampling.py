@@ -30,7 +30,7 @@ from .compile import compile_nutpie
 from .native import graph_key
 from .convergence import assess
 from .flipflop import flip_flop_check
-from .init import JITTER, check_init, frequentist_fit, jittered, start_point
+from .init import check_init, frequentist_fit, start_point, with_start
 from .result import BayesFit
 from .summary import canonical_draws
 from .tree import finish_tree
@@ -269,23 +269,12 @@ def _numeric(ds: xr.Dataset) -> xr.Dataset:
     return ds[[n for n, v in ds.data_vars.items() if v.dtype.kind in "biuf"]]
 
 
-def _with_start(compiled, x0):
-    """The compiled model with its chains started around ``x0`` (None: unchanged)."""
-    import dataclasses
-
-    if x0 is None:
-        return compiled
-    fields = {f.name for f in dataclasses.fields(compiled)}
-    name = "initial_point_func" if "initial_point_func" in fields else "_make_initial_points"
-    return dataclasses.replace(compiled, **{name: jittered(x0, JITTER)})
-
-
 def _run_nutpie(cm: CompiledModel, spec, *, draws, tune, chains, seed, progress, target_accept, cores, x0, adaptation):
     import nutpie
 
     kwargs = {"target_accept": target_accept} if target_accept is not None else {}
     return nutpie.sample(
-        _with_start(cm.for_spec(spec), x0),
+        with_start(cm.for_spec(spec), x0),
         adaptation=adaptation,
         draws=draws,
         tune=tune,
@@ -363,18 +352,22 @@ def sample(
     quiet : bool
         No progress bar and no convergence report (warnings are still emitted).
     target_accept : float, optional
-        NUTS target acceptance rate. Default: ``[sampling] target_accept``, else 0.8 for a centred model and 0.9 for a
-        non-centred one, whose curved tails need smaller steps (the bundled
+        NUTS target acceptance rate. Default: ``[sampling] target_accept``, else 0.8
+        for a centred model and 0.9 for a non-centred one, whose curved tails need
+        smaller steps (the bundled
         Theophylline fit non-centred: 2 divergences at 0.8, none at 0.9; centred: none
         at 0.8 in 8 seeds, with a third fewer gradient evaluations than at 0.9). Raise
         it, e.g. to 0.95, against divergences.
     centered : bool or "auto", optional
-        Default: ``[sampling] centered`` ("auto" unless set). Parameterisation of the random effects (:mod:`bayes_nlme.build.etas`): centred
-        on the log individual parameters (True) or non-centred (False). ``"auto"``
-        (default) centres when the median subject has at least ``max(4, 2 x n_iiv)``
-        observations: rich data identify each subject's parameters, and the centred
-        form then mixes several times better (Theophylline: min bulk ESS ~3,800 per
-        4,000 draws centred, ~900 non-centred); sparse data favour the non-centred form.
+        Default: ``[sampling] centered`` ("auto" unless set). Parameterisation of the
+        random effects (:mod:`bayes_nlme.build.etas`): centred on the log individual
+        parameters (True) or non-centred (False). ``"auto"`` centres when the median
+        subject has at least ``max(4, 2 x n_iiv)`` observations and no IIV
+        parameter's EBE shrinkage in the frequentist start exceeds 25%: rich data
+        identify each subject's parameters, and the centred form then mixes several
+        times better (Theophylline: min bulk ESS ~3,800 per 4,000 draws centred, ~900
+        non-centred); sparse data, or a variance with mass near zero, favour the
+        non-centred form.
     cores : int, optional
         Chains run in parallel (default ``min(chains, cpu count)``).
     compile_backend : {"auto", "native", "pyfunc", "cfunc"}
@@ -387,16 +380,18 @@ def sample(
         ``"native"`` when ``n_obs * (draws + tune) * chains >= 1e6`` (e.g. the default
         Theophylline fit), ``"pyfunc"`` otherwise.
     init : {"auto", "focei", "fo", "jitter"}, optional
-        Default: ``[sampling] init`` ("auto" unless set). Where the chains start (:mod:`bayes_nlme.fit.init`). ``"focei"`` / ``"fo"``:
-        at the maximum-likelihood estimates and EBEs of that method, with a small
-        jitter; ``"jitter"``: at the prior support point plus ``Uniform(-1, 1)``
-        jitter on the unconstrained scale (chains of large studies can be trapped
-        there). ``"auto"`` (default): FOCE-I, else FO, else the jittered prior point.
-        Recorded in ``fit.json`` (``init``).
+        Default: ``[sampling] init`` ("auto" unless set). Where the chains start
+        (:mod:`bayes_nlme.fit.init`). ``"focei"`` / ``"fo"``: at the
+        maximum-likelihood estimates and EBEs of that method, with a small jitter;
+        ``"jitter"``: at the prior support point plus ``Uniform(-1, 1)`` jitter on
+        the unconstrained scale (chains of large studies can be trapped there).
+        ``"auto"``: FOCE-I, else FO, else the jittered prior point. Recorded in
+        ``fit.json`` (``init``).
     adaptation : {"diag", "draw_diag", "low_rank"}, optional
-        Default: ``[sampling] adaptation`` ("diag" unless set). nutpie's mass-matrix adaptation (nutpie only): diagonal from draws and
-        gradients (default), diagonal from draws only (as Stan and PyMC), or
-        low-rank plus diagonal (experimental in nutpie).
+        Default: ``[sampling] adaptation`` ("diag" unless set). nutpie's mass-matrix
+        adaptation (nutpie only): diagonal from draws and gradients, diagonal from
+        draws only (as Stan and PyMC), or low-rank plus diagonal (experimental in
+        nutpie).
 
     Returns
     -------
