@@ -297,7 +297,11 @@ def frequentist_fit(spec, dataset, init: str) -> tuple:
     reasons = []
     for method in methods:
         try:
-            result = estimate(spec, dataset, method=method, covariance=None)
+            with warnings.catch_warnings():
+                # the start only needs finite estimates; the frequentist fit's own
+                # warnings (e.g. about its convergence) do not concern the NUTS fit
+                warnings.simplefilter("ignore")
+                result = estimate(spec, dataset, method=method, covariance=None)
         except Exception as exc:  # noqa: BLE001 - any failure falls back to the next start
             reasons.append(f"{method}: {type(exc).__name__}: {exc}")
             continue
