@@ -98,6 +98,30 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, help="random seed (default: [sampling] or 1)")
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1) such as 0.9, got {text!r}")
+    return value
+
+
+def _add_nuts(p: argparse.ArgumentParser) -> None:
+    """NUTS options of `fit` (issue 17); each defaults to the model's [sampling] table."""
+    p.add_argument("--target-accept", type=_fraction, help="NUTS target acceptance rate, e.g. 0.95")
+    p.add_argument("--centered", choices=("auto", "true", "false"), help="centred etas (default: [sampling] or auto)")
+    p.add_argument("--init", choices=("auto", "focei", "fo", "jitter"),
+                   help="chain start: FOCE-I/FO estimates or the jittered prior point (default: [sampling] or auto)")
+    p.add_argument("--adaptation", choices=("diag", "draw_diag", "low_rank"), help="nutpie mass-matrix adaptation")
+
+
+def _nuts_kwargs(args) -> dict:
+    centered = {"true": True, "false": False}.get(args.centered, args.centered)
+    return {"target_accept": args.target_accept, "centered": centered, "init": args.init, "adaptation": args.adaptation}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``bayes-nlme``.
 
@@ -120,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--overwrite", action="store_true", help="replace an existing fit directory --out, whole")
     fit.add_argument("--method", default="nuts", choices=METHODS, help="estimation method (default nuts)")
     _add_sampling(fit)
+    _add_nuts(fit)
     fit.add_argument("--sampler", default="nutpie", choices=SAMPLERS,
                      help="NUTS implementation: nutpie (default), pymc, numpyro, blackjax")
     fit.add_argument("--covariance", default="sandwich", choices=("sandwich", "r", "s", "none"),
@@ -266,7 +291,8 @@ def _cmd_fit(args) -> int:
               "load it from the cache), then tuning and sampling ...", quiet)
         try:
             result = sample(spec, dataset, draws=args.draws, tune=args.tune, chains=args.chains,
-                            seed=args.seed, sampler=args.sampler, progressbar=not quiet, quiet=True)
+                            seed=args.seed, sampler=args.sampler, progressbar=not quiet, quiet=True,
+                            **_nuts_kwargs(args))
         except Exception as exc:
             _INTERRUPT.raise_if_hit()
             if not _is_init_failure(exc):

@@ -8,6 +8,12 @@ Checks (thresholds after Vehtari et al. 2021 and Betancourt 2016):
 * E-BFMI (energy Bayesian fraction of missing information), the minimum over chains:
   at least 0.3;
 * tree-depth saturation: at most 1% of the draws may hit the maximum tree depth;
+* stuck chains: a chain whose step size collapsed (below 1e-4 of the other chains'
+  median, or below 1e-6) or whose draws barely move (more than half repeat the
+  previous draw), named with what to do (:func:`stuck_chains`);
+* chains that disagree (R-hat above its threshold): the chains whose per-chain means
+  of the population parameters lie more than 3 pooled within-chain sds from the
+  median of the chain means, with those parameters (:func:`disagreeing_chains`);
 * chains in different flip-flop modes (oral models, :mod:`bayes_nlme.fit.flipflop`).
 
 R-hat and ESS are taken over the population parameters (the rows of the summary)
@@ -23,7 +29,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import xarray as xr
 
-__all__ = ["ConvergenceWarning", "ConvergenceVerdict", "assess", "nonfinite_draws", "THRESHOLDS"]
+__all__ = [
+    "ConvergenceWarning", "ConvergenceVerdict", "assess", "nonfinite_draws", "THRESHOLDS", "stuck_chains",
+    "disagreeing_chains",
+]
 
 #: Thresholds of the checks.
 THRESHOLDS = {
@@ -31,6 +40,10 @@ THRESHOLDS = {
     "min_ess_per_chain": 100.0,
     "min_bfmi": 0.3,
     "max_treedepth_fraction": 0.01,
+    "stuck_step_ratio": 1e-4,
+    "stuck_step_size": 1e-6,
+    "stuck_repeat_fraction": 0.5,
+    "disagree_sd": 3.0,
 }
 
 
@@ -58,6 +71,11 @@ class ConvergenceVerdict:
         Fraction of draws that hit the maximum tree depth.
     worst : dict
         The variable with the worst R-hat, bulk ESS and tail ESS.
+    stuck_chains : list of int
+        Chains whose step size collapsed or whose draws do not move.
+    disagreeing_chains : dict
+        Chain (as a string, for JSON) to the population parameters on which it
+        disagrees with the other chains (filled when R-hat fails).
     """
 
     ok: bool
@@ -69,6 +87,8 @@ class ConvergenceVerdict:
     min_bfmi: float
     treedepth_fraction: float
     worst: dict = field(default_factory=dict)
+    stuck_chains: list = field(default_factory=list)
+    disagreeing_chains: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (the ``convergence`` block of ``fit.json``)."""
@@ -220,8 +240,142 @@ def _rhat_ess_messages(draws: xr.Dataset, n_chains: int) -> tuple[dict, list[str
     return worst, messages
 
 
+def stuck_chains(draws: xr.Dataset, stats: xr.Dataset) -> tuple[list[int], dict]:
+    """Chains whose step size collapsed or whose draws do not move.
+
+    Parameters
+    ----------
+    draws : xarray.Dataset
+        Posterior draws (dims ``chain``, ``draw``, ...).
+    stats : xarray.Dataset
+        The ``sample_stats`` group (``step_size`` when the sampler records it).
+
+    Returns
+    -------
+    tuple (list of int, dict)
+        The stuck chains, and per chain its median step size and the share of draws
+        that repeat the previous one.
+    """
+    n_chains = int(draws.sizes.get("chain", 1))
+    flat = [
+        np.asarray(v.transpose("chain", "draw", ...).values, dtype=float).reshape(n_chains, v.sizes["draw"], -1)
+        for v in draws.data_vars.values()
+        if "chain" in v.dims and "draw" in v.dims
+    ]
+    if not flat or flat[0].shape[1] < 2:
+        return [], {}
+    x = np.concatenate(flat, axis=2)
+    repeat = np.mean(np.all(np.diff(x, axis=1) == 0.0, axis=2), axis=1)
+    step = _stat(stats, "step_size")
+    step = np.nanmedian(np.asarray(step, dtype=float).reshape(n_chains, -1), axis=1) if step is not None else None
+    out = []
+    for c in range(n_chains):
+        collapsed = False
+        if step is not None and np.isfinite(step[c]):
+            others = np.delete(step, c)
+            ref = float(np.nanmedian(others)) if others.size else np.nan
+            collapsed = step[c] < THRESHOLDS["stuck_step_size"] or (
+                np.isfinite(ref) and step[c] < THRESHOLDS["stuck_step_ratio"] * ref
+            )
+        if collapsed or repeat[c] > THRESHOLDS["stuck_repeat_fraction"]:
+            out.append(c)
+    info = {"step_size": None if step is None else [float(v) for v in step], "repeat_fraction": repeat.tolist()}
+    return out, info
+
+
+def disagreeing_chains(draws: xr.Dataset, names=None) -> dict:
+    """Chains whose means of scalar parameters lie far from the other chains'.
+
+    Parameters
+    ----------
+    draws : xarray.Dataset
+        Draws with dims ``chain`` and ``draw``.
+    names : sequence of str, optional
+        The variables to compare (default: every scalar variable).
+
+    Returns
+    -------
+    dict
+        Chain (str) to the list of parameters whose chain mean lies more than
+        ``THRESHOLDS["disagree_sd"]`` pooled within-chain sds from the median of the
+        chain means (at most one chain per parameter side: the median is robust to a
+        minority of chains in another mode).
+    """
+    out: dict = {}
+    names = [n for n in (names or draws.data_vars) if n in draws and set(draws[n].dims) == {"chain", "draw"}]
+    for name in names:
+        x = np.asarray(draws[name].transpose("chain", "draw").values, dtype=float)
+        if x.shape[0] < 2:
+            continue
+        means = x.mean(axis=1)
+        within = float(np.sqrt(np.mean(x.var(axis=1))))
+        centre = float(np.median(means))
+        spread = np.abs(means - centre)
+        scale = within if within > 0 else float(np.max(spread)) or 1.0
+        for c in np.flatnonzero(spread > THRESHOLDS["disagree_sd"] * scale):
+            out.setdefault(str(int(c)), []).append(name)
+    return out
+
+
+def _reparameterise(centered, first: str) -> str:
+    """Advice a user can follow from the CLI or ``[sampling]``."""
+    text = f"{first} (CLI --target-accept 0.95, or target_accept = 0.95 in [sampling])"
+    if centered is None:
+        return text + ", or try the other eta parameterisation, centred or non-centred (--centered true or false)"
+    other = "false" if centered else "true"
+    form = "non-centred" if centered else "centred"
+    why = (
+        "a variance with mass near zero makes a funnel in the centred form"
+        if centered
+        else "rich data per subject make the non-centred form curved"
+    )
+    return f"{text}, or refit with {form} etas (--centered {other}, or centered = {other} in [sampling]): {why}"
+
+
+def _chain_messages(draws, stats, max_rhat, init) -> tuple[list[str], list[int], dict]:
+    messages = []
+    stuck, info = stuck_chains(draws, stats)
+    started = "from the FOCE-I/FO estimates" if init in ("focei", "fo") else "from the jittered prior point"
+    if stuck:
+        steps = info["step_size"]
+        detail = ", ".join(
+            f"chain {c}" + (f" (step size {steps[c]:.2g})" if steps is not None else "") for c in stuck
+        )
+        advice = (
+            "Refit with init=\"focei\" (CLI --init focei, or init = \"focei\" in [sampling]), which starts "
+            "the chains at the maximum-likelihood estimates"
+            if init not in ("focei", "fo")
+            else "Refit with more tuning steps (--tune) or a higher target_accept (--target-accept 0.95)"
+        )
+        messages.append(
+            f"stuck chain{'s' if len(stuck) > 1 else ''}: {detail}: the step size collapsed or the draws do not "
+            f"move, so these chains stayed where they started ({started}) and their draws are not from the "
+            f"posterior. {advice}"
+        )
+    disagree = {}
+    if np.isfinite(max_rhat) and max_rhat > THRESHOLDS["max_r_hat"]:
+        scalars = [n for n in draws.data_vars if set(draws[n].dims) == {"chain", "draw"}]
+        disagree = disagreeing_chains(draws, scalars)
+        moving = {c: v for c, v in disagree.items() if int(c) not in stuck}
+        if moving:
+            text = "; ".join(f"chain {c}: {', '.join(v[:4])}{' ...' if len(v) > 4 else ''}" for c, v in moving.items())
+            messages.append(
+                f"chains in separate modes: {text} (chain means more than {THRESHOLDS['disagree_sd']:g} "
+                "within-chain sds from the other chains'). The chains cannot be pooled; refit with "
+                "init=\"focei\" (CLI --init focei) and more tuning steps (--tune), and compare the modes' "
+                "log densities in the trace plots"
+            )
+    return messages, stuck, disagree
+
+
 def assess(
-    draws: xr.Dataset, stats: xr.Dataset, *, extra_messages=(), max_treedepth: int | None = None
+    draws: xr.Dataset,
+    stats: xr.Dataset,
+    *,
+    extra_messages=(),
+    max_treedepth: int | None = None,
+    init: str | None = None,
+    centered: bool | None = None,
 ) -> ConvergenceVerdict:
     """Run the convergence checks.
 
@@ -235,6 +389,11 @@ def assess(
         Problems found elsewhere (the flip-flop check), each counted as a failure.
     max_treedepth : int, optional
         The maximum tree depth, when the sampler does not record its saturation.
+    init : str, optional
+        How the chains were started (``"focei"``, ``"fo"``, ``"jitter"``), for the
+        advice on stuck chains.
+    centered : bool, optional
+        Whether the etas were centred, for the advice on divergences and E-BFMI.
 
     Returns
     -------
@@ -247,9 +406,7 @@ def assess(
     if divergences:
         messages.append(
             f"{divergences} divergent transition{'s' if divergences > 1 else ''}: the sampler met regions "
-            "of high curvature, so the draws may be biased. Increase target_accept (e.g. 0.95), or "
-            "reparameterise: consider centred etas (centered=True) for parameters with strong data, or "
-            "more informative priors on omega"
+            f"of high curvature, so the draws may be biased. {_reparameterise(centered, 'Increase target_accept')}"
         )
     per, rhat_ess = _rhat_ess_messages(draws, n_chains)
     messages.extend(rhat_ess)
@@ -263,8 +420,7 @@ def assess(
         chain = int(np.argmin(np.where(np.isfinite(bfmi), bfmi, -np.inf)))
         messages.append(
             f"E-BFMI {min_bfmi:.2f} < {THRESHOLDS['min_bfmi']} in chain {chain}: the sampler explores the "
-            "energy poorly, typical of funnels and heavy tails. Reparameterise (centred vs non-centred "
-            "etas) or use more informative priors on omega"
+            f"energy poorly, typical of funnels and heavy tails. {_reparameterise(centered, 'Raise target_accept')}"
             if np.isfinite(min_bfmi) else
             f"E-BFMI cannot be computed in chain {chain} (energy missing or not finite): the sampling "
             "was interrupted or failed"
@@ -279,6 +435,8 @@ def assess(
             f"{fraction:.1%} of the draws hit the maximum tree depth: the sampler is inefficient (not "
             "biased). Reparameterise, or rescale parameters that differ by orders of magnitude"
         )
+    chain_messages, stuck, disagree = _chain_messages(draws, stats, max_rhat, init)
+    messages.extend(chain_messages)
     messages.extend(extra_messages)
     return ConvergenceVerdict(
         ok=not messages,
@@ -290,4 +448,6 @@ def assess(
         min_bfmi=min_bfmi,
         treedepth_fraction=fraction,
         worst={"r_hat": rhat_var, "ess_bulk": bulk_var, "ess_tail": tail_var},
+        stuck_chains=stuck,
+        disagreeing_chains=disagree,
     )

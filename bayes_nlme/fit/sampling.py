@@ -25,10 +25,12 @@ import xarray as xr
 from ..build import flipflop as guard
 from ..build.model import BuiltModel, build, prior_data, resolve_dataset
 from ..errors import ArgumentError
+from ..spec.components import SAMPLING_ADAPTATIONS
 from .compile import compile_nutpie
 from .convergence import assess
 from .flipflop import flip_flop_check
 from .native import graph_key
+from .init import check_init, frequentist_fit, start_point, with_start
 from .result import BayesFit
 from .summary import canonical_draws
 from .tree import finish_tree
@@ -218,15 +220,35 @@ def _backend(choice: str, dataset, draws: int, tune: int, chains: int) -> str:
     return choice
 
 
+#: nutpie's mass-matrix adaptations offered by :func:`sample`.
+ADAPTATIONS = SAMPLING_ADAPTATIONS
+
+
+def _check_adaptation(adaptation, sampler: str) -> None:
+    if adaptation not in ADAPTATIONS:
+        raise ArgumentError(f"unknown adaptation {adaptation!r} (valid: {', '.join(ADAPTATIONS)})")
+    if adaptation != "diag" and sampler != "nutpie":
+        raise ArgumentError(f"adaptation {adaptation!r} needs the nutpie sampler (got sampler {sampler!r})")
+
+
 def _target_accept(value, centered: bool) -> float:
     if value is not None:
         return float(value)
     return 0.8 if centered else 0.9
 
 
-def _centred(choice, dataset, spec) -> bool:
+#: ``centered="auto"`` takes the non-centred form when the frequentist start's EBE
+#: shrinkage (SD-based) of some IIV parameter exceeds this: the data then barely
+#: inform that parameter per subject, its variance has mass near zero, and the
+#: centred form makes a funnel there.
+MAX_SHRINKAGE_CENTRED = 0.25
+
+
+def _centred(choice, dataset, spec, estimated=None) -> bool:
     """``centered="auto"``: centred when the median subject has at least 2 observations per
-    IIV parameter (and 4 at least), the data then identify each subject's parameters."""
+    IIV parameter (and 4 at least), the data then identify each subject's parameters,
+    and (with a frequentist fit) no IIV parameter's EBE shrinkage exceeds
+    :data:`MAX_SHRINKAGE_CENTRED`."""
     if isinstance(choice, bool):
         return choice
     if choice != "auto":
@@ -236,19 +258,24 @@ def _centred(choice, dataset, spec) -> bool:
         return False
     table = dataset.table
     counts = table.loc[table["EVID"] == 0].groupby("SUBJECT").size()
-    return bool(len(counts)) and float(np.median(counts)) >= max(4, 2 * n_iiv)
+    rich = bool(len(counts)) and float(np.median(counts)) >= max(4, 2 * n_iiv)
+    if rich and estimated is not None:
+        shrinkage = [float(v) for v in getattr(estimated, "eta_shrinkage_sd", {}).values()]
+        rich = not any(v > MAX_SHRINKAGE_CENTRED for v in shrinkage if np.isfinite(v))
+    return rich
 
 
 def _numeric(ds: xr.Dataset) -> xr.Dataset:
     return ds[[n for n, v in ds.data_vars.items() if v.dtype.kind in "biuf"]]
 
 
-def _run_nutpie(cm: CompiledModel, spec, *, draws, tune, chains, seed, progress, target_accept, cores):
+def _run_nutpie(cm: CompiledModel, spec, *, draws, tune, chains, seed, progress, target_accept, cores, x0, adaptation):
     import nutpie
 
     kwargs = {"target_accept": target_accept} if target_accept is not None else {}
     return nutpie.sample(
-        cm.for_spec(spec),
+        with_start(cm.for_spec(spec), x0),
+        adaptation=adaptation,
         draws=draws,
         tune=tune,
         chains=chains,
@@ -260,10 +287,12 @@ def _run_nutpie(cm: CompiledModel, spec, *, draws, tune, chains, seed, progress,
     )
 
 
-def _run_pymc(built, sampler, *, draws, tune, chains, seed, progress, target_accept, cores):
+def _run_pymc(built, sampler, *, draws, tune, chains, seed, progress, target_accept, cores, initvals):
     import pymc as pm
 
     kwargs = {"target_accept": target_accept} if target_accept is not None else {}
+    if initvals:
+        kwargs["initvals"] = {name: np.asarray(value) for name, value in initvals.items()}
     context = contextlib.nullcontext()
     if sampler in _JAX_SAMPLERS:
         from . import jax_nuts
@@ -298,9 +327,11 @@ def sample(
     progressbar: bool | None = None,
     quiet: bool = False,
     target_accept: float | None = None,
-    centered: bool | str = "auto",
+    centered: bool | str | None = None,
     cores: int | None = None,
     compile_backend: str = "auto",
+    init: str | None = None,
+    adaptation: str | None = None,
 ) -> BayesFit:
     """Fit a model by NUTS.
 
@@ -321,18 +352,22 @@ def sample(
     quiet : bool
         No progress bar and no convergence report (warnings are still emitted).
     target_accept : float, optional
-        NUTS target acceptance rate. Default: 0.8 for a centred model and 0.9 for a
-        non-centred one, whose curved tails need smaller steps (the bundled
+        NUTS target acceptance rate. Default: ``[sampling] target_accept``, else 0.8
+        for a centred model and 0.9 for a non-centred one, whose curved tails need
+        smaller steps (the bundled
         Theophylline fit non-centred: 2 divergences at 0.8, none at 0.9; centred: none
         at 0.8 in 8 seeds, with a third fewer gradient evaluations than at 0.9). Raise
         it, e.g. to 0.95, against divergences.
-    centered : bool or "auto"
-        Parameterisation of the random effects (:mod:`bayes_nlme.build.etas`): centred
-        on the log individual parameters (True) or non-centred (False). ``"auto"``
-        (default) centres when the median subject has at least ``max(4, 2 x n_iiv)``
-        observations: rich data identify each subject's parameters, and the centred
-        form then mixes several times better (Theophylline: min bulk ESS ~3,800 per
-        4,000 draws centred, ~900 non-centred); sparse data favour the non-centred form.
+    centered : bool or "auto", optional
+        Default: ``[sampling] centered`` ("auto" unless set). Parameterisation of the
+        random effects (:mod:`bayes_nlme.build.etas`): centred on the log individual
+        parameters (True) or non-centred (False). ``"auto"`` centres when the median
+        subject has at least ``max(4, 2 x n_iiv)`` observations and no IIV
+        parameter's EBE shrinkage in the frequentist start exceeds 25%: rich data
+        identify each subject's parameters, and the centred form then mixes several
+        times better (Theophylline: min bulk ESS ~3,800 per 4,000 draws centred, ~900
+        non-centred); sparse data, or a variance with mass near zero, favour the
+        non-centred form.
     cores : int, optional
         Chains run in parallel (default ``min(chains, cpu count)``).
     compile_backend : {"auto", "native", "pyfunc", "cfunc"}
@@ -344,6 +379,19 @@ def sample(
         ``"cfunc"``: nutpie's own route (recompiled by every fit). ``"auto"`` takes
         ``"native"`` when ``n_obs * (draws + tune) * chains >= 1e6`` (e.g. the default
         Theophylline fit), ``"pyfunc"`` otherwise.
+    init : {"auto", "focei", "fo", "jitter"}, optional
+        Default: ``[sampling] init`` ("auto" unless set). Where the chains start
+        (:mod:`bayes_nlme.fit.init`). ``"focei"`` / ``"fo"``: at the
+        maximum-likelihood estimates and EBEs of that method, with a small jitter;
+        ``"jitter"``: at the prior support point plus ``Uniform(-1, 1)`` jitter on
+        the unconstrained scale (chains of large studies can be trapped there).
+        ``"auto"``: FOCE-I, else FO, else the jittered prior point. Recorded in
+        ``fit.json`` (``init``).
+    adaptation : {"diag", "draw_diag", "low_rank"}, optional
+        Default: ``[sampling] adaptation`` ("diag" unless set). nutpie's mass-matrix
+        adaptation (nutpie only): diagonal from draws and gradients, diagonal from
+        draws only (as Stan and PyMC), or low-rank plus diagonal (experimental in
+        nutpie).
 
     Returns
     -------
@@ -362,35 +410,42 @@ def sample(
     spec = _load_spec(spec)
     _check_sampler(sampler)
     draws, tune, chains, seed = _settings(spec, draws, tune, chains, seed)
+    s = spec.sampling
+    target_accept = s.target_accept if target_accept is None else target_accept
+    centered = s.centered if centered is None else centered
+    init = s.init if init is None else init
+    adaptation = s.adaptation if adaptation is None else adaptation
     if target_accept is not None and (
         isinstance(target_accept, bool) or not isinstance(target_accept, (int, float)) or not 0.0 < target_accept < 1.0
     ):
         raise ArgumentError(f"target_accept must be in (0, 1), got {target_accept!r}")
     cores = _positive("cores", cores) if cores is not None else max(1, min(chains, os.cpu_count() or 1))
+    check_init(init)
+    _check_adaptation(adaptation, sampler)
     progress = _progress(progressbar, quiet)
+    dataset = resolve_dataset(spec, data)
+    estimated, init_info = frequentist_fit(spec, dataset, init)
+    centered = _centred(centered, dataset, spec, estimated)
+    target_accept = _target_accept(target_accept, centered)
     if sampler == "nutpie":
-        dataset = resolve_dataset(spec, data)
-        centered = _centred(centered, dataset, spec)
-        target_accept = _target_accept(target_accept, centered)
         compile_backend = _backend(compile_backend, dataset, draws, tune, chains)
         cm = compile_model(spec, dataset, centered=centered, backend=compile_backend)
         built = cm.built
+        x0, _ = start_point(built, estimated, init_info)
         seconds_build = time.perf_counter() - start
         t0 = time.perf_counter()
         raw = _run_nutpie(
             cm, spec, draws=draws, tune=tune, chains=chains, seed=seed, progress=progress,
-            target_accept=target_accept, cores=cores,
+            target_accept=target_accept, cores=cores, x0=x0, adaptation=adaptation,
         )
     else:
-        dataset = resolve_dataset(spec, data)
-        centered = _centred(centered, dataset, spec)
-        target_accept = _target_accept(target_accept, centered)
         built = build(spec, dataset, centered=centered)
+        _, values = start_point(built, estimated, init_info)
         seconds_build = time.perf_counter() - start
         t0 = time.perf_counter()
         raw = _run_pymc(
             built, sampler, draws=draws, tune=tune, chains=chains, seed=seed, progress=progress,
-            target_accept=target_accept, cores=cores,
+            target_accept=target_accept, cores=cores, initvals=values,
         )
     seconds_sample = time.perf_counter() - t0
     t1 = time.perf_counter()
@@ -413,7 +468,8 @@ def sample(
         checked["eta"] = posterior["eta"]
     flip = flip_flop_check(spec, posterior)
     verdict = assess(
-        checked, tree["sample_stats"].to_dataset(), extra_messages=[flip] if flip else [], max_treedepth=10
+        checked, tree["sample_stats"].to_dataset(), extra_messages=[flip] if flip else [], max_treedepth=10,
+        init=init_info.get("method"), centered=bool(centered),
     )
     fit = BayesFit(
         tree=tree,
@@ -437,6 +493,8 @@ def sample(
                 {"backend": cm.backend, "seconds": cm.seconds, "fresh": bool(cm.fresh)} if sampler == "nutpie" else None
             ),
             "target_accept": target_accept,
+            "adaptation": adaptation if sampler == "nutpie" else None,
+            "init": init_info,
             "seconds_postprocess": time.perf_counter() - t1,
         },
     )

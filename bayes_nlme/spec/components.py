@@ -26,6 +26,9 @@ __all__ = [
     "Omega",
     "Residual",
     "Sampling",
+    "SAMPLING_INITS",
+    "SAMPLING_ADAPTATIONS",
+    "SAMPLING_CENTERED",
     "COVARIATE_EFFECTS",
     "RESIDUAL_MODELS",
     "RESIDUAL_VARIANCES",
@@ -371,6 +374,14 @@ class Residual:
         return tuple(f"sigma2_{slot}" for slot in self.slots)
 
 
+#: ``[sampling] init``: where NUTS chains start (:mod:`bayes_nlme.fit.init`).
+SAMPLING_INITS = ("auto", "focei", "fo", "jitter")
+#: ``[sampling] adaptation``: nutpie's mass-matrix adaptation.
+SAMPLING_ADAPTATIONS = ("diag", "draw_diag", "low_rank")
+#: ``[sampling] centered``: the parameterisation of the etas.
+SAMPLING_CENTERED = ("auto", True, False)
+
+
 @dataclass(frozen=True)
 class Sampling:
     """Default sampling settings of the ``[sampling]`` table.
@@ -381,13 +392,37 @@ class Sampling:
         >= 1.
     tune, seed : int
         >= 0.
+    target_accept : float, optional
+        NUTS target acceptance rate in (0, 1); None: 0.8 centred, 0.9 non-centred.
+    centered : "auto", True or False
+        Centred or non-centred etas (see :func:`bayes_nlme.fit.sample`).
+    init : {"auto", "focei", "fo", "jitter"}
+        Where the chains start (:mod:`bayes_nlme.fit.init`).
+    adaptation : {"diag", "draw_diag", "low_rank"}
+        nutpie's mass-matrix adaptation.
     """
 
     draws: int = 1000
     tune: int = 1000
     chains: int = 4
     seed: int = 1
+    target_accept: float | None = None
+    centered: bool | str = "auto"
+    init: str = "auto"
+    adaptation: str = "diag"
 
     def __post_init__(self) -> None:
         for name, minimum in (("draws", 1), ("tune", 0), ("chains", 1), ("seed", 0)):
             _set(self, name, as_int(getattr(self, name), f"sampling.{name}", minimum=minimum))
+        if self.target_accept is not None:
+            value = as_number(self.target_accept, "sampling.target_accept", positive=True)
+            if not value < 1.0:
+                fail(f"expected a number in (0, 1), got {value!r}", "sampling.target_accept")
+            _set(self, "target_accept", value)
+        if not isinstance(self.centered, bool) and self.centered != "auto":
+            fail(f"expected \"auto\", true or false, got {describe(self.centered)} ({self.centered!r})",
+                 "sampling.centered", ["auto", "true", "false"])
+        for name, valid in (("init", SAMPLING_INITS), ("adaptation", SAMPLING_ADAPTATIONS)):
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in valid:
+                fail(f"unknown {name} {value!r}", f"sampling.{name}", valid)

@@ -61,7 +61,7 @@ PARAMETER_KEYS = ("typical", "fixed", "iiv", "initial", "covariates")
 COVARIATE_KEYS = ("column", "effect", "reference", "exponent", "beta")
 OMEGA_KEYS = ("structure", "prior", "initial")
 RESIDUAL_KEYS = ("model", "add", "prop", "exp", "initial", "blq")
-SAMPLING_KEYS = ("draws", "tune", "chains", "seed")
+SAMPLING_KEYS = ("draws", "tune", "chains", "seed", "target_accept", "centered", "init", "adaptation")
 #: Prior kind -> its keys (all required).
 PRIOR_FIELDS = {
     "lognormal": ("median", "sigma"),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .model import ModelSpec, Omega, Parameter, Residual
+from .model import ModelSpec, Omega, Parameter, Residual, Sampling
 
 __all__ = ["model_to_dict", "to_toml", "dump_model"]
 
@@ -45,6 +45,10 @@ def model_to_dict(spec: ModelSpec) -> dict:
     doc["residual"] = _residual_dict(spec.residual)
     s = spec.sampling
     doc["sampling"] = {"draws": s.draws, "tune": s.tune, "chains": s.chains, "seed": s.seed}
+    defaults = Sampling()
+    for name in ("target_accept", "centered", "init", "adaptation"):
+        if getattr(s, name) != getattr(defaults, name):
+            doc["sampling"][name] = getattr(s, name)
     return doc
 
 

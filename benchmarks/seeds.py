@@ -1,0 +1,129 @@
+"""Seed robustness of the Bayesian path on the simulated 120-subject oral study (issue 17).
+
+Fits ``models/oral1_lkj.toml`` (one-compartment oral, full omega with an LKJ(2) prior,
+proportional error) to :func:`bayes_nlme.data.simulated.simulate_oral_study` (120
+subjects x 15 samples, one 100 mg dose; ``--doses 3`` gives the multiple-dose version
+with 4,680 observations) with several seeds, each ``--chains`` x (``--tune`` +
+``--draws``) with the default settings, and prints per seed the max R-hat, the
+divergences, the share of draws at the maximum tree depth, the wall time, the mean
+number of leapfrog steps per draw (a load-independent measure of cost) and how the
+chains were started. Then it checks the target: every seed at R-hat <= 1.01 without
+divergences, and the posterior means of every seed within 0.1 posterior sd of the
+pooled means (population parameters: typical values, omega, residual variance).
+
+Run (about 90 s per seed on a quiet 2-core machine, plus one compilation)::
+
+    .venv/bin/python benchmarks/seeds.py                 # 10 seeds
+    .venv/bin/python benchmarks/seeds.py --seeds 1 2     # a subset
+    .venv/bin/python benchmarks/seeds.py --init jitter   # the pre-issue-17 start
+
+Each seed's line is printed as soon as its fit ends, and ``--json`` writes every
+figure to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bayes_nlme.data.simulated import simulate_oral_study  # noqa: E402
+from bayes_nlme.fit import ConvergenceWarning, sample  # noqa: E402
+
+MODEL = ROOT / "models" / "oral1_lkj.toml"
+ROWS = ("theta_CL", "theta_V", "theta_ka", "omega_CL_CL", "omega_V_V", "omega_ka_ka", "sigma2_prop")
+
+
+def _fit(data, seed: int, args) -> dict:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fit = sample(
+            str(MODEL), data, draws=args.draws, tune=args.tune, chains=args.chains, seed=seed, quiet=True,
+            init=args.init, adaptation=args.adaptation,
+        )
+    v = fit.convergence
+    table = fit.summary().set_index("parameter")
+    stats = fit.tree["sample_stats"]
+    steps = float(stats["n_steps"].mean()) if "n_steps" in stats else float("nan")
+    return {
+        "seed": seed,
+        "max_r_hat": v.max_r_hat,
+        "divergences": v.divergences,
+        "treedepth_fraction": v.treedepth_fraction,
+        "seconds": fit.seconds,
+        "seconds_sample": fit.seconds_sample,
+        "init": fit.details.get("init", {}).get("method"),
+        "init_seconds": fit.details.get("init", {}).get("seconds"),
+        "centered": fit.details.get("centered"),
+        "leapfrog_per_draw": steps,
+        "stuck_chains": list(v.stuck_chains),
+        "ok": bool(v.max_r_hat <= 1.01 and v.divergences == 0),
+        "messages": list(v.messages),
+        "mean": {r: float(table.loc[r, "mean"]) for r in ROWS if r in table.index},
+        "sd": {r: float(table.loc[r, "sd"]) for r in ROWS if r in table.index},
+    }
+
+
+def _agreement(runs: list[dict]) -> tuple[float, str]:
+    """Largest ``|mean_seed - pooled mean| / pooled sd`` over seeds and parameters."""
+    worst, where = 0.0, ""
+    for r in ROWS:
+        means = np.array([run["mean"][r] for run in runs if r in run["mean"]])
+        sds = np.array([run["sd"][r] for run in runs if r in run["sd"]])
+        if means.size < 2:
+            continue
+        dev = np.abs(means - means.mean()) / np.mean(sds)
+        if dev.max() > worst:
+            worst, where = float(dev.max()), f"{r} (seed {runs[int(dev.argmax())]['seed']})"
+    return worst, where
+
+
+def main(argv=None) -> int:
+    """Run the benchmark; exit 0 when the target is met, 1 otherwise."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 11)))
+    p.add_argument("--subjects", type=int, default=120)
+    p.add_argument("--doses", type=int, default=1, help="1: single dose (1,800 obs); 3: 4,680 obs")
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--init", default="auto")
+    p.add_argument("--adaptation", default="diag")
+    p.add_argument("--json", type=Path, help="write every figure to this file")
+    args = p.parse_args(argv)
+    data = simulate_oral_study(args.subjects, doses=args.doses)
+    n_obs = int((data["EVID"] == 0).sum())
+    print(f"{args.subjects} subjects, {n_obs} observations; {args.chains} x ({args.tune} + {args.draws}), "
+          f"init {args.init}, adaptation {args.adaptation}")
+    print(f"{'seed':>4} {'max R-hat':>9} {'div':>5} {'max depth':>9} {'wall s':>7} {'steps':>6} {'init':>6}  ok")
+    runs = []
+    started = time.perf_counter()
+    for seed in args.seeds:
+        run = _fit(data, seed, args)
+        runs.append(run)
+        print(f"{seed:>4} {run['max_r_hat']:>9.3f} {run['divergences']:>5d} {run['treedepth_fraction']:>9.1%} "
+              f"{run['seconds']:>7.1f} {run['leapfrog_per_draw']:>6.1f} {run['init']:>6}  "
+              f"{'yes' if run['ok'] else 'NO'}", flush=True)
+    worst, where = _agreement(runs)
+    n_ok = sum(r["ok"] for r in runs)
+    median = float(np.median([r["seconds"] for r in runs]))
+    print(f"converged (R-hat <= 1.01, no divergences): {n_ok} of {len(runs)}; median wall {median:.1f} s "
+          f"(first fit includes compilation); total {time.perf_counter() - started:.0f} s")
+    print(f"largest deviation of a seed's posterior mean from the pooled mean: {worst:.3f} posterior sd ({where})")
+    met = n_ok == len(runs) and worst <= 0.1
+    print("target met" if met else "target NOT met")
+    if args.json:
+        args.json.write_text(json.dumps({"settings": vars(args) | {"json": str(args.json)}, "runs": runs}, indent=1))
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
