@@ -330,7 +330,8 @@ def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> B
         )
         if varying:
             params = _segment_parameters(spec, theta, eta, log_individual, segment_cov, coefficients, design, covariates)
-        f = pm.Deterministic("ipred", structural_predictions(design, params), dims="observation")
+        engine_data = {name: pm.Data(f"engine_{name}", value) for name, value in design.engine_inputs.items()}
+        f = pm.Deterministic("ipred", structural_predictions(design, params, engine_data), dims="observation")
         sigma2 = residual_variances(spec)
         dv_data = pm.Data("dv", dv, dims="observation")
         likelihood(spec, f, dv_data, sigma2, lower)

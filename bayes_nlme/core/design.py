@@ -95,6 +95,17 @@ class EngineDesign:
         return len(self.subj) - 1
 
     @property
+    def engine_inputs(self) -> dict:
+        """The arrays the engine reads, as float64 (data of the compiled log density):
+        ``recf, reci, recl, subj, jac_index``."""
+        cached = self.__dict__.get("_engine_inputs")
+        if cached is None:
+            cached = {name: np.ascontiguousarray(getattr(self, name), dtype=np.float64)
+                      for name in ("recf", "reci", "recl", "subj", "jac_index")}
+            object.__setattr__(self, "_engine_inputs", cached)
+        return cached
+
+    @property
     def constant_within_subject(self) -> bool:
         """Whether every subject has a single parameter segment."""
         return self.n_segments == self.n_subjects

@@ -22,7 +22,8 @@ Record layout (see :mod:`.design`): ``recf`` (n_records, 4) = time, amount, rate
 interval; ``reci`` (n_records, 8) = dose (1: dose record), reset (1: EVID 3/4 or
 SS = 1), addl, ss, state index, observation index (-1: none), parameter segment of the
 record, parameter segment of the interval that ends at the record; plus the F/lag flag
-in ``recl``.
+in ``recl``. Every array is float64 (whole numbers where they are counts or indices), so
+that the compiled log density takes them as data, not as compiled-in constants.
 """
 
 from __future__ import annotations
@@ -383,8 +384,8 @@ def simulate(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity):
     pendv = np.zeros((capacity, 2 * n_par))
     buf = _buffers(cfg)
     for i in range(subj.shape[0] - 1):
-        r0, r1, s0 = subj[i, 0], subj[i + 1, 0], subj[i, 1]
-        ncol = (subj[i + 1, 1] - s0) * n_par
+        r0, r1, s0 = int(subj[i, 0]), int(subj[i + 1, 0]), int(subj[i, 1])
+        ncol = (int(subj[i + 1, 1]) - s0) * n_par
         a = np.zeros(n)
         s = np.zeros((n, max_seg * n_par))
         rates = np.zeros(n)
@@ -393,7 +394,7 @@ def simulate(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity):
         failed = False
         for rec in range(r0, r1):
             ti = recf[rec, 0]
-            iseg, seg = reci[rec, ISEG], reci[rec, SEG]
+            iseg, seg = int(reci[rec, ISEG]), int(reci[rec, SEG])
             t = _run_until(cfg, params[iseg], t, ti, a, s, rates, pend, pendv, count, ncol, (iseg - s0) * n_par, buf)
             if count > 0:
                 count = _compact(pend, pendv, count)
@@ -407,8 +408,8 @@ def simulate(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity):
                 t = ti
             if reci[rec, DOSE]:
                 count = _dose(
-                    cfg, p, ti, recf[rec, 1], recf[rec, 2], recf[rec, 3], reci[rec, ADDL], reci[rec, SS],
-                    reci[rec, CMT], recl[rec], a, s, rates, pend, pendv, count, c0,
+                    cfg, p, ti, recf[rec, 1], recf[rec, 2], recf[rec, 3], int(reci[rec, ADDL]), int(reci[rec, SS]),
+                    int(reci[rec, CMT]), recl[rec] != 0, a, s, rates, pend, pendv, count, c0,
                 )
                 if count < 0:
                     failed = True
@@ -416,7 +417,7 @@ def simulate(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity):
                 t = _run_until(cfg, p, t, ti, a, s, rates, pend, pendv, count, ncol, c0, buf)
                 if count > 0:
                     count = _compact(pend, pendv, count)
-            obs = reci[rec, OBS]
+            obs = int(reci[rec, OBS])
             if obs >= 0:
                 v = p[vcol]
                 f[obs] = a[cen] / v
@@ -429,5 +430,5 @@ def simulate(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity):
         if failed:
             for rec in range(r0, r1):
                 if reci[rec, OBS] >= 0:
-                    f[reci[rec, OBS]] = np.nan
+                    f[int(reci[rec, OBS])] = np.nan
     return f, jac

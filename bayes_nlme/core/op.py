@@ -62,7 +62,8 @@ class EventPredictions(Op):
             raise NotImplementedError("second derivatives of the event engine are not available")
         n_par = params.shape[1]
         contrib = (g_f[:, None, None] * outputs[1]).reshape((-1, n_par))
-        grad = pt.inc_subtensor(pt.zeros_like(params)[jac_index.reshape((-1,))], contrib)
+        index = pt.cast(jac_index.reshape((-1,)), "int64")
+        grad = pt.inc_subtensor(pt.zeros_like(params)[index], contrib)
         return [grad] + [disconnected_type() for _ in inputs[1:]]
 
     def connection_pattern(self, node):
@@ -149,7 +150,7 @@ _register_numba()
 _register_jax()
 
 
-def structural_predictions(design, params):
+def structural_predictions(design, params, data: dict | None = None):
     """Central concentrations at the observations of a design (PyTensor).
 
     Parameters
@@ -158,6 +159,10 @@ def structural_predictions(design, params):
     params : mapping or tensor
         Parameter name -> vector of values per segment (``design.n_segments``), or a
         matrix (n_segments, P) in ``design.columns`` order.
+    data : dict, optional
+        Tensors (e.g. :func:`pymc.Data` containers) holding ``design.engine_inputs``;
+        default: the arrays as constants. Data containers keep the compiled code free of
+        the dataset (large constants make LLVM slow).
 
     Returns
     -------
@@ -165,8 +170,9 @@ def structural_predictions(design, params):
     """
     if isinstance(params, dict):
         params = pt.stack([pt.as_tensor_variable(params[c]) for c in design.columns], axis=1)
+    data = design.engine_inputs if data is None else data
     op = EventPredictions(design.cfg, design.n_obs, design.max_seg, design.capacity)
-    f, _ = op(params, design.recf, design.reci, design.recl, design.subj, design.jac_index)
+    f, _ = op(params, *(data[name] for name in ("recf", "reci", "recl", "subj", "jac_index")))
     return f
 
 
@@ -187,5 +193,6 @@ def predict_numeric(design, params) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(params, dict):
         params = np.stack([np.broadcast_to(np.asarray(params[c], dtype=float), (design.n_segments,))
                            for c in design.columns], axis=1)
-    return simulate(np.ascontiguousarray(params, dtype=float), design.recf, design.reci, design.recl, design.subj,
-                    design.cfg, design.n_obs, design.max_seg, design.capacity)
+    inputs = design.engine_inputs
+    return simulate(np.ascontiguousarray(params, dtype=float), inputs["recf"], inputs["reci"], inputs["recl"],
+                    inputs["subj"], design.cfg, design.n_obs, design.max_seg, design.capacity)
