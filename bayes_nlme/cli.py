@@ -91,9 +91,12 @@ DATA_HELP = "CSV dataset (NONMEM style) or the name of a bundled dataset, e.g. t
 
 
 def _add_sampling(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--draws", type=_draws,
-                   help=f"posterior draws per chain, at least {MIN_DRAWS} (default: [sampling] or 1000)")
-    p.add_argument("--tune", type=_nonnegative_int, help="tuning steps per chain, 0 or more (default: [sampling] or 1000)")
+    p.add_argument(
+        "--draws", type=_draws, help=f"posterior draws per chain, at least {MIN_DRAWS} (default: [sampling] or 1000)"
+    )
+    p.add_argument(
+        "--tune", type=_nonnegative_int, help="tuning steps per chain, 0 or more (default: [sampling] or 1000)"
+    )
     p.add_argument("--chains", type=_positive_int, help="number of chains (default: [sampling] or 4)")
     p.add_argument("--seed", type=_seed, help="random seed (default: [sampling] or 1)")
 
@@ -112,8 +115,11 @@ def _add_nuts(p: argparse.ArgumentParser) -> None:
     """NUTS options of `fit` (issue 17); each defaults to the model's [sampling] table."""
     p.add_argument("--target-accept", type=_fraction, help="NUTS target acceptance rate, e.g. 0.95")
     p.add_argument("--centered", choices=("auto", "true", "false"), help="centred etas (default: [sampling] or auto)")
-    p.add_argument("--init", choices=("auto", "focei", "fo", "jitter"),
-                   help="chain start: FOCE-I/FO estimates or the jittered prior point (default: [sampling] or auto)")
+    p.add_argument(
+        "--init",
+        choices=("auto", "focei", "fo", "jitter"),
+        help="chain start: FOCE-I/FO estimates or the jittered prior point (default: [sampling] or auto)",
+    )
     p.add_argument("--adaptation", choices=("diag", "draw_diag", "low_rank"), help="nutpie mass-matrix adaptation")
 
 
@@ -131,8 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     """
     from . import __version__
 
-    parser = _Parser(prog="bayes-nlme", description="Bayesian and frequentist population PK modelling.",
-                     epilog="Start with: bayes-nlme check models/theophylline.toml --data theophylline")
+    parser = _Parser(
+        prog="bayes-nlme",
+        description="Bayesian and frequentist population PK modelling.",
+        epilog="Start with: bayes-nlme check models/theophylline.toml --data theophylline",
+    )
     parser.add_argument("--version", action="version", version=f"bayes-nlme {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and Python warnings")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
@@ -145,10 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--method", default="nuts", choices=METHODS, help="estimation method (default nuts)")
     _add_sampling(fit)
     _add_nuts(fit)
-    fit.add_argument("--sampler", default="nutpie", choices=SAMPLERS,
-                     help="NUTS implementation: nutpie (default), pymc, numpyro, blackjax")
-    fit.add_argument("--covariance", default="sandwich", choices=("sandwich", "r", "s", "none"),
-                     help="frequentist covariance step (default sandwich)")
+    fit.add_argument(
+        "--sampler",
+        default="nutpie",
+        choices=SAMPLERS,
+        help="NUTS implementation: nutpie (default), pymc, numpyro, blackjax",
+    )
+    fit.add_argument(
+        "--covariance",
+        default="sandwich",
+        choices=("sandwich", "r", "s", "none"),
+        help="frequentist covariance step (default sandwich)",
+    )
     fit.add_argument("--quiet", action="store_true", help="no progress, no summary")
 
     sens = sub.add_parser("sensitivity", help="prior sensitivity study")
@@ -157,7 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     sens.add_argument("--out", required=True, help="directory to write psense.csv, variants.csv and report.html")
     sens.add_argument("--scales", type=_scales, default=(0.5, 2.0), help="prior spread factors (default 0.5,2)")
     sens.add_argument("--variants", nargs="*", default=(), help="alternative model files of the same structure")
-    sens.add_argument("--workers", type=_positive_int, help="local processes fitting variants in parallel (default: cores // chains, at least 1)")
+    sens.add_argument(
+        "--workers",
+        type=_positive_int,
+        help="local processes fitting variants in parallel (default: cores // chains, at least 1)",
+    )
     sens.add_argument("--scheduler", help="Dask scheduler address (needs the dask extra)")
     _add_sampling(sens)
     sens.add_argument("--quiet", action="store_true", help="no progress")
@@ -165,22 +186,35 @@ def build_parser() -> argparse.ArgumentParser:
     pred = sub.add_parser("predict", help="population predictions with all etas zero")
     pred.add_argument("model", help=MODEL_HELP)
     pred.add_argument("--data", required=True, help=DATA_HELP)
-    pred.add_argument("--params", required=True,
-                      help='JSON file: parameter name -> typical value, e.g. {"ka": 1.5, "CL": 2.8, "V": 32} '
-                      "(models/theophylline_params.json)")
+    pred.add_argument(
+        "--params",
+        required=True,
+        help='JSON file: parameter name -> typical value, e.g. {"ka": 1.5, "CL": 2.8, "V": 32} '
+        "(models/theophylline_params.json)",
+    )
     pred.add_argument("--out", required=True, help="output CSV file (replaced if it exists)")
 
     check = sub.add_parser("check", help="validate a model file and a dataset (every check that fit makes)")
     check.add_argument("model", help=MODEL_HELP)
     check.add_argument("--data", required=True, help=DATA_HELP)
-    check.add_argument("--method", default="nuts", choices=METHODS,
-                       help="the method the fit will use; its checks are run (default nuts)")
+    check.add_argument(
+        "--method",
+        default="nuts",
+        choices=METHODS,
+        help="the method the fit will use; its checks are run (default nuts)",
+    )
 
     report = sub.add_parser("report", help="HTML report of a fit directory")
     report.add_argument("dir", help="fit directory written by 'bayes-nlme fit'")
     report.add_argument("--out", help="HTML file (default DIR/report.html)")
-    report.add_argument("--compare", action="extend", nargs="+", default=[], metavar="DIR",
-                        help="fit directories of the same model to compare with (one or more)")
+    report.add_argument(
+        "--compare",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="DIR",
+        help="fit directories of the same model to compare with (one or more)",
+    )
 
     compare = sub.add_parser("compare", help="side-by-side table of fits")
     compare.add_argument("dirs", nargs="+", metavar="DIR", help="fit directories")
@@ -250,8 +284,10 @@ def _cmd_predict(args) -> int:
     try:
         params = read_params(args.params)
     except (UnicodeDecodeError, OSError) as exc:
-        raise InputError(f"parameter file '{args.params}' cannot be read ({exc}); it must be a JSON text file "
-                         'such as {"ka": 1.5, "CL": 2.8, "V": 32}') from None
+        raise InputError(
+            f"parameter file '{args.params}' cannot be read ({exc}); it must be a JSON text file "
+            'such as {"ka": 1.5, "CL": 2.8, "V": 32}'
+        ) from None
     frame = predict(spec, dataset, params, source=f"parameter file '{args.params}'")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=out.parent, prefix=f".{out.name}.", suffix=".tmp", delete=False) as tmp:
@@ -287,12 +323,24 @@ def _cmd_fit(args) -> int:
     if args.method == "nuts":
         from .fit import sample
 
-        _step("building and compiling the model (a model's first compile takes 30-60 s; later fits "
-              "load it from the cache), then tuning and sampling ...", quiet)
+        _step(
+            "building and compiling the model (a model's first compile takes 30-60 s; later fits "
+            "load it from the cache), then tuning and sampling ...",
+            quiet,
+        )
         try:
-            result = sample(spec, dataset, draws=args.draws, tune=args.tune, chains=args.chains,
-                            seed=args.seed, sampler=args.sampler, progressbar=not quiet, quiet=True,
-                            **_nuts_kwargs(args))
+            result = sample(
+                spec,
+                dataset,
+                draws=args.draws,
+                tune=args.tune,
+                chains=args.chains,
+                seed=args.seed,
+                sampler=args.sampler,
+                progressbar=not quiet,
+                quiet=True,
+                **_nuts_kwargs(args),
+            )
         except Exception as exc:
             _INTERRUPT.raise_if_hit()
             if not _is_init_failure(exc):
@@ -349,8 +397,9 @@ def _cmd_compare(args) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=out.parent, prefix=f".{out.name}.", suffix=".tmp",
-                                         delete=False) as tmp:
+        with tempfile.NamedTemporaryFile(
+            "w", dir=out.parent, prefix=f".{out.name}.", suffix=".tmp", delete=False
+        ) as tmp:
             table.to_csv(tmp, index=False)
         os.replace(tmp.name, out)
     return 0
@@ -366,9 +415,20 @@ def _cmd_sensitivity(args) -> int:
     check_out_file(out / "psense.csv")
     spec, dataset = _load_inputs(args.model, args.data)
     _check_draws(spec, args)
-    out = run_sensitivity(spec, dataset, out=args.out, scales=args.scales, variants=args.variants,
-                          workers=args.workers, scheduler=args.scheduler, draws=args.draws,
-                          tune=args.tune, chains=args.chains, seed=args.seed, quiet=args.quiet)
+    out = run_sensitivity(
+        spec,
+        dataset,
+        out=args.out,
+        scales=args.scales,
+        variants=args.variants,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        seed=args.seed,
+        quiet=args.quiet,
+    )
     _INTERRUPT.raise_if_hit()
     print(f"wrote {out}")
     return 0
@@ -492,11 +552,18 @@ def _init_failure_message(spec, dataset) -> str:
         why = explain_initial_point(build(spec, dataset))
     except Exception:  # noqa: BLE001 - the diagnosis is a courtesy; the failure stands
         why = ""
-    head = (f"model '{spec.name}' with dataset '{dataset.source}': the sampler found no starting point with a "
-            "finite log density")
-    return f"{head}: {why}" if why else (
-        f"{head} (every term is finite at the initial values, so a random start within (-2, 2) on the "
-        "unconstrained scale fails: give initial values closer to the data, or narrower priors)")
+    head = (
+        f"model '{spec.name}' with dataset '{dataset.source}': the sampler found no starting point with a "
+        "finite log density"
+    )
+    return (
+        f"{head}: {why}"
+        if why
+        else (
+            f"{head} (every term is finite at the initial values, so a random start within (-2, 2) on the "
+            "unconstrained scale fails: give initial values closer to the data, or narrower priors)"
+        )
+    )
 
 
 def _describe(exc: BaseException) -> str:
@@ -504,8 +571,10 @@ def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     first = text.splitlines()[0] if text else ""
     if _is_init_failure(exc):
-        return ("the sampler found no starting point with a finite log density (a dataset value, a prior "
-                "or an initial value gives NaN or infinity); run 'bayes-nlme check' on the model and data")
+        return (
+            "the sampler found no starting point with a finite log density (a dataset value, a prior "
+            "or an initial value gives NaN or infinity); run 'bayes-nlme check' on the model and data"
+        )
     return f"{type(exc).__name__}: {first[:300]}"
 
 

@@ -363,8 +363,9 @@ def load_fit_dir(path: str | Path) -> FitDirectory:
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise InputError(f"'{path}' is a file, not a fit directory (a fit directory is written by "
-                         "'bayes-nlme fit ... --out DIR')")
+        raise InputError(
+            f"'{path}' is a file, not a fit directory (a fit directory is written by 'bayes-nlme fit ... --out DIR')"
+        )
     if not path.is_dir():
         raise InputError(f"fit directory '{path}' does not exist")
     missing = [n for n in FIT_FILES if not (path / n).is_file()]

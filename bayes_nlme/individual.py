@@ -45,10 +45,7 @@ def estimated_coefficients(spec) -> dict:
     dict of str to Prior
     """
     return {
-        coefficient_name(p.name, c.column): c.coefficient
-        for p in spec.parameters
-        for c in p.covariates
-        if c.estimated
+        coefficient_name(p.name, c.column): c.coefficient for p in spec.parameters for c in p.covariates if c.estimated
     }
 
 

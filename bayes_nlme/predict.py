@@ -61,7 +61,7 @@ def read_params(path: str | Path) -> dict[str, float]:
     except json.JSONDecodeError as exc:
         raise InputError(f"parameter file '{path}' is not valid JSON: {exc}") from exc
     if not isinstance(raw, dict):
-        raise InputError(f"parameter file '{path}' must hold a JSON object such as {{\"CL\": 2.8, \"V\": 32}}")
+        raise InputError(f'parameter file \'{path}\' must hold a JSON object such as {{"CL": 2.8, "V": 32}}')
     out = {}
     for key, value in raw.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
@@ -74,19 +74,17 @@ def _resolve(spec, params: Mapping[str, float], source: str) -> tuple[dict, dict
     needed = required_params(spec)
     lookup = {}
     for key, value in params.items():
-        name = key[len("theta_"):] if key.startswith("theta_") else key
+        name = key[len("theta_") :] if key.startswith("theta_") else key
         lookup[name] = value
     missing = [n for n in needed if n not in lookup]
-    unknown = [k for k in params if (k[len("theta_"):] if k.startswith("theta_") else k) not in needed]
+    unknown = [k for k in params if (k[len("theta_") :] if k.startswith("theta_") else k) not in needed]
     if missing or unknown:
         parts = []
         if missing:
             parts.append("missing " + ", ".join(repr(m) for m in missing))
         if unknown:
             parts.append("unknown " + ", ".join(repr(u) for u in unknown))
-        raise ArgumentError(
-            f"{source}: {'; '.join(parts)} (model '{spec.name}' needs: {', '.join(needed)})"
-        )
+        raise ArgumentError(f"{source}: {'; '.join(parts)} (model '{spec.name}' needs: {', '.join(needed)})")
     bad = [n for n in needed if not n.startswith("beta_") and lookup[n] <= 0]
     if bad:
         raise ArgumentError(f"{source}: typical values must be > 0: {', '.join(bad)}")
@@ -127,13 +125,15 @@ def predict(spec, data, params: Mapping[str, float], *, source: str = "params") 
     check_for_model(dataset, spec.structural, spec.covariate_columns, spec=spec)
     theta, coefficients = _resolve(spec, params, source)
     design = engine_design(
-        dataset, spec.structural, declared=spec.parameter_names, covariates=spec.covariate_columns,
-        time_varying=spec.time_varying, points="all",
+        dataset,
+        spec.structural,
+        declared=spec.parameter_names,
+        covariates=spec.covariate_columns,
+        time_varying=spec.time_varying,
+        points="all",
     )
     covariates = segment_covariates(spec, dataset, design)
-    individual = individual_parameters(
-        spec, theta, None, covariates, coefficients, index=design.seg_subject, xp=np
-    )
+    individual = individual_parameters(spec, theta, None, covariates, coefficients, index=design.seg_subject, xp=np)
     values, _ = predict_numeric(design, individual)
     pred = np.full(len(dataset.table), np.nan)
     pred[np.asarray(design.obs_row)] = values

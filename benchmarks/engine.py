@@ -58,8 +58,10 @@ def main() -> None:
             design = engine_design(load_dataset(study(doses=doses)), model, declared=tuple(params))
             times[doses] = seconds_per_call(design, params)
             records = len(design.recf)
-            print(f"{model:<22} {doses:>5} {records:>8} {design.n_obs:>6} {times[doses] * 1e3:>9.3f} "
-                  f"{times[doses] / design.n_obs * 1e9:>8.0f} {times[doses] / times.get(7, times[doses]):>10.2f}")
+            print(
+                f"{model:<22} {doses:>5} {records:>8} {design.n_obs:>6} {times[doses] * 1e3:>9.3f} "
+                f"{times[doses] / design.n_obs * 1e9:>8.0f} {times[doses] / times.get(7, times[doses]):>10.2f}"
+            )
         print(f"{model}: 28 doses / 7 doses = {times[28] / times[7]:.2f} (target <= 2)")
 
 

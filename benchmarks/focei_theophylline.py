@@ -54,10 +54,14 @@ def simulate(n: int, seed: int = 1) -> pd.DataFrame:
     y = c + np.sqrt(0.01 + 0.02 * c**2) * rng.normal(size=c.shape)
     ids = np.arange(1, n + 1)
     dose = pd.DataFrame({"ID": ids, "TIME": 0.0, "AMT": 100.0, "DV": np.nan, "EVID": 1, "MDV": 1})
-    obs = pd.DataFrame({"ID": np.repeat(ids, len(times)), "TIME": np.tile(times, n), "AMT": 0.0,
-                        "DV": y.ravel(), "EVID": 0, "MDV": 0})
-    return pd.concat([dose, obs]).sort_values(["ID", "TIME", "EVID"], ascending=[True, True, False],
-                                              kind="stable").reset_index(drop=True)
+    obs = pd.DataFrame(
+        {"ID": np.repeat(ids, len(times)), "TIME": np.tile(times, n), "AMT": 0.0, "DV": y.ravel(), "EVID": 0, "MDV": 0}
+    )
+    return (
+        pd.concat([dose, obs])
+        .sort_values(["ID", "TIME", "EVID"], ascending=[True, True, False], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 def main() -> None:
@@ -69,16 +73,20 @@ def main() -> None:
     fit = estimate(spec, "theophylline", method="focei")
     print("Theophylline FOCE-I (12 subjects, 132 observations)")
     print(f"  compile (first fit)   {fit.seconds_compile:7.2f} s")
-    print(f"  fit to convergence    {fit.seconds_fit:7.2f} s  (OFV {fit.ofv:.3f}, {fit.n_iterations} iterations, "
-          f"{fit.info['n_evaluations']} evaluations, converged={fit.converged})")
+    print(
+        f"  fit to convergence    {fit.seconds_fit:7.2f} s  (OFV {fit.ofv:.3f}, {fit.n_iterations} iterations, "
+        f"{fit.info['n_evaluations']} evaluations, converged={fit.converged})"
+    )
     again = estimate(spec, "theophylline", method="focei")
     print(f"  second fit            {again.seconds_fit:7.2f} s  (compile {again.seconds_compile:.2f} s, kernel reused)")
     print(fit.summary().to_string(index=False, float_format=lambda x: f"{x:.4g}"))
 
     sim_spec = parse_model(tomllib.loads(SIM_MODEL))
     print("\nScaling, FOCE-I, simulated 1-cmt oral, 8 observations per subject")
-    print(f"{'subjects':>9} {'obs':>6} {'compile s':>10} {'fit s':>8} {'iter':>5} {'evals':>6} "
-          f"{'s/iter':>8} {'s/eval':>8} {'OFV':>12}")
+    print(
+        f"{'subjects':>9} {'obs':>6} {'compile s':>10} {'fit s':>8} {'iter':>5} {'evals':>6} "
+        f"{'s/iter':>8} {'s/eval':>8} {'OFV':>12}"
+    )
     for n in (100, 300) if args.quick else (100, 300, 1000):
         data = simulate(n)
         started = time.perf_counter()
@@ -86,9 +94,11 @@ def main() -> None:
         total = time.perf_counter() - started
         n_eval = res.info["n_evaluations"]
         fit_s = res.seconds_fit
-        print(f"{n:9d} {res.n_obs:6d} {res.seconds_compile:10.2f} {fit_s:8.2f} {res.n_iterations:5d} "
-              f"{n_eval:6d} {fit_s / max(res.n_iterations, 1):8.3f} {fit_s / n_eval:8.4f} "
-              f"{res.ofv:12.3f}   (total {total:.1f} s, converged={res.converged})")
+        print(
+            f"{n:9d} {res.n_obs:6d} {res.seconds_compile:10.2f} {fit_s:8.2f} {res.n_iterations:5d} "
+            f"{n_eval:6d} {fit_s / max(res.n_iterations, 1):8.3f} {fit_s / n_eval:8.4f} "
+            f"{res.ofv:12.3f}   (total {total:.1f} s, converged={res.converged})"
+        )
 
 
 if __name__ == "__main__":

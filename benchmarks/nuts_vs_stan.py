@@ -355,9 +355,7 @@ def worker_bayes_nlme(args) -> dict:
     from bayes_nlme.fit import sample
     from bayes_nlme.fit.summary import canonical_draws
 
-    fit = sample(
-        str(MODEL), DATASET, draws=args.draws, tune=args.tune, chains=args.chains, seed=SEED, quiet=True
-    )
+    fit = sample(str(MODEL), DATASET, draws=args.draws, tune=args.tune, chains=args.chains, seed=SEED, quiet=True)
     end = time.time()  # the fit object complete (log-likelihood, predictive draws), as Stan's Fit
     ds = canonical_draws(fit.spec, fit.tree["posterior"].to_dataset())
     stats = fit.tree["sample_stats"].to_dataset()
@@ -395,9 +393,20 @@ def run_worker(tool: str, mode: str, args, caches: Path | None) -> dict:
     """Run one measured fit in a new process and return its figures."""
     launched = time.time()
     cmd = [
-        sys.executable, str(Path(__file__).resolve()), "--worker", tool, "--launched", repr(launched),
-        "--draws", str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains),
-        "--stan-variant", args.stan_variant,
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        tool,
+        "--launched",
+        repr(launched),
+        "--draws",
+        str(args.draws),
+        "--tune",
+        str(args.tune),
+        "--chains",
+        str(args.chains),
+        "--stan-variant",
+        args.stan_variant,
     ]
     proc = subprocess.run(cmd, env=_environment(tool, caches), capture_output=True, text=True, cwd=ROOT)
     wall = time.time() - launched
@@ -408,8 +417,11 @@ def run_worker(tool: str, mode: str, args, caches: Path | None) -> dict:
         return {"tool": tool, "mode": mode, "error": tail, "returncode": proc.returncode}
     result = json.loads(lines[-1])
     result.update(tool=tool, mode=mode, wall_s=wall)
-    print(f"  {tool:10s} {mode:4s}: build {result['build_s']:6.1f} s, sample {result['sample_s']:6.1f} s, "
-          f"process {result['process_s']:6.1f} s (wall {wall:.1f} s)", flush=True)
+    print(
+        f"  {tool:10s} {mode:4s}: build {result['build_s']:6.1f} s, sample {result['sample_s']:6.1f} s, "
+        f"process {result['process_s']:6.1f} s (wall {wall:.1f} s)",
+        flush=True,
+    )
     return result
 
 
@@ -420,10 +432,14 @@ def _min_ess(result: dict) -> tuple[float, str]:
 
 def report(results: list[dict], args) -> dict:
     """Print the table, the target ratios and the medians; return the ratios."""
-    print(f"\nTheophylline, {args.chains} chains x {args.draws} draws after {args.tune} tuning steps "
-          f"(Stan variant: {args.stan_variant})")
-    header = (f"{'run':18s} {'build s':>8} {'sample s':>9} {'build+sample':>13} {'process s':>10} "
-              f"{'min bulk ESS':>13} {'(parameter)':14s} {'ESS/s':>8} {'div':>4}")
+    print(
+        f"\nTheophylline, {args.chains} chains x {args.draws} draws after {args.tune} tuning steps "
+        f"(Stan variant: {args.stan_variant})"
+    )
+    header = (
+        f"{'run':18s} {'build s':>8} {'sample s':>9} {'build+sample':>13} {'process s':>10} "
+        f"{'min bulk ESS':>13} {'(parameter)':14s} {'ESS/s':>8} {'div':>4}"
+    )
     print(header)
     print("-" * len(header))
     by = {}
@@ -436,8 +452,10 @@ def report(results: list[dict], args) -> dict:
         r["min_ess_bulk"], r["min_ess_parameter"] = ess, name
         r["ess_per_s"] = ess / r["sample_s"]
         by[(r["tool"], r["mode"])] = r
-        print(f"{label:18s} {r['build_s']:8.1f} {r['sample_s']:9.1f} {r['build_s'] + r['sample_s']:13.1f} "
-              f"{r['process_s']:10.1f} {ess:13.0f} {name:14s} {r['ess_per_s']:8.1f} {r['divergences']:4d}")
+        print(
+            f"{label:18s} {r['build_s']:8.1f} {r['sample_s']:9.1f} {r['build_s'] + r['sample_s']:13.1f} "
+            f"{r['process_s']:10.1f} {ess:13.0f} {name:14s} {r['ess_per_s']:8.1f} {r['divergences']:4d}"
+        )
     for r in results:
         if "error" not in r:
             print(f"  {r['tool']} {r['mode']}: {r['detail']}")
@@ -459,19 +477,55 @@ def report(results: list[dict], args) -> dict:
         return None if r is None else r[key]
 
     ess_mode = "warm" if ("bayes_nlme", "warm") in by and ("stan", "warm") in by else "cold"
-    target("ess_per_s", f"sampling ESS/s, bayes_nlme / Stan ({ess_mode})",
-           get("bayes_nlme", ess_mode, "ess_per_s"), get("stan", ess_mode, "ess_per_s"), 2.0, True)
+    target(
+        "ess_per_s",
+        f"sampling ESS/s, bayes_nlme / Stan ({ess_mode})",
+        get("bayes_nlme", ess_mode, "ess_per_s"),
+        get("stan", ess_mode, "ess_per_s"),
+        2.0,
+        True,
+    )
     if ess_mode == "warm":
-        target("ess_per_s_cold", "(for reference) cold sampling ESS/s, bayes_nlme / Stan",
-               get("bayes_nlme", "cold", "ess_per_s"), get("stan", "cold", "ess_per_s"), 2.0, True)
-    target("cold_process", "cold end-to-end (process s), bayes_nlme / Stan",
-           get("bayes_nlme", "cold", "process_s"), get("stan", "cold", "process_s"), 0.5, False)
-    target("warm_process", "warm end-to-end (process s), bayes_nlme / Stan",
-           get("bayes_nlme", "warm", "process_s"), get("stan", "warm", "process_s"), 1.0, False)
-    target("cold_build_sample", "(for reference) cold build+sample, bayes_nlme / Stan",
-           _sum(by.get(("bayes_nlme", "cold"))), _sum(by.get(("stan", "cold"))), 0.5, False)
-    target("warm_build_sample", "(for reference) warm build+sample, bayes_nlme / Stan",
-           _sum(by.get(("bayes_nlme", "warm"))), _sum(by.get(("stan", "warm"))), 1.0, False)
+        target(
+            "ess_per_s_cold",
+            "(for reference) cold sampling ESS/s, bayes_nlme / Stan",
+            get("bayes_nlme", "cold", "ess_per_s"),
+            get("stan", "cold", "ess_per_s"),
+            2.0,
+            True,
+        )
+    target(
+        "cold_process",
+        "cold end-to-end (process s), bayes_nlme / Stan",
+        get("bayes_nlme", "cold", "process_s"),
+        get("stan", "cold", "process_s"),
+        0.5,
+        False,
+    )
+    target(
+        "warm_process",
+        "warm end-to-end (process s), bayes_nlme / Stan",
+        get("bayes_nlme", "warm", "process_s"),
+        get("stan", "warm", "process_s"),
+        1.0,
+        False,
+    )
+    target(
+        "cold_build_sample",
+        "(for reference) cold build+sample, bayes_nlme / Stan",
+        _sum(by.get(("bayes_nlme", "cold"))),
+        _sum(by.get(("stan", "cold"))),
+        0.5,
+        False,
+    )
+    target(
+        "warm_build_sample",
+        "(for reference) warm build+sample, bayes_nlme / Stan",
+        _sum(by.get(("bayes_nlme", "warm"))),
+        _sum(by.get(("stan", "warm"))),
+        1.0,
+        False,
+    )
 
     runs = [r for r in results if "error" not in r]
     if runs:
@@ -494,10 +548,15 @@ def main() -> None:
     parser.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
     parser.add_argument("--chains", type=int, default=4, help="chains (default 4)")
     parser.add_argument("--only", choices=TOOLS, help="run one tool only")
-    parser.add_argument("--skip-cold", action="store_true",
-                        help="no cold runs: one warm run per tool against the usual (user) caches")
-    parser.add_argument("--stan-variant", choices=sorted(STAN_VARIANTS), default="centered",
-                        help="the Stan program (default centered; see the module docstring)")
+    parser.add_argument(
+        "--skip-cold", action="store_true", help="no cold runs: one warm run per tool against the usual (user) caches"
+    )
+    parser.add_argument(
+        "--stan-variant",
+        choices=sorted(STAN_VARIANTS),
+        default="centered",
+        help="the Stan program (default centered; see the module docstring)",
+    )
     parser.add_argument("--print-stan", action="store_true", help="print the Stan program and exit")
     parser.add_argument("--keep-caches", action="store_true", help="keep the temporary cache directories")
     parser.add_argument("--json", type=Path, help="save the results to this JSON file")
@@ -537,9 +596,21 @@ def main() -> None:
             shutil.rmtree(caches, ignore_errors=True)
     ratios = report(results, args)
     if args.json:
-        args.json.write_text(json.dumps({"settings": {"draws": args.draws, "tune": args.tune,
-                                                      "chains": args.chains, "stan_variant": args.stan_variant},
-                                         "runs": results, "targets": ratios}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "settings": {
+                        "draws": args.draws,
+                        "tune": args.tune,
+                        "chains": args.chains,
+                        "stan_variant": args.stan_variant,
+                    },
+                    "runs": results,
+                    "targets": ratios,
+                },
+                indent=2,
+            )
+        )
         print(f"\nsaved {args.json}")
 
 

@@ -99,15 +99,15 @@ name = "scale-1cmt-oral"
 structural = "one_compartment_oral"
 
 [parameters.ka]
-typical = {{ lognormal = {{ median = {PRIOR_MEDIAN['ka']}, sigma = {PRIOR_LOG_SD} }} }}
+typical = {{ lognormal = {{ median = {PRIOR_MEDIAN["ka"]}, sigma = {PRIOR_LOG_SD} }} }}
 iiv = true
 
 [parameters.CL]
-typical = {{ lognormal = {{ median = {PRIOR_MEDIAN['CL']}, sigma = {PRIOR_LOG_SD} }} }}
+typical = {{ lognormal = {{ median = {PRIOR_MEDIAN["CL"]}, sigma = {PRIOR_LOG_SD} }} }}
 iiv = true
 
 [parameters.V]
-typical = {{ lognormal = {{ median = {PRIOR_MEDIAN['V']}, sigma = {PRIOR_LOG_SD} }} }}
+typical = {{ lognormal = {{ median = {PRIOR_MEDIAN["V"]}, sigma = {PRIOR_LOG_SD} }} }}
 iiv = true
 
 [omega]
@@ -121,8 +121,15 @@ prop = {{ inverse_gamma = {{ alpha = {PROP_ALPHA}, beta = {PROP_BETA} }} }}
 
 #: Population parameters (canonical bayes_nlme names).
 POPULATION = (
-    "theta_ka", "theta_CL", "theta_V",
-    "omega_ka_ka", "omega_ka_CL", "omega_ka_V", "omega_CL_CL", "omega_CL_V", "omega_V_V",
+    "theta_ka",
+    "theta_CL",
+    "theta_V",
+    "omega_ka_ka",
+    "omega_ka_CL",
+    "omega_ka_V",
+    "omega_CL_CL",
+    "omega_CL_V",
+    "omega_V_V",
     "sigma2_prop",
 )
 
@@ -185,11 +192,22 @@ def simulate(n_subjects: int, n_doses: int, seed: int = SEED):
         conc = concentration(times, ka, cl, v, n_doses)
         dv = conc * (1.0 + PROP_SD * eps[i])
         dv = np.where(dv > 0, dv, conc * 0.01)  # keep observations positive (a >5 SD event)
-        rows.append({"ID": i + 1, "TIME": 0.0, "AMT": DOSE, "DV": np.nan, "EVID": 1, "MDV": 1,
-                     "II": INTERVAL if n_doses > 1 else 0.0, "ADDL": n_doses - 1})
+        rows.append(
+            {
+                "ID": i + 1,
+                "TIME": 0.0,
+                "AMT": DOSE,
+                "DV": np.nan,
+                "EVID": 1,
+                "MDV": 1,
+                "II": INTERVAL if n_doses > 1 else 0.0,
+                "ADDL": n_doses - 1,
+            }
+        )
         for t, y in zip(times, dv):
-            rows.append({"ID": i + 1, "TIME": float(t), "AMT": 0.0, "DV": float(y), "EVID": 0, "MDV": 0,
-                         "II": 0.0, "ADDL": 0})
+            rows.append(
+                {"ID": i + 1, "TIME": float(t), "AMT": 0.0, "DV": float(y), "EVID": 0, "MDV": 0, "II": 0.0, "ADDL": 0}
+            )
     return pd.DataFrame(rows, columns=["ID", "TIME", "AMT", "DV", "EVID", "MDV", "II", "ADDL"])
 
 
@@ -451,9 +469,14 @@ def _stan_inits(variant: str, n_subjects: int, chains: int):
             common.update(log_theta=log_theta.tolist(), z=rng.uniform(-0.5, 0.5, (3, n_subjects)).tolist())
         else:
             log_phi = log_theta[:, None] + rng.uniform(-0.3, 0.3, (3, n_subjects))
-            common.update(log_theta_ka=float(log_theta[0]), log_theta_CL=float(log_theta[1]),
-                          log_theta_V=float(log_theta[2]), log_ka=log_phi[0].tolist(),
-                          log_CL=log_phi[1].tolist(), log_V=log_phi[2].tolist())
+            common.update(
+                log_theta_ka=float(log_theta[0]),
+                log_theta_CL=float(log_theta[1]),
+                log_theta_V=float(log_theta[2]),
+                log_ka=log_phi[0].tolist(),
+                log_CL=log_phi[1].tolist(),
+                log_V=log_phi[2].tolist(),
+            )
         out.append(common)
     return out
 
@@ -503,14 +526,17 @@ def _min(d: dict) -> tuple[float, str]:
 def _fit_line(label: str, r: dict) -> str:
     ess, who = _min(r["ess_bulk"])
     rhat = max(r["r_hat"].values())
-    return (f"{label:18s} {r['end_to_end_s']:9.1f} {r['build_s']:8.1f} {r['sample_s']:9.1f} {rhat:7.4f} "
-            f"{r['divergences']:5d} {ess:8.0f} {who:12s} {ess / r['sample_s']:8.2f} {ess / r['end_to_end_s']:8.2f}")
+    return (
+        f"{label:18s} {r['end_to_end_s']:9.1f} {r['build_s']:8.1f} {r['sample_s']:9.1f} {rhat:7.4f} "
+        f"{r['divergences']:5d} {ess:8.0f} {who:12s} {ess / r['sample_s']:8.2f} {ess / r['end_to_end_s']:8.2f}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="short runs: 30 subjects, 2 chains x (200 + 200), no Stan unless --stan")
+    parser.add_argument(
+        "--quick", action="store_true", help="short runs: 30 subjects, 2 chains x (200 + 200), no Stan unless --stan"
+    )
     parser.add_argument("--doses", default="1,7,28", help="doses per subject (default 1,7,28)")
     parser.add_argument("--subjects", type=int, help="subjects (default 120; 30 with --quick)")
     parser.add_argument("--draws", type=int, help="draws per chain (default 1000; 200 with --quick)")
@@ -521,11 +547,16 @@ def main() -> None:
     parser.add_argument("--no-fit", action="store_true", help="gradient timings only")
     parser.add_argument("--no-gradient", action="store_true", help="fits only")
     parser.add_argument("--fit-doses", help="doses per subject to fit (default: all of --doses)")
-    parser.add_argument("--stan-variant", choices=sorted(STAN_VARIANTS), default="centered",
-                        help="the Stan program (default centered: the same density as bayes_nlme)")
+    parser.add_argument(
+        "--stan-variant",
+        choices=sorted(STAN_VARIANTS),
+        default="centered",
+        help="the Stan program (default centered: the same density as bayes_nlme)",
+    )
     parser.add_argument("--print-stan", action="store_true", help="print the Stan program and exit")
-    parser.add_argument("--grad-seconds", type=float, default=2.0,
-                        help="seconds of timing per gradient measurement (default 2)")
+    parser.add_argument(
+        "--grad-seconds", type=float, default=2.0, help="seconds of timing per gradient measurement (default 2)"
+    )
     parser.add_argument("--json", type=Path, help="save the results to this JSON file")
     args = parser.parse_args()
 
@@ -553,8 +584,11 @@ def main() -> None:
     from bayes_nlme.fit.sampling import _centred
 
     spec = load_spec()
-    print(f"study: {args.subjects} subjects, {DOSE:g} mg every {INTERVAL:g} h, {N_OBS} observations each "
-          f"({args.subjects * N_OBS} in all); doses per subject {doses}", flush=True)
+    print(
+        f"study: {args.subjects} subjects, {DOSE:g} mg every {INTERVAL:g} h, {N_OBS} observations each "
+        f"({args.subjects * N_OBS} in all); doses per subject {doses}",
+        flush=True,
+    )
     results = {"settings": {k: v for k, v in vars(args).items() if k != "json"}, "gradient": {}, "fits": {}}
     frames = {}
     for n in sorted(set(doses) | set(fit_doses)):
@@ -566,21 +600,28 @@ def main() -> None:
         centred = _centred("auto", dataset, spec)
         g = gradient_time(spec, dataset, centered=centred, min_seconds=args.grad_seconds)
         results["gradient"][n] = g
-        print(f"  gradient, {n:2d} doses: {g['seconds'] * 1e3:.3f} ms (compile {g['compile_s']:.1f} s, "
-              f"{g['records']} records, {g['n_params']} parameters)", flush=True)
+        print(
+            f"  gradient, {n:2d} doses: {g['seconds'] * 1e3:.3f} ms (compile {g['compile_s']:.1f} s, "
+            f"{g['records']} records, {g['n_params']} parameters)",
+            flush=True,
+        )
 
     # ---- fits
     for n in fit_doses:
         dataset = load_dataset(frames[n])
         r = fit_bayes_nlme(spec, dataset, args)
         results["fits"][n] = {"bayes_nlme": r}
-        print(f"  bayes_nlme fit, {n:2d} doses: {r['end_to_end_s']:.1f} s end to end "
-              f"(sample {r['sample_s']:.1f} s)", flush=True)
+        print(
+            f"  bayes_nlme fit, {n:2d} doses: {r['end_to_end_s']:.1f} s end to end (sample {r['sample_s']:.1f} s)",
+            flush=True,
+        )
         if run_stan:
             s = fit_stan(frames[n], n, args)
             results["fits"][n]["stan"] = s
-            print(f"  Stan fit,       {n:2d} doses: {s['end_to_end_s']:.1f} s end to end "
-                  f"(sample {s['sample_s']:.1f} s)", flush=True)
+            print(
+                f"  Stan fit,       {n:2d} doses: {s['end_to_end_s']:.1f} s end to end (sample {s['sample_s']:.1f} s)",
+                flush=True,
+            )
 
     # ---- report
     print(f"\nLog density + gradient (NUMBA, at the initial point; {args.subjects} subjects)")
@@ -590,13 +631,17 @@ def main() -> None:
     ref = results["gradient"].get(7, {}).get("seconds")
     for n, g in results["gradient"].items():
         ratio = f"{g['seconds'] / ref:11.2f}" if ref else f"{'n/a':>11}"
-        print(f"{n:5d} {g['records']:8d} {g['n_obs']:6d} {g['seconds'] * 1e3:9.3f} "
-              f"{g['seconds'] / g['n_obs'] * 1e9:8.1f} {ratio}")
+        print(
+            f"{n:5d} {g['records']:8d} {g['n_obs']:6d} {g['seconds'] * 1e3:9.3f} "
+            f"{g['seconds'] / g['n_obs'] * 1e9:8.1f} {ratio}"
+        )
 
     if results["fits"]:
         print(f"\nNUTS fits: {args.chains} chains x ({args.tune} + {args.draws})")
-        header = (f"{'run':18s} {'total s':>9} {'build s':>8} {'sample s':>9} {'max R^':>7} {'div':>5} "
-                  f"{'min ESS':>8} {'(param)':12s} {'ESS/s':>8} {'ESS/s e2e':>8}")
+        header = (
+            f"{'run':18s} {'total s':>9} {'build s':>8} {'sample s':>9} {'max R^':>7} {'div':>5} "
+            f"{'min ESS':>8} {'(param)':12s} {'ESS/s':>8} {'ESS/s e2e':>8}"
+        )
         print(header)
         print("-" * len(header))
         for n, pair in results["fits"].items():
@@ -635,8 +680,10 @@ def main() -> None:
     results["targets"] = targets
 
     if results["fits"]:
-        print("\nPosterior medians (truth: theta_ka 1, theta_CL 4, theta_V 70, omega_ka_ka 0.11, "
-              "omega_CL_CL 0.09, omega_V_V 0.075, sigma2_prop 0.0361)")
+        print(
+            "\nPosterior medians (truth: theta_ka 1, theta_CL 4, theta_V 70, omega_ka_ka 0.11, "
+            "omega_CL_CL 0.09, omega_V_V 0.075, sigma2_prop 0.0361)"
+        )
         labels = [(n, tool) for n, pair in results["fits"].items() for tool in pair]
         print(f"{'parameter':14s}" + "".join(f"{f'{tool} {n}':>16s}" for n, tool in labels))
         for name in POPULATION:

@@ -46,8 +46,15 @@ def _fit(data, seed: int, args) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         fit = sample(
-            str(MODEL), data, draws=args.draws, tune=args.tune, chains=args.chains, seed=seed, quiet=True,
-            init=args.init, adaptation=args.adaptation,
+            str(MODEL),
+            data,
+            draws=args.draws,
+            tune=args.tune,
+            chains=args.chains,
+            seed=seed,
+            quiet=True,
+            init=args.init,
+            adaptation=args.adaptation,
         )
     v = fit.convergence
     table = fit.summary().set_index("parameter")
@@ -101,22 +108,29 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     data = simulate_oral_study(args.subjects, doses=args.doses)
     n_obs = int((data["EVID"] == 0).sum())
-    print(f"{args.subjects} subjects, {n_obs} observations; {args.chains} x ({args.tune} + {args.draws}), "
-          f"init {args.init}, adaptation {args.adaptation}")
+    print(
+        f"{args.subjects} subjects, {n_obs} observations; {args.chains} x ({args.tune} + {args.draws}), "
+        f"init {args.init}, adaptation {args.adaptation}"
+    )
     print(f"{'seed':>4} {'max R-hat':>9} {'div':>5} {'max depth':>9} {'wall s':>7} {'steps':>6} {'init':>6}  ok")
     runs = []
     started = time.perf_counter()
     for seed in args.seeds:
         run = _fit(data, seed, args)
         runs.append(run)
-        print(f"{seed:>4} {run['max_r_hat']:>9.3f} {run['divergences']:>5d} {run['treedepth_fraction']:>9.1%} "
-              f"{run['seconds']:>7.1f} {run['leapfrog_per_draw']:>6.1f} {run['init']:>6}  "
-              f"{'yes' if run['ok'] else 'NO'}", flush=True)
+        print(
+            f"{seed:>4} {run['max_r_hat']:>9.3f} {run['divergences']:>5d} {run['treedepth_fraction']:>9.1%} "
+            f"{run['seconds']:>7.1f} {run['leapfrog_per_draw']:>6.1f} {run['init']:>6}  "
+            f"{'yes' if run['ok'] else 'NO'}",
+            flush=True,
+        )
     worst, where = _agreement(runs)
     n_ok = sum(r["ok"] for r in runs)
     median = float(np.median([r["seconds"] for r in runs]))
-    print(f"converged (R-hat <= 1.01, no divergences): {n_ok} of {len(runs)}; median wall {median:.1f} s "
-          f"(first fit includes compilation); total {time.perf_counter() - started:.0f} s")
+    print(
+        f"converged (R-hat <= 1.01, no divergences): {n_ok} of {len(runs)}; median wall {median:.1f} s "
+        f"(first fit includes compilation); total {time.perf_counter() - started:.0f} s"
+    )
     print(f"largest deviation of a seed's posterior mean from the pooled mean: {worst:.3f} posterior sd ({where})")
     met = n_ok == len(runs) and worst <= 0.1
     print("target met" if met else "target NOT met")

@@ -62,19 +62,45 @@ def _child(args) -> None:
         return
     workers = 1 if args.child == "sequential" else args.workers
     with tempfile.TemporaryDirectory() as tmp:
-        study = run_sensitivity(spec, "theophylline", out=Path(tmp) / "sens", scales=SCALES, workers=workers,
-                                draws=args.draws, tune=args.tune, chains=args.chains, seed=1, quiet=True)
-    print(json.dumps({
-        "seconds": time.perf_counter() - started,
-        "variants": len(set(study.variants["variant"])),
-        "structures": len(study.compilations),
-        "compilations": study.n_compilations,
-    }))
+        study = run_sensitivity(
+            spec,
+            "theophylline",
+            out=Path(tmp) / "sens",
+            scales=SCALES,
+            workers=workers,
+            draws=args.draws,
+            tune=args.tune,
+            chains=args.chains,
+            seed=1,
+            quiet=True,
+        )
+    print(
+        json.dumps(
+            {
+                "seconds": time.perf_counter() - started,
+                "variants": len(set(study.variants["variant"])),
+                "structures": len(study.compilations),
+                "compilations": study.n_compilations,
+            }
+        )
+    )
 
 
 def _run(mode: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--child", mode, "--draws", str(args.draws), "--tune", str(args.tune),
-           "--chains", str(args.chains), "--workers", str(args.workers)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        mode,
+        "--draws",
+        str(args.draws),
+        "--tune",
+        str(args.tune),
+        "--chains",
+        str(args.chains),
+        "--workers",
+        str(args.workers),
+    ]
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     total = time.perf_counter() - started
@@ -100,9 +126,11 @@ def main() -> None:
         _child(args)
         return
 
-    print(f"Prior sensitivity study, Theophylline (12 subjects, 132 observations): 6 variants "
-          f"(base, scale 0.5/2/4, lkj, residual_halfnormal), {args.chains} x ({args.tune} + {args.draws}) "
-          f"draws each; {os.cpu_count()} cores")
+    print(
+        f"Prior sensitivity study, Theophylline (12 subjects, 132 observations): 6 variants "
+        f"(base, scale 0.5/2/4, lkj, residual_halfnormal), {args.chains} x ({args.tune} + {args.draws}) "
+        f"draws each; {os.cpu_count()} cores"
+    )
     warm = _run("warm", args)
     print(f"  disk cache warm-up (3 structures)   {warm['seconds']:7.1f} s")
     seq = _run("sequential", args)
@@ -112,8 +140,10 @@ def main() -> None:
     print(f"{'run_sensitivity wall time (s)':32} {seq['seconds']:12.1f} {pool['seconds']:12.1f}")
     print(f"{'whole process (s)':32} {seq['process']:12.1f} {pool['process']:12.1f}")
     print(f"{'fresh compilations':32} {str(seq['compilations']):>12} {str(pool['compilations']):>12}")
-    print(f"ratio sequential / pool: {seq['seconds'] / pool['seconds']:.2f} "
-          f"(whole process {seq['process'] / pool['process']:.2f})")
+    print(
+        f"ratio sequential / pool: {seq['seconds'] / pool['seconds']:.2f} "
+        f"(whole process {seq['process'] / pool['process']:.2f})"
+    )
 
 
 if __name__ == "__main__":

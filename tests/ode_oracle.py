@@ -223,9 +223,7 @@ def oracle_concentrations(df: pd.DataFrame, structural: str, params: dict, point
         recs = df[df["ID"] == sid]
         positions = list(recs.index)
         is_point = [_is_point(r, points) for _, r in recs.iterrows()]
-        is_reset = [
-            r["EVID"] in (3, 4) or (r["EVID"] in (1, 4) and r["SS"] == 1) for _, r in recs.iterrows()
-        ]
+        is_reset = [r["EVID"] in (3, 4) or (r["EVID"] in (1, 4) and r["SS"] == 1) for _, r in recs.iterrows()]
         conc = {pos: 0.0 for pos, flag in zip(positions, is_point) if flag}
         for i, pos_r in enumerate(positions):
             rec = recs.loc[pos_r]
@@ -270,8 +268,7 @@ def _advance(K, x, u, t0, t1, pending):
     return _integrate(K, x, t0, t1, u), u
 
 
-def oracle_records(df: pd.DataFrame, structural: str, params: dict, points="observations",
-                   time_varying="locf"):
+def oracle_records(df: pd.DataFrame, structural: str, params: dict, points="observations", time_varying="locf"):
     """Central concentrations at the prediction points of ``df`` (table order), with
     parameters given per record (see the module docstring for the rules).
 

@@ -234,8 +234,9 @@ def test_residual_loglik_matches_model_density():
         expected = model.compile_logp(vars=[model["y"]], sum=False, **FAST)(point)[0]
         got = pointwise_loglik(spec, ipred, sigma2, built.dv)
         np.testing.assert_allclose(got, expected, rtol=1e-10, err_msg=name)
-        draws = predictive_draws(spec, np.tile(ipred, (4000, 1)), {k: np.full(4000, v) for k, v in sigma2.items()},
-                                 np.random.default_rng(0))
+        draws = predictive_draws(
+            spec, np.tile(ipred, (4000, 1)), {k: np.full(4000, v) for k, v in sigma2.items()}, np.random.default_rng(0)
+        )
         # predictive means follow the error model (exponential: median = ipred)
         centre = np.median(draws, axis=0) if name == "exponential" else draws.mean(axis=0)
         np.testing.assert_allclose(centre[ipred > 1], ipred[ipred > 1], rtol=0.1)
@@ -445,11 +446,14 @@ def test_missing_priors_name_the_key():
     with pytest.raises(SpecError, match="omega.prior"):
         build_model(make_spec(omega={"structure": "full"}), "theophylline")
     with pytest.raises(SpecError, match="residual.add"):
-        build_model(make_spec(residual={"model": "combined", "prop": {"inverse_gamma": {"alpha": 2, "beta": 1}}}),
-                    "theophylline")
+        build_model(
+            make_spec(residual={"model": "combined", "prop": {"inverse_gamma": {"alpha": 2, "beta": 1}}}),
+            "theophylline",
+        )
     with pytest.raises(SpecError, match="omega.prior"):
-        build_model(make_spec(omega={"structure": "full", "prior": {"inverse_gamma": {"alpha": 2, "beta": 1}}}),
-                    "theophylline")
+        build_model(
+            make_spec(omega={"structure": "full", "prior": {"inverse_gamma": {"alpha": 2, "beta": 1}}}), "theophylline"
+        )
 
 
 def test_exponential_error_with_nonpositive_dv_names_rows():

@@ -34,7 +34,9 @@ def test_check_bundled_theophylline(capsys):
 def test_python_dash_m_runs_the_cli():
     proc = subprocess.run(
         [sys.executable, "-m", "bayes_nlme", "check", str(THEO_MODEL), "--data", "theophylline"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert "observations 132" in proc.stdout
@@ -109,8 +111,9 @@ def test_bad_model_file_names_key_and_choices(tmp_path, capsys):
 
 
 def test_bad_arguments_exit_2(tmp_path, capsys):
-    code, _, err = run(["fit", THEO_MODEL, "--data", "theophylline", "--out", tmp_path / "x", "--method", "mcmc"],
-                       capsys)
+    code, _, err = run(
+        ["fit", THEO_MODEL, "--data", "theophylline", "--out", tmp_path / "x", "--method", "mcmc"], capsys
+    )
     assert code == 2
     assert "nuts" in err and "focei" in err
     assert not (tmp_path / "x").exists()

@@ -97,7 +97,7 @@ def assert_jacobian(design, matrix, jac, rtol=1e-6):
     # padding: segments a subject does not have get no derivative
     counts = np.bincount(design.seg_subject, minlength=design.n_subjects)
     for j in range(design.n_obs):
-        assert np.all(jac[j, counts[design.obs_subject[j]]:, :] == 0.0)
+        assert np.all(jac[j, counts[design.obs_subject[j]] :, :] == 0.0)
 
 
 # ----------------------------------------------------------------------------- (a) three compartments
@@ -112,9 +112,9 @@ def _macro(p):
     a1 = k10 * k21 + k10 * k31 + k21 * k31 + k12 * k31 + k13 * k21
     a0 = k10 * k21 * k31
     lam = np.sort(np.roots([1.0, -a2, a1, -a0]).real)
-    coef = np.array([
-        (k21 - lam[i]) * (k31 - lam[i]) / np.prod([lam[j] - lam[i] for j in range(3) if j != i]) for i in range(3)
-    ])
+    coef = np.array(
+        [(k21 - lam[i]) * (k31 - lam[i]) / np.prod([lam[j] - lam[i] for j in range(3) if j != i]) for i in range(3)]
+    )
     return lam, coef, (k21, k31)
 
 
@@ -136,9 +136,9 @@ def test_three_compartment_closed_form(model):
     params = {k: np.array([v, 1.5 * v]) for k, v in BASE[model].items()}
     design = engine_design(load_dataset(df), model)
     got, _ = predict_numeric(design, params)
-    expected = np.concatenate([
-        closed_form_three(model, {k: v[s] for k, v in params.items()}, 100.0 * (1 + s), t) for s in range(2)
-    ])
+    expected = np.concatenate(
+        [closed_form_three(model, {k: v[s] for k, v in params.items()}, 100.0 * (1 + s), t) for s in range(2)]
+    )
     np.testing.assert_allclose(got, expected, rtol=1e-10)
     oracle = oracle_concentrations(df, model, params)
     np.testing.assert_allclose(oracle, expected, rtol=1e-8)
@@ -257,8 +257,9 @@ def test_segments_against_oracle_and_jacobian(model, rule):
     """Every parameter (tlag and F included) changes between segments; values match the
     oracle with per-record parameters, Jacobians match finite differences."""
     df = tv_table(model)
-    design = engine_design(load_dataset(df), model, declared=("tlag", "F"), covariates=("WT",),
-                           time_varying=rule, points="all")
+    design = engine_design(
+        load_dataset(df), model, declared=("tlag", "F"), covariates=("WT",), time_varying=rule, points="all"
+    )
     assert design.max_seg > 5 and not design.constant_within_subject
     matrix = segment_params(design, model)
     f, jac = predict_numeric(design, matrix)
@@ -351,14 +352,20 @@ def test_oracles_agree_with_constant_parameters():
     model = "two_compartment_oral"
     records = [
         dict(TIME=0.0, EVID=1, AMT=100.0, ADDL=3.0, II=6.0),
-        dict(TIME=2.0), dict(TIME=6.0), dict(TIME=6.5, EVID=3),
+        dict(TIME=2.0),
+        dict(TIME=6.0),
+        dict(TIME=6.5, EVID=3),
         dict(TIME=7.0),
         dict(TIME=8.0, EVID=1, AMT=40.0, RATE=15.0, CMT=2.0, ADDL=1.0, II=4.0),
-        dict(TIME=9.0), dict(TIME=13.0),
+        dict(TIME=9.0),
+        dict(TIME=13.0),
         dict(TIME=14.0, EVID=4, AMT=30.0, SS=2.0, II=5.0),
-        dict(TIME=15.0), dict(TIME=20.0),
+        dict(TIME=15.0),
+        dict(TIME=20.0),
         dict(TIME=24.0, EVID=1, AMT=50.0, RATE=4.0, SS=1.0, II=12.0, ADDL=1.0),
-        dict(TIME=24.0), dict(TIME=30.0), dict(TIME=45.0),
+        dict(TIME=24.0),
+        dict(TIME=30.0),
+        dict(TIME=45.0),
     ]
     df = table(records, n_subjects=2)
     params = {k: np.array([v, 0.7 * v]) for k, v in BASE[model].items()}

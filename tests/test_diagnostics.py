@@ -125,7 +125,8 @@ def test_inverse_wishart_marginal_prior_matches_monte_carlo():
     spec = load_model("models/theophylline.toml")
     marginal = prior_distribution(spec, "omega_CL_CL")
     draws = stats.invwishart(df=spec.omega.prior.df, scale=spec.omega.prior.scale_matrix).rvs(
-        20000, random_state=np.random.default_rng(0))
+        20000, random_state=np.random.default_rng(0)
+    )
     assert stats.kstest(draws[:, 1, 1], marginal.cdf).pvalue > 0.001
     assert prior_distribution(spec, "omega_ka_CL") is None
     assert prior_distribution(spec, "theta_CL").median() == pytest.approx(3.0)

@@ -61,8 +61,10 @@ class FunctionKernel:
 
 def custom_problem(spec, y, subject, n, predictor):
     """A Problem whose predictions are ``predictor`` (see FunctionKernel)."""
-    return Problem(spec, y, subject, n, lambda names, constants, log: FunctionKernel(predictor, subject, names,
-                                                                                    constants, log))
+    return Problem(
+        spec, y, subject, n, lambda names, constants, log: FunctionKernel(predictor, subject, names, constants, log)
+    )
+
 
 WANG_MODEL = """
 name = "wang2007"
@@ -153,7 +155,8 @@ def _wang_problem(error: str) -> Problem:
     """Wang's data with V estimated and a full 2x2 omega (a custom predictor)."""
     raw = pd.read_csv(DATA / "wang2007.csv")
     t = raw["Time"].to_numpy(float)
-    spec = parse_model(tomllib.loads(f"""
+    spec = parse_model(
+        tomllib.loads(f"""
 name = "wang-full"
 structural = "one_compartment_iv"
 [parameters.CL]
@@ -164,16 +167,19 @@ typical = {{ lognormal = {{ median = 1.0, sigma = 1.0 }} }}
 structure = "full"
 [residual]
 model = "{error}"
-"""))
-    return custom_problem(spec, raw["Y"].to_numpy(float), raw["ID"].to_numpy() - 1, 10,
-                          lambda p: 10.0 * pt.exp(-(p["CL"] / p["V"]) * t))
+""")
+    )
+    return custom_problem(
+        spec, raw["Y"].to_numpy(float), raw["ID"].to_numpy() - 1, 10, lambda p: 10.0 * pt.exp(-(p["CL"] / p["V"]) * t)
+    )
 
 
 @pytest.mark.parametrize("method", ["fo", "foce", "focei", "laplace"])
 def test_gradient_matches_finite_differences(method):
     problem = _wang_problem("combined")
-    psi = problem.pmap.pack({"CL": 0.5, "V": 1.0}, {}, [[0.04, 0.01], [0.01, 0.05]],
-                            {"sigma2_add": 0.1, "sigma2_prop": 0.1})
+    psi = problem.pmap.pack(
+        {"CL": 0.5, "V": 1.0}, {}, [[0.04, 0.01], [0.01, 0.05]], {"sigma2_add": 0.1, "sigma2_prop": 0.1}
+    )
     psi = psi + 0.1 * np.random.default_rng(1).normal(size=psi.size)
     evaluator = Evaluator(problem, method)
 
@@ -193,7 +199,8 @@ def test_laplace_equals_focei_for_a_model_linear_in_eta():
     subject = np.repeat(np.arange(n), len(times))
     t = np.tile(times, n)
     y = np.log(2.0) + rng.normal(0, 0.3, n)[subject] - 0.2 * t + rng.normal(0, 0.1, len(t))
-    spec = parse_model(tomllib.loads("""
+    spec = parse_model(
+        tomllib.loads("""
 name = "linear"
 structural = "one_compartment_iv"
 [parameters.CL]
@@ -203,7 +210,8 @@ typical = { lognormal = { median = 0.1, sigma = 1.0 } }
 iiv = false
 [residual]
 model = "additive"
-"""))
+""")
+    )
     problem = custom_problem(spec, y, subject, n, lambda p: pt.log(p["CL"]) - p["V"] * t)
     psi0 = problem.pmap.pack({"CL": 1.0, "V": 0.1}, {}, [[0.2]], {"sigma2_add": 0.05})
     fits = {}
@@ -284,8 +292,23 @@ def test_save_and_load_round_trip(theophylline_fit, tmp_path):
     out = theophylline_fit.save(tmp_path / "fit")
     assert {"summary.csv", "fit.json", "fit.nc", "ebe.csv"} <= {p.name for p in out.iterdir()}
     info = json.loads((out / "fit.json").read_text())
-    for key in ("method", "n_subjects", "n_obs", "seconds", "ofv", "minus2ll", "aic", "bic", "converged",
-                "eta_shrinkage_sd", "seconds_compile", "seconds_fit", "n_iterations", "covariance", "correlation"):
+    for key in (
+        "method",
+        "n_subjects",
+        "n_obs",
+        "seconds",
+        "ofv",
+        "minus2ll",
+        "aic",
+        "bic",
+        "converged",
+        "eta_shrinkage_sd",
+        "seconds_compile",
+        "seconds_fit",
+        "n_iterations",
+        "covariance",
+        "correlation",
+    ):
         assert key in info
     assert info["method"] == "focei" and info["n_obs"] == 132
     summary = pd.read_csv(out / "summary.csv")

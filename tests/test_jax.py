@@ -48,7 +48,8 @@ def test_event_engine_in_jax_matches_numba():
     loss = pt.sum(structural_predictions(design, x) ** 2)
     grad = pytensor.grad(loss, x)
     value = np.tile([1.5, 2.8, 32.0], (design.n_segments, 1)) * np.exp(
-        np.random.default_rng(0).normal(0.0, 0.2, (design.n_segments, 3)))
+        np.random.default_rng(0).normal(0.0, 0.2, (design.n_segments, 3))
+    )
     want_loss, want_grad = pytensor.function([x], [loss, grad], mode="NUMBA")(value)
     got_loss, got_grad = pytensor.function([x], [loss, grad], mode="JAX")(value)
     np.testing.assert_allclose(got_loss, want_loss, rtol=1e-12)
@@ -61,10 +62,7 @@ def test_event_engine_in_jax_matches_numba():
 
 def test_import_without_jax():
     """bayes_nlme and its model core import when jax cannot be imported."""
-    code = (
-        "import sys; sys.modules['jax'] = None\n"
-        "import bayes_nlme, bayes_nlme.fit, bayes_nlme.core.op\n"
-    )
+    code = "import sys; sys.modules['jax'] = None\nimport bayes_nlme, bayes_nlme.fit, bayes_nlme.core.op\n"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -11,13 +11,20 @@ def test_theophylline_notebook_runs_with_small_draws(tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # jupyter_core's platformdirs DeprecationWarning
     import nbformat
     import papermill
+
     out = tmp_path / "out"
     executed = tmp_path / "01_theophylline.ipynb"
     papermill.execute_notebook(
         str(ROOT / "notebooks" / "01_theophylline.ipynb"),
         str(executed),
-        parameters={"draws": 100, "tune": 100, "chains": 2, "seed": 3,
-                    "model_file": str(ROOT / "models" / "theophylline.toml"), "out_dir": str(out)},
+        parameters={
+            "draws": 100,
+            "tune": 100,
+            "chains": 2,
+            "seed": 3,
+            "model_file": str(ROOT / "models" / "theophylline.toml"),
+            "out_dir": str(out),
+        },
         kernel_name="python3",
         cwd=str(tmp_path),
         progress_bar=False,
@@ -39,13 +46,21 @@ def test_prior_sensitivity_notebook_runs_with_small_draws(tmp_path, monkeypatch)
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
     import nbformat
     import papermill
+
     out = tmp_path / "out"
     executed = tmp_path / "02_prior_sensitivity.ipynb"
     papermill.execute_notebook(
         str(ROOT / "notebooks" / "02_prior_sensitivity.ipynb"),
         str(executed),
-        parameters={"draws": 100, "tune": 100, "chains": 2, "seed": 1, "workers": 1,
-                    "model_file": str(ROOT / "models" / "theophylline.toml"), "out_dir": str(out)},
+        parameters={
+            "draws": 100,
+            "tune": 100,
+            "chains": 2,
+            "seed": 1,
+            "workers": 1,
+            "model_file": str(ROOT / "models" / "theophylline.toml"),
+            "out_dir": str(out),
+        },
         kernel_name="python3",
         cwd=str(tmp_path),
         progress_bar=False,

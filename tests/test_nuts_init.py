@@ -10,12 +10,12 @@ stuck in separate modes; started from the FOCE-I estimates they must agree.
 from __future__ import annotations
 
 import json
+import tomllib
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tomllib
 import xarray as xr
 
 from bayes_nlme.cli import main
@@ -126,11 +126,13 @@ def test_flip_flop_only_when_ka_and_k_swap():
     def posterior(ka_medians):
         c = len(ka_medians)
         ka = np.stack([m * np.exp(rng.normal(0, 0.05, n)) for m in ka_medians])
-        return xr.Dataset({
-            "theta_ka": (("chain", "draw"), ka),
-            "theta_CL": (("chain", "draw"), 4.0 * np.exp(rng.normal(0, 0.05, (c, n)))),
-            "theta_V": (("chain", "draw"), 70.0 * np.exp(rng.normal(0, 0.05, (c, n)))),
-        })
+        return xr.Dataset(
+            {
+                "theta_ka": (("chain", "draw"), ka),
+                "theta_CL": (("chain", "draw"), 4.0 * np.exp(rng.normal(0, 0.05, (c, n)))),
+                "theta_V": (("chain", "draw"), 70.0 * np.exp(rng.normal(0, 0.05, (c, n)))),
+            }
+        )
 
     # ka differs between chains (15 to 60 times k everywhere): not flip-flop
     assert flip_flop_check(spec, posterior([1.0, 1.0, 3.4, 0.9])) is None
@@ -160,8 +162,12 @@ def test_sampling_table_options():
     from bayes_nlme.spec import model_to_dict
 
     assert model_to_dict(spec)["sampling"]["init"] == "fo"
-    for bad, key in (("target_accept = 1.5", "sampling.target_accept"), ('centered = "yes"', "sampling.centered"),
-                     ('init = "pathfinder"', "sampling.init"), ('adaptation = "full"', "sampling.adaptation")):
+    for bad, key in (
+        ("target_accept = 1.5", "sampling.target_accept"),
+        ('centered = "yes"', "sampling.centered"),
+        ('init = "pathfinder"', "sampling.init"),
+        ('adaptation = "full"', "sampling.adaptation"),
+    ):
         with pytest.raises(SpecError, match=key):
             parse_model(tomllib.loads(text + bad + "\n"))
 
@@ -208,10 +214,13 @@ def _spec(omega: dict, **extra):
     [
         {"structure": "full", "prior": {"inverse_wishart": {"df": 4, "scale": [0.4, 0.4, 0.4]}}},
         {"structure": "full", "prior": {"lkj": {"eta": 2.0, "sd": {"half_normal": {"sigma": 1.0}}}}},
-        pytest.param({"structure": [["ka", "V"], ["CL"]],
-                      "prior": {"inverse_wishart": {"df": 4, "scale": [0.4, 0.4, 0.4]}}}, marks=pytest.mark.slow),
-        pytest.param({"structure": "diagonal", "prior": {"inverse_gamma": {"alpha": 2.0, "beta": 0.1}}},
-                     marks=pytest.mark.slow),
+        pytest.param(
+            {"structure": [["ka", "V"], ["CL"]], "prior": {"inverse_wishart": {"df": 4, "scale": [0.4, 0.4, 0.4]}}},
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            {"structure": "diagonal", "prior": {"inverse_gamma": {"alpha": 2.0, "beta": 0.1}}}, marks=pytest.mark.slow
+        ),
     ],
     ids=["iw", "lkj", "iw-blocks", "diagonal"],
 )
@@ -220,7 +229,7 @@ def test_start_point_reproduces_the_estimates(omega, centered):
     FOCE-I estimates and EBEs (omega floored at its eigenvalue floor)."""
     from bayes_nlme.build.model import build
     from bayes_nlme.estimation import estimate
-    from bayes_nlme.fit.init import OMEGA_FLOOR, _omega_matrix, _estimate_map, flat_point, start_values
+    from bayes_nlme.fit.init import OMEGA_FLOOR, _estimate_map, _omega_matrix, flat_point, start_values
 
     spec = _spec(omega)
     built = build(spec, "theophylline", centered=centered)
@@ -231,7 +240,7 @@ def test_start_point_reproduces_the_estimates(omega, centered):
     for rv in model.free_RVs:
         value = model.rvs_to_values[rv]
         size = int(np.prod(model.initial_point()[value.name].shape))
-        point[value.name] = x0[i:i + size].reshape(model.initial_point()[value.name].shape)
+        point[value.name] = x0[i : i + size].reshape(model.initial_point()[value.name].shape)
         i += size
     assert i == x0.size
     import pytensor

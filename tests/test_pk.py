@@ -33,7 +33,11 @@ PARAMS = {
     "one_compartment_oral": {"ka": [1.2, 0.7], "CL": [2.0, 3.0], "V": [10.0, 20.0]},
     "two_compartment_iv": {"CL": [2.0, 3.0], "V1": [10.0, 15.0], "Q": [4.0, 2.0], "V2": [30.0, 20.0]},
     "two_compartment_oral": {
-        "ka": [1.2, 0.7], "CL": [2.0, 3.0], "V1": [10.0, 15.0], "Q": [4.0, 2.0], "V2": [30.0, 20.0]
+        "ka": [1.2, 0.7],
+        "CL": [2.0, 3.0],
+        "V1": [10.0, 15.0],
+        "Q": [4.0, 2.0],
+        "V2": [30.0, 20.0],
     },
     "three_compartment_iv": {"CL": [2.0, 3.0], "V1": [10.0, 15.0], **_THREE},
     "three_compartment_oral": {"ka": [1.2, 0.7], "CL": [2.0, 3.0], "V1": [10.0, 15.0], **_THREE},
@@ -114,7 +118,10 @@ def test_registry_matches_spec_names():
     assert STRUCTURAL_MODELS["two_compartment_oral"].compartments == {1: "depot", 2: "central", 3: "peripheral"}
     assert STRUCTURAL_MODELS["three_compartment_iv"].compartments == {1: "central", 2: "peripheral", 3: "peripheral"}
     assert STRUCTURAL_MODELS["three_compartment_oral"].compartments == {
-        1: "depot", 2: "central", 3: "peripheral", 4: "peripheral"
+        1: "depot",
+        2: "central",
+        3: "peripheral",
+        4: "peripheral",
     }
     assert [STRUCTURAL_MODELS[m].n_compartments for m in MODELS] == [1, 1, 2, 2, 3, 3]
     assert [STRUCTURAL_MODELS[m].volume for m in MODELS] == ["V", "V", "V1", "V1", "V1", "V1"]
@@ -167,19 +174,49 @@ SUITES = {
         "bolus": ([dict(TIME=0.0, AMT=100.0)], OBS, (), {}),
         "central_dose": ("central", OBS, (), {}),
         "infusion": ([dict(TIME=0.0, AMT=100.0, RATE=50.0)], OBS, (), {}),
-        "multiple": ([dict(TIME=0.0, AMT=100.0), dict(TIME=6.0, AMT=50.0, RATE=20.0), dict(TIME=12.0, AMT=80.0)], OBS, (), {}),
-        "addl": ([dict(TIME=0.0, AMT=100.0, ADDL=3.0, II=6.0), dict(TIME=12.0, AMT=60.0, RATE=30.0, ADDL=2, II=12.0)], OBS, (), {}),
+        "multiple": (
+            [dict(TIME=0.0, AMT=100.0), dict(TIME=6.0, AMT=50.0, RATE=20.0), dict(TIME=12.0, AMT=80.0)],
+            OBS,
+            (),
+            {},
+        ),
+        "addl": (
+            [dict(TIME=0.0, AMT=100.0, ADDL=3.0, II=6.0), dict(TIME=12.0, AMT=60.0, RATE=30.0, ADDL=2, II=12.0)],
+            OBS,
+            (),
+            {},
+        ),
         "ss_bolus": ([dict(TIME=0.0, AMT=100.0, SS=1.0, II=12.0)], OBS, (), {}),
         "ss_infusion": ([dict(TIME=0.0, AMT=100.0, RATE=25.0, SS=1.0, II=12.0)], OBS, (), {}),
-        "ss_infusion_longer_than_ii": ([dict(TIME=0.0, AMT=100.0, RATE=100.0 / 30.0, SS=1.0, II=12.0, ADDL=2.0)], OBS, (), {}),
-        "ss2_on_top": ([dict(TIME=0.0, AMT=100.0, SS=1.0, II=12.0, ADDL=1), dict(TIME=13.0, AMT=40.0, SS=2.0, II=8.0)], OBS, (), {}),
+        "ss_infusion_longer_than_ii": (
+            [dict(TIME=0.0, AMT=100.0, RATE=100.0 / 30.0, SS=1.0, II=12.0, ADDL=2.0)],
+            OBS,
+            (),
+            {},
+        ),
+        "ss2_on_top": (
+            [dict(TIME=0.0, AMT=100.0, SS=1.0, II=12.0, ADDL=1), dict(TIME=13.0, AMT=40.0, SS=2.0, II=8.0)],
+            OBS,
+            (),
+            {},
+        ),
         "ss_constant_infusion": ([dict(TIME=0.0, AMT=0.0, RATE=10.0, SS=1.0), dict(TIME=12.0, AMT=50.0)], OBS, (), {}),
         "resets_evid3_evid4": (RESET_DOSES, OBS, RESET_EXTRA, {}),
     },
     "lag_f": {
         "lag_and_f": (LAG_DOSES, OBS + [0.75, 6.5, 7.0, 8.5, 31.0], (), {"tlag": [0.75, 1.3], "F": [0.6, 0.9]}),
-        "ss_lag_shorter_than_ii": (SS_LAG_DOSES, OBS + [0.9, 25.0, 26.0, 40.0], (), {"tlag": [0.8, 0.4], "F": [0.7, 0.5]}),
-        "ss_lag_longer_than_ii": (SS_LAG_DOSES, OBS + [0.9, 25.0, 26.0, 40.0], (), {"tlag": [14.0, 7.0], "F": [0.7, 0.5]}),
+        "ss_lag_shorter_than_ii": (
+            SS_LAG_DOSES,
+            OBS + [0.9, 25.0, 26.0, 40.0],
+            (),
+            {"tlag": [0.8, 0.4], "F": [0.7, 0.5]},
+        ),
+        "ss_lag_longer_than_ii": (
+            SS_LAG_DOSES,
+            OBS + [0.9, 25.0, 26.0, 40.0],
+            (),
+            {"tlag": [14.0, 7.0], "F": [0.7, 0.5]},
+        ),
         "resets_with_lag": (RESET_DOSES, OBS, RESET_EXTRA, {"tlag": [0.5, 1.0], "F": [0.8, 1.0]}),
     },
 }
@@ -215,7 +252,8 @@ def suite_results(model, suite):
         if suite == "coincide":  # each coinciding parameter set, without and with a lag
             cases = {
                 f"{name}{tag}": (COINCIDE_DOSES, OBS, (), {"tlag": lag})
-                for name, (m, _) in COINCIDE.items() if m == model
+                for name, (m, _) in COINCIDE.items()
+                if m == model
                 for tag, lag in (("", [0.0, 0.0]), ("+lag", [0.5, 7.0]))
             }
             df, params, slices = _stack(cases, model, lambda name: COINCIDE[name.split("+")[0]][1])
@@ -266,8 +304,11 @@ def test_closed_form_one_compartment():
 
 
 def test_design_layout():
-    df = frame([dict(TIME=0.0, AMT=100.0, ADDL=2.0, II=12.0), dict(TIME=6.0, AMT=10.0, RATE=5.0, CMT=2.0)],
-               obs=[1.0, 12.0, 30.0], n_subjects=2)
+    df = frame(
+        [dict(TIME=0.0, AMT=100.0, ADDL=2.0, II=12.0), dict(TIME=6.0, AMT=10.0, RATE=5.0, CMT=2.0)],
+        obs=[1.0, 12.0, 30.0],
+        n_subjects=2,
+    )
     df["WT"] = [70.0, 70.0, 70.0, 80.0, 80.0] + [60.0] * 5
     dataset = load_dataset(df)
     design = engine_design(dataset, "one_compartment_oral", declared=("F", "CL", "tlag"))
@@ -289,8 +330,16 @@ def test_design_layout():
 
 
 def test_design_points_all_and_dataframe_without_optional_columns():
-    df = pd.DataFrame({"ID": [1, 1, 2, 2], "TIME": [0.0, 1.0, 0.0, 2.0], "DV": [np.nan, 1, np.nan, 2],
-                       "AMT": [10.0, 0, 20.0, 0], "EVID": [1, 0, 1, 0], "MDV": [1, 0, 1, 0]})
+    df = pd.DataFrame(
+        {
+            "ID": [1, 1, 2, 2],
+            "TIME": [0.0, 1.0, 0.0, 2.0],
+            "DV": [np.nan, 1, np.nan, 2],
+            "AMT": [10.0, 0, 20.0, 0],
+            "EVID": [1, 0, 1, 0],
+            "MDV": [1, 0, 1, 0],
+        }
+    )
     design = engine_design(load_dataset(df), "one_compartment_iv", points="all")
     assert design.n_obs == 4 and design.n_subjects == 2
     values, jac = predict_numeric(design, {"CL": 1.0, "V": 10.0})

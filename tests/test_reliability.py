@@ -74,10 +74,12 @@ def _draws(values):
 
 def _stats(chains, n):
     rng = np.random.default_rng(0)
-    return xr.Dataset({
-        "diverging": (("chain", "draw"), np.zeros((chains, n), dtype=bool)),
-        "energy": (("chain", "draw"), rng.normal(size=(chains, n))),
-    })
+    return xr.Dataset(
+        {
+            "diverging": (("chain", "draw"), np.zeros((chains, n), dtype=bool)),
+            "energy": (("chain", "draw"), rng.normal(size=(chains, n))),
+        }
+    )
 
 
 def test_nan_draws_never_pass_the_verdict():
@@ -164,14 +166,20 @@ def test_report_and_compare_refuse_an_incomplete_fit(tmp_path, capsys):
 
 
 def test_check_runs_the_residual_checks_of_fit(tmp_path, capsys):
-    proportional = model(tmp_path, 'model = "additive"\nadd = { inverse_gamma = { alpha = 2.0, beta = 0.5 } }',
-                         'model = "proportional"\nprop = { inverse_gamma = { alpha = 2.0, beta = 0.5 } }')
+    proportional = model(
+        tmp_path,
+        'model = "additive"\nadd = { inverse_gamma = { alpha = 2.0, beta = 0.5 } }',
+        'model = "proportional"\nprop = { inverse_gamma = { alpha = 2.0, beta = 0.5 } }',
+    )
     for method in ("nuts", "fo"):
         code, _, err = run(["check", proportional, "--data", "theophylline", "--method", method], capsys)
         assert_bad_input(code, err, "prediction 0", "proportional")
-    exponential = model(tmp_path, 'model = "additive"\nadd = { inverse_gamma = { alpha = 2.0, beta = 0.5 } }',
-                        'model = "exponential"\nexp = { inverse_gamma = { alpha = 2.0, beta = 0.5 } }',
-                        name="e.toml")
+    exponential = model(
+        tmp_path,
+        'model = "additive"\nadd = { inverse_gamma = { alpha = 2.0, beta = 0.5 } }',
+        'model = "exponential"\nexp = { inverse_gamma = { alpha = 2.0, beta = 0.5 } }',
+        name="e.toml",
+    )
     data = csv(tmp_path, subject(1, dv=(8.0, -1.0, 4.0)) + subject(2))
     code, _, err = run(["check", exponential, "--data", data], capsys)
     assert_bad_input(code, err, "DV <= 0", "row 3")
@@ -196,9 +204,13 @@ def test_check_validates_priors_for_bayesian_methods_only(tmp_path, capsys):
 
 @pytest.mark.parametrize("wt", ["0", "-99"])
 def test_power_covariate_not_positive_is_rejected(tmp_path, capsys, wt):
-    m = model(tmp_path, extra="", old='[parameters.CL]\ntypical = { lognormal = { median = 3.0, sigma = 1.0 } }',
-              new='[parameters.CL]\ntypical = { lognormal = { median = 3.0, sigma = 1.0 } }\n'
-                  'covariates = [{ column = "WT", effect = "power", reference = 70, exponent = 0.75 }]')
+    m = model(
+        tmp_path,
+        extra="",
+        old="[parameters.CL]\ntypical = { lognormal = { median = 3.0, sigma = 1.0 } }",
+        new="[parameters.CL]\ntypical = { lognormal = { median = 3.0, sigma = 1.0 } }\n"
+        'covariates = [{ column = "WT", effect = "power", reference = 70, exponent = 0.75 }]',
+    )
     rows = subject(1) + [r.replace(",70", f",{wt}") for r in subject(2)]
     code, _, err = run(["check", m, "--data", csv(tmp_path, rows)], capsys)
     assert_bad_input(code, err, "'WT'", "power", "rows 5, 6, 7, 8")
@@ -237,8 +249,10 @@ model = "additive"
 add = { inverse_gamma = { alpha = 2.0, beta = 0.5 } }
 """
 
-RUST_FAILURE = ("All initialization points failed\n\nCaused by:\n    Logp function returned error: BadLogp(NaN)"
-                "\n\nStack backtrace:\n   0: nuts_rs::sampler::...")
+RUST_FAILURE = (
+    "All initialization points failed\n\nCaused by:\n    Logp function returned error: BadLogp(NaN)"
+    "\n\nStack backtrace:\n   0: nuts_rs::sampler::..."
+)
 
 
 @pytest.mark.parametrize("wt", [5, 70])
@@ -298,8 +312,16 @@ def test_out_of_report_predict_compare_checked_first(tmp_path, capsys, command):
     target.mkdir()
     args = {
         "report": ["report", tmp_path / "nofit", "--out", target],
-        "predict": ["predict", THEO, "--data", "theophylline", "--params", ROOT / "models" /
-                    "theophylline_params.json", "--out", target],
+        "predict": [
+            "predict",
+            THEO,
+            "--data",
+            "theophylline",
+            "--params",
+            ROOT / "models" / "theophylline_params.json",
+            "--out",
+            target,
+        ],
         "compare": ["compare", tmp_path / "nofit", "--out", target],
     }[command]
     code, _, err = run(args, capsys)
@@ -309,8 +331,10 @@ def test_out_of_report_predict_compare_checked_first(tmp_path, capsys, command):
 def test_predict_does_not_overwrite_its_inputs(tmp_path, capsys):
     data = csv(tmp_path, subject(1) + subject(2))
     before = data.read_text()
-    code, _, err = run(["predict", THEO, "--data", data, "--params", ROOT / "models" / "theophylline_params.json",
-                        "--out", data], capsys)
+    code, _, err = run(
+        ["predict", THEO, "--data", data, "--params", ROOT / "models" / "theophylline_params.json", "--out", data],
+        capsys,
+    )
     assert_bad_input(code, err, "--data file")
     assert data.read_text() == before
 
@@ -384,8 +408,10 @@ def test_ids_beyond_2_53_are_not_merged(tmp_path, capsys):
 def test_all_blq_is_bad_input(tmp_path, capsys, command):
     rows = [r + (",0" if ",1,1,1," in r else ",1") for r in subject(1) + subject(2)]
     data = csv(tmp_path, rows, header=HEADER + ",BLQ")
-    args = {"check": ["check", THEO, "--data", data],
-            "fit": ["fit", THEO, "--data", data, "--out", tmp_path / "f", "--method", "fo"]}[command]
+    args = {
+        "check": ["check", THEO, "--data", data],
+        "fit": ["fit", THEO, "--data", data, "--out", tmp_path / "f", "--method", "fo"],
+    }[command]
     code, _, err = run(args, capsys)
     assert_bad_input(code, err, "BLQ", "nothing is measured")
     assert not (tmp_path / "f").exists()
@@ -412,8 +438,9 @@ def test_tune_zero_is_accepted_like_the_model_file():
 
 
 def test_huge_seed_is_bad_input(tmp_path, capsys):
-    code, _, err = run(["fit", THEO, "--data", "theophylline", "--out", tmp_path / "f",
-                        "--seed", "99999999999999999999"], capsys)
+    code, _, err = run(
+        ["fit", THEO, "--data", "theophylline", "--out", tmp_path / "f", "--seed", "99999999999999999999"], capsys
+    )
     assert_bad_input(code, err, "--seed")
 
 
@@ -468,8 +495,9 @@ def test_report_compare_takes_several_directories():
 
 def test_tour_params_file_is_shipped(tmp_path, capsys):
     params = ROOT / "models" / "theophylline_params.json"
-    code, _, err = run(["predict", THEO, "--data", "theophylline", "--params", params,
-                        "--out", tmp_path / "pred.csv"], capsys)
+    code, _, err = run(
+        ["predict", THEO, "--data", "theophylline", "--params", params, "--out", tmp_path / "pred.csv"], capsys
+    )
     assert code == 0, err
     assert "models/theophylline_params.json" in (ROOT / "README.md").read_text()
 
@@ -499,14 +527,36 @@ def test_fit_json_figures_are_the_verdict_figures():
     posterior["eta"] = (("chain", "draw", "subject"), rng.normal(size=(2, 200, 12)))
     verdict = assess(posterior, _stats(2, 200))
     tree = xr.DataTree.from_dict({"/posterior": xr.DataTree(posterior)})
-    fit = BayesFit(tree=tree, spec=spec, dataset=data, method="nuts", seconds_build=0, seconds_sample=0,
-                   seconds=0, draws=200, tune=0, chains=2, convergence=verdict)
+    fit = BayesFit(
+        tree=tree,
+        spec=spec,
+        dataset=data,
+        method="nuts",
+        seconds_build=0,
+        seconds_sample=0,
+        seconds=0,
+        draws=200,
+        tune=0,
+        chains=2,
+        convergence=verdict,
+    )
     info = fit.info(summary=pd.DataFrame({"parameter": ["theta_CL"], "r_hat": [1.0], "ess_bulk": [9999.0]}))
     assert info["max_r_hat"] == info["convergence"]["max_r_hat"] == verdict.max_r_hat
     assert info["min_ess_bulk"] == info["convergence"]["min_ess_bulk"]
     assert info["complete"] is True
-    short = BayesFit(tree=tree, spec=spec, dataset=data, method="nuts", seconds_build=0, seconds_sample=0,
-                     seconds=0, draws=1000, tune=0, chains=2, convergence=verdict)  # stopped after 200
+    short = BayesFit(
+        tree=tree,
+        spec=spec,
+        dataset=data,
+        method="nuts",
+        seconds_build=0,
+        seconds_sample=0,
+        seconds=0,
+        draws=1000,
+        tune=0,
+        chains=2,
+        convergence=verdict,
+    )  # stopped after 200
     assert short.info()["complete"] is False and short.info()["draws_completed"] == 200
 
 
@@ -516,12 +566,18 @@ def test_fit_json_figures_are_the_verdict_figures():
 def test_subject_loo_with_every_pareto_k_high_says_it_is_unreliable():
     from bayes_nlme.report.sections import loo_reliability_note
 
-    table = pd.DataFrame({
-        "criterion": ["LOO (observation)", "LOO (subject)", "WAIC (observation)"],
-        "elpd": [-100.0, -120.0, -99.0], "se": [5.0, 9.0, 5.0], "p": [20.0, 40.0, 21.0],
-        "n_data_points": [132, 12, 132], "good_k": [0.7, 0.7, np.nan], "n_high_k": [0, 12, 3],
-        "max_k": [0.5, 1.9, np.nan],
-    })
+    table = pd.DataFrame(
+        {
+            "criterion": ["LOO (observation)", "LOO (subject)", "WAIC (observation)"],
+            "elpd": [-100.0, -120.0, -99.0],
+            "se": [5.0, 9.0, 5.0],
+            "p": [20.0, 40.0, 21.0],
+            "n_data_points": [132, 12, 132],
+            "good_k": [0.7, 0.7, np.nan],
+            "n_high_k": [0, 12, 3],
+            "max_k": [0.5, 1.9, np.nan],
+        }
+    )
     note = loo_reliability_note(table)
     assert "every subject" in note and "unreliable" in note
     assert "K-fold" in note and "moment matching" in note
@@ -540,9 +596,28 @@ def test_sigint_during_a_real_fit_exits_130_and_writes_nothing(tmp_path):
     out = tmp_path / "fit"
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bayes_nlme", "fit", str(THEO), "--data", "theophylline", "--out", str(out),
-         "--draws", "1000000", "--tune", "100", "--chains", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "bayes_nlme",
+            "fit",
+            str(THEO),
+            "--data",
+            "theophylline",
+            "--out",
+            str(out),
+            "--draws",
+            "1000000",
+            "--tune",
+            "100",
+            "--chains",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
     time.sleep(float(os.environ.get("BAYES_NLME_TEST_SIGINT_AFTER", "120")))
     proc.send_signal(signal.SIGINT)
@@ -558,8 +633,11 @@ def test_sigint_during_a_real_fit_exits_130_and_writes_nothing(tmp_path):
 def test_report_checks_table_fails_non_finite_values():
     from bayes_nlme.diagnostics.convergence import _stored_verdict
 
-    verdict = _stored_verdict({"ok": False, "max_r_hat": float("nan"), "min_ess_bulk": 500.0,
-                               "messages": ["R-hat cannot be computed"]}, chains=2, draws=100)
+    verdict = _stored_verdict(
+        {"ok": False, "max_r_hat": float("nan"), "min_ess_bulk": 500.0, "messages": ["R-hat cannot be computed"]},
+        chains=2,
+        draws=100,
+    )
     checks = verdict["checks"].set_index("check")
     assert not checks.loc["max R-hat (population and etas)", "ok"]
     assert checks.loc["min bulk ESS", "ok"]
@@ -586,8 +664,20 @@ def _synthetic_fit(draws=100, chains=2, seed=5):
     )
     tree = xr.DataTree.from_dict({"/posterior": xr.DataTree(posterior)})
     verdict = assess(posterior[["theta_ka", "theta_CL", "theta_V"]], _stats(chains, draws))
-    return BayesFit(tree=tree, spec=spec, dataset=data, method="nuts", seconds_build=0, seconds_sample=0,
-                    seconds=0, draws=draws, tune=50, chains=chains, seed=123, convergence=verdict)
+    return BayesFit(
+        tree=tree,
+        spec=spec,
+        dataset=data,
+        method="nuts",
+        seconds_build=0,
+        seconds_sample=0,
+        seconds=0,
+        draws=draws,
+        tune=50,
+        chains=chains,
+        seed=123,
+        convergence=verdict,
+    )
 
 
 def test_fit_overwrite_replaces_the_directory_whole(tmp_path, capsys, monkeypatch):

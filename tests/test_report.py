@@ -58,9 +58,24 @@ def test_report_has_every_section_and_embedded_figures(report):
     images = re.findall(r"<img [^>]*>", report)
     assert len(images) >= 8
     assert all('src="data:image/png;base64,' in img for img in images)
-    for text in ("Rank plots", "Prior (dashed)", "VPC", "Prediction-corrected VPC", "NPDE", "Individual fits",
-                 "Eta shrinkage", "Pareto k", "LOO (subject)", "WAIC", "R-hat", "CV% (omega)", "theta_CL",
-                 '<th colspan="3">nuts</th>', '<th colspan="3">focei</th>', "mg/L"):
+    for text in (
+        "Rank plots",
+        "Prior (dashed)",
+        "VPC",
+        "Prediction-corrected VPC",
+        "NPDE",
+        "Individual fits",
+        "Eta shrinkage",
+        "Pareto k",
+        "LOO (subject)",
+        "WAIC",
+        "R-hat",
+        "CV% (omega)",
+        "theta_CL",
+        '<th colspan="3">nuts</th>',
+        '<th colspan="3">focei</th>',
+        "mg/L",
+    ):
         assert text in report, text
     assert "Figure not drawn" not in report
     assert 'class="verdict' in report
@@ -139,8 +154,17 @@ def test_report_provenance_derived_quantities_and_sampling_as_run(report):
     """Issue 15 (12): version, date and seed; the [sampling] used; correlations and SDs."""
     import bayes_nlme
 
-    for text in ("Provenance", f"bayes_nlme {bayes_nlme.__version__}", "fit created (UTC)", "seed used",
-                 "draws x chains", "150 x 2", "corr_ka_CL", "sd_eta_CL", "sd_add"):
+    for text in (
+        "Provenance",
+        f"bayes_nlme {bayes_nlme.__version__}",
+        "fit created (UTC)",
+        "seed used",
+        "draws x chains",
+        "150 x 2",
+        "corr_ka_CL",
+        "sd_eta_CL",
+        "sd_add",
+    ):
         assert text in report, text
     assert "draws = 150" in report and "tune = 150" in report and "seed = 11" in report
     assert "draws = 1000" not in report

@@ -31,8 +31,15 @@ TRUTH = {"ka": 1.5, "CL": 2.8, "V": 32.0}
 OMEGA_SD = np.array([0.3, 0.25, 0.2])
 SIGMA = 0.4
 SUMMARY_ROWS = [
-    "theta_ka", "theta_CL", "theta_V",
-    "omega_ka_ka", "omega_ka_CL", "omega_ka_V", "omega_CL_CL", "omega_CL_V", "omega_V_V",
+    "theta_ka",
+    "theta_CL",
+    "theta_V",
+    "omega_ka_ka",
+    "omega_ka_CL",
+    "omega_ka_V",
+    "omega_CL_CL",
+    "omega_CL_V",
+    "omega_V_V",
     "sigma2_add",
 ]
 
@@ -82,7 +89,16 @@ def test_summary_table(recovery):
     fit, _ = recovery
     table = fit.summary()
     assert list(table.columns) == [
-        "parameter", "mean", "sd", "median", "q5", "q95", "ess_bulk", "ess_tail", "r_hat", "mcse_mean"
+        "parameter",
+        "mean",
+        "sd",
+        "median",
+        "q5",
+        "q95",
+        "ess_bulk",
+        "ess_tail",
+        "r_hat",
+        "mcse_mean",
     ]
     assert list(table["parameter"]) == SUMMARY_ROWS
     assert (table["q5"] <= table["median"]).all() and (table["median"] <= table["q95"]).all()
@@ -92,8 +108,14 @@ def test_summary_table(recovery):
 def test_tree_groups(recovery):
     fit, _ = recovery
     tree = fit.tree
-    for group in ("posterior", "sample_stats", "log_likelihood", "posterior_predictive", "observed_data",
-                  "constant_data"):
+    for group in (
+        "posterior",
+        "sample_stats",
+        "log_likelihood",
+        "posterior_predictive",
+        "observed_data",
+        "constant_data",
+    ):
         assert group in tree.children, group
     n_obs = fit.dataset.n_observations
     loglik = tree["log_likelihood"]["y"]
@@ -109,8 +131,9 @@ def test_tree_groups(recovery):
     assert post["individual"].dims == ("chain", "draw", "subject", "structural_parameter")
     # flip-flop guard: every draw keeps ka above CL/V, population and individuals
     ind = post["individual"]
-    assert (ind.sel(structural_parameter="ka") > ind.sel(structural_parameter="CL") / ind.sel(
-        structural_parameter="V")).all()
+    assert (
+        ind.sel(structural_parameter="ka") > ind.sel(structural_parameter="CL") / ind.sel(structural_parameter="V")
+    ).all()
     assert fit.seconds_build > 0 and fit.seconds_sample > 0
     assert fit.method == "nuts" and fit.details["flip_flop_guard"] is True
 
@@ -119,8 +142,21 @@ def test_save_and_load_round_trip(recovery, tmp_path):
     fit, _ = recovery
     out = fit.save(tmp_path / "fit")
     info = json.loads((out / "fit.json").read_text())
-    for key in ("method", "n_subjects", "n_obs", "seconds", "draws", "tune", "chains", "divergences", "max_r_hat",
-                "min_ess_bulk", "seconds_build", "seconds_sample", "convergence"):
+    for key in (
+        "method",
+        "n_subjects",
+        "n_obs",
+        "seconds",
+        "draws",
+        "tune",
+        "chains",
+        "divergences",
+        "max_r_hat",
+        "min_ess_bulk",
+        "seconds_build",
+        "seconds_sample",
+        "convergence",
+    ):
         assert key in info, key
     assert info["method"] == "nuts" and info["n_subjects"] == 40 and info["n_obs"] == 400
     assert info["draws"] == 300 and info["chains"] == 2 and info["divergences"] == 0
@@ -275,8 +311,12 @@ def test_native_route_is_cached_across_processes(tmp_path):
     runs = []
     for _ in range(2):
         done = subprocess.run(
-            [sys.executable, "-c", _NATIVE_FIT], env=env, capture_output=True, text=True,
-            cwd=Path(__file__).resolve().parents[1], timeout=900,
+            [sys.executable, "-c", _NATIVE_FIT],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+            timeout=900,
         )
         assert done.returncode == 0, done.stderr[-3000:]
         assert "compile helper" not in done.stderr  # the helper compiled the expand callback
@@ -363,8 +403,7 @@ def test_flip_flop_check_detects_split_chains():
         ka = np.stack([m * np.exp(rng.normal(0, 0.05, n)) for m in ka_medians])
         cl = 2.8 * np.exp(rng.normal(0, 0.05, (len(ka_medians), n)))
         v = 32.0 * np.exp(rng.normal(0, 0.05, (len(ka_medians), n)))
-        return xr.Dataset({k: (("chain", "draw"), x) for k, x in (("theta_ka", ka), ("theta_CL", cl),
-                                                                   ("theta_V", v))})
+        return xr.Dataset({k: (("chain", "draw"), x) for k, x in (("theta_ka", ka), ("theta_CL", cl), ("theta_V", v))})
 
     assert flip_flop_check(spec, posterior([1.5, 1.5])) is None
     message = flip_flop_check(spec, posterior([1.5, 0.06]))
@@ -405,8 +444,7 @@ def test_pymc_sampler_runs():
         warnings.simplefilter("always", ConvergenceWarning)
         # one core: PyMC's chain processes are forked, which JAX (imported by other
         # tests in the same session) warns against
-        fit = sample(MODEL, "theophylline", draws=100, tune=100, chains=2, seed=2, sampler="pymc", quiet=True,
-                     cores=1)
+        fit = sample(MODEL, "theophylline", draws=100, tune=100, chains=2, seed=2, sampler="pymc", quiet=True, cores=1)
     assert fit.sampler == "pymc"
     assert list(fit.summary()["parameter"]) == SUMMARY_ROWS
 

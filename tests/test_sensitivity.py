@@ -95,10 +95,24 @@ ABSORBED = {"etabar_p": 1e-6, "implied_quantile": 1e-30}
         ({"prior": 0.20, "likelihood": 0.20, "prior_quantile": 0.006}, "informative prior"),
         # absorbed by IIV: shifted etas, and the typical value they imply in the prior's tail
         ({"prior": 0.20, "likelihood": 0.01, "prior_quantile": 0.2, "eta": ABSORBED}, "prior-data conflict"),
-        ({"prior": 0.20, "likelihood": 0.01, "prior_quantile": 0.2,
-          "eta": {"etabar_p": 0.2, "implied_quantile": 1e-30}}, "strong prior / weak likelihood"),
-        ({"prior": 0.20, "likelihood": 0.30, "prior_quantile": 0.2,
-          "eta": {"etabar_p": 1e-4, "implied_quantile": 0.3}}, "informative prior"),
+        (
+            {
+                "prior": 0.20,
+                "likelihood": 0.01,
+                "prior_quantile": 0.2,
+                "eta": {"etabar_p": 0.2, "implied_quantile": 1e-30},
+            },
+            "strong prior / weak likelihood",
+        ),
+        (
+            {
+                "prior": 0.20,
+                "likelihood": 0.30,
+                "prior_quantile": 0.2,
+                "eta": {"etabar_p": 1e-4, "implied_quantile": 0.3},
+            },
+            "informative prior",
+        ),
         # ... but only when the prior matters
         ({"prior": 0.01, "likelihood": 0.30, "prior_quantile": 1e-9, "eta": ABSORBED}, "ok"),
         # a sensitivity within its error of the threshold settles nothing
@@ -106,8 +120,10 @@ ABSORBED = {"etabar_p": 1e-6, "implied_quantile": 1e-30}
         ({"prior": 0.04, "prior_se": 0.01, "likelihood": 0.3}, "inconclusive: run longer"),
         ({"prior": 0.06, "prior_se": 0.004, "likelihood": 0.3, "prior_quantile": 0.5}, "informative prior"),
         ({"prior": 0.04, "prior_se": 0.004, "likelihood": 0.3}, "ok"),
-        ({"prior": 0.20, "prior_se": 0.01, "likelihood": 0.06, "likelihood_se": 0.01, "prior_quantile": 0.5},
-         "inconclusive: run longer"),
+        (
+            {"prior": 0.20, "prior_se": 0.01, "likelihood": 0.06, "likelihood_se": 0.01, "prior_quantile": 0.5},
+            "inconclusive: run longer",
+        ),
         ({"prior": 0.06, "prior_se": 0.01, "likelihood": 0.3, "prior_quantile": 1e-9}, "inconclusive: run longer"),
     ],
 )
@@ -149,6 +165,7 @@ def test_bootstrap_error_matches_the_spread_of_independent_runs():
 
 # --- variants ---------------------------------------------------------------------------
 
+
 def test_prior_variants_names_and_scaling(theo):
     named = dict(prior_variants(theo, scales=(0.5, 2.0)))
     assert list(named) == ["base", "scale_0.5", "scale_2", "lkj", "residual_halfnormal"]
@@ -169,8 +186,11 @@ def test_diagonal_model_has_no_lkj_variant(tmp_path):
 
 def test_variant_file_of_another_structure_is_a_spec_error(theo, tmp_path):
     path = tmp_path / "other.toml"
-    path.write_text(THEO_MODEL.read_text().replace('model = "additive"', 'model = "proportional"')
-                    .replace("add = { inverse_gamma", "prop = { inverse_gamma"))
+    path.write_text(
+        THEO_MODEL.read_text()
+        .replace('model = "additive"', 'model = "proportional"')
+        .replace("add = { inverse_gamma", "prop = { inverse_gamma")
+    )
     with pytest.raises(SpecError, match="residual.model"):
         prior_variants(theo, scales=(), variants=[path])
     same = tmp_path / "wide_cl.toml"
@@ -187,6 +207,7 @@ def test_bad_scales_and_missing_variant_file(theo, tmp_path):
 
 
 # --- power-scaling ----------------------------------------------------------------------
+
 
 def test_log_prior_matches_scipy(theo, base_fit):
     post = base_fit.tree["posterior"].to_dataset()
@@ -248,12 +269,14 @@ def test_prior_quantiles_and_etabar_checks(theo):
     rng = np.random.default_rng(0)
     dims = ("chain", "draw")
     n = (2, 200)
-    canonical = xr.Dataset({
-        "theta_CL": (dims, np.full(n, 3.0 * np.exp(1.645))),  # the prior's 95th percentile
-        "omega_CL_CL": (dims, np.full(n, 0.1)),
-        "omega_ka_CL": (dims, np.full(n, 0.0)),
-        "sigma2_add": (dims, rng.uniform(0.2, 0.4, n)),
-    })
+    canonical = xr.Dataset(
+        {
+            "theta_CL": (dims, np.full(n, 3.0 * np.exp(1.645))),  # the prior's 95th percentile
+            "omega_CL_CL": (dims, np.full(n, 0.1)),
+            "omega_ka_CL": (dims, np.full(n, 0.0)),
+            "sigma2_add": (dims, rng.uniform(0.2, 0.4, n)),
+        }
+    )
     q = prior_quantiles(theo, canonical)
     assert q["theta_CL"] == pytest.approx(0.95, abs=1e-3)
     # inverse-Wishart(4, diag 0.4): omega_CL_CL is marginally inverse-gamma(1, 0.2)
@@ -272,8 +295,10 @@ def test_prior_quantiles_and_etabar_checks(theo):
     shift = np.array([0.0, -1.0, 0.0])  # ka, CL, V
     eta = rng.normal(0.0, 0.1, size=(2, 200, 12, 3)) + shift
     posterior = xr.Dataset(
-        {"eta": (("chain", "draw", "subject", "parameter"), eta),
-         **{f"theta_{p}": (dims, np.full(n, v)) for p, v in {"ka": 1.5, "CL": 8.0, "V": 30.0}.items()}},
+        {
+            "eta": (("chain", "draw", "subject", "parameter"), eta),
+            **{f"theta_{p}": (dims, np.full(n, v)) for p, v in {"ka": 1.5, "CL": 8.0, "V": 30.0}.items()},
+        },
         coords={"subject": subjects, "parameter": ["ka", "CL", "V"]},
     )
     table = etabar(theo, posterior)
@@ -284,7 +309,8 @@ def test_prior_quantiles_and_etabar_checks(theo):
     assert abs(table.loc["theta_V", "etabar"]) < 0.01
     assert table.loc["theta_V", "implied"] == pytest.approx(30.0, rel=0.01)
     assert table.loc["theta_CL", "implied_quantile"] == pytest.approx(
-        theo.parameter("CL").typical.scipy().cdf(table.loc["theta_CL", "implied"]))
+        theo.parameter("CL").typical.scipy().cdf(table.loc["theta_CL", "implied"])
+    )
 
 
 def test_conflicting_prior_absorbed_by_iiv_is_a_prior_data_conflict(tight_fit):
@@ -300,16 +326,33 @@ def test_conflicting_prior_absorbed_by_iiv_is_a_prior_data_conflict(tight_fit):
 
 # --- outputs and the CLI ---------------------------------------------------------------
 
-CONFLICT_ROW = {"parameter": "theta_CL", "prior": 0.2, "prior_se": 0.013, "likelihood": 0.04,
-                "likelihood_se": 0.02, "prior_quantile": 0.146, "etabar": -0.97, "etabar_se": 0.08,
-                "etabar_p": 1.2e-7, "verdict": "prior-data conflict (absorbed by IIV: mean eta_CL = -0.97)",
-                "explanation": "The prior holds theta_CL at 7.35 while the subjects' eta_CL are shifted one way."}
+CONFLICT_ROW = {
+    "parameter": "theta_CL",
+    "prior": 0.2,
+    "prior_se": 0.013,
+    "likelihood": 0.04,
+    "likelihood_se": 0.02,
+    "prior_quantile": 0.146,
+    "etabar": -0.97,
+    "etabar_se": 0.08,
+    "etabar_p": 1.2e-7,
+    "verdict": "prior-data conflict (absorbed by IIV: mean eta_CL = -0.97)",
+    "explanation": "The prior holds theta_CL at 7.35 while the subjects' eta_CL are shifted one way.",
+}
 
 
 def test_write_outputs(tmp_path):
     psense = pd.DataFrame([CONFLICT_ROW])
-    variants = pd.DataFrame({"variant": ["base", "scale_2"], "parameter": ["theta_CL"] * 2,
-                             "mean": [2.7, 2.8], "sd": [0.2, 0.3], "q5": [2.4, 2.3], "q95": [3.0, 3.3]})
+    variants = pd.DataFrame(
+        {
+            "variant": ["base", "scale_2"],
+            "parameter": ["theta_CL"] * 2,
+            "mean": [2.7, 2.8],
+            "sd": [0.2, 0.3],
+            "q5": [2.4, 2.3],
+            "q95": [3.0, 3.3],
+        }
+    )
     out = write_outputs(tmp_path / "sens", "m", psense, variants)
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html
@@ -326,8 +369,29 @@ def test_cli_sensitivity_writes_tables(tmp_path, capsys):
     model = tmp_path / "diag.toml"
     model.write_text(DIAGONAL_MODEL)
     out = tmp_path / "sens"
-    code = main(["sensitivity", str(model), "--data", "theophylline", "--out", str(out), "--scales", "2",
-                 "--workers", "1", "--draws", "100", "--tune", "100", "--chains", "2", "--seed", "1", "--quiet"])
+    code = main(
+        [
+            "sensitivity",
+            str(model),
+            "--data",
+            "theophylline",
+            "--out",
+            str(out),
+            "--scales",
+            "2",
+            "--workers",
+            "1",
+            "--draws",
+            "100",
+            "--tune",
+            "100",
+            "--chains",
+            "2",
+            "--seed",
+            "1",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     psense = pd.read_csv(out / "psense.csv")
@@ -366,8 +430,18 @@ def test_scheduler_without_dask_exit_2(tmp_path, capsys, monkeypatch):
     for module in ("dask", "dask.distributed", "distributed"):  # as if Dask were not installed
         monkeypatch.setitem(sys.modules, module, None)
     out = tmp_path / "sens"
-    code = main(["sensitivity", str(THEO_MODEL), "--data", "theophylline", "--out", str(out),
-                 "--scheduler", "tcp://127.0.0.1:8786"])
+    code = main(
+        [
+            "sensitivity",
+            str(THEO_MODEL),
+            "--data",
+            "theophylline",
+            "--out",
+            str(out),
+            "--scheduler",
+            "tcp://127.0.0.1:8786",
+        ]
+    )
     assert code == 2
     assert "pip install 'bayes_nlme[dask]'" in capsys.readouterr().err
     assert not out.exists()
@@ -378,13 +452,15 @@ def test_scheduler_without_dask_exit_2(tmp_path, capsys, monkeypatch):
 def test_process_pool_runs_every_variant(tmp_path):
     from bayes_nlme.sensitivity import run_sensitivity
 
-    out = run_sensitivity(THEO_MODEL, "theophylline", out=tmp_path / "sens", scales=(0.5,), workers=2,
-                          quiet=True, **FAST)
+    out = run_sensitivity(
+        THEO_MODEL, "theophylline", out=tmp_path / "sens", scales=(0.5,), workers=2, quiet=True, **FAST
+    )
     variants = pd.read_csv(out / "variants.csv")
     assert list(dict.fromkeys(variants["variant"])) == ["base", "scale_0.5", "lkj", "residual_halfnormal"]
 
 
 # --- compile once, and Dask ----------------------------------------------------------------
+
 
 def _new_structure_model(tmp_path) -> Path:
     """The diagonal model with ka fixed at a value unique to this run.
@@ -393,8 +469,9 @@ def _new_structure_model(tmp_path) -> Path:
     PyTensor's on-disk cache: the study must compile it exactly once.
     """
     ka = float(1.5 + np.random.default_rng().integers(1, 10**9) * 1e-12)
-    text = DIAGONAL_MODEL.replace("[parameters.ka]\ntypical = { lognormal = { median = 1.5, sigma = 1.0 } }",
-                                  f"[parameters.ka]\nfixed = {ka!r}")
+    text = DIAGONAL_MODEL.replace(
+        "[parameters.ka]\ntypical = { lognormal = { median = 1.5, sigma = 1.0 } }", f"[parameters.ka]\nfixed = {ka!r}"
+    )
     assert f"fixed = {ka!r}" in text
     path = tmp_path / "fresh.toml"
     path.write_text(text)
@@ -416,8 +493,9 @@ def test_study_of_five_variants_compiles_once(tmp_path):
     from bayes_nlme.sensitivity import SensitivityStudy, run_sensitivity
 
     model = _new_structure_model(tmp_path)
-    study = run_sensitivity(model, "theophylline", out=tmp_path / "sens", scales=(0.25, 0.5, 2, 4), workers=2,
-                            quiet=True, **TINY)
+    study = run_sensitivity(
+        model, "theophylline", out=tmp_path / "sens", scales=(0.25, 0.5, 2, 4), workers=2, quiet=True, **TINY
+    )
     assert isinstance(study, SensitivityStudy)
     names = ["base", "scale_0.25", "scale_0.5", "scale_2", "scale_4"]
     assert list(dict.fromkeys(study.variants["variant"])) == names
@@ -442,13 +520,41 @@ def test_dask_scheduler(tmp_path, capsys):
     model = _new_structure_model(tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cluster:
-            study = run_sensitivity(model, "theophylline", out=tmp_path / "sens", scales=(2,),
-                                    scheduler=cluster.scheduler_address, quiet=True, **TINY)
-            code = main(["sensitivity", str(model), "--data", "theophylline", "--out", str(tmp_path / "cli"),
-                         "--scales", "0.5", "--scheduler", cluster.scheduler_address, "--draws", "50",
-                         "--tune", "50", "--chains", "2", "--seed", "1", "--quiet"])
+        with distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster:
+            study = run_sensitivity(
+                model,
+                "theophylline",
+                out=tmp_path / "sens",
+                scales=(2,),
+                scheduler=cluster.scheduler_address,
+                quiet=True,
+                **TINY,
+            )
+            code = main(
+                [
+                    "sensitivity",
+                    str(model),
+                    "--data",
+                    "theophylline",
+                    "--out",
+                    str(tmp_path / "cli"),
+                    "--scales",
+                    "0.5",
+                    "--scheduler",
+                    cluster.scheduler_address,
+                    "--draws",
+                    "50",
+                    "--tune",
+                    "50",
+                    "--chains",
+                    "2",
+                    "--seed",
+                    "1",
+                    "--quiet",
+                ]
+            )
     assert code == 0, capsys.readouterr().err
     assert list(dict.fromkeys(study.variants["variant"])) == ["base", "scale_2"]
     assert study.n_compilations == 1  # this process compiled; the Dask workers loaded it from the disk cache
@@ -459,16 +565,42 @@ def test_dask_scheduler(tmp_path, capsys):
 
 # --- the study in the fit's report ----------------------------------------------------------
 
+
 def _synthetic_study(path):
-    ok = {"parameter": "theta_V", "prior": 0.01, "prior_se": 0.001, "likelihood": 0.1, "likelihood_se": 0.02,
-          "prior_quantile": 0.5, "etabar": 0.01, "etabar_se": 0.04, "etabar_p": 0.8, "verdict": "ok",
-          "explanation": "The data, not the prior, determine theta_V."}
-    omega = {"parameter": "omega_V_V", "prior": 0.2, "prior_se": 0.02, "likelihood": 0.1, "likelihood_se": 0.03,
-             "prior_quantile": 0.1, "verdict": "prior-informed variance", "explanation": "Both inform omega_V_V."}
+    ok = {
+        "parameter": "theta_V",
+        "prior": 0.01,
+        "prior_se": 0.001,
+        "likelihood": 0.1,
+        "likelihood_se": 0.02,
+        "prior_quantile": 0.5,
+        "etabar": 0.01,
+        "etabar_se": 0.04,
+        "etabar_p": 0.8,
+        "verdict": "ok",
+        "explanation": "The data, not the prior, determine theta_V.",
+    }
+    omega = {
+        "parameter": "omega_V_V",
+        "prior": 0.2,
+        "prior_se": 0.02,
+        "likelihood": 0.1,
+        "likelihood_se": 0.03,
+        "prior_quantile": 0.1,
+        "verdict": "prior-informed variance",
+        "explanation": "Both inform omega_V_V.",
+    }
     psense = pd.DataFrame([CONFLICT_ROW, ok, omega])
-    variants = pd.DataFrame({"variant": ["base", "scale_2"] * 2, "parameter": ["theta_CL"] * 2 + ["theta_V"] * 2,
-                             "mean": [2.7, 2.8, 31.0, 32.0], "sd": [0.2, 0.3, 1.0, 1.5],
-                             "q5": [2.4, 2.3, 29.0, 29.5], "q95": [3.0, 3.3, 33.0, 34.5]})
+    variants = pd.DataFrame(
+        {
+            "variant": ["base", "scale_2"] * 2,
+            "parameter": ["theta_CL"] * 2 + ["theta_V"] * 2,
+            "mean": [2.7, 2.8, 31.0, 32.0],
+            "sd": [0.2, 0.3, 1.0, 1.5],
+            "q5": [2.4, 2.3, 29.0, 29.5],
+            "q95": [3.0, 3.3, 33.0, 34.5],
+        }
+    )
     return write_outputs(path, "m", psense, variants)
 
 
@@ -487,7 +619,7 @@ def test_prior_sensitivity_section(tmp_path):
     assert "0.200 ± 0.013" in html and "absorbed by IIV: mean eta_CL = -0.97" in html
     assert "Both inform omega_V_V." in html
     assert html.count('src="data:image/png;base64,') == 1  # the forest plot, embedded
-    assert "://" not in html and "href=\"sensitivity" not in html  # still self-contained
+    assert "://" not in html and 'href="sensitivity' not in html  # still self-contained
 
 
 @quiet_fit
@@ -507,7 +639,8 @@ def test_section_reads_a_study_written_before_the_errors(tmp_path):
 
     study = _synthetic_study(tmp_path / "sensitivity")
     pd.DataFrame({"parameter": ["theta_CL"], "prior": [0.01], "likelihood": [0.2], "verdict": ["ok"]}).to_csv(
-        study / "psense.csv", index=False)
+        study / "psense.csv", index=False
+    )
     page = Page("t")
     assert sections.prior_sensitivity(page, study) is True
     html = page.render()

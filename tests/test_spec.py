@@ -103,12 +103,12 @@ def test_contract_example_built_in_python_is_equal() -> None:
         structural="one_compartment_oral",
         parameters=(
             Parameter("ka", typical=LogNormal(1.5, 0.5)),
-            Parameter("CL", typical=LogNormal(3, 0.5), initial=2.8,
-                      covariates=(CovariateEffect("WT", "power", 70, 0.75),)),
+            Parameter(
+                "CL", typical=LogNormal(3, 0.5), initial=2.8, covariates=(CovariateEffect("WT", "power", 70, 0.75),)
+            ),
             Parameter("V", typical=LogNormal(30, 0.5)),
         ),
-        omega=Omega.from_structure("full", ("ka", "CL", "V"),
-                                   prior=InverseWishart(df=5, scale=[0.2, 0.2, 0.2])),
+        omega=Omega.from_structure("full", ("ka", "CL", "V"), prior=InverseWishart(df=5, scale=[0.2, 0.2, 0.2])),
         residual=Residual("combined", add=InverseGamma(2, 0.5), prop=InverseGamma(2, 0.01)),
         columns={"ID": "Subject"},
     )
@@ -120,8 +120,7 @@ def test_theophylline_model_loads() -> None:
     spec = load_model(THEOPHYLLINE)
     assert spec.structural == "one_compartment_oral"
     assert spec.iiv_names == ("ka", "CL", "V")
-    assert [p.typical for p in spec.parameters] == [
-        LogNormal(1.5, 1.0), LogNormal(3.0, 1.0), LogNormal(30.0, 1.0)]
+    assert [p.typical for p in spec.parameters] == [LogNormal(1.5, 1.0), LogNormal(3.0, 1.0), LogNormal(30.0, 1.0)]
     assert [p.initial for p in spec.parameters] == [1.5, 2.8, 32.0]
     assert spec.omega.structure == "full"
     prior = spec.omega.prior
@@ -162,8 +161,7 @@ def _params(*, iiv=(True, True, True)) -> tuple[Parameter, ...]:
     )
 
 
-def _spec(omega: Omega, *, parameters=None, residual=None, structural="one_compartment_oral",
-          **kwargs) -> ModelSpec:
+def _spec(omega: Omega, *, parameters=None, residual=None, structural="one_compartment_oral", **kwargs) -> ModelSpec:
     return ModelSpec(
         name=kwargs.pop("name", "variant"),
         structural=structural,
@@ -180,21 +178,17 @@ FULL_SCALE = ((0.3, 0.05, 0.0), (0.05, 0.2, 0.01), (0.0, 0.01, 0.4))
 OMEGA_VARIANTS = {
     "diagonal-none": Omega.from_structure("diagonal", NAMES),
     "diagonal-ig": Omega.from_structure("diagonal", NAMES, prior=InverseGamma(2, 0.2)),
-    "diagonal-iw": Omega.from_structure("diagonal", NAMES,
-                                        prior=InverseWishart(3, [0.1, 0.2, 0.3])),
+    "diagonal-iw": Omega.from_structure("diagonal", NAMES, prior=InverseWishart(3, [0.1, 0.2, 0.3])),
     "full-iw-diag": Omega.from_structure("full", NAMES, prior=InverseWishart(4, [0.4] * 3)),
     "full-iw-matrix": Omega.from_structure("full", NAMES, prior=InverseWishart(6, FULL_SCALE)),
-    "full-lkj-halfnormal": Omega.from_structure("full", NAMES,
-                                                prior=LKJ(2.0, HalfNormal(0.5))),
+    "full-lkj-halfnormal": Omega.from_structure("full", NAMES, prior=LKJ(2.0, HalfNormal(0.5))),
     "full-lkj-lognormal": Omega.from_structure("full", NAMES, prior=LKJ(1, LogNormal(0.3, 1))),
-    "blocks-iw": Omega.from_structure([["CL", "V"], ["ka"]], NAMES,
-                                      prior=InverseWishart(5, [[0.1, 0, 0], [0, 0.2, 0.05],
-                                                               [0, 0.05, 0.3]])),
-    "blocks-lkj": Omega.from_structure([["ka"], ["V", "CL"]], NAMES,
-                                       prior=LKJ(1.5, HalfNormal(1.0))),
+    "blocks-iw": Omega.from_structure(
+        [["CL", "V"], ["ka"]], NAMES, prior=InverseWishart(5, [[0.1, 0, 0], [0, 0.2, 0.05], [0, 0.05, 0.3]])
+    ),
+    "blocks-lkj": Omega.from_structure([["ka"], ["V", "CL"]], NAMES, prior=LKJ(1.5, HalfNormal(1.0))),
     "diagonal-initial": Omega.from_structure("diagonal", NAMES, initial=[0.1, 0.2, 0.3]),
-    "full-initial": Omega.from_structure("full", NAMES, prior=InverseWishart(4, [0.4] * 3),
-                                         initial=FULL_SCALE),
+    "full-initial": Omega.from_structure("full", NAMES, prior=InverseWishart(4, [0.4] * 3), initial=FULL_SCALE),
 }
 
 
@@ -215,10 +209,15 @@ def test_blocks_are_put_in_declaration_order() -> None:
     assert spec.omega.structure_value == [["ka"], ["CL", "V"]]
 
 
-@pytest.mark.parametrize("model,slots", [
-    ("additive", ("add",)), ("proportional", ("prop",)),
-    ("combined", ("add", "prop")), ("exponential", ("exp",)),
-])
+@pytest.mark.parametrize(
+    "model,slots",
+    [
+        ("additive", ("add",)),
+        ("proportional", ("prop",)),
+        ("combined", ("add", "prop")),
+        ("exponential", ("exp",)),
+    ],
+)
 def test_roundtrip_residual_models(model: str, slots: tuple[str, ...]) -> None:
     kinds = [InverseGamma(2, 0.5), HalfNormal(0.3), LogNormal(0.1, 1)]
     priors = {slot: kinds[i] for i, slot in enumerate(slots)}
@@ -232,20 +231,28 @@ def test_roundtrip_residual_models(model: str, slots: tuple[str, ...]) -> None:
 def test_roundtrip_fixed_parameters_and_covariates() -> None:
     params = (
         Parameter("ka", fixed=1.2),
-        Parameter("CL", typical=lognormal(3), covariates=(
-            CovariateEffect("WT", "power", 70, Normal(0.75, 0.1)),
-            CovariateEffect("CRCL", "linear", 100, 0.004),
-            CovariateEffect("AGE", "exponential", 40, Normal(0, 0.05)),
-        )),
-        Parameter("V", typical=lognormal(30), iiv=False, covariates=(
-            CovariateEffect("WT", "power", 70, 1.0),
-            CovariateEffect("SEX", "linear", 0, Normal(0.0, 0.2)),
-        )),
+        Parameter(
+            "CL",
+            typical=lognormal(3),
+            covariates=(
+                CovariateEffect("WT", "power", 70, Normal(0.75, 0.1)),
+                CovariateEffect("CRCL", "linear", 100, 0.004),
+                CovariateEffect("AGE", "exponential", 40, Normal(0, 0.05)),
+            ),
+        ),
+        Parameter(
+            "V",
+            typical=lognormal(30),
+            iiv=False,
+            covariates=(
+                CovariateEffect("WT", "power", 70, 1.0),
+                CovariateEffect("SEX", "linear", 0, Normal(0.0, 0.2)),
+            ),
+        ),
         Parameter("tlag", typical=LogNormal(0.25, 0.5), iiv=False, initial=0.2),
         Parameter("F", fixed=0.9),
     )
-    spec = _spec(Omega.from_structure("diagonal", ("CL",), prior=InverseGamma(2, 0.2)),
-                 parameters=params)
+    spec = _spec(Omega.from_structure("diagonal", ("CL",), prior=InverseGamma(2, 0.2)), parameters=params)
     assert spec.parameter("ka").iiv is False
     assert spec.iiv_names == ("CL",)
     assert [p.name for p in spec.estimated] == ["CL", "V", "tlag"]
@@ -261,32 +268,44 @@ def test_roundtrip_fixed_parameters_and_covariates() -> None:
 def test_roundtrip_every_structural_model(structural: str) -> None:
     names = STRUCTURAL_PARAMETERS[structural]
     params = tuple(Parameter(n, typical=lognormal(1.0 + i)) for i, n in enumerate(names))
-    spec = _spec(Omega.from_structure("full", names, prior=LKJ(2, HalfNormal(1))),
-                 parameters=params, structural=structural,
-                 flip_flop_guard=False if "iv" in structural else True,
-                 sampling=Sampling(draws=200, tune=300, chains=2, seed=0),
-                 columns={"ID": "Subject", "DV": "conc", "TIME": "Time"})
+    spec = _spec(
+        Omega.from_structure("full", names, prior=LKJ(2, HalfNormal(1))),
+        parameters=params,
+        structural=structural,
+        flip_flop_guard=False if "iv" in structural else True,
+        sampling=Sampling(draws=200, tune=300, chains=2, seed=0),
+        columns={"ID": "Subject", "DV": "conc", "TIME": "Time"},
+    )
     roundtrip(spec)
 
 
 def test_roundtrip_odd_strings() -> None:
-    spec = _spec(OMEGA_VARIANTS["diagonal-none"], name='odd "name" \\ é\ttab',
-                 columns={"ID": "subject id", "DV": "conc.mg/L"},
-                 parameters=(Parameter("ka", typical=lognormal(1)),
-                             Parameter("CL", typical=lognormal(3), covariates=(
-                                 CovariateEffect("body weight (kg)", "power", 70, 0.75),)),
-                             Parameter("V", typical=LogNormal(1e-5, 1e-3))))
+    spec = _spec(
+        OMEGA_VARIANTS["diagonal-none"],
+        name='odd "name" \\ é\ttab',
+        columns={"ID": "subject id", "DV": "conc.mg/L"},
+        parameters=(
+            Parameter("ka", typical=lognormal(1)),
+            Parameter("CL", typical=lognormal(3), covariates=(CovariateEffect("body weight (kg)", "power", 70, 0.75),)),
+            Parameter("V", typical=LogNormal(1e-5, 1e-3)),
+        ),
+    )
     roundtrip(spec)
 
 
 def test_python_and_toml_specs_agree(tmp_path: Path) -> None:
-    text = BASE.replace('[parameters.V]', '''[[parameters.CL.covariates]]
+    text = (
+        BASE.replace(
+            "[parameters.V]",
+            """[[parameters.CL.covariates]]
 column = "WT"
 effect = "linear"
 reference = 70
 beta = { normal = { mean = 0.01, sd = 0.01 } }
 
-[parameters.V]''') + """
+[parameters.V]""",
+        )
+        + """
 [parameters.F]
 fixed = 1
 iiv = false
@@ -305,19 +324,23 @@ initial = { exp = 0.04 }
 draws = 500
 seed = 42
 """
+    )
     from_toml = load_model(write(tmp_path, text))
     built = ModelSpec(
         name="test",
         structural="one_compartment_oral",
         parameters=[
             Parameter("ka", LogNormal(1.5, 0.5)),
-            Parameter("CL", LogNormal(3, 0.5), covariates=[
-                CovariateEffect("WT", "linear", 70, Normal(0.01, 0.01))]),
+            Parameter("CL", LogNormal(3, 0.5), covariates=[CovariateEffect("WT", "linear", 70, Normal(0.01, 0.01))]),
             Parameter("V", LogNormal(30, 0.5)),
             Parameter("F", fixed=1),
         ],
-        omega=Omega((("ka",), ("V", "CL")), prior=LKJ(2, HalfNormal(1)), structure="block",
-                    initial=np.array([[0.2, 0, 0], [0, 0.1, 0.02], [0, 0.02, 0.1]])),
+        omega=Omega(
+            (("ka",), ("V", "CL")),
+            prior=LKJ(2, HalfNormal(1)),
+            structure="block",
+            initial=np.array([[0.2, 0, 0], [0, 0.1, 0.02], [0, 0.02, 0.1]]),
+        ),
         residual=Residual("exponential", exp=InverseGamma(3, 0.2), initial={"exp": 0.04}),
         sampling=Sampling(draws=500, seed=42),
     )
@@ -345,154 +368,189 @@ CL_TYPICAL = "typical = { lognormal = { median = 3.0, sigma = 0.5 } }"
 BAD_FILES = {
     "unknown structural": (
         _replace('"one_compartment_oral"', '"three_compartment"'),
-        ["key 'structural'", "three_compartment", "'one_compartment_oral'",
-         "'two_compartment_iv'"]),
+        ["key 'structural'", "three_compartment", "'one_compartment_oral'", "'two_compartment_iv'"],
+    ),
     "missing CL": (
         _replace("[parameters.CL]\n" + CL_TYPICAL + "\n", ""),
-        ["key 'parameters.CL'", "missing parameter 'CL'", "'ka'", "'V'"]),
+        ["key 'parameters.CL'", "missing parameter 'CL'", "'ka'", "'V'"],
+    ),
     "typo key": (
         _replace("[parameters.CL]\ntypical", "[parameters.CL]\ntypcial"),
-        ["key 'parameters.CL.typcial'", "unknown key 'typcial'", "'typical'", "'fixed'"]),
+        ["key 'parameters.CL.typcial'", "unknown key 'typcial'", "'typical'", "'fixed'"],
+    ),
     "unknown prior kind": (
         _replace(CL_TYPICAL, "typical = { gamma = { a = 1, b = 2 } }"),
-        ["key 'parameters.CL.typical'", "unknown prior kind 'gamma'", "'lognormal'"]),
+        ["key 'parameters.CL.typical'", "unknown prior kind 'gamma'", "'lognormal'"],
+    ),
     "prior kind not allowed": (
         _replace(CL_TYPICAL, "typical = { normal = { mean = 3, sd = 1 } }"),
-        ["key 'parameters.CL.typical'", "'normal' is not allowed", "'lognormal'"]),
+        ["key 'parameters.CL.typical'", "'normal' is not allowed", "'lognormal'"],
+    ),
     "two prior keys": (
-        _replace(CL_TYPICAL, "typical = { lognormal = { median = 3.0, sigma = 0.5 }, "
-                             "normal = { mean = 3, sd = 1 } }"),
-        ["key 'parameters.CL.typical'", "exactly one key", "'lognormal'"]),
+        _replace(CL_TYPICAL, "typical = { lognormal = { median = 3.0, sigma = 0.5 }, normal = { mean = 3, sd = 1 } }"),
+        ["key 'parameters.CL.typical'", "exactly one key", "'lognormal'"],
+    ),
     "negative sigma": (
         _replace("median = 3.0, sigma = 0.5", "median = 3.0, sigma = -0.5"),
-        ["key 'parameters.CL.typical.lognormal.sigma'", "> 0"]),
+        ["key 'parameters.CL.typical.lognormal.sigma'", "> 0"],
+    ),
     "string median": (
         _replace("median = 3.0", 'median = "3"'),
-        ["key 'parameters.CL.typical.lognormal.median'", "expected a number", "a string"]),
+        ["key 'parameters.CL.typical.lognormal.median'", "expected a number", "a string"],
+    ),
     "unknown prior field": (
         _replace("median = 3.0, sigma = 0.5", "median = 3.0, sd = 0.5"),
-        ["key 'parameters.CL.typical.lognormal.sd'", "'median'", "'sigma'"]),
+        ["key 'parameters.CL.typical.lognormal.sd'", "'median'", "'sigma'"],
+    ),
     "missing prior field": (
         _replace("median = 3.0, sigma = 0.5", "median = 3.0"),
-        ["key 'parameters.CL.typical.lognormal.sigma'", "missing"]),
+        ["key 'parameters.CL.typical.lognormal.sigma'", "missing"],
+    ),
     "non-PD IW scale": (
         BASE + '[omega]\nstructure = "full"\nprior = { inverse_wishart = { df = 5, scale = '
-               '[[1, 2, 0], [2, 1, 0], [0, 0, 1]] } }\n' + RES,
-        ["key 'omega.prior.inverse_wishart.scale'", "positive definite"]),
+        "[[1, 2, 0], [2, 1, 0], [0, 0, 1]] } }\n" + RES,
+        ["key 'omega.prior.inverse_wishart.scale'", "positive definite"],
+    ),
     "asymmetric IW scale": (
         BASE + '[omega]\nstructure = "full"\nprior = { inverse_wishart = { df = 5, scale = '
-               '[[1, 0.1, 0], [0, 1, 0], [0, 0, 1]] } }\n' + RES,
-        ["key 'omega.prior.inverse_wishart.scale'", "symmetric"]),
+        "[[1, 0.1, 0], [0, 1, 0], [0, 0, 1]] } }\n" + RES,
+        ["key 'omega.prior.inverse_wishart.scale'", "symmetric"],
+    ),
     "wrong dim scale": (
-        BASE + '[omega]\nstructure = "full"\nprior = { inverse_wishart = '
-               '{ df = 5, scale = [0.2, 0.2] } }\n' + RES,
-        ["key 'omega.prior.inverse_wishart.scale'", "dimension 3", "ka, CL, V"]),
+        BASE + '[omega]\nstructure = "full"\nprior = { inverse_wishart = { df = 5, scale = [0.2, 0.2] } }\n' + RES,
+        ["key 'omega.prior.inverse_wishart.scale'", "dimension 3", "ka, CL, V"],
+    ),
     "IW df too small": (
-        BASE + '[omega]\nstructure = "full"\nprior = { inverse_wishart = '
-               '{ df = 2, scale = [0.2, 0.2, 0.2] } }\n' + RES,
-        ["key 'omega.prior.inverse_wishart.df'", "> dimension - 1 = 2"]),
+        BASE + '[omega]\nstructure = "full"\nprior = { inverse_wishart = { df = 2, scale = [0.2, 0.2, 0.2] } }\n' + RES,
+        ["key 'omega.prior.inverse_wishart.df'", "> dimension - 1 = 2"],
+    ),
     "IW scale non-zero between blocks": (
         BASE + '[omega]\nstructure = [["ka"], ["CL", "V"]]\nprior = { inverse_wishart = '
-               '{ df = 5, scale = [[1, 0.1, 0], [0.1, 1, 0], [0, 0, 1]] } }\n' + RES,
-        ["key 'omega.prior.inverse_wishart.scale'", "(ka, CL) must be 0"]),
+        "{ df = 5, scale = [[1, 0.1, 0], [0.1, 1, 0], [0, 0, 1]] } }\n" + RES,
+        ["key 'omega.prior.inverse_wishart.scale'", "(ka, CL) must be 0"],
+    ),
     "block missing a parameter": (
         BASE + '[omega]\nstructure = [["CL", "V"]]\n' + RES,
-        ["key 'omega.structure'", "missing: ka", "'ka'", "'CL'", "'V'"]),
+        ["key 'omega.structure'", "missing: ka", "'ka'", "'CL'", "'V'"],
+    ),
     "parameter in two blocks": (
         BASE + '[omega]\nstructure = [["CL", "V"], ["ka", "V"]]\n' + RES,
-        ["key 'omega.structure'", "'V' appears more than once"]),
+        ["key 'omega.structure'", "'V' appears more than once"],
+    ),
     "block with a parameter without IIV": (
-        _replace('sigma = 0.5 } }\n\n[parameters.V]', 'sigma = 0.5 } }\niiv = false\n\n'
-                 '[parameters.V]', BASE) + '[omega]\nstructure = [["CL", "V"], ["ka"]]\n' + RES,
-        ["key 'omega.structure'", "'CL' has no IIV", "'ka'", "'V'"]),
+        _replace("sigma = 0.5 } }\n\n[parameters.V]", "sigma = 0.5 } }\niiv = false\n\n[parameters.V]", BASE)
+        + '[omega]\nstructure = [["CL", "V"], ["ka"]]\n'
+        + RES,
+        ["key 'omega.structure'", "'CL' has no IIV", "'ka'", "'V'"],
+    ),
     "unknown omega structure": (
         BASE + '[omega]\nstructure = "blocks"\n' + RES,
-        ["key 'omega.structure'", "'blocks'", "'diagonal'", "'full'"]),
+        ["key 'omega.structure'", "'blocks'", "'diagonal'", "'full'"],
+    ),
     "lkj on diagonal omega": (
-        BASE + '[omega]\nprior = { lkj = { eta = 1, sd = { half_normal = { sigma = 1 } } } }\n'
-        + RES,
-        ["key 'omega.prior'", "'lkj' is not allowed for a diagonal omega",
-         "'inverse_gamma'", "'inverse_wishart'"]),
+        BASE + "[omega]\nprior = { lkj = { eta = 1, sd = { half_normal = { sigma = 1 } } } }\n" + RES,
+        ["key 'omega.prior'", "'lkj' is not allowed for a diagonal omega", "'inverse_gamma'", "'inverse_wishart'"],
+    ),
     "inverse gamma on full omega": (
-        BASE + '[omega]\nstructure = "full"\nprior = { inverse_gamma = { alpha = 1, beta = 1 } '
-               '}\n' + RES,
-        ["key 'omega.prior'", "'inverse_gamma' is not allowed", "'lkj'"]),
+        BASE + '[omega]\nstructure = "full"\nprior = { inverse_gamma = { alpha = 1, beta = 1 } }\n' + RES,
+        ["key 'omega.prior'", "'inverse_gamma' is not allowed", "'lkj'"],
+    ),
     "bad lkj sd prior": (
         BASE + '[omega]\nstructure = "full"\nprior = { lkj = { eta = 1, sd = '
-               '{ normal = { mean = 0, sd = 1 } } } }\n' + RES,
-        ["key 'omega.prior.lkj.sd'", "'half_normal'", "'lognormal'"]),
+        "{ normal = { mean = 0, sd = 1 } } } }\n" + RES,
+        ["key 'omega.prior.lkj.sd'", "'half_normal'", "'lognormal'"],
+    ),
     "omega initial not PD": (
-        BASE + '[omega]\ninitial = [0.1, -0.2, 0.1]\n' + RES,
-        ["key 'omega.initial'", "positive definite"]),
+        BASE + "[omega]\ninitial = [0.1, -0.2, 0.1]\n" + RES,
+        ["key 'omega.initial'", "positive definite"],
+    ),
     "omega initial wrong dim": (
-        BASE + '[omega]\ninitial = [[0.1, 0], [0, 0.1]]\n' + RES,
-        ["key 'omega.initial'", "dimension 3"]),
+        BASE + "[omega]\ninitial = [[0.1, 0], [0, 0.1]]\n" + RES,
+        ["key 'omega.initial'", "dimension 3"],
+    ),
     "unknown effect": (
-        _replace(CL_TYPICAL, CL_TYPICAL + '\n\n[[parameters.CL.covariates]]\ncolumn = "WT"\n'
-                             'effect = "allometric"\nreference = 70\nexponent = 0.75'),
-        ["key 'parameters.CL.covariates[0].effect'", "'allometric'", "'power'", "'linear'",
-         "'exponential'"]),
+        _replace(
+            CL_TYPICAL,
+            CL_TYPICAL + '\n\n[[parameters.CL.covariates]]\ncolumn = "WT"\n'
+            'effect = "allometric"\nreference = 70\nexponent = 0.75',
+        ),
+        ["key 'parameters.CL.covariates[0].effect'", "'allometric'", "'power'", "'linear'", "'exponential'"],
+    ),
     "beta on a power effect": (
-        _replace(CL_TYPICAL, CL_TYPICAL + '\n\n[[parameters.CL.covariates]]\ncolumn = "WT"\n'
-                             'effect = "power"\nreference = 70\nbeta = 0.75'),
-        ["key 'parameters.CL.covariates[0].beta'", "'exponent'"]),
+        _replace(
+            CL_TYPICAL,
+            CL_TYPICAL + '\n\n[[parameters.CL.covariates]]\ncolumn = "WT"\n'
+            'effect = "power"\nreference = 70\nbeta = 0.75',
+        ),
+        ["key 'parameters.CL.covariates[0].beta'", "'exponent'"],
+    ),
     "power effect with zero reference": (
-        _replace(CL_TYPICAL, CL_TYPICAL + '\n\n[[parameters.CL.covariates]]\ncolumn = "WT"\n'
-                             'effect = "power"\nreference = 0\nexponent = 0.75'),
-        ["key 'parameters.CL.covariates[0].reference'", "> 0"]),
+        _replace(
+            CL_TYPICAL,
+            CL_TYPICAL + '\n\n[[parameters.CL.covariates]]\ncolumn = "WT"\n'
+            'effect = "power"\nreference = 0\nexponent = 0.75',
+        ),
+        ["key 'parameters.CL.covariates[0].reference'", "> 0"],
+    ),
     "covariate prior kind": (
-        _replace(CL_TYPICAL, CL_TYPICAL + '\n\n[[parameters.CL.covariates]]\ncolumn = "WT"\n'
-                             'effect = "linear"\nreference = 70\n'
-                             'beta = { lognormal = { median = 1, sigma = 1 } }'),
-        ["key 'parameters.CL.covariates[0].beta'", "'normal'"]),
+        _replace(
+            CL_TYPICAL,
+            CL_TYPICAL + '\n\n[[parameters.CL.covariates]]\ncolumn = "WT"\n'
+            'effect = "linear"\nreference = 70\n'
+            "beta = { lognormal = { median = 1, sigma = 1 } }",
+        ),
+        ["key 'parameters.CL.covariates[0].beta'", "'normal'"],
+    ),
     "fixed and typical": (
         _replace(CL_TYPICAL, CL_TYPICAL + "\nfixed = 3.0"),
-        ["key 'parameters.CL'", "exclude each other", "'typical'", "'fixed'"]),
+        ["key 'parameters.CL'", "exclude each other", "'typical'", "'fixed'"],
+    ),
     "neither fixed nor typical": (
         _replace(CL_TYPICAL, "initial = 3.0"),
-        ["key 'parameters.CL'", "'typical'", "'fixed'"]),
+        ["key 'parameters.CL'", "'typical'", "'fixed'"],
+    ),
     "fixed with iiv": (
         _replace(CL_TYPICAL, "fixed = 3.0\niiv = true"),
-        ["key 'parameters.CL.iiv'", "no IIV", "'false'"]),
+        ["key 'parameters.CL.iiv'", "no IIV", "'false'"],
+    ),
     "unknown parameter": (
         _replace("[parameters.V]", "[parameters.Vd]"),
-        ["key 'parameters.Vd'", "'ka'", "'CL'", "'V'", "'tlag'", "'F'"]),
+        ["key 'parameters.Vd'", "'ka'", "'CL'", "'V'", "'tlag'", "'F'"],
+    ),
     "unused residual variance": (
         BASE + RES + "prop = { inverse_gamma = { alpha = 2, beta = 0.01 } }\n",
-        ["key 'residual.prop'", "additive model has no variance 'prop'", "'add'"]),
+        ["key 'residual.prop'", "additive model has no variance 'prop'", "'add'"],
+    ),
     "unknown residual model": (
         _replace('model = "additive"', 'model = "log"'),
-        ["key 'residual.model'", "'log'", "'additive'", "'proportional'", "'combined'",
-         "'exponential'"]),
+        ["key 'residual.model'", "'log'", "'additive'", "'proportional'", "'combined'", "'exponential'"],
+    ),
     "residual initial for unused variance": (
         BASE + RES + "initial = { prop = 0.1 }\n",
-        ["key 'residual.initial.prop'", "'add'"]),
+        ["key 'residual.initial.prop'", "'add'"],
+    ),
     "missing residual": (BASE, ["key 'residual'", "missing"]),
     "unknown top-level key": (
         "descripton = 'x'\n" + BASE + RES,
-        ["key 'descripton'", "unknown key", "'name'", "'structural'", "'omega'"]),
-    "missing name": (
-        _replace('name = "test"\n', ""), ["key 'name'", "missing"]),
+        ["key 'descripton'", "unknown key", "'name'", "'structural'", "'omega'"],
+    ),
+    "missing name": (_replace('name = "test"\n', ""), ["key 'name'", "missing"]),
     "unknown column role": (
         BASE + RES + '[columns]\nSUBJ = "Subject"\n',
-        ["key 'columns.SUBJ'", "'ID'", "'TIME'", "'BLQ'"]),
-    "sampling not positive": (
-        BASE + RES + "[sampling]\ndraws = 0\n", ["key 'sampling.draws'", ">= 1"]),
-    "sampling float": (
-        BASE + RES + "[sampling]\nchains = 2.5\n",
-        ["key 'sampling.chains'", "expected an integer"]),
-    "sampling typo": (
-        BASE + RES + "[sampling]\nchain = 2\n",
-        ["key 'sampling.chain'", "'chains'", "'draws'"]),
-    "iiv not bool": (
-        _replace(CL_TYPICAL, CL_TYPICAL + "\niiv = 1"),
-        ["key 'parameters.CL.iiv'", "true or false"]),
+        ["key 'columns.SUBJ'", "'ID'", "'TIME'", "'BLQ'"],
+    ),
+    "sampling not positive": (BASE + RES + "[sampling]\ndraws = 0\n", ["key 'sampling.draws'", ">= 1"]),
+    "sampling float": (BASE + RES + "[sampling]\nchains = 2.5\n", ["key 'sampling.chains'", "expected an integer"]),
+    "sampling typo": (BASE + RES + "[sampling]\nchain = 2\n", ["key 'sampling.chain'", "'chains'", "'draws'"]),
+    "iiv not bool": (_replace(CL_TYPICAL, CL_TYPICAL + "\niiv = 1"), ["key 'parameters.CL.iiv'", "true or false"]),
     "flip-flop guard on iv model": (
         "flip_flop_guard = true\n"
         + BASE.replace("one_compartment_oral", "one_compartment_iv").replace(
-            "[parameters.ka]\ntypical = { lognormal = { median = 1.5, sigma = 0.5 } }\n", "")
+            "[parameters.ka]\ntypical = { lognormal = { median = 1.5, sigma = 0.5 } }\n", ""
+        )
         + RES,
-        ["key 'flip_flop_guard'", "oral models"]),
+        ["key 'flip_flop_guard'", "oral models"],
+    ),
 }
 
 
@@ -571,8 +629,7 @@ def test_python_built_specs_are_validated() -> None:
 
 def test_python_built_spec_normalises() -> None:
     fixed = Parameter("F", fixed=1)
-    assert fixed.iiv is False and fixed.fixed == 1.0 and fixed == Parameter("F", fixed=1.0,
-                                                                          iiv=False)
+    assert fixed.iiv is False and fixed.fixed == 1.0 and fixed == Parameter("F", fixed=1.0, iiv=False)
     assert Parameter("tlag", fixed=0).fixed == 0.0
     lower = _spec(OMEGA_VARIANTS["diagonal-none"], columns={"id": "Subject", " Dv ": "conc"})
     assert lower.columns == {"ID": "Subject", "DV": "conc"}
@@ -594,5 +651,8 @@ def test_more_python_and_mapping_errors() -> None:
     with pytest.raises(SpecError, match=r"key 'lkj\.sd'.*'half_normal'"):
         LKJ(1.0, Normal(0, 1))
     with pytest.raises(SpecError, match=r"key 'parameters\.CL\.covariates\[1\]\.column'"):
-        Parameter("CL", typical=lognormal(3), covariates=(
-            CovariateEffect("WT", "power", 70, 0.75), CovariateEffect("WT", "linear", 70, 0.1)))
+        Parameter(
+            "CL",
+            typical=lognormal(3),
+            covariates=(CovariateEffect("WT", "power", 70, 0.75), CovariateEffect("WT", "linear", 70, 0.1)),
+        )

@@ -54,8 +54,10 @@ def simulate(n_subjects=30, seed=5):
         for day, factor in enumerate((1.0, 1.4, 0.7)):
             t0 = 24.0 * day
             rows.append({"ID": i + 1, "TIME": t0, "AMT": 500.0, "DV": np.nan, "WT": wt0 * factor})
-            rows += [{"ID": i + 1, "TIME": t0 + t, "AMT": 0.0, "DV": 0.0, "WT": wt0 * factor}
-                     for t in (0.5, 2.0, 6.0, 12.0, 23.0)]
+            rows += [
+                {"ID": i + 1, "TIME": t0 + t, "AMT": 0.0, "DV": 0.0, "WT": wt0 * factor}
+                for t in (0.5, 2.0, 6.0, 12.0, 23.0)
+            ]
     frame = pd.DataFrame(rows)
     dataset = load_dataset(frame)
     design = engine_design(dataset, "one_compartment_iv", declared=("CL", "V"), covariates=("WT",))

@@ -228,7 +228,10 @@ def check_model_data(spec, dataset):
 
     prior_data(spec)  # validates every prior before anything is built
     design = engine_design(
-        dataset, spec.structural, declared=spec.parameter_names, covariates=spec.covariate_columns,
+        dataset,
+        spec.structural,
+        declared=spec.parameter_names,
+        covariates=spec.covariate_columns,
         time_varying=spec.time_varying,
     )
     obs, lower = _observations(dataset, design)
@@ -318,8 +321,15 @@ def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> B
                 bound = flipflop.eta_lower_bound(spec, theta, covariates, coefficients, n)
             eta = []
             random_effects(
-                spec, omega, centered=centered, bounded=bounded, lower_bound=bound, mean=mean, initial=initial,
-                log_individual=log_individual, columns=eta,
+                spec,
+                omega,
+                centered=centered,
+                bounded=bounded,
+                lower_bound=bound,
+                mean=mean,
+                initial=initial,
+                log_individual=log_individual,
+                columns=eta,
             )
         params = individual_parameters(spec, theta, eta, covariates, coefficients, n_subjects=n)
         params.update({name: pt.exp(value) for name, value in log_individual.items()})
@@ -329,7 +339,9 @@ def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> B
             dims=("subject", "structural_parameter"),
         )
         if varying:
-            params = _segment_parameters(spec, theta, eta, log_individual, segment_cov, coefficients, design, covariates)
+            params = _segment_parameters(
+                spec, theta, eta, log_individual, segment_cov, coefficients, design, covariates
+            )
         engine_data = {name: pm.Data(f"engine_{name}", value) for name, value in design.engine_inputs.items()}
         f = pm.Deterministic("ipred", structural_predictions(design, params, engine_data), dims="observation")
         sigma2 = residual_variances(spec)
@@ -364,4 +376,3 @@ def build_model(spec, data, *, centered: bool = False, guard: bool | None = None
     pymc.Model
     """
     return build(spec, data, centered=centered, guard=guard).model
-

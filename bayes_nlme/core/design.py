@@ -100,8 +100,10 @@ class EngineDesign:
         ``recf, reci, recl, subj, jac_index``."""
         cached = self.__dict__.get("_engine_inputs")
         if cached is None:
-            cached = {name: np.ascontiguousarray(getattr(self, name), dtype=np.float64)
-                      for name in ("recf", "reci", "recl", "subj", "jac_index")}
+            cached = {
+                name: np.ascontiguousarray(getattr(self, name), dtype=np.float64)
+                for name in ("recf", "reci", "recl", "subj", "jac_index")
+            }
             object.__setattr__(self, "_engine_inputs", cached)
         return cached
 
@@ -140,8 +142,9 @@ def _segments(table: pd.DataFrame, subject: np.ndarray, columns) -> np.ndarray:
     return np.cumsum(new) - 1
 
 
-def engine_design(dataset, structural, *, declared=(), covariates=(), time_varying: str = "locf",
-                  points: str = "observations") -> EngineDesign:
+def engine_design(
+    dataset, structural, *, declared=(), covariates=(), time_varying: str = "locf", points: str = "observations"
+) -> EngineDesign:
     """Lay out a dataset's records for the event engine.
 
     Parameters
@@ -221,16 +224,37 @@ def engine_design(dataset, structural, *, declared=(), covariates=(), time_varyi
     f_col = columns.index("F") if "F" in columns else -1
     kin = len(model.parameters)
     central = 1 if model.oral else 0
-    cfg = np.array([MODEL_KINDS[model.name], len(model.compartments), central,
-                    columns.index(model.volume), lag_col, f_col, kin, len(columns)], dtype=np.int64)
+    cfg = np.array(
+        [
+            MODEL_KINDS[model.name],
+            len(model.compartments),
+            central,
+            columns.index(model.volume),
+            lag_col,
+            f_col,
+            kin,
+            len(columns),
+        ],
+        dtype=np.int64,
+    )
     obs_subject = subject[obs_row]
     jac_index = seg_start[obs_subject][:, None] + np.arange(max_seg)[None, :]
     jac_index = np.where(jac_index < seg_start[obs_subject + 1][:, None], jac_index, seg_start[obs_subject][:, None])
     return EngineDesign(
-        structural=model, columns=columns, cfg=cfg, recf=recf, reci=np.ascontiguousarray(reci),
-        recl=applies.astype(np.int64), subj=subj, n_obs=len(obs_row), max_seg=max(max_seg, 1),
-        capacity=capacity, obs_row=obs_row.astype(np.int64), obs_subject=obs_subject.astype(np.int64),
-        seg_subject=seg_subject.astype(np.int64), seg_row=seg_row.astype(np.int64),
+        structural=model,
+        columns=columns,
+        cfg=cfg,
+        recf=recf,
+        reci=np.ascontiguousarray(reci),
+        recl=applies.astype(np.int64),
+        subj=subj,
+        n_obs=len(obs_row),
+        max_seg=max(max_seg, 1),
+        capacity=capacity,
+        obs_row=obs_row.astype(np.int64),
+        obs_subject=obs_subject.astype(np.int64),
+        seg_subject=seg_subject.astype(np.int64),
+        seg_row=seg_row.astype(np.int64),
         jac_index=np.ascontiguousarray(jac_index.astype(np.int64)),
     )
 

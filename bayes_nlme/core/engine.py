@@ -408,8 +408,23 @@ def simulate(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity):
                 t = ti
             if reci[rec, DOSE]:
                 count = _dose(
-                    cfg, p, ti, recf[rec, 1], recf[rec, 2], recf[rec, 3], int(reci[rec, ADDL]), int(reci[rec, SS]),
-                    int(reci[rec, CMT]), recl[rec] != 0, a, s, rates, pend, pendv, count, c0,
+                    cfg,
+                    p,
+                    ti,
+                    recf[rec, 1],
+                    recf[rec, 2],
+                    recf[rec, 3],
+                    int(reci[rec, ADDL]),
+                    int(reci[rec, SS]),
+                    int(reci[rec, CMT]),
+                    recl[rec] != 0,
+                    a,
+                    s,
+                    rates,
+                    pend,
+                    pendv,
+                    count,
+                    c0,
                 )
                 if count < 0:
                     failed = True

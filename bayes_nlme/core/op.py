@@ -38,15 +38,24 @@ class EventPredictions(Op):
         self.capacity = int(capacity)
 
     def make_node(self, params, recf, reci, recl, subj, jac_index):
-        inputs = [pt.as_tensor_variable(params)] + [pt.as_tensor_variable(x) for x in (recf, reci, recl, subj, jac_index)]
+        inputs = [pt.as_tensor_variable(params)] + [
+            pt.as_tensor_variable(x) for x in (recf, reci, recl, subj, jac_index)
+        ]
         outputs = [pt.dvector(), pt.tensor(dtype="float64", shape=(None, None, None))]
         return Apply(self, inputs, outputs)
 
     def perform(self, node, inputs, outputs):
         params, recf, reci, recl, subj, _ = inputs
         f, jac = simulate(
-            np.ascontiguousarray(params, dtype=float), recf, reci, recl, subj, np.asarray(self.cfg, dtype=np.int64),
-            self.n_obs, self.max_seg, self.capacity,
+            np.ascontiguousarray(params, dtype=float),
+            recf,
+            reci,
+            recl,
+            subj,
+            np.asarray(self.cfg, dtype=np.int64),
+            self.n_obs,
+            self.max_seg,
+            self.capacity,
         )
         outputs[0][0] = f
         outputs[1][0] = jac
@@ -85,7 +94,9 @@ def _register_numba() -> None:
             f"    return simulate(params, recf, reci, recl, subj, cfg, {op.n_obs}, {op.max_seg}, {op.capacity})\n"
         )
         fn = compile_numba_function_src(
-            src, "event_predictions", global_env={"np": np, "simulate": simulate},
+            src,
+            "event_predictions",
+            global_env={"np": np, "simulate": simulate},
             cache_key=f"bayes_nlme_event_predictions_{abs(hash((op.cfg, op.n_obs, op.max_seg, op.capacity)))}",
         )
         return numba_njit(fn), 1
@@ -114,8 +125,9 @@ def _register_jax() -> None:
         flat_index = jnp.asarray(jac_index.reshape(-1))
 
         def host(params):
-            return simulate(np.ascontiguousarray(params, dtype=float), recf, reci, recl, subj, cfg, n_obs,
-                            max_seg, capacity)
+            return simulate(
+                np.ascontiguousarray(params, dtype=float), recf, reci, recl, subj, cfg, n_obs, max_seg, capacity
+            )
 
         def call(params):
             shapes = (
@@ -191,8 +203,18 @@ def predict_numeric(design, params) -> tuple[np.ndarray, np.ndarray]:
     jac : numpy.ndarray (n_obs, max_seg, P)
     """
     if isinstance(params, dict):
-        params = np.stack([np.broadcast_to(np.asarray(params[c], dtype=float), (design.n_segments,))
-                           for c in design.columns], axis=1)
+        params = np.stack(
+            [np.broadcast_to(np.asarray(params[c], dtype=float), (design.n_segments,)) for c in design.columns], axis=1
+        )
     inputs = design.engine_inputs
-    return simulate(np.ascontiguousarray(params, dtype=float), inputs["recf"], inputs["reci"], inputs["recl"],
-                    inputs["subj"], design.cfg, design.n_obs, design.max_seg, design.capacity)
+    return simulate(
+        np.ascontiguousarray(params, dtype=float),
+        inputs["recf"],
+        inputs["reci"],
+        inputs["recl"],
+        inputs["subj"],
+        design.cfg,
+        design.n_obs,
+        design.max_seg,
+        design.capacity,
+    )

@@ -122,9 +122,7 @@ def describe(name: str) -> dict:
 
     key = str(name).strip().lower()
     if key not in BUNDLED:
-        raise ArgumentError(
-            f"{name!r} is not a bundled dataset (bundled: {', '.join(BUNDLED)})"
-        )
+        raise ArgumentError(f"{name!r} is not a bundled dataset (bundled: {', '.join(BUNDLED)})")
     return {"name": key, "path": str(bundled_path(key)), **BUNDLED[key]}
 
 
@@ -166,13 +164,20 @@ def theophylline_from_r(theoph: pd.DataFrame) -> pd.DataFrame:
         common = {"WT": _text(wt), "DOSE": _text(dose)}
         amt = _decimal(dose) * _decimal(wt)
         records.append(
-            {"ID": str(ident), "TIME": "0", "DV": ".", "AMT": _text(amt), "EVID": "1",
-             "MDV": "1", "CMT": "1", **common}
+            {"ID": str(ident), "TIME": "0", "DV": ".", "AMT": _text(amt), "EVID": "1", "MDV": "1", "CMT": "1", **common}
         )
         for row in group.itertuples(index=False):
             records.append(
-                {"ID": str(ident), "TIME": _text(row.Time), "DV": _text(row.conc), "AMT": "0",
-                 "EVID": "0", "MDV": "0", "CMT": "2", **common}
+                {
+                    "ID": str(ident),
+                    "TIME": _text(row.Time),
+                    "DV": _text(row.conc),
+                    "AMT": "0",
+                    "EVID": "0",
+                    "MDV": "0",
+                    "CMT": "2",
+                    **common,
+                }
             )
     names = ["ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "WT", "DOSE"]
     return pd.DataFrame(records, columns=names)

@@ -153,9 +153,7 @@ def _find(names: Sequence[str], wanted: str) -> list[str]:
     return [n for n in names if n.lower() == wanted.lower()]
 
 
-def resolve_columns(
-    names: Sequence[str], mapping: Mapping[str, str] | None = None
-) -> ColumnResolution:
+def resolve_columns(names: Sequence[str], mapping: Mapping[str, str] | None = None) -> ColumnResolution:
     """Match dataset column names to roles.
 
     Parameters
@@ -187,11 +185,7 @@ def resolve_columns(
         matches = _find(names, wanted)
         if len(matches) == 1 and matches[0] in roles.values():
             other = next(r for r, n in roles.items() if n == matches[0])
-            problems.append(
-                _problem(
-                    "columns", matches[0], f"column {matches[0]!r} cannot be both {other} and {role}"
-                )
-            )
+            problems.append(_problem("columns", matches[0], f"column {matches[0]!r} cannot be both {other} and {role}"))
         elif len(matches) == 1:
             roles[role] = matches[0]
         elif len(matches) > 1:
@@ -208,8 +202,7 @@ def resolve_columns(
                 _problem(
                     "columns",
                     wanted,
-                    f"column {wanted!r} (mapped to {role} by [columns]) is missing; "
-                    f"columns found: {found}",
+                    f"column {wanted!r} (mapped to {role} by [columns]) is missing; columns found: {found}",
                 )
             )
         elif role in REQUIRED:
@@ -218,7 +211,7 @@ def resolve_columns(
                     "columns",
                     role,
                     f"required column {role!r} is missing; columns found: {found}"
-                    + (f" (map it with [columns], e.g. {role} = \"...\")" if names else ""),
+                    + (f' (map it with [columns], e.g. {role} = "...")' if names else ""),
                 )
             )
     used = set(roles.values())

@@ -182,8 +182,7 @@ def _parse_all(raw: RawTable, used: Sequence[str], problems: Problems):
                 "numeric",
                 name,
                 np.flatnonzero(bad[name]) + 1,
-                f"column {name!r}: non-numeric value {shown} in {{where}}; "
-                "a missing value is an empty field or '.'",
+                f"column {name!r}: non-numeric value {shown} in {{where}}; a missing value is an empty field or '.'",
             )
     return values, bad, pd.DataFrame(original)
 
@@ -194,8 +193,7 @@ def _read(source, name: str | None = None) -> RawTable:
         return from_frame(source, name or "<DataFrame>")
     if not isinstance(source, str | os.PathLike):
         raise ArgumentError(
-            "a dataset is a bundled name, a path to a CSV file or a pandas DataFrame, "
-            f"not {type(source).__name__}"
+            f"a dataset is a bundled name, a path to a CSV file or a pandas DataFrame, not {type(source).__name__}"
         )
     path = Path(source)
     if path.exists():
@@ -210,17 +208,14 @@ def _read(source, name: str | None = None) -> RawTable:
             raise DataError(
                 exc.headline,
                 exc.violations.assign(
-                    message=exc.violations["message"]
-                    + f"; nor is it a bundled dataset ({', '.join(bundled_names())})"
+                    message=exc.violations["message"] + f"; nor is it a bundled dataset ({', '.join(bundled_names())})"
                 ),
                 exc.source,
             ) from None
         raise
 
 
-def load_dataset(
-    source, *, columns: Mapping[str, str] | None = None, name: str | None = None
-) -> Dataset:
+def load_dataset(source, *, columns: Mapping[str, str] | None = None, name: str | None = None) -> Dataset:
     """Load and validate a NONMEM-style dataset.
 
     Parameters
@@ -325,9 +320,7 @@ def check_for_model(dataset: Dataset, structural: str, covariates: Sequence[str]
         :func:`~bayes_nlme.data.validate.check_model_records`.
     """
     if structural not in COMPARTMENTS:
-        raise SpecError(
-            f"unknown structural model {structural!r}", key="structural", valid=list(COMPARTMENTS)
-        )
+        raise SpecError(f"unknown structural model {structural!r}", key="structural", valid=list(COMPARTMENTS))
     table = dataset.table
     problems = Problems(dataset.source, dataset.lines)
     available = ", ".join(repr(c) for c in dataset.covariates) or "none"
@@ -381,8 +374,7 @@ def check_for_model(dataset: Dataset, structural: str, covariates: Sequence[str]
             "cmt",
             column,
             table["ROW"][unknown],
-            f"{label}: dose into compartment {shown} in {{where}}, which {structural} "
-            f"does not have ({layout})",
+            f"{label}: dose into compartment {shown} in {{where}}, which {structural} does not have ({layout})",
         )
     peripheral = [k for k, v in compartments.items() if v == "peripheral"]
     into_periph = dose & np.isin(cmt, peripheral)

@@ -147,14 +147,24 @@ def _routes(model: StructuralModel, cmt: np.ndarray, dose: np.ndarray, rows: np.
     roles = np.array([model.compartment_role(c) if float(c).is_integer() else None for c in cmt_int], dtype=object)
     peripheral = dose & (roles == "peripheral")
     if peripheral.any():
-        _problem(items, "dose_cmt", "CMT", rows[peripheral],
-                 f"CMT: dose into the peripheral compartment (model {model.name} takes doses into "
-                 f"{', '.join(f'{k} = {v}' for k, v in model.compartments.items() if v != 'peripheral')})")
+        _problem(
+            items,
+            "dose_cmt",
+            "CMT",
+            rows[peripheral],
+            f"CMT: dose into the peripheral compartment (model {model.name} takes doses into "
+            f"{', '.join(f'{k} = {v}' for k, v in model.compartments.items() if v != 'peripheral')})",
+        )
     invalid = dose & np.array([r is None for r in roles])
     if invalid.any():
-        _problem(items, "dose_cmt", "CMT", rows[invalid],
-                 f"CMT: not a compartment of {model.name} "
-                 f"(valid: {', '.join(f'{k} = {v}' for k, v in model.compartments.items())})")
+        _problem(
+            items,
+            "dose_cmt",
+            "CMT",
+            rows[invalid],
+            f"CMT: not a compartment of {model.name} "
+            f"(valid: {', '.join(f'{k} = {v}' for k, v in model.compartments.items())})",
+        )
     return np.where(roles == "depot", "depot", np.where(roles == "central", "central", default))
 
 
@@ -209,21 +219,43 @@ def build_event_design(data, structural, *, points: str = "observations") -> Eve
     items: list = []
     route = _routes(model, _column(table, "CMT"), dose, rows, items)
     if (dose & (rate < 0)).any():
-        _problem(items, "rate", "RATE", rows[dose & (rate < 0)],
-                 "RATE: modelled rates or durations (RATE < 0) are not supported")
+        _problem(
+            items,
+            "rate",
+            "RATE",
+            rows[dose & (rate < 0)],
+            "RATE: modelled rates or durations (RATE < 0) are not supported",
+        )
     constant = dose & (ss > 0) & (amt == 0) & (rate > 0)
     if (dose & (ss > 0) & ~constant & (ii <= 0)).any():
-        _problem(items, "ss_ii", "II", rows[dose & (ss > 0) & ~constant & (ii <= 0)],
-                 "II: steady-state dose (SS > 0) without an interval II > 0")
+        _problem(
+            items,
+            "ss_ii",
+            "II",
+            rows[dose & (ss > 0) & ~constant & (ii <= 0)],
+            "II: steady-state dose (SS > 0) without an interval II > 0",
+        )
     if (dose & (addl > 0) & (ii <= 0)).any():
-        _problem(items, "addl_ii", "ADDL", rows[dose & (addl > 0) & (ii <= 0)],
-                 "ADDL: additional doses without an interval II > 0")
+        _problem(
+            items,
+            "addl_ii",
+            "ADDL",
+            rows[dose & (addl > 0) & (ii <= 0)],
+            "ADDL: additional doses without an interval II > 0",
+        )
     if (constant & (addl > 0)).any():
-        _problem(items, "addl_ss", "ADDL", rows[constant & (addl > 0)],
-                 "ADDL: additional doses of a steady-state constant infusion")
+        _problem(
+            items,
+            "addl_ss",
+            "ADDL",
+            rows[constant & (addl > 0)],
+            "ADDL: additional doses of a steady-state constant infusion",
+        )
     if items:
-        raise DataError(f"Dataset has {len(items)} problem(s) for model {model.name}:",
-                        pd.DataFrame(items, columns=list(DataError.COLUMNS)))
+        raise DataError(
+            f"Dataset has {len(items)} problem(s) for model {model.name}:",
+            pd.DataFrame(items, columns=list(DataError.COLUMNS)),
+        )
 
     # Record order: rank in a stable sort by subject (file order within subject).
     order = np.argsort(subject, kind="stable")
@@ -284,16 +316,18 @@ def build_event_design(data, structural, *, points: str = "observations") -> Eve
                 continue
             s, p = src[sel], pair_rec_p[sel]
             steady = kind.endswith("_ss")
-            groups.append(PairGroup(
-                kind=kind,
-                route=rt,
-                point=point_index[p],
-                subject=subject[p],
-                elapsed=elapsed[sel].astype(float),
-                amount=amt[s].astype(float),
-                rate=rate[s].astype(float) if kind != "bolus" and kind != "bolus_ss" else np.zeros(len(s)),
-                interval=ii[s].astype(float) if steady else np.zeros(len(s)),
-            ))
+            groups.append(
+                PairGroup(
+                    kind=kind,
+                    route=rt,
+                    point=point_index[p],
+                    subject=subject[p],
+                    elapsed=elapsed[sel].astype(float),
+                    amount=amt[s].astype(float),
+                    rate=rate[s].astype(float) if kind != "bolus" and kind != "bolus_ss" else np.zeros(len(s)),
+                    interval=ii[s].astype(float) if steady else np.zeros(len(s)),
+                )
+            )
     return EventDesign(
         structural=model,
         n_subjects=n_subjects,

@@ -88,16 +88,12 @@ def read_csv_file(path: str | os.PathLike, source: str | None = None) -> RawTabl
             for fields in reader:
                 records.append((reader.line_num, fields))
     except UnicodeDecodeError as exc:
-        raise _fatal(
-            source, "file", f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from None
+        raise _fatal(source, "file", f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except (OSError, csv.Error) as exc:
         raise _fatal(source, "file", f"cannot read the file: {exc}") from None
     records = [(line, f) for line, f in records if any(x.strip() for x in f)]
     if not records:
-        raise _fatal(
-            source, "file", "the file is empty (expected a header line, then one line per record)"
-        )
+        raise _fatal(source, "file", "the file is empty (expected a header line, then one line per record)")
     header_line, header = records[0]
     names = [h.strip() for h in header]
     _check_header(source, names, header_line)
@@ -136,8 +132,7 @@ def _check_header(source: str, names: list[str], line: int) -> None:
         raise _fatal(
             source,
             "file",
-            f"the header (line {line}) has a single column {names[0]!r}; "
-            "the file must be comma-separated",
+            f"the header (line {line}) has a single column {names[0]!r}; the file must be comma-separated",
         )
     empty = [i + 1 for i, n in enumerate(names) if not n]
     if empty:

@@ -18,7 +18,12 @@ __all__ = ["STUDY_TRUTH", "STUDY_TIMES", "simulate_oral_study"]
 
 #: True values of the benchmark study (``two_compartment_oral`` adds Q and V2).
 STUDY_TRUTH = {
-    "CL": 4.0, "V": 70.0, "ka": 1.0, "V1": 70.0, "Q": 8.0, "V2": 100.0,
+    "CL": 4.0,
+    "V": 70.0,
+    "ka": 1.0,
+    "V1": 70.0,
+    "Q": 8.0,
+    "V2": 100.0,
     "omega": {"CL": 0.09, "V": 0.075, "ka": 0.11, "V1": 0.075, "Q": 0.1, "V2": 0.1},
     "prop_sd": 0.19,
 }
@@ -41,10 +46,15 @@ def _one_dose(structural: str, p: dict, dose: float, t: np.ndarray) -> np.ndarra
     root = np.sqrt(s * s - 4.0 * k * k21)
     alpha, beta = (s + root) / 2.0, (s - root) / 2.0
     tm = t[m]
-    out[m] = dose * ka / p["V1"] * (
-        (k21 - alpha) / ((ka - alpha) * (beta - alpha)) * np.exp(-alpha * tm)
-        + (k21 - beta) / ((ka - beta) * (alpha - beta)) * np.exp(-beta * tm)
-        + (k21 - ka) / ((alpha - ka) * (beta - ka)) * np.exp(-ka * tm)
+    out[m] = (
+        dose
+        * ka
+        / p["V1"]
+        * (
+            (k21 - alpha) / ((ka - alpha) * (beta - alpha)) * np.exp(-alpha * tm)
+            + (k21 - beta) / ((ka - beta) * (alpha - beta)) * np.exp(-beta * tm)
+            + (k21 - ka) / ((alpha - ka) * (beta - ka)) * np.exp(-ka * tm)
+        )
     )
     return out
 
@@ -93,9 +103,9 @@ def simulate_oral_study(
     omega = np.array([STUDY_TRUTH["omega"][n] for n in names])
     times = np.asarray(times, dtype=float)
     dose_times = interval * np.arange(doses)
-    sample_times = np.unique(np.concatenate(
-        [d + times[(times < interval) | (i == doses - 1)] for i, d in enumerate(dose_times)]
-    ))
+    sample_times = np.unique(
+        np.concatenate([d + times[(times < interval) | (i == doses - 1)] for i, d in enumerate(dose_times)])
+    )
     rows = []
     for i in range(1, n_subjects + 1):
         eta = rng.normal(0.0, np.sqrt(omega))

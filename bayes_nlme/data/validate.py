@@ -189,9 +189,7 @@ def complete_roles(
     for role in ("ID", "TIME"):
         miss = np.isnan(get[role]) & notbad[role]
         if miss.any():
-            problems.add(
-                f"missing_{role.lower()}", names[role], _rows(miss), f"{lab[role]}: missing value"
-            )
+            problems.add(f"missing_{role.lower()}", names[role], _rows(miss), f"{lab[role]}: missing value")
     neg = time < 0
     if neg.any():
         problems.add("negative_time", names["TIME"], _rows(neg), f"{lab['TIME']}: negative time")
@@ -291,9 +289,7 @@ def complete_roles(
     for role in ("II", "ADDL"):
         negative = get[role] < 0
         if negative.any():
-            problems.add(
-                f"negative_{role.lower()}", names[role], _rows(negative), f"{lab[role]}: negative value"
-            )
+            problems.add(f"negative_{role.lower()}", names[role], _rows(negative), f"{lab[role]}: negative value")
     addl = np.nan_to_num(get["ADDL"], nan=0.0)
     addl_ii = (addl > 0) & (ii <= 0)
     if addl_ii.any():
@@ -471,8 +467,9 @@ def _check_subjects(
         )
 
 
-def check_model_records(dataset, structural: str, compartments: Mapping[int, str], problems: Problems,
-                        spec=None) -> None:
+def check_model_records(
+    dataset, structural: str, compartments: Mapping[int, str], problems: Problems, spec=None
+) -> None:
     """Dataset checks that depend on the model; violations go to ``problems``.
 
     Parameters
@@ -535,7 +532,9 @@ def check_model_records(dataset, structural: str, compartments: Mapping[int, str
         huge = np.abs(values) >= MAX_MAGNITUDE
         if huge.any():
             problems.add(
-                "magnitude", name, table["ROW"][huge],
+                "magnitude",
+                name,
+                table["ROW"][huge],
                 f"column {name!r}: covariate value too large in {{where}} (below {MAX_MAGNITUDE:g} needed)",
             )
     _power_covariates(table, spec, problems)
@@ -551,8 +550,11 @@ def _power_covariates(table: pd.DataFrame, spec, problems: Problems) -> None:
             bad = ~np.isnan(values) & ~(values > 0)
             if bad.any():
                 shown = ", ".join(sorted({format_value(v) for v in values[bad]})[:5])
-                code = " (-99 and similar are missing-value codes: leave the field empty or '.')" if (
-                    values[bad] < 0).any() else ""
+                code = (
+                    " (-99 and similar are missing-value codes: leave the field empty or '.')"
+                    if (values[bad] < 0).any()
+                    else ""
+                )
                 problems.add(
                     "power_covariate",
                     c.column,

@@ -15,8 +15,17 @@ import xarray as xr
 
 from .fitdata import as_fit_data
 
-__all__ = ["population_names", "omega_elements", "population_dataset", "convergence_table", "convergence_verdict",
-           "omega_cv_pct", "RHAT_MAX", "ESS_PER_CHAIN", "BFMI_MIN"]
+__all__ = [
+    "population_names",
+    "omega_elements",
+    "population_dataset",
+    "convergence_table",
+    "convergence_verdict",
+    "omega_cv_pct",
+    "RHAT_MAX",
+    "ESS_PER_CHAIN",
+    "BFMI_MIN",
+]
 
 #: R-hat above this fails the verdict (as in :mod:`bayes_nlme.fit.convergence`).
 RHAT_MAX = 1.01
@@ -124,18 +133,20 @@ def convergence_table(fit) -> pd.DataFrame:
     for name, da in ds.data_vars.items():
         x = da.values.ravel()
         d = diag.loc[name]
-        rows.append({
-            "parameter": name,
-            "mean": float(np.mean(x)),
-            "sd": float(np.std(x, ddof=1)),
-            "median": float(np.median(x)),
-            "q5": float(np.quantile(x, 0.05)),
-            "q95": float(np.quantile(x, 0.95)),
-            "ess_bulk": float(d["ess_bulk"]),
-            "ess_tail": float(d["ess_tail"]),
-            "r_hat": float(d["r_hat"]),
-            "mcse_mean": float(d["mcse_mean"]),
-        })
+        rows.append(
+            {
+                "parameter": name,
+                "mean": float(np.mean(x)),
+                "sd": float(np.std(x, ddof=1)),
+                "median": float(np.median(x)),
+                "q5": float(np.quantile(x, 0.05)),
+                "q95": float(np.quantile(x, 0.95)),
+                "ess_bulk": float(d["ess_bulk"]),
+                "ess_tail": float(d["ess_tail"]),
+                "r_hat": float(d["r_hat"]),
+                "mcse_mean": float(d["mcse_mean"]),
+            }
+        )
     table = pd.DataFrame(rows)
     variances = {n for n, (a, b) in omega_elements(as_fit_data(fit).spec).items() if a == b}
     table["cv_pct"] = [
@@ -148,8 +159,7 @@ def _stored_verdict(conv: dict, chains: int, draws: int) -> dict:
     """The verdict the sampler wrote into ``fit.json`` (``convergence`` block) as a table."""
     need = ESS_PER_CHAIN * chains
     rows = [
-        ("max R-hat (population and etas)", conv.get("max_r_hat"), f"<= {RHAT_MAX}",
-         lambda v: v <= RHAT_MAX),
+        ("max R-hat (population and etas)", conv.get("max_r_hat"), f"<= {RHAT_MAX}", lambda v: v <= RHAT_MAX),
         ("min bulk ESS", conv.get("min_ess_bulk"), f">= {need}", lambda v: v >= need),
         ("min tail ESS", conv.get("min_ess_tail"), f">= {need}", lambda v: v >= need),
         ("divergent transitions", conv.get("divergences"), "= 0", lambda v: v == 0),
@@ -165,9 +175,12 @@ def _stored_verdict(conv: dict, chains: int, draws: int) -> dict:
     frame = pd.DataFrame(checks, columns=["check", "value", "threshold", "ok"])
     ok = bool(conv.get("ok", frame["ok"].all()))
     messages = [str(m) for m in conv.get("messages", [])]
-    text = (f"Converged: every check passed ({chains} chains x {draws} draws)." if ok else
-            f"Not converged ({chains} chains x {draws} draws): {len(messages) or (~frame['ok']).sum()} "
-            "problem(s), see below.")
+    text = (
+        f"Converged: every check passed ({chains} chains x {draws} draws)."
+        if ok
+        else f"Not converged ({chains} chains x {draws} draws): {len(messages) or (~frame['ok']).sum()} "
+        "problem(s), see below."
+    )
     return {"ok": ok, "checks": frame, "text": text, "messages": messages}
 
 
@@ -202,8 +215,10 @@ def convergence_verdict(fit, table: pd.DataFrame | None = None) -> dict:
         return _stored_verdict(stored, chains, draws)
     table = convergence_table(fd) if table is None else table
     # skipna=False: a non-finite R-hat or ESS fails its check (NaN compares False)
-    rhat, bulk, tail = (table[c].max(skipna=False) if c == "r_hat" else table[c].min(skipna=False)
-                        for c in ("r_hat", "ess_bulk", "ess_tail"))
+    rhat, bulk, tail = (
+        table[c].max(skipna=False) if c == "r_hat" else table[c].min(skipna=False)
+        for c in ("r_hat", "ess_bulk", "ess_tail")
+    )
     checks = [
         ("max R-hat (population)", float(rhat), f"<= {RHAT_MAX}", bool(rhat <= RHAT_MAX)),
         ("min bulk ESS", float(bulk), f">= {ESS_PER_CHAIN * chains}", bool(bulk >= ESS_PER_CHAIN * chains)),

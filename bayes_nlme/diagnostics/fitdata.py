@@ -62,8 +62,9 @@ class Population:
         )
 
 
-def individual_values(spec, theta: dict, coefficients: dict, eta, covariates: dict, n_subjects: int,
-                      index=None) -> dict:
+def individual_values(
+    spec, theta: dict, coefficients: dict, eta, covariates: dict, n_subjects: int, index=None
+) -> dict:
     """Individual parameters ``theta * covariate factors * exp(eta)``, evaluated in numpy.
 
     A thin wrapper of :func:`bayes_nlme.individual.individual_parameters` (the only
@@ -88,8 +89,7 @@ def individual_values(spec, theta: dict, coefficients: dict, eta, covariates: di
     """
     theta = {k: float(v) for k, v in theta.items()}
     coefficients = {k: float(v) for k, v in coefficients.items()}
-    return individual_parameters(spec, theta, eta, covariates, coefficients, n_subjects=n_subjects, index=index,
-                                 xp=np)
+    return individual_parameters(spec, theta, eta, covariates, coefficients, n_subjects=n_subjects, index=index, xp=np)
 
 
 def _stack(da) -> np.ndarray:
@@ -97,7 +97,7 @@ def _stack(da) -> np.ndarray:
     dims = [d for d in ("chain", "draw") if d in da.dims]
     rest = [d for d in da.dims if d not in dims]
     values = da.transpose(*dims, *rest).values
-    return values.reshape((-1, *values.shape[len(dims):]))
+    return values.reshape((-1, *values.shape[len(dims) :]))
 
 
 class FitData:
@@ -162,8 +162,13 @@ class FitData:
         from ..core import engine_design
 
         spec = self.spec
-        return engine_design(self.dataset, spec.structural, declared=spec.parameter_names,
-                             covariates=spec.covariate_columns, time_varying=spec.time_varying)
+        return engine_design(
+            self.dataset,
+            spec.structural,
+            declared=spec.parameter_names,
+            covariates=spec.covariate_columns,
+            time_varying=spec.time_varying,
+        )
 
     @cached_property
     def obs(self) -> pd.DataFrame:
@@ -247,8 +252,12 @@ class FitData:
             return self.population
         pop = self.population
         med = lambda d: {k: np.array([np.median(v)]) for k, v in d.items()}  # noqa: E731
-        return Population(theta=med(pop.theta), coefficients=med(pop.coefficients),
-                          omega=np.median(pop.omega, axis=0)[None], sigma2=med(pop.sigma2))
+        return Population(
+            theta=med(pop.theta),
+            coefficients=med(pop.coefficients),
+            omega=np.median(pop.omega, axis=0)[None],
+            sigma2=med(pop.sigma2),
+        )
 
     def draw_index(self, n: int) -> np.ndarray:
         """``n`` evenly spaced draw indices (deterministic; repeats when ``n`` > draws)."""
@@ -288,8 +297,9 @@ class FitData:
     def eta_mean(self) -> pd.DataFrame:
         """Per-subject etas: posterior means or EBEs; index ``ID``, columns parameters."""
         values = self.eta_draws.mean(axis=0)
-        return pd.DataFrame(values, columns=list(self.spec.iiv_names),
-                            index=pd.Index(self.dataset.subject_ids, name="ID"))
+        return pd.DataFrame(
+            values, columns=list(self.spec.iiv_names), index=pd.Index(self.dataset.subject_ids, name="ID")
+        )
 
     def individual(self, pop: Population, eta: np.ndarray | None, s: int = 0) -> dict:
         """Individual parameters (at each subject's first record) from draw ``s`` of ``pop``
@@ -298,11 +308,14 @@ class FitData:
             self.spec,
             {k: v[s] for k, v in pop.theta.items()},
             {k: v[s] for k, v in pop.coefficients.items()},
-            eta, self.covariates, self.n_subjects,
+            eta,
+            self.covariates,
+            self.n_subjects,
         )
 
-    def predictions(self, pop: Population, eta: np.ndarray | None, s: int = 0, design=None,
-                    covariates: dict | None = None) -> np.ndarray:
+    def predictions(
+        self, pop: Population, eta: np.ndarray | None, s: int = 0, design=None, covariates: dict | None = None
+    ) -> np.ndarray:
         """Predictions of the model core at the points of ``design`` (default: the
         observations) for draw ``s`` of ``pop`` and etas (n_subjects, p)."""
         from ..core.op import predict_numeric
@@ -310,8 +323,13 @@ class FitData:
         design = self.design if design is None else design
         covariates = self.segment_covariates if covariates is None else covariates
         values = individual_values(
-            self.spec, {k: v[s] for k, v in pop.theta.items()}, {k: v[s] for k, v in pop.coefficients.items()},
-            eta, covariates, self.n_subjects, index=design.seg_subject,
+            self.spec,
+            {k: v[s] for k, v in pop.theta.items()},
+            {k: v[s] for k, v in pop.coefficients.items()},
+            eta,
+            covariates,
+            self.n_subjects,
+            index=design.seg_subject,
         )
         return predict_numeric(design, values)[0]
 

@@ -156,16 +156,32 @@ def loo_table(fit, *, loo_obs=None, loo_subj=None) -> pd.DataFrame:
         if result is None:
             continue
         k = np.asarray(result.pareto_k).ravel()
-        rows.append({
-            "criterion": label, "elpd": float(result.elpd), "se": float(result.se), "p": float(result.p),
-            "n_data_points": int(result.n_data_points), "good_k": float(result.good_k),
-            "n_high_k": int((k > result.good_k).sum()), "max_k": float(np.max(k)),
-        })
+        rows.append(
+            {
+                "criterion": label,
+                "elpd": float(result.elpd),
+                "se": float(result.se),
+                "p": float(result.p),
+                "n_data_points": int(result.n_data_points),
+                "good_k": float(result.good_k),
+                "n_high_k": int((k > result.good_k).sum()),
+                "max_k": float(np.max(k)),
+            }
+        )
     w = waic(fd)
     if w is not None:
-        rows.append({"criterion": "WAIC (observation)", "elpd": w["elpd"], "se": w["se"], "p": w["p"],
-                     "n_data_points": w["n_data_points"], "good_k": np.nan, "n_high_k": w["n_high_var"],
-                     "max_k": np.nan})
+        rows.append(
+            {
+                "criterion": "WAIC (observation)",
+                "elpd": w["elpd"],
+                "se": w["se"],
+                "p": w["p"],
+                "n_data_points": w["n_data_points"],
+                "good_k": np.nan,
+                "n_high_k": w["n_high_var"],
+                "max_k": np.nan,
+            }
+        )
     columns = ["criterion", "elpd", "se", "p", "n_data_points", "good_k", "n_high_k", "max_k"]
     return pd.DataFrame(rows, columns=columns)
 

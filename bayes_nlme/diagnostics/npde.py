@@ -83,8 +83,9 @@ def npde(observed, simulated, subject, *, decorrelate: bool = True) -> pd.DataFr
     sim = np.asarray(simulated, dtype=float)
     subject = np.asarray(subject)
     if sim.ndim != 2 or sim.shape[1] != obs.shape[0] or subject.shape != obs.shape:
-        raise ValueError(f"simulated must be (K, {obs.shape[0]}) and subject ({obs.shape[0]},); "
-                         f"got {sim.shape} and {subject.shape}")
+        raise ValueError(
+            f"simulated must be (K, {obs.shape[0]}) and subject ({obs.shape[0]},); got {sim.shape} and {subject.shape}"
+        )
     if sim.shape[0] < 2:
         raise ValueError("at least 2 simulated replicates are needed")
     pd_ = _pde(sim, obs)
@@ -96,12 +97,14 @@ def npde(observed, simulated, subject, *, decorrelate: bool = True) -> pd.DataFr
             pde[idx] = _pde(sim_star, obs_star)
         else:
             pde[idx] = pd_[idx]
-    return pd.DataFrame({
-        "pd": pd_,
-        "npd": stats.norm.ppf(pd_),
-        "pde": pde,
-        "npde": stats.norm.ppf(pde),
-    })
+    return pd.DataFrame(
+        {
+            "pd": pd_,
+            "npd": stats.norm.ppf(pd_),
+            "pde": pde,
+            "npde": stats.norm.ppf(pde),
+        }
+    )
 
 
 def npde_summary(values) -> pd.DataFrame:

@@ -99,8 +99,9 @@ def grid_design(fd: FitData, n_points: int = 80):
     for s, group in table.groupby("SUBJECT", sort=True):
         t0 = min(0.0, float(group["TIME"].min()))
         times = np.linspace(t0, float(group["TIME"].max()), n_points)
-        grid = pd.DataFrame({"ID": group["ID"].iloc[0], "TIME": times, "EVID": 2.0, "MDV": 1.0,
-                             "SUBJECT": s, "_order": 1})
+        grid = pd.DataFrame(
+            {"ID": group["ID"].iloc[0], "TIME": times, "EVID": 2.0, "MDV": 1.0, "SUBJECT": s, "_order": 1}
+        )
         pieces.append(grid)
     merged = pd.concat(pieces, ignore_index=True, sort=False)
     merged = merged.sort_values(["SUBJECT", "TIME", "_order"], kind="stable").reset_index(drop=True)
@@ -113,19 +114,25 @@ def grid_design(fd: FitData, n_points: int = 80):
     if used:
         filled = merged.groupby("SUBJECT", sort=False)[used]
         merged[used] = filled.ffill().groupby(merged["SUBJECT"], sort=False).bfill()
-    data = SimpleNamespace(table=merged, n_subjects=fd.n_subjects, source=fd.dataset.source,
-                           covariates=fd.dataset.covariates)
+    data = SimpleNamespace(
+        table=merged, n_subjects=fd.n_subjects, source=fd.dataset.source, covariates=fd.dataset.covariates
+    )
     spec = fd.spec
-    design = engine_design(data, spec.structural, declared=spec.parameter_names, covariates=spec.covariate_columns,
-                           time_varying=spec.time_varying, points="all")
+    design = engine_design(
+        data,
+        spec.structural,
+        declared=spec.parameter_names,
+        covariates=spec.covariate_columns,
+        time_varying=spec.time_varying,
+        points="all",
+    )
     points = merged.iloc[np.asarray(design.obs_row, dtype=int)]
     keep = (points["_order"] == 1).to_numpy()
     covariates = segment_covariates(spec, data, design)
     return design, keep, covariates, points.loc[keep, ["SUBJECT", "ID", "TIME"]].reset_index(drop=True)
 
 
-def individual_curves(fd: FitData, *, n_draws: int = 200, n_points: int = 80,
-                      probs=(0.05, 0.5, 0.95)) -> pd.DataFrame:
+def individual_curves(fd: FitData, *, n_draws: int = 200, n_points: int = 80, probs=(0.05, 0.5, 0.95)) -> pd.DataFrame:
     """Individual concentration curves on a grid, with quantiles over posterior draws.
 
     Parameters

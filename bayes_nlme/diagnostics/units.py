@@ -37,7 +37,7 @@ class Units:
         """The volume unit: ``L`` for ``AMT`` mg and ``DV`` mg/L ('' if unknown)."""
         amount, conc = self.amount, self.concentration
         if amount and conc.startswith(amount + "/"):
-            return conc[len(amount) + 1:]
+            return conc[len(amount) + 1 :]
         return ""
 
     def parameter(self, name: str) -> str:

@@ -75,8 +75,17 @@ def prediction_correct(time, values, pred, edges):
     return np.asarray(values, dtype=float) * factor, keep
 
 
-def vpc_table(time, observed, simulated, *, pred=None, n_bins: int | None = None, subject=None,
-              probs=(0.05, 0.5, 0.95), interval: float = 0.90) -> pd.DataFrame:
+def vpc_table(
+    time,
+    observed,
+    simulated,
+    *,
+    pred=None,
+    n_bins: int | None = None,
+    subject=None,
+    probs=(0.05, 0.5, 0.95),
+    interval: float = 0.90,
+) -> pd.DataFrame:
     """Percentiles of observations and of simulated replicates per time bin.
 
     Parameters
@@ -122,14 +131,20 @@ def vpc_table(time, observed, simulated, *, pred=None, n_bins: int | None = None
     rows = []
     for b in np.unique(which[keep]):
         idx = keep & (which == b)
-        row = {"bin": int(b), "t_lo": float(t[idx].min()), "t_hi": float(t[idx].max()),
-               "time": float(np.median(t[idx])), "n": int(idx.sum())}
+        row = {
+            "bin": int(b),
+            "t_lo": float(t[idx].min()),
+            "t_hi": float(t[idx].max()),
+            "time": float(np.median(t[idx])),
+            "n": int(idx.sum()),
+        }
         sim_q = np.quantile(sim[:, idx], probs, axis=1)  # (len(probs), K)
         for p, q_obs, q_sim in zip(probs, np.quantile(y[idx], probs), sim_q):
             tag = f"p{round(100 * p)}"
             row[f"obs_{tag}"] = float(q_obs)
             row[f"sim_{tag}_lo"], row[f"sim_{tag}_med"], row[f"sim_{tag}_hi"] = (
-                float(v) for v in np.quantile(q_sim, (lo_q, 0.5, hi_q)))
+                float(v) for v in np.quantile(q_sim, (lo_q, 0.5, hi_q))
+            )
         rows.append(row)
     table = pd.DataFrame(rows)
     table.attrs["edges"] = [float(e) for e in edges]

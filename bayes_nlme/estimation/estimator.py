@@ -53,7 +53,10 @@ def build_problem(spec, data):
     dataset = data if hasattr(data, "table") else load_dataset(data, columns=spec.columns or None)
     check_for_model(dataset, spec.structural, spec.covariate_columns, spec=spec)
     design = engine_design(
-        dataset, spec.structural, declared=spec.parameter_names, covariates=spec.covariate_columns,
+        dataset,
+        spec.structural,
+        declared=spec.parameter_names,
+        covariates=spec.covariate_columns,
         time_varying=spec.time_varying,
     )
     table = dataset.table
@@ -68,21 +71,25 @@ def build_problem(spec, data):
     y = np.where(censored, limits[keep] if limits is not None else y, y)
     if spec.residual.model == "exponential" and np.any(y <= 0):
         bad = table["ROW"].to_numpy()[rows][keep][y <= 0]
-        raise DataError(
-            f"Dataset '{dataset.source}': the exponential error model needs DV > 0 "
-            f"({format_rows(bad)})"
-        )
-    frame = pd.DataFrame({
-        "ROW": table["ROW"].to_numpy()[rows][keep],
-        "ID": _whole(table["ID"].to_numpy()[rows][keep]),
-        "TIME": table["TIME"].to_numpy(dtype=float)[rows][keep],
-        "DV": y,
-    })
+        raise DataError(f"Dataset '{dataset.source}': the exponential error model needs DV > 0 ({format_rows(bad)})")
+    frame = pd.DataFrame(
+        {
+            "ROW": table["ROW"].to_numpy()[rows][keep],
+            "ID": _whole(table["ID"].to_numpy()[rows][keep]),
+            "TIME": table["TIME"].to_numpy(dtype=float)[rows][keep],
+            "DV": y,
+        }
+    )
     observed = ~censored
     zero = zero_observations(design)[keep]
     check_observations(spec, y[observed], frame["ROW"].to_numpy()[observed], str(dataset.source), zero[observed])
     problem = problem_from_design(
-        spec, y, design, keep, segment_covariates(spec, dataset, design), censored=censored,
+        spec,
+        y,
+        design,
+        keep,
+        segment_covariates(spec, dataset, design),
+        censored=censored,
         limit=np.where(censored, y, np.nan),
     )
     return problem, dataset, frame, int(drop.sum())
@@ -101,14 +108,16 @@ def _natural_table(problem, psi: np.ndarray, cov) -> pd.DataFrame:
     se = cov.se
     with np.errstate(invalid="ignore", divide="ignore"):
         rse = 100.0 * se / np.abs(est)
-    return pd.DataFrame({
-        "parameter": problem.pmap.names,
-        "estimate": est,
-        "se": se,
-        "rse_pct": rse,
-        "ci_low": est - _Z95 * se,
-        "ci_high": est + _Z95 * se,
-    })
+    return pd.DataFrame(
+        {
+            "parameter": problem.pmap.names,
+            "estimate": est,
+            "se": se,
+            "rse_pct": rse,
+            "ci_low": est - _Z95 * se,
+            "ci_high": est + _Z95 * se,
+        }
+    )
 
 
 def estimate(
@@ -262,8 +271,11 @@ def estimate(
     result.seconds_fit = time.perf_counter() - started
     result.seconds = result.seconds_fit + seconds_compile
     if verbose:
-        print(f"{method}: OFV {result.ofv:.6f} converged={result.converged} in {result.seconds_fit:.2f} s "
-              f"(compile {seconds_compile:.2f} s)", flush=True)
+        print(
+            f"{method}: OFV {result.ofv:.6f} converged={result.converged} in {result.seconds_fit:.2f} s "
+            f"(compile {seconds_compile:.2f} s)",
+            flush=True,
+        )
     return result
 
 
@@ -295,7 +307,7 @@ def _check_censoring(spec, method: str, problem) -> None:
     if method in ("fo", "foce"):
         raise ArgumentError(
             f"method '{method}' does not handle censored observations ({problem.n_censored} rows with BLQ = 1 under "
-            f"[residual] blq = \"{blq}\"): use focei, laplace or nuts, or blq = \"M1\" to drop them"
+            f'[residual] blq = "{blq}"): use focei, laplace or nuts, or blq = "M1" to drop them'
         )
     if blq == "M4":
         raise ArgumentError(
@@ -349,11 +361,13 @@ def objective(
     _check_choice(method, METHODS, "method")
     problem, *_ = build_problem(spec, data)
     pm = problem.pmap
-    lookup = {(k[len("theta_"):] if k.startswith("theta_") else k): float(v) for k, v in theta.items()}
+    lookup = {(k[len("theta_") :] if k.startswith("theta_") else k): float(v) for k, v in theta.items()}
     missing = [n for n in pm.theta_names + pm.beta_names if n not in lookup]
     if missing:
-        raise ArgumentError(f"theta: missing {', '.join(missing)} (model '{spec.name}' needs "
-                            f"{', '.join(pm.theta_names + pm.beta_names)})")
+        raise ArgumentError(
+            f"theta: missing {', '.join(missing)} (model '{spec.name}' needs "
+            f"{', '.join(pm.theta_names + pm.beta_names)})"
+        )
     if isinstance(sigma2, Mapping):
         sig = {(k if k.startswith("sigma2_") else f"sigma2_{k}"): float(v) for k, v in sigma2.items()}
     elif len(pm.sigma_names) == 1:

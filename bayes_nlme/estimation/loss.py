@@ -122,8 +122,12 @@ def total_partials(lp: dict, res, third: bool = False) -> dict:
     out["l_fpsi"] = (lp["fr"] + lp["rr"] * r_f)[:, None] * res.r_psi + lp["r"][:, None] * res.r_fpsi
     if third:
         out["l_fff"] = (
-            lp["fff"] + 3.0 * lp["ffr"] * r_f + 3.0 * lp["frr"] * r_f**2 + lp["rrr"] * r_f**3
-            + 3.0 * lp["fr"] * r_ff + 3.0 * lp["rr"] * r_f * r_ff
+            lp["fff"]
+            + 3.0 * lp["ffr"] * r_f
+            + 3.0 * lp["frr"] * r_f**2
+            + lp["rrr"] * r_f**3
+            + 3.0 * lp["fr"] * r_ff
+            + 3.0 * lp["rr"] * r_f * r_ff
         )
         out["l_ffpsi"] = (
             (lp["ffr"] + 2.0 * lp["frr"] * r_f + lp["rrr"] * r_f**2 + lp["rr"] * r_ff)[:, None] * res.r_psi

@@ -136,12 +136,7 @@ def _fo(problem: Problem, psi: np.ndarray):
         + dlogdet
         + np.einsum("sab,qba->sq", m, dinv)
         + seg(2.0 * np.einsum("ja,jap->jp", mg, pc["G_psi"]) / r[:, None] - (gmg / r**2)[:, None] * res.r_psi)
-        - 2.0
-        * seg(
-            wgpsi * (e / r)[:, None]
-            - (wg / r)[:, None] * pc["f_psi"]
-            - (wg * e / r**2)[:, None] * res.r_psi
-        )
+        - 2.0 * seg(wgpsi * (e / r)[:, None] - (wg / r)[:, None] * pc["f_psi"] - (wg * e / r**2)[:, None] * res.r_psi)
     )
     return value, grad
 

@@ -69,12 +69,7 @@ class ParameterMap:
 
     def _omega_names(self) -> list[str]:
         same = {(i, j) for b in self.blocks for i in b for j in b}
-        return [
-            f"omega_{self.iiv[i]}_{self.iiv[j]}"
-            for i in range(self.d)
-            for j in range(i, self.d)
-            if (i, j) in same
-        ]
+        return [f"omega_{self.iiv[i]}_{self.iiv[j]}" for i in range(self.d) for j in range(i, self.d) if (i, j) in same]
 
     def _omega_pairs(self) -> list[tuple[int, int]]:
         same = {(i, j) for b in self.blocks for i in b for j in b}
@@ -239,8 +234,8 @@ def start_values(spec, y: np.ndarray) -> dict:
             theta[p.name] = float(p.typical.scipy().median())
     betas = {}
     for name, prior in estimated_coefficients(spec).items():
-        betas[name] = float(prior.mean) if hasattr(prior, "mean") and not callable(prior.mean) else float(
-            prior.scipy().median()
+        betas[name] = (
+            float(prior.mean) if hasattr(prior, "mean") and not callable(prior.mean) else float(prior.scipy().median())
         )
     d = len(spec.iiv_names)
     if spec.omega.initial is not None:

@@ -81,8 +81,19 @@ class Problem:
         Limits of the censored rows (natural scale).
     """
 
-    def __init__(self, spec, y, subject, n_subjects: int, kernel_factory, covariates: dict | None = None,
-                 seg_subject=None, jac_index=None, censored=None, limit=None):
+    def __init__(
+        self,
+        spec,
+        y,
+        subject,
+        n_subjects: int,
+        kernel_factory,
+        covariates: dict | None = None,
+        seg_subject=None,
+        jac_index=None,
+        censored=None,
+        limit=None,
+    ):
         self.spec = spec
         self.pmap = ParameterMap(spec)
         self.y = np.asarray(y, dtype=float)
@@ -120,7 +131,9 @@ class Problem:
         theta = {q.name: 1.0 for q in spec.estimated}
         betas = dict.fromkeys(estimated_coefficients(spec), 0.0)
         values = individual_parameters(spec, theta, None, self.covariates, betas, index=self.seg_subject, xp=np)
-        self.fixed_values = {name: np.asarray(value, dtype=float) for name, value in values.items() if name not in self.free}
+        self.fixed_values = {
+            name: np.asarray(value, dtype=float) for name, value in values.items() if name not in self.free
+        }
         return self.fixed_values
 
     @property
@@ -319,6 +332,14 @@ def problem_from_design(spec, y, design, keep, covariates: dict | None = None, c
         return EngineKernel(design, names, constants, keep=keep, log_transform=log_transform)
 
     return Problem(
-        spec, y, np.asarray(design.obs_subject)[keep], design.n_subjects, factory, covariates,
-        seg_subject=design.seg_subject, jac_index=np.asarray(design.jac_index)[keep], censored=censored, limit=limit,
+        spec,
+        y,
+        np.asarray(design.obs_subject)[keep],
+        design.n_subjects,
+        factory,
+        covariates,
+        seg_subject=design.seg_subject,
+        jac_index=np.asarray(design.jac_index)[keep],
+        censored=censored,
+        limit=limit,
     )

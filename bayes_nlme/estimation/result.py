@@ -94,7 +94,7 @@ class EstimationResult:
     def theta(self) -> dict:
         """Typical values by parameter name."""
         rows = self.estimates[self.estimates["parameter"].str.startswith("theta_")]
-        return {p[len("theta_"):]: float(v) for p, v in zip(rows["parameter"], rows["estimate"])}
+        return {p[len("theta_") :]: float(v) for p, v in zip(rows["parameter"], rows["estimate"])}
 
     @property
     def value(self) -> dict:
@@ -144,28 +144,39 @@ class EstimationResult:
             {c: ("parameter", est[c].to_numpy(dtype=float)) for c in est.columns if c != "parameter"},
             coords={"parameter": np.array(names, dtype=object)},
         )
-        iiv = [c[len("ETA_"):] for c in self.ebe.columns if c.startswith("ETA_")]
+        iiv = [c[len("ETA_") :] for c in self.ebe.columns if c.startswith("ETA_")]
         ebe_vars = {"eta": (("subject", "eta_parameter"), self.ebe[[f"ETA_{n}" for n in iiv]].to_numpy(float))}
         for name in self.spec.parameter_names:
             ebe_vars[name] = ("subject", self.ebe[name].to_numpy(float))
         ebe = xr.Dataset(
             ebe_vars,
-            coords={"subject": np.arange(len(self.ebe)), "ID": ("subject", self.ebe["ID"].to_numpy()),
-                    "eta_parameter": np.array(iiv, dtype=object)},
+            coords={
+                "subject": np.arange(len(self.ebe)),
+                "ID": ("subject", self.ebe["ID"].to_numpy()),
+                "eta_parameter": np.array(iiv, dtype=object),
+            },
         )
         pred = self.predictions
         obs = {"observation": np.arange(len(pred))}
-        predictions = xr.Dataset({c: ("observation", pred[c].to_numpy(float)) for c in
-                                  ("PRED", "IPRED", "IWRES", "CWRES")}, coords=obs)
+        predictions = xr.Dataset(
+            {c: ("observation", pred[c].to_numpy(float)) for c in ("PRED", "IPRED", "IWRES", "CWRES")}, coords=obs
+        )
         observed = xr.Dataset({"DV": ("observation", pred["DV"].to_numpy(float))}, coords=obs)
-        constant = xr.Dataset({c: ("observation", pred[c].to_numpy(float)) for c in ("ROW", "ID", "TIME")},
-                              coords=obs)
-        nodes = {"estimates": estimates, "estimates_table": table, "ebe": ebe, "predictions": predictions,
-                 "observed_data": observed, "constant_data": constant}
+        constant = xr.Dataset({c: ("observation", pred[c].to_numpy(float)) for c in ("ROW", "ID", "TIME")}, coords=obs)
+        nodes = {
+            "estimates": estimates,
+            "estimates_table": table,
+            "ebe": ebe,
+            "predictions": predictions,
+            "observed_data": observed,
+            "constant_data": constant,
+        }
         if self.covariance is not None:
             nodes["covariance"] = xr.Dataset(
-                {"covariance": (("parameter", "parameter_2"), self.covariance.to_numpy(float)),
-                 "correlation": (("parameter", "parameter_2"), self.correlation.to_numpy(float))},
+                {
+                    "covariance": (("parameter", "parameter_2"), self.covariance.to_numpy(float)),
+                    "correlation": (("parameter", "parameter_2"), self.correlation.to_numpy(float)),
+                },
                 coords={"parameter": np.array(names, dtype=object), "parameter_2": np.array(names, dtype=object)},
             )
         root = xr.Dataset(attrs={k: v for k, v in _flat_attrs(self.fit_info()).items()})
@@ -213,28 +224,59 @@ class EstimationResult:
         tree = fd.tree
         pred_ds = tree["predictions"].to_dataset()
         const = tree["constant_data"].to_dataset()
-        predictions = pd.DataFrame({
-            "ROW": const["ROW"].values, "ID": const["ID"].values, "TIME": const["TIME"].values,
-            "DV": tree["observed_data"].to_dataset()["DV"].values,
-            **{c: pred_ds[c].values for c in ("PRED", "IPRED", "IWRES", "CWRES")},
-        })
+        predictions = pd.DataFrame(
+            {
+                "ROW": const["ROW"].values,
+                "ID": const["ID"].values,
+                "TIME": const["TIME"].values,
+                "DV": tree["observed_data"].to_dataset()["DV"].values,
+                **{c: pred_ds[c].values for c in ("PRED", "IPRED", "IWRES", "CWRES")},
+            }
+        )
         covariance = correlation = None
         if "covariance" in tree.children:
             cov = tree["covariance"].to_dataset()
             names = [str(n) for n in cov["parameter"].values]
             covariance = pd.DataFrame(cov["covariance"].values, index=names, columns=names)
             correlation = pd.DataFrame(cov["correlation"].values, index=names, columns=names)
-        known = {"method", "n_subjects", "n_obs", "seconds", "ofv", "minus2ll", "aic", "bic", "n_parameters",
-                 "converged", "eta_shrinkage_sd", "seconds_compile", "seconds_fit", "n_iterations",
-                 "correlation"}
+        known = {
+            "method",
+            "n_subjects",
+            "n_obs",
+            "seconds",
+            "ofv",
+            "minus2ll",
+            "aic",
+            "bic",
+            "n_parameters",
+            "converged",
+            "eta_shrinkage_sd",
+            "seconds_compile",
+            "seconds_fit",
+            "n_iterations",
+            "correlation",
+        }
         return cls(
-            method=info["method"], spec=fd.spec, dataset=fd.dataset, ofv=_num(info["ofv"]),
-            minus2ll=_num(info["minus2ll"]), aic=_num(info["aic"]), bic=_num(info["bic"]),
-            n_parameters=int(info.get("n_parameters", len(fd.summary))), converged=bool(info["converged"]),
-            estimates=fd.summary, covariance=covariance, correlation=correlation, ebe=fd.ebe,
-            predictions=predictions, eta_shrinkage_sd={k: _num(v) for k, v in info["eta_shrinkage_sd"].items()},
-            n_subjects=int(info["n_subjects"]), n_obs=int(info["n_obs"]), seconds=_num(info["seconds"]),
-            seconds_compile=_num(info.get("seconds_compile")), n_iterations=int(info.get("n_iterations", 0)),
+            method=info["method"],
+            spec=fd.spec,
+            dataset=fd.dataset,
+            ofv=_num(info["ofv"]),
+            minus2ll=_num(info["minus2ll"]),
+            aic=_num(info["aic"]),
+            bic=_num(info["bic"]),
+            n_parameters=int(info.get("n_parameters", len(fd.summary))),
+            converged=bool(info["converged"]),
+            estimates=fd.summary,
+            covariance=covariance,
+            correlation=correlation,
+            ebe=fd.ebe,
+            predictions=predictions,
+            eta_shrinkage_sd={k: _num(v) for k, v in info["eta_shrinkage_sd"].items()},
+            n_subjects=int(info["n_subjects"]),
+            n_obs=int(info["n_obs"]),
+            seconds=_num(info["seconds"]),
+            seconds_compile=_num(info.get("seconds_compile")),
+            n_iterations=int(info.get("n_iterations", 0)),
             seconds_fit=_num(info.get("seconds_fit")),
             info={k: v for k, v in info.items() if k not in known},
         )

@@ -30,7 +30,12 @@ import numpy as np
 import xarray as xr
 
 __all__ = [
-    "ConvergenceWarning", "ConvergenceVerdict", "assess", "nonfinite_draws", "THRESHOLDS", "stuck_chains",
+    "ConvergenceWarning",
+    "ConvergenceVerdict",
+    "assess",
+    "nonfinite_draws",
+    "THRESHOLDS",
+    "stuck_chains",
     "disagreeing_chains",
 ]
 
@@ -212,7 +217,8 @@ def _rhat_ess_messages(draws: xr.Dataset, n_chains: int) -> tuple[dict, list[str
         messages.append(
             f"{n_bad} of {n_draws} draws are missing or not finite: the sampling was interrupted or "
             "failed, so these draws are not a sample of the posterior. Run the fit again to the end"
-            if n_draws else "there are no draws: the sampling was interrupted or failed. Run the fit again"
+            if n_draws
+            else "there are no draws: the sampling was interrupted or failed. Run the fit again"
         )
     per = _per_element(draws)
     max_rhat, rhat_var = _extreme(per["r_hat"], worst_max=True)
@@ -221,10 +227,12 @@ def _rhat_ess_messages(draws: xr.Dataset, n_chains: int) -> tuple[dict, list[str
     worst = {"r_hat": (max_rhat, rhat_var), "ess_bulk": (min_bulk, bulk_var), "ess_tail": (min_tail, tail_var)}
     if not np.isfinite(max_rhat) or max_rhat > THRESHOLDS["max_r_hat"]:
         messages.append(
-            (f"max R-hat {max_rhat:.3f} > {THRESHOLDS['max_r_hat']} ({rhat_var}): the chains disagree. "
-             if np.isfinite(max_rhat) else
-             f"R-hat cannot be computed ({rhat_var or 'no variable'}: not finite), so convergence is "
-             "unknown: too few draws, or draws that are missing or not finite. ")
+            (
+                f"max R-hat {max_rhat:.3f} > {THRESHOLDS['max_r_hat']} ({rhat_var}): the chains disagree. "
+                if np.isfinite(max_rhat)
+                else f"R-hat cannot be computed ({rhat_var or 'no variable'}: not finite), so convergence is "
+                "unknown: too few draws, or draws that are missing or not finite. "
+            )
             + "Run longer (more tune and draws); if it persists, the posterior may have several modes "
             "(check the trace plots and the starting values)"
         )
@@ -338,11 +346,9 @@ def _chain_messages(draws, stats, max_rhat, init) -> tuple[list[str], list[int],
     started = "from the FOCE-I/FO estimates" if init in ("focei", "fo") else "from the jittered prior point"
     if stuck:
         steps = info["step_size"]
-        detail = ", ".join(
-            f"chain {c}" + (f" (step size {steps[c]:.2g})" if steps is not None else "") for c in stuck
-        )
+        detail = ", ".join(f"chain {c}" + (f" (step size {steps[c]:.2g})" if steps is not None else "") for c in stuck)
         advice = (
-            "Refit with init=\"focei\" (CLI --init focei, or init = \"focei\" in [sampling]), which starts "
+            'Refit with init="focei" (CLI --init focei, or init = "focei" in [sampling]), which starts '
             "the chains at the maximum-likelihood estimates"
             if init not in ("focei", "fo")
             else "Refit with more tuning steps (--tune) or a higher target_accept (--target-accept 0.95)"
@@ -362,7 +368,7 @@ def _chain_messages(draws, stats, max_rhat, init) -> tuple[list[str], list[int],
             messages.append(
                 f"chains in separate modes: {text} (chain means more than {THRESHOLDS['disagree_sd']:g} "
                 "within-chain sds from the other chains'). The chains cannot be pooled; refit with "
-                "init=\"focei\" (CLI --init focei) and more tuning steps (--tune), and compare the modes' "
+                'init="focei" (CLI --init focei) and more tuning steps (--tune), and compare the modes\' '
                 "log densities in the trace plots"
             )
     return messages, stuck, disagree
@@ -421,8 +427,8 @@ def assess(
         messages.append(
             f"E-BFMI {min_bfmi:.2f} < {THRESHOLDS['min_bfmi']} in chain {chain}: the sampler explores the "
             f"energy poorly, typical of funnels and heavy tails. {_reparameterise(centered, 'Raise target_accept')}"
-            if np.isfinite(min_bfmi) else
-            f"E-BFMI cannot be computed in chain {chain} (energy missing or not finite): the sampling "
+            if np.isfinite(min_bfmi)
+            else f"E-BFMI cannot be computed in chain {chain} (energy missing or not finite): the sampling "
             "was interrupted or failed"
         )
     saturated = _stat(stats, "maxdepth_reached", "reached_max_treedepth")

@@ -30,8 +30,16 @@ from ..errors import ArgumentError
 from ..spec.components import SAMPLING_INITS
 from ..spec.priors import LKJ, InverseGamma, InverseWishart
 
-__all__ = ["INIT_METHODS", "JITTER", "check_init", "frequentist_fit", "start_point", "start_values", "flat_point",
-           "with_start"]
+__all__ = [
+    "INIT_METHODS",
+    "JITTER",
+    "check_init",
+    "frequentist_fit",
+    "start_point",
+    "start_values",
+    "flat_point",
+    "with_start",
+]
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,12 @@ def _pointwise(model, point) -> dict[str, np.ndarray]:
     variables = list(model.free_RVs) + list(model.observed_RVs)
     terms = model.logp(vars=variables, sum=False, jacobian=True)
     extra = [model["ipred"]] if "ipred" in model.named_vars else []
-    fn = model.compile_fn(terms + extra, inputs=model.value_vars, on_unused_input="ignore",
-                          mode=Mode(linker="py", optimizer="fast_compile"))
+    fn = model.compile_fn(
+        terms + extra,
+        inputs=model.value_vars,
+        on_unused_input="ignore",
+        mode=Mode(linker="py", optimizer="fast_compile"),
+    )
     with np.errstate(all="ignore"):
         values = fn(point)
     out = {v.name: np.asarray(val, dtype=float) for v, val in zip(variables, values)}
@@ -75,10 +79,14 @@ def explain_initial_point(built) -> str:
                 shown = ", ".join(f"{p:.3g}" for p in ipred[bad][:5])
                 preds = f"; individual predictions there: {shown}"
                 if not np.isfinite(ipred[bad]).all():
-                    preds += (" (an individual parameter is not finite or not positive: check the covariate "
-                              "effects and the covariate values of that subject)")
-            parts.append(f"the log-likelihood of the observations in data {format_rows(rows)} (subject ID "
-                         f"{subjects}) is not finite{preds}")
+                    preds += (
+                        " (an individual parameter is not finite or not positive: check the covariate "
+                        "effects and the covariate values of that subject)"
+                    )
+            parts.append(
+                f"the log-likelihood of the observations in data {format_rows(rows)} (subject ID "
+                f"{subjects}) is not finite{preds}"
+            )
         else:
             parts.append(f"the log density of '{name}' is not finite at its initial value")
     return "; ".join(parts)

@@ -74,8 +74,11 @@ def _source_digest() -> str:
     if _SOURCE_DIGEST is None:
         root = Path(__file__).resolve().parent.parent
         h = hashlib.sha256()
-        paths = [p for part in _GRAPH_SOURCES for p in (sorted((root / part).rglob("*.py")) if (root / part).is_dir()
-                                                         else [root / part])]
+        paths = [
+            p
+            for part in _GRAPH_SOURCES
+            for p in (sorted((root / part).rglob("*.py")) if (root / part).is_dir() else [root / part])
+        ]
         for path in paths:
             h.update(str(path.relative_to(root)).encode())
             h.update(path.read_bytes())
@@ -110,7 +113,7 @@ def graph_key(*parts) -> str:
 
 # --------------------------------------------------------------------------- sources
 
-_LOGP_SRC = '''
+_LOGP_SRC = """
 def bayes_nlme_logp(dim, x_, out_, logp_, user_data_):
     if dim != {n_dim}:
         return -1
@@ -130,9 +133,9 @@ def bayes_nlme_logp(dim, x_, out_, logp_, user_data_):
     except Exception:
         return 1
     return 0
-'''
+"""
 
-_EXPAND_SRC = '''
+_EXPAND_SRC = """
 def bayes_nlme_expand(dim, expanded, x_, out_, user_data_):
     if dim != {n_dim} or expanded != {n_expanded}:
         return -1
@@ -145,7 +148,7 @@ def bayes_nlme_expand(dim, expanded, x_, out_, user_data_):
     except Exception:
         return 1
     return 0
-'''
+"""
 
 
 def _unpack(names: list[str], layout: dict) -> tuple[str, str]:
@@ -187,14 +190,22 @@ def _callback(kind: str, meta: dict, key: str, inner):
     source, name, _ = _KINDS[kind]
     unpack, args = _unpack(meta[f"{kind}_data"], meta["layout"])
     src = source.format(
-        n_dim=meta["n_dim"], n_expanded=meta["n_expanded"], n_addr=len(meta["layout"]),
-        unpack=unpack, args=args,
+        n_dim=meta["n_dim"],
+        n_expanded=meta["n_expanded"],
+        n_addr=len(meta["layout"]),
+        unpack=unpack,
+        args=args,
     )
     fn = compile_numba_function_src(
         src,
         name,
-        global_env={"__name__": __name__, "numba": numba, "np": np, "as_pointer": address_as_void_pointer,
-                    "inner": inner},
+        global_env={
+            "__name__": __name__,
+            "numba": numba,
+            "np": np,
+            "as_pointer": address_as_void_pointer,
+            "inner": inner,
+        },
         cache_key=f"{name}_{key}",
     )
     cfunc = CFunc(fn, _signature(kind), locals={}, options={})
@@ -371,9 +382,11 @@ def _function(model, kind: str):
         outputs = clone_replace([logp, grad], replacements)
     else:
         traced = clone_replace(remaining, replacements)
-        outputs = [pt.concatenate(
-            [*[v.ravel() for v in free], *[pt.as_tensor(v, allow_xtensor_conversion=True).ravel() for v in traced]]
-        )]
+        outputs = [
+            pt.concatenate(
+                [*[v.ravel() for v in free], *[pt.as_tensor(v, allow_xtensor_conversion=True).ravel() for v in traced]]
+            )
+        ]
     with model, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
         fn = compile_pymc((joined,), outputs, mode=_nogil_mode())

@@ -113,7 +113,10 @@ def start_helper(recipe, key: str, directory: Path) -> Helper | None:
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "bayes_nlme.fit.native_worker", str(recipe_path), key, str(result_path)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env=env,
         )
     return Helper(process, result_path, recipe_path, log_path)
 

@@ -25,6 +25,7 @@ __all__ = ["BayesFit", "METHODS"]
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
+
 #: Bayesian methods: ``nuts`` (posterior draws) and ``prior`` (forward prior draws).
 METHODS = ("nuts", "prior")
 
@@ -164,8 +165,7 @@ class BayesFit:
     def _spec_as_run(self):
         """The spec with ``[sampling]`` as this fit ran (command-line overrides included)."""
         try:
-            sampling = replace(self.spec.sampling, draws=self.draws, tune=self.tune,
-                               chains=self.chains, seed=self.seed)
+            sampling = replace(self.spec.sampling, draws=self.draws, tune=self.tune, chains=self.chains, seed=self.seed)
             return replace(self.spec, sampling=sampling)
         except Exception:  # noqa: BLE001 - a spec object without [sampling]: embed it as it is
             return self.spec
@@ -200,9 +200,26 @@ class BayesFit:
             verdict["messages"] = tuple(verdict.get("messages", ()))
             verdict = ConvergenceVerdict(**{k: (np.nan if v is None else v) for k, v in verdict.items()})
         known = {
-            "method", "n_subjects", "n_obs", "seconds", "seconds_build", "seconds_sample", "draws", "tune",
-            "chains", "seed", "sampler", "model", "data", "divergences", "max_r_hat", "min_ess_bulk",
-            "convergence", "complete", "created", "draws_completed",
+            "method",
+            "n_subjects",
+            "n_obs",
+            "seconds",
+            "seconds_build",
+            "seconds_sample",
+            "draws",
+            "tune",
+            "chains",
+            "seed",
+            "sampler",
+            "model",
+            "data",
+            "divergences",
+            "max_r_hat",
+            "min_ess_bulk",
+            "convergence",
+            "complete",
+            "created",
+            "draws_completed",
         }
         return cls(
             tree=fd.tree,

@@ -29,8 +29,8 @@ from ..spec.components import SAMPLING_ADAPTATIONS
 from .compile import compile_nutpie
 from .convergence import assess
 from .flipflop import flip_flop_check
-from .native import graph_key
 from .init import check_init, frequentist_fit, start_point, with_start
+from .native import graph_key
 from .result import BayesFit
 from .summary import canonical_draws
 from .tree import finish_tree
@@ -435,8 +435,17 @@ def sample(
         seconds_build = time.perf_counter() - start
         t0 = time.perf_counter()
         raw = _run_nutpie(
-            cm, spec, draws=draws, tune=tune, chains=chains, seed=seed, progress=progress,
-            target_accept=target_accept, cores=cores, x0=x0, adaptation=adaptation,
+            cm,
+            spec,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            progress=progress,
+            target_accept=target_accept,
+            cores=cores,
+            x0=x0,
+            adaptation=adaptation,
         )
     else:
         built = build(spec, dataset, centered=centered)
@@ -444,8 +453,16 @@ def sample(
         seconds_build = time.perf_counter() - start
         t0 = time.perf_counter()
         raw = _run_pymc(
-            built, sampler, draws=draws, tune=tune, chains=chains, seed=seed, progress=progress,
-            target_accept=target_accept, cores=cores, initvals=values,
+            built,
+            sampler,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            progress=progress,
+            target_accept=target_accept,
+            cores=cores,
+            initvals=values,
         )
     seconds_sample = time.perf_counter() - t0
     t1 = time.perf_counter()
@@ -468,8 +485,12 @@ def sample(
         checked["eta"] = posterior["eta"]
     flip = flip_flop_check(spec, posterior)
     verdict = assess(
-        checked, tree["sample_stats"].to_dataset(), extra_messages=[flip] if flip else [], max_treedepth=10,
-        init=init_info.get("method"), centered=bool(centered),
+        checked,
+        tree["sample_stats"].to_dataset(),
+        extra_messages=[flip] if flip else [],
+        max_treedepth=10,
+        init=init_info.get("method"),
+        centered=bool(centered),
     )
     fit = BayesFit(
         tree=tree,

@@ -39,12 +39,7 @@ def omega_pairs(spec) -> list[tuple[str, str]]:
     """
     names = list(spec.iiv_names)
     block_of = {n: b for b, block in enumerate(spec.omega.blocks) for n in block}
-    return [
-        (p, q)
-        for i, p in enumerate(names)
-        for q in names[i:]
-        if block_of.get(p) == block_of.get(q)
-    ]
+    return [(p, q) for i, p in enumerate(names) for q in names[i:] if block_of.get(p) == block_of.get(q)]
 
 
 def canonical_draws(spec, draws: xr.Dataset) -> xr.Dataset:

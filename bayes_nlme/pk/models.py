@@ -112,9 +112,7 @@ class StructuralModel:
 
 
 STRUCTURAL_MODELS: dict[str, StructuralModel] = {
-    "one_compartment_iv": StructuralModel(
-        "one_compartment_iv", ("CL", "V"), False, 1, {1: "central"}
-    ),
+    "one_compartment_iv": StructuralModel("one_compartment_iv", ("CL", "V"), False, 1, {1: "central"}),
     "one_compartment_oral": StructuralModel(
         "one_compartment_oral", ("ka", "CL", "V"), True, 2, {1: "depot", 2: "central"}
     ),

@@ -13,8 +13,21 @@ from contextlib import contextmanager
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-__all__ = ["STYLE", "style", "styled", "new_figure", "new_figure_raw", "png_bytes", "grid_shape",
-           "parameter_unit", "parameter_label", "OBS", "MODEL", "BAND", "REF"]
+__all__ = [
+    "STYLE",
+    "style",
+    "styled",
+    "new_figure",
+    "new_figure_raw",
+    "png_bytes",
+    "grid_shape",
+    "parameter_unit",
+    "parameter_label",
+    "OBS",
+    "MODEL",
+    "BAND",
+    "REF",
+]
 
 #: Colours: observations, model, bands, reference lines.
 OBS = "#1f3b73"
@@ -49,8 +62,7 @@ def style():
         yield
 
 
-def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 9.0, height: float | None = None,
-               **kwargs):
+def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 9.0, height: float | None = None, **kwargs):
     """A figure with constrained layout (no overlapping text) and a grid of axes.
 
     Parameters
@@ -127,7 +139,7 @@ def parameter_unit(name: str, units) -> str:
     str
     """
     if name.startswith("theta_"):
-        return units.parameter(name[len("theta_"):])
+        return units.parameter(name[len("theta_") :])
     if name == "sigma2_add" and units.concentration:
         return f"({units.concentration})²"
     return ""

@@ -57,6 +57,7 @@ def plot_compare(table, *, ncols: int = 3):
         ax.set_xlabel(_axis_label(row["parameter"], row.get("unit", "")), fontsize=9)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
-    fig.suptitle("Point values and intervals by fit (Bayesian: median, 90% interval; "
-                 "frequentist: estimate, 95% CI)", fontsize=11)
+    fig.suptitle(
+        "Point values and intervals by fit (Bayesian: median, 90% interval; frequentist: estimate, 95% CI)", fontsize=11
+    )
     return fig

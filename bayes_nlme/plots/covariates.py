@@ -36,8 +36,9 @@ def plot_eta_covariates(fit, covariates=None):
     if not covariates or etas.shape[1] == 0:
         return None
     rows, cols = etas.shape[1], len(covariates)
-    fig, axes = new_figure(rows, cols, width=min(9.0, 3.0 * cols + 1.5), height=2.4 * rows + 0.8,
-                           sharex="col", sharey="row")
+    fig, axes = new_figure(
+        rows, cols, width=min(9.0, 3.0 * cols + 1.5), height=2.4 * rows + 0.8, sharex="col", sharey="row"
+    )
     for i, name in enumerate(etas.columns):
         eta = etas[name].to_numpy(float)
         for j, column in enumerate(covariates):

@@ -132,8 +132,10 @@ def plot_residuals(fit, values, *, name: str = "NPDE"):
     values = np.asarray(values, dtype=float)
     x_time = fd.obs["TIME"].to_numpy(float)
     fig, axes = new_figure(1, 2, width=9.0, height=3.8, sharey=True)
-    for ax, x, label in ((axes[0, 0], x_time, fd.units.time_label),
-                         (axes[0, 1], fd.pred, fd.units.label("PRED", fd.units.concentration))):
+    for ax, x, label in (
+        (axes[0, 0], x_time, fd.units.time_label),
+        (axes[0, 1], fd.pred, fd.units.label("PRED", fd.units.concentration)),
+    ):
         ok = np.isfinite(values) & np.isfinite(x)
         ax.scatter(x[ok], values[ok], s=14, color=OBS, alpha=0.7, lw=0)
         ax.axhline(0.0, color=REF, lw=1)

@@ -36,8 +36,12 @@ def plot_rank(fit):
     ds = population_dataset(fit)
     rows, _ = grid_shape(len(ds.data_vars), 4)
     tree = xr.DataTree.from_dict({"posterior": ds})
-    pc = azp.plot_rank(tree, backend="matplotlib", visuals={"remove_axis": False},
-                       figure_kwargs={"figsize": (9.0, 2.2 * rows + 0.6), "layout": "constrained"})
+    pc = azp.plot_rank(
+        tree,
+        backend="matplotlib",
+        visuals={"remove_axis": False},
+        figure_kwargs={"figsize": (9.0, 2.2 * rows + 0.6), "layout": "constrained"},
+    )
     fig = pc.viz["figure"].item()
     import matplotlib.pyplot as plt
 
@@ -112,13 +116,13 @@ def prior_distribution(spec, name: str):
     from ..spec.priors import LKJ, InverseGamma, InverseWishart
 
     if name.startswith("theta_"):
-        p = spec.parameter(name[len("theta_"):])
+        p = spec.parameter(name[len("theta_") :])
         return p.typical.scipy() if p.typical is not None else None
     coefficients = estimated_coefficients(spec)
     if name in coefficients:
         return coefficients[name].scipy()
     if name.startswith("sigma2_"):
-        prior = getattr(spec.residual, name[len("sigma2_"):], None)
+        prior = getattr(spec.residual, name[len("sigma2_") :], None)
         return prior.scipy() if prior is not None and hasattr(prior, "scipy") else None
     elements = omega_elements(spec)
     if name in elements and elements[name][0] == elements[name][1]:
@@ -178,10 +182,11 @@ def plot_prior_posterior(fit):
     fig, axes = new_figure(rows, cols, width=9.0, height=2.1 * rows + 0.7)
     for k, name in enumerate(names):
         ax = axes.flat[k]
-        _posterior_panel(ax, ds[name].values.ravel(), prior_distribution(fd.spec, name),
-                         parameter_label(name, fd.units), what)
+        _posterior_panel(
+            ax, ds[name].values.ravel(), prior_distribution(fd.spec, name), parameter_label(name, fd.units), what
+        )
         ax.set_title(name)
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[len(names) :]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2)
@@ -227,8 +232,16 @@ def plot_pair(fit, names=None, max_points: int = 1000):
                 ax.scatter(values[b][::step], values[a][::step], s=4, alpha=0.35, color="#1f3b73", lw=0)
             else:
                 r = np.corrcoef(values[a], values[b])[0, 1]
-                ax.text(0.5, 0.5, f"r = {r:.2f}", ha="center", va="center", transform=ax.transAxes,
-                        fontsize=12 if abs(r) < 0.5 else 14, color="#c0392b" if abs(r) >= 0.5 else "#333333")
+                ax.text(
+                    0.5,
+                    0.5,
+                    f"r = {r:.2f}",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                    fontsize=12 if abs(r) < 0.5 else 14,
+                    color="#c0392b" if abs(r) >= 0.5 else "#333333",
+                )
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.grid(False)

@@ -49,12 +49,29 @@ def plot_vpc(fit, simulated, *, prediction_corrected: bool = False, n_bins: int 
         ax.scatter(t, y, s=10, color=OBS, alpha=0.35, lw=0, label="observations")
     x = table["time"].to_numpy()
     for tag, colour, name in (("p5", _OUTER, "5th"), ("p50", _MEDIAN, "50th"), ("p95", _OUTER, "95th")):
-        ax.fill_between(x, table[f"sim_{tag}_lo"], table[f"sim_{tag}_hi"], color=colour, alpha=0.25, lw=0,
-                        label=(f"simulated {name} percentile, 90% interval" if tag == "p50"
-                               else "simulated 5th / 95th percentile, 90% interval" if tag == "p5" else None))
-        ax.plot(x, table[f"obs_{tag}"], color="black", lw=1.6 if tag == "p50" else 1.2,
-                ls="-" if tag == "p50" else "--",
-                label="observed median" if tag == "p50" else ("observed 5th / 95th" if tag == "p5" else None))
+        ax.fill_between(
+            x,
+            table[f"sim_{tag}_lo"],
+            table[f"sim_{tag}_hi"],
+            color=colour,
+            alpha=0.25,
+            lw=0,
+            label=(
+                f"simulated {name} percentile, 90% interval"
+                if tag == "p50"
+                else "simulated 5th / 95th percentile, 90% interval"
+                if tag == "p5"
+                else None
+            ),
+        )
+        ax.plot(
+            x,
+            table[f"obs_{tag}"],
+            color="black",
+            lw=1.6 if tag == "p50" else 1.2,
+            ls="-" if tag == "p50" else "--",
+            label="observed median" if tag == "p50" else ("observed 5th / 95th" if tag == "p5" else None),
+        )
     for edge in table.attrs["edges"][1:-1]:
         ax.axvline(edge, color="#bbbbbb", lw=0.6, ls=":")
     what = "Prediction-corrected VPC" if prediction_corrected else "VPC"
@@ -65,4 +82,3 @@ def plot_vpc(fit, simulated, *, prediction_corrected: bool = False, n_bins: int 
     ax.set_ylabel(f"Prediction-corrected {ylabel[0].lower()}{ylabel[1:]}" if prediction_corrected else ylabel)
     ax.legend(loc="upper right", fontsize=8)
     return fig
-

@@ -54,10 +54,13 @@ def build_report(fit, *, compare=()) -> str:
     others = [_fit_data(c) for c in compare]
     ctx = sections.Context(fd)
     kind = {"nuts": "Bayesian fit (NUTS)", "prior": "prior predictive draws"}.get(
-        fd.method, f"maximum-likelihood fit ({fd.method.upper()})")
-    page = Page(f"bayes_nlme report: {fd.spec.name}",
-                f"{kind}; {fd.n_subjects} subjects, {len(fd.obs)} observations; structural model "
-                f"{fd.spec.structural}, {fd.spec.residual.model} residual error.")
+        fd.method, f"maximum-likelihood fit ({fd.method.upper()})"
+    )
+    page = Page(
+        f"bayes_nlme report: {fd.spec.name}",
+        f"{kind}; {fd.n_subjects} subjects, {len(fd.obs)} observations; structural model "
+        f"{fd.spec.structural}, {fd.spec.residual.model} residual error.",
+    )
     sections.model_and_data(page, ctx)
     table = dg.convergence_table(fd) if fd.bayesian else None
     if fd.method == "nuts":
@@ -126,8 +129,9 @@ def write_report(fit_dir, *, out=None, compare=()) -> Path:
     text = build_report(fit_dir, compare=tuple(compare))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=out.parent, prefix=f".{out.name}.",
-                                     suffix=".tmp", delete=False) as tmp:
+    with tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=out.parent, prefix=f".{out.name}.", suffix=".tmp", delete=False
+    ) as tmp:
         tmp.write(text)
     umask = os.umask(0)
     os.umask(umask)

@@ -84,8 +84,9 @@ def format_number(value, kind: str = "g") -> str:
     return f"{x:.4g}"
 
 
-def table_html(frame: pd.DataFrame, formats: dict | None = None, *, index: bool = False,
-               groups: list | None = None) -> str:
+def table_html(
+    frame: pd.DataFrame, formats: dict | None = None, *, index: bool = False, groups: list | None = None
+) -> str:
     """A DataFrame as an HTML table; numeric columns right-aligned.
 
     Parameters
@@ -108,11 +109,10 @@ def table_html(frame: pd.DataFrame, formats: dict | None = None, *, index: bool 
     if groups:
         top, names, k = [], [], 0
         for label, span in groups:
-            top.append(f'<th colspan="{span}">{escape(label)}</th>' if span > 1 or label else
-                       '<th></th>')
-            for column in frame.columns[k:k + span]:
+            top.append(f'<th colspan="{span}">{escape(label)}</th>' if span > 1 or label else "<th></th>")
+            for column in frame.columns[k : k + span]:
                 text = str(column)
-                names.append(text[len(label) + 1:] if label and text.startswith(f"{label} ") else text)
+                names.append(text[len(label) + 1 :] if label and text.startswith(f"{label} ") else text)
             k += span
         head = "".join(top) + "</tr><tr>" + "".join(f"<th>{escape(n)}</th>" for n in names)
     else:
@@ -170,8 +170,8 @@ class Page:
             f'<section id="{a}"><h2>{escape(h)}</h2>{"".join(parts)}</section>' for a, h, parts in self.sections
         )
         return (
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{escape(self.title)}</title><style>{CSS}</style></head><body>"
-            f"<h1>{escape(self.title)}</h1><p class=\"sub\">{escape(self.subtitle)}</p>"
+            f'<h1>{escape(self.title)}</h1><p class="sub">{escape(self.subtitle)}</p>'
             f"<nav><ol>{toc}</ol></nav>{body}</body></html>\n"
         )

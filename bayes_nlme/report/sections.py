@@ -11,9 +11,23 @@ from ..fitdir import SPEC_ATTR
 from ..plots._common import parameter_unit
 from .html import escape, table_html
 
-__all__ = ["model_and_data", "convergence", "parameters", "goodness_of_fit", "individual",
-           "vpc", "random_effects", "predictive_accuracy", "comparison", "prior_sensitivity", "Context",
-           "STUDY_DIR", "provenance", "derived_quantities", "loo_reliability_note"]
+__all__ = [
+    "model_and_data",
+    "convergence",
+    "parameters",
+    "goodness_of_fit",
+    "individual",
+    "vpc",
+    "random_effects",
+    "predictive_accuracy",
+    "comparison",
+    "prior_sensitivity",
+    "Context",
+    "STUDY_DIR",
+    "provenance",
+    "derived_quantities",
+    "loo_reliability_note",
+]
 
 #: Where a fit directory keeps its prior sensitivity study
 #: (``bayes-nlme sensitivity ... --out DIR/sensitivity``).
@@ -52,8 +66,9 @@ def _figure(page, parts, make, caption: str) -> None:
     try:
         fig = make()
     except Exception as exc:  # noqa: BLE001 - one broken figure must not lose the report
-        parts.append(f'<p class="missing">Figure not drawn ({escape(caption)}): '
-                     f"{escape(type(exc).__name__)}: {escape(exc)}</p>")
+        parts.append(
+            f'<p class="missing">Figure not drawn ({escape(caption)}): {escape(type(exc).__name__)}: {escape(exc)}</p>'
+        )
         return
     if fig is not None:
         page.figure(parts, plots.png_bytes(fig), caption)
@@ -67,8 +82,10 @@ def model_and_data(page, ctx: Context) -> None:
     parts.append(table_html(provenance(fd)))
     parts.append("<h3>Model specification</h3>")
     if fd.bayesian:
-        parts.append("<p>As the fit ran: <code>[sampling]</code> holds the draws, tuning steps, chains and "
-                     "seed actually used (command-line options included).</p>")
+        parts.append(
+            "<p>As the fit ran: <code>[sampling]</code> holds the draws, tuning steps, chains and "
+            "seed actually used (command-line options included).</p>"
+        )
     parts.append(f"<pre>{escape(fd.tree.attrs.get(SPEC_ATTR, ''))}</pre>")
     parts.append("<h3>Dataset</h3>")
     obs_per = fd.obs.groupby("SUBJECT").size()
@@ -78,27 +95,42 @@ def model_and_data(page, ctx: Context) -> None:
         ("source", str(fd.dataset.source)),
         ("subjects", str(fd.n_subjects)),
         ("observations", f"{len(fd.obs)} ({obs_per.min()} to {obs_per.max()} per subject)"),
-        ("dose records", f"{len(doses)}; amounts {doses['AMT'].min():.4g} to {doses['AMT'].max():.4g}"
-                         f"{' ' + u.amount if u.amount else ''}" if len(doses) else "0"),
+        (
+            "dose records",
+            f"{len(doses)}; amounts {doses['AMT'].min():.4g} to {doses['AMT'].max():.4g}"
+            f"{' ' + u.amount if u.amount else ''}"
+            if len(doses)
+            else "0",
+        ),
         ("time range", f"{fd.obs['TIME'].min():.4g} to {fd.obs['TIME'].max():.4g}{' ' + u.time if u.time else ''}"),
-        ("concentrations", f"{fd.obs['DV'].min():.4g} to {fd.obs['DV'].max():.4g}"
-                           f"{' ' + u.concentration if u.concentration else ''}"),
-        ("below limit (BLQ)", str(int((fd.obs['BLQ'].fillna(0) > 0).sum()))),
+        (
+            "concentrations",
+            f"{fd.obs['DV'].min():.4g} to {fd.obs['DV'].max():.4g}{' ' + u.concentration if u.concentration else ''}",
+        ),
+        ("below limit (BLQ)", str(int((fd.obs["BLQ"].fillna(0) > 0).sum()))),
         ("covariates", ", ".join(fd.dataset.covariates) or "none"),
     ]
     parts.append(table_html(pd.DataFrame(rows, columns=["item", "value"])))
     covariates = [c for c in fd.dataset.covariates if c in fd.subject_covariates.columns]
     if covariates:
         table = fd.subject_covariates[covariates].astype(float)
-        summary = pd.DataFrame({
-            "covariate": covariates,
-            "unit": [u.column(c) for c in covariates],
-            "min": table.min().to_numpy(), "median": table.median().to_numpy(), "max": table.max().to_numpy(),
-            "used by the model": ["yes" if c in fd.spec.covariate_columns else "no" for c in covariates],
-        })
+        summary = pd.DataFrame(
+            {
+                "covariate": covariates,
+                "unit": [u.column(c) for c in covariates],
+                "min": table.min().to_numpy(),
+                "median": table.median().to_numpy(),
+                "max": table.max().to_numpy(),
+                "used by the model": ["yes" if c in fd.spec.covariate_columns else "no" for c in covariates],
+            }
+        )
         parts.append("<p>Covariates per subject (first record):</p>" + table_html(summary))
-    _figure(page, parts, lambda: plots.plot_data(fd),
-            "Observed concentrations against time, one colour per subject, on linear and log scales.")
+    _figure(
+        page,
+        parts,
+        lambda: plots.plot_data(fd),
+        "Observed concentrations against time, one colour per subject, on linear and log scales.",
+    )
 
 
 def provenance(fd) -> pd.DataFrame:
@@ -146,17 +178,28 @@ def convergence(page, ctx: Context, table: pd.DataFrame) -> None:
     checks["ok"] = checks["ok"].map({True: "pass", False: "FAIL"})
     parts.append(table_html(checks))
     info = fd.info
-    keys = [k for k in ("draws", "tune", "chains", "divergences", "seconds_build", "seconds_sample", "seconds",
-                        "sampler") if k in info]
+    keys = [
+        k
+        for k in ("draws", "tune", "chains", "divergences", "seconds_build", "seconds_sample", "seconds", "sampler")
+        if k in info
+    ]
     if keys:
         parts.append("<p>Sampler run (from fit.json):</p>")
         parts.append(table_html(pd.DataFrame({"item": keys, "value": [info[k] for k in keys]})))
-    _figure(page, parts, lambda: plots.plot_rank(fd),
-            "Rank plots of the population parameters: for each chain the ECDF of the fractional ranks "
-            "minus the uniform CDF; chains sampling the same distribution stay close to 0 (the p-value is "
-            "that of the multi-chain uniformity test).")
-    _figure(page, parts, lambda: plots.plot_trace(fd),
-            "Traces of the population parameters, one colour per chain: chains should overlap and show no trend.")
+    _figure(
+        page,
+        parts,
+        lambda: plots.plot_rank(fd),
+        "Rank plots of the population parameters: for each chain the ECDF of the fractional ranks "
+        "minus the uniform CDF; chains sampling the same distribution stay close to 0 (the p-value is "
+        "that of the multi-chain uniformity test).",
+    )
+    _figure(
+        page,
+        parts,
+        lambda: plots.plot_trace(fd),
+        "Traces of the population parameters, one colour per chain: chains should overlap and show no trend.",
+    )
 
 
 def _cv(name: str, value: float, elements: dict) -> float:
@@ -171,42 +214,68 @@ def parameters(page, ctx: Context, table: pd.DataFrame | None) -> None:
     elements = dg.omega_elements(fd.spec)
     if fd.bayesian:
         t = table
-        out = pd.DataFrame({
-            "parameter": t["parameter"], "unit": [parameter_unit(p, fd.units) for p in t["parameter"]],
-            "mean": t["mean"], "sd": t["sd"], "median": t["median"], "5%": t["q5"], "95%": t["q95"],
-        })
+        out = pd.DataFrame(
+            {
+                "parameter": t["parameter"],
+                "unit": [parameter_unit(p, fd.units) for p in t["parameter"]],
+                "mean": t["mean"],
+                "sd": t["sd"],
+                "median": t["median"],
+                "5%": t["q5"],
+                "95%": t["q95"],
+            }
+        )
         if "r_hat" in t and fd.method == "nuts":
             out["R-hat"], out["ESS bulk"], out["ESS tail"] = t["r_hat"], t["ess_bulk"], t["ess_tail"]
         out["CV% (omega)"] = [_cv(n, m, elements) for n, m in zip(t["parameter"], t["mean"])]
         what = "Summaries of the prior draws" if fd.method == "prior" else "Posterior summaries"
-        parts.append(f"<p>{what}; 5% and 95% bound the 90% central credible interval. "
-                     "CV% of a variance omega_PP is sqrt(exp(omega_PP) - 1) x 100 at its posterior mean.</p>")
+        parts.append(
+            f"<p>{what}; 5% and 95% bound the 90% central credible interval. "
+            "CV% of a variance omega_PP is sqrt(exp(omega_PP) - 1) x 100 at its posterior mean.</p>"
+        )
         parts.append(table_html(out, {"R-hat": "rhat", "ESS bulk": "int", "ESS tail": "int", "CV% (omega)": "pct"}))
         derived = derived_quantities(fd)
         if not derived.empty:
-            parts.append("<p>Derived from the draws: omega correlations corr_P_Q = omega_P_Q / "
-                         "sqrt(omega_P_P omega_Q_Q), SDs of the etas sd_eta_P = sqrt(omega_P_P) and residual "
-                         "SDs sd_add = sqrt(sigma2_add) etc.</p>")
+            parts.append(
+                "<p>Derived from the draws: omega correlations corr_P_Q = omega_P_Q / "
+                "sqrt(omega_P_P omega_Q_Q), SDs of the etas sd_eta_P = sqrt(omega_P_P) and residual "
+                "SDs sd_add = sqrt(sigma2_add) etc.</p>"
+            )
             parts.append(table_html(derived))
-        _figure(page, parts, lambda: plots.plot_prior_posterior(fd),
-                "Prior (dashed) and posterior (filled) densities of the population parameters; priors as "
-                "stated in the model file (the off-diagonal omega priors have no closed-form marginal and are "
-                "not drawn).")
-        _figure(page, parts, lambda: plots.plot_pair(fd),
-                "Pairs of posterior draws of the typical values and residual variances, with correlations.")
+        _figure(
+            page,
+            parts,
+            lambda: plots.plot_prior_posterior(fd),
+            "Prior (dashed) and posterior (filled) densities of the population parameters; priors as "
+            "stated in the model file (the off-diagonal omega priors have no closed-form marginal and are "
+            "not drawn).",
+        )
+        _figure(
+            page,
+            parts,
+            lambda: plots.plot_pair(fd),
+            "Pairs of posterior draws of the typical values and residual variances, with correlations.",
+        )
         return
     s = fd.summary.set_index("parameter")
     est = s["estimate"].astype(float)
     se = s["se"].astype(float) if "se" in s else pd.Series(np.nan, index=est.index)
-    out = pd.DataFrame({
-        "parameter": est.index, "unit": [parameter_unit(p, fd.units) for p in est.index],
-        "estimate": est.to_numpy(), "SE": se.to_numpy(),
-        "RSE%": s["rse_pct"].astype(float).to_numpy() if "rse_pct" in s else np.nan,
-        "95% CI low": (est - 1.959964 * se).to_numpy(), "95% CI high": (est + 1.959964 * se).to_numpy(),
-        "CV% (omega)": [_cv(n, v, elements) for n, v in zip(est.index, est.to_numpy())],
-    })
-    parts.append("<p>Maximum-likelihood estimates with standard errors (covariance step) and Wald 95% "
-                 "intervals. CV% of a variance omega_PP is sqrt(exp(omega_PP) - 1) x 100.</p>")
+    out = pd.DataFrame(
+        {
+            "parameter": est.index,
+            "unit": [parameter_unit(p, fd.units) for p in est.index],
+            "estimate": est.to_numpy(),
+            "SE": se.to_numpy(),
+            "RSE%": s["rse_pct"].astype(float).to_numpy() if "rse_pct" in s else np.nan,
+            "95% CI low": (est - 1.959964 * se).to_numpy(),
+            "95% CI high": (est + 1.959964 * se).to_numpy(),
+            "CV% (omega)": [_cv(n, v, elements) for n, v in zip(est.index, est.to_numpy())],
+        }
+    )
+    parts.append(
+        "<p>Maximum-likelihood estimates with standard errors (covariance step) and Wald 95% "
+        "intervals. CV% of a variance omega_PP is sqrt(exp(omega_PP) - 1) x 100.</p>"
+    )
     parts.append(table_html(out, {"RSE%": "pct", "CV% (omega)": "pct"}))
     derived = derived_quantities(fd)
     if not derived.empty:
@@ -224,7 +293,9 @@ def _derived(values: dict, spec) -> dict:
             out[f"sd_eta_{p}"] = np.sqrt(values[f"omega_{p}_{p}"])
     for p, q in omega_pairs(spec):
         if p != q:
-            out[f"corr_{p}_{q}"] = values[f"omega_{p}_{q}"] / np.sqrt(values[f"omega_{p}_{p}"] * values[f"omega_{q}_{q}"])
+            out[f"corr_{p}_{q}"] = values[f"omega_{p}_{q}"] / np.sqrt(
+                values[f"omega_{p}_{p}"] * values[f"omega_{q}_{q}"]
+            )
     for name in spec.residual.variances:
         out[name.replace("sigma2_", "sd_", 1)] = np.sqrt(values[name])
     return out
@@ -250,8 +321,10 @@ def derived_quantities(fd) -> pd.DataFrame:
             if fd.bayesian:
                 draws = canonical_draws(fd.spec, fd.group(fd.draws_group))
                 values = {k: np.asarray(v.values, dtype=float).reshape(-1) for k, v in draws.items()}
-                rows = [(k, np.mean(v), np.std(v, ddof=1), np.median(v), np.quantile(v, 0.05),
-                         np.quantile(v, 0.95)) for k, v in _derived(values, fd.spec).items()]
+                rows = [
+                    (k, np.mean(v), np.std(v, ddof=1), np.median(v), np.quantile(v, 0.05), np.quantile(v, 0.95))
+                    for k, v in _derived(values, fd.spec).items()
+                ]
                 return pd.DataFrame(rows, columns=["quantity", "mean", "sd", "median", "5%", "95%"])
             est = fd.summary.set_index("parameter")["estimate"].astype(float).to_dict()
             rows = [(k, float(v)) for k, v in _derived(est, fd.spec).items()]
@@ -265,18 +338,36 @@ def estimation(page, ctx: Context) -> None:
     fd = ctx.fd
     parts = page.section("estimation", "Estimation")
     info = fd.info
-    names = {"method": "method", "ofv": "OFV", "minus2ll": "-2 log-likelihood", "aic": "AIC", "bic": "BIC",
-             "n_parameters": "estimated parameters", "converged": "converged", "optimizer_message": "optimiser",
-             "n_subjects": "subjects", "n_obs": "observations", "n_iterations": "iterations",
-             "covariance": "covariance step", "covariance_ok": "covariance step succeeded",
-             "covariance_message": "covariance step message", "n_blq_omitted": "BLQ observations omitted",
-             "seconds_compile": "seconds (compilation)", "seconds": "seconds (estimation)"}
+    names = {
+        "method": "method",
+        "ofv": "OFV",
+        "minus2ll": "-2 log-likelihood",
+        "aic": "AIC",
+        "bic": "BIC",
+        "n_parameters": "estimated parameters",
+        "converged": "converged",
+        "optimizer_message": "optimiser",
+        "n_subjects": "subjects",
+        "n_obs": "observations",
+        "n_iterations": "iterations",
+        "covariance": "covariance step",
+        "covariance_ok": "covariance step succeeded",
+        "covariance_message": "covariance step message",
+        "n_blq_omitted": "BLQ observations omitted",
+        "seconds_compile": "seconds (compilation)",
+        "seconds": "seconds (estimation)",
+    }
     keys = [k for k in names if k in info]
-    rows = pd.DataFrame({"item": [names[k] for k in keys],
-                         "value": [info[k] if not isinstance(info[k], (bool, dict, list)) else str(info[k])
-                                   for k in keys]})
-    parts.append("<p>OFV is -2 log-likelihood without the n_obs ln(2 pi) constant (NONMEM); AIC and BIC "
-                 "are from the full -2 log-likelihood, BIC with ln(number of subjects).</p>")
+    rows = pd.DataFrame(
+        {
+            "item": [names[k] for k in keys],
+            "value": [info[k] if not isinstance(info[k], (bool, dict, list)) else str(info[k]) for k in keys],
+        }
+    )
+    parts.append(
+        "<p>OFV is -2 log-likelihood without the n_obs ln(2 pi) constant (NONMEM); AIC and BIC "
+        "are from the full -2 log-likelihood, BIC with ln(number of subjects).</p>"
+    )
     parts.append(table_html(rows))
     if "converged" in info and not info["converged"]:
         parts.append('<div class="verdict fail">The optimiser did not report convergence.</div>')
@@ -286,21 +377,39 @@ def goodness_of_fit(page, ctx: Context) -> None:
     """DV vs PRED/IPRED, residual plots (NPDE; CWRES for frequentist fits)."""
     fd = ctx.fd
     parts = page.section("gof", "Goodness of fit")
-    _figure(page, parts, lambda: plots.plot_dv_vs_pred(fd),
-            "Observations against population predictions (PRED: typical subject with its covariates, etas "
-            "zero) and individual predictions (IPRED), with the identity line and a binned median.")
+    _figure(
+        page,
+        parts,
+        lambda: plots.plot_dv_vs_pred(fd),
+        "Observations against population predictions (PRED: typical subject with its covariates, etas "
+        "zero) and individual predictions (IPRED), with the identity line and a binned median.",
+    )
     cw = fd.cwres
     if cw is not None:
-        _figure(page, parts, lambda: plots.plot_residuals(fd, cw, name="CWRES"),
-                "Conditional weighted residuals (CWRES, from the estimation) against time and PRED.")
-    _figure(page, parts, lambda: plots.plot_residuals(fd, ctx.npde["npde"].to_numpy(), name="NPDE"),
-            f"NPDE against time and PRED ({N_REPLICATES} replicates, decorrelated per subject with the "
-            "Cholesky factor of the simulated covariance; Comets et al. 2008).")
-    _figure(page, parts, lambda: plots.plot_npde_distribution(ctx.npde["npde"].to_numpy()),
-            "Distribution of the NPDE against the standard normal.")
+        _figure(
+            page,
+            parts,
+            lambda: plots.plot_residuals(fd, cw, name="CWRES"),
+            "Conditional weighted residuals (CWRES, from the estimation) against time and PRED.",
+        )
+    _figure(
+        page,
+        parts,
+        lambda: plots.plot_residuals(fd, ctx.npde["npde"].to_numpy(), name="NPDE"),
+        f"NPDE against time and PRED ({N_REPLICATES} replicates, decorrelated per subject with the "
+        "Cholesky factor of the simulated covariance; Comets et al. 2008).",
+    )
+    _figure(
+        page,
+        parts,
+        lambda: plots.plot_npde_distribution(ctx.npde["npde"].to_numpy()),
+        "Distribution of the NPDE against the standard normal.",
+    )
     summary = dg.npde_summary(ctx.npde["npde"]).reset_index()
-    parts.append("<p>NPDE tests (Wilcoxon for the mean, Fisher for the variance, Shapiro-Wilk for "
-                 "normality):</p>" + table_html(summary, {"p_value": "g"}))
+    parts.append(
+        "<p>NPDE tests (Wilcoxon for the mean, Fisher for the variance, Shapiro-Wilk for "
+        "normality):</p>" + table_html(summary, {"p_value": "g"})
+    )
 
 
 def individual(page, ctx: Context) -> None:
@@ -308,24 +417,37 @@ def individual(page, ctx: Context) -> None:
     fd = ctx.fd
     parts = page.section("individual", "Individual fits")
     band = "posterior median and 90% credible band" if fd.bayesian else "prediction at the EBEs"
-    _figure(page, parts, lambda: plots.plot_individual_fits(fd),
-            f"Observations and individual predictions ({band}); dashed: population prediction.")
+    _figure(
+        page,
+        parts,
+        lambda: plots.plot_individual_fits(fd),
+        f"Observations and individual predictions ({band}); dashed: population prediction.",
+    )
 
 
 def vpc(page, ctx: Context) -> None:
     """VPC and prediction-corrected VPC."""
     fd = ctx.fd
     parts = page.section("vpc", "Visual predictive checks")
-    source = ("the posterior predictive distribution of new subjects (each replicate from another posterior "
-              "draw, new etas and residual errors)" if fd.bayesian else
-              "the estimates (new etas and residual errors)")
-    parts.append(f"<p>{N_REPLICATES} replicates of the dataset simulated from {escape(source)}, seed {SEED}. "
-                 "Bands: 90% intervals of the simulated 5th, 50th and 95th percentiles in each time bin; "
-                 "lines: the observed percentiles.</p>")
+    source = (
+        "the posterior predictive distribution of new subjects (each replicate from another posterior "
+        "draw, new etas and residual errors)"
+        if fd.bayesian
+        else "the estimates (new etas and residual errors)"
+    )
+    parts.append(
+        f"<p>{N_REPLICATES} replicates of the dataset simulated from {escape(source)}, seed {SEED}. "
+        "Bands: 90% intervals of the simulated 5th, 50th and 95th percentiles in each time bin; "
+        "lines: the observed percentiles.</p>"
+    )
     _figure(page, parts, lambda: plots.plot_vpc(fd, ctx.sims), "Visual predictive check.")
-    _figure(page, parts, lambda: plots.plot_vpc(fd, ctx.sims, prediction_corrected=True),
-            "Prediction-corrected VPC (Bergstrand et al. 2011): values scaled by the median PRED of the bin "
-            "over their PRED; observations with PRED = 0 (at the dose time) are left out.")
+    _figure(
+        page,
+        parts,
+        lambda: plots.plot_vpc(fd, ctx.sims, prediction_corrected=True),
+        "Prediction-corrected VPC (Bergstrand et al. 2011): values scaled by the median PRED of the bin "
+        "over their PRED; observations with PRED = 0 (at the dose time) are left out.",
+    )
 
 
 def random_effects(page, ctx: Context, compare_fds=()) -> None:
@@ -346,8 +468,12 @@ def random_effects(page, ctx: Context, compare_fds=()) -> None:
     parts.append(f"<p>SD-based eta shrinkage, 1 - sd(eta) / sqrt(omega_PP), from the {escape(how)}.</p>")
     parts.append(table_html(shown, {c: "pct" for c in shown.columns}, index=True))
     _figure(page, parts, lambda: plots.plot_shrinkage(frame), "Eta shrinkage by parameter.")
-    _figure(page, parts, lambda: plots.plot_eta_covariates(fd),
-            "Etas against the covariates of the dataset, with least-squares lines and correlations.")
+    _figure(
+        page,
+        parts,
+        lambda: plots.plot_eta_covariates(fd),
+        "Etas against the covariates of the dataset, with least-squares lines and correlations.",
+    )
 
 
 def predictive_accuracy(page, ctx: Context) -> None:
@@ -359,16 +485,21 @@ def predictive_accuracy(page, ctx: Context) -> None:
     if table.empty:
         parts.append("<p>The fit has no log-likelihood group.</p>")
         return
-    parts.append("<p>PSIS-LOO leaving out one observation and one whole subject, and WAIC. "
-                 "n_high_k counts Pareto k above the reliability threshold good_k (for WAIC: points whose "
-                 "log-likelihood variance exceeds 0.4); with many such points the estimate is optimistic.</p>")
-    parts.append(table_html(table, {"n_data_points": "int", "n_high_k": "int", "good_k": "fixed2",
-                                    "max_k": "fixed2"}))
+    parts.append(
+        "<p>PSIS-LOO leaving out one observation and one whole subject, and WAIC. "
+        "n_high_k counts Pareto k above the reliability threshold good_k (for WAIC: points whose "
+        "log-likelihood variance exceeds 0.4); with many such points the estimate is optimistic.</p>"
+    )
+    parts.append(table_html(table, {"n_data_points": "int", "n_high_k": "int", "good_k": "fixed2", "max_k": "fixed2"}))
     note = loo_reliability_note(table)
     if note:
         parts.append(f'<div class="verdict fail">{escape(note)}</div>')
-    _figure(page, parts, lambda: plots.plot_pareto_k(fd, obs, subj),
-            "Pareto k of PSIS-LOO per observation (against time) and per subject.")
+    _figure(
+        page,
+        parts,
+        lambda: plots.plot_pareto_k(fd, obs, subj),
+        "Pareto k of PSIS-LOO per observation (against time) and per subject.",
+    )
 
 
 def loo_reliability_note(table: pd.DataFrame) -> str:
@@ -409,16 +540,26 @@ def comparison(page, ctx: Context, compare_fds) -> None:
     fd = ctx.fd
     parts = page.section("compare", "Bayesian vs frequentist")
     table = compare_fits(fd, *compare_fds)
-    parts.append("<p>Bayesian fits: posterior median and 90% credible interval; frequentist fits: "
-                 "estimate and Wald 95% confidence interval.</p>")
+    parts.append(
+        "<p>Bayesian fits: posterior median and 90% credible interval; frequentist fits: "
+        "estimate and Wald 95% confidence interval.</p>"
+    )
     labels = table.attrs.get("labels", [])
     groups = [("", 1), ("", 1)] + [(label, 3) for label in labels]
     parts.append(table_html(table, groups=groups if 2 + 3 * len(labels) == table.shape[1] else None))
     rows = []
     for other in (fd, *compare_fds):
         info = other.info
-        rows.append({"fit": other.label, "method": other.method, "seconds": info.get("seconds"),
-                     "OFV": info.get("ofv"), "AIC": info.get("aic"), "BIC": info.get("bic")})
+        rows.append(
+            {
+                "fit": other.label,
+                "method": other.method,
+                "seconds": info.get("seconds"),
+                "OFV": info.get("ofv"),
+                "AIC": info.get("aic"),
+                "BIC": info.get("bic"),
+            }
+        )
     parts.append(table_html(pd.DataFrame(rows)))
     _figure(page, parts, lambda: plots.plot_compare(table), "Estimates and intervals of every fit.")
     bayes = [f for f in (fd, *compare_fds) if f.bayesian and dg.loo.loglik_var(f) is not None]
@@ -458,19 +599,29 @@ def prior_sensitivity(page, study_dir) -> bool:
     kinds = psense["verdict"].map(verdict_kind)
     conflicts = psense.loc[kinds == "prior-data conflict", "parameter"].tolist()
     others = psense.loc[~kinds.isin(["ok", "prior-data conflict"]), "parameter"].tolist()
-    text = (f"Prior-data conflict: {', '.join(conflicts)}." if conflicts
-            else "No prior-data conflict." if others
-            else "Every population parameter reads ok: the data, not the priors, determine the posterior.")
+    text = (
+        f"Prior-data conflict: {', '.join(conflicts)}."
+        if conflicts
+        else "No prior-data conflict."
+        if others
+        else "Every population parameter reads ok: the data, not the priors, determine the posterior."
+    )
     if others:
         text += f" Prior-sensitive or inconclusive: {', '.join(others)}."
     parts.append(f'<div class="verdict {"fail" if conflicts else "ok"}">{escape(text)}</div>')
-    parts.append(f"<p>Power-scaling sensitivity of each population parameter to the prior and to the "
-                 f"likelihood, with its Monte-Carlo error, from the study in "
-                 f"<code>{escape(Path(study_dir).name)}/</code> of this fit directory; its "
-                 f"<code>report.html</code> has the variants table and the sampler notes. "
-                 f"{escape(verdict_note())}</p>")
+    parts.append(
+        f"<p>Power-scaling sensitivity of each population parameter to the prior and to the "
+        f"likelihood, with its Monte-Carlo error, from the study in "
+        f"<code>{escape(Path(study_dir).name)}/</code> of this fit directory; its "
+        f"<code>report.html</code> has the variants table and the sampler notes. "
+        f"{escape(verdict_note())}</p>"
+    )
     parts.append(table_html(psense_display(psense)))
     if study["forest"] is not None:
-        page.figure(parts, study["forest"], "Posterior mean and 90% interval of each population parameter "
-                    "under each prior variant (dotted: the base posterior mean).")
+        page.figure(
+            parts,
+            study["forest"],
+            "Posterior mean and 90% interval of each population parameter "
+            "under each prior variant (dotted: the base posterior mean).",
+        )
     return True

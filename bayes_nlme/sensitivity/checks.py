@@ -88,8 +88,9 @@ def prior_quantiles(spec, canonical: xr.Dataset, seed: int = 0) -> dict:
         Quantile in (0, 1) per parameter (NaN where the prior is unknown).
     """
     priors = {f"theta_{p.name}": p.typical for p in spec.estimated}
-    priors.update({c.canonical_name(p.name): c.coefficient
-                   for p in spec.parameters for c in p.covariates if c.estimated})
+    priors.update(
+        {c.canonical_name(p.name): c.coefficient for p in spec.parameters for c in p.covariates if c.estimated}
+    )
     for name in spec.residual.variances:
         priors[name] = getattr(spec.residual, name.removeprefix("sigma2_"))
     simulated = _omega_prior_draws(spec, np.random.default_rng(seed)) if spec.iiv_names else {}
@@ -141,6 +142,11 @@ def etabar(spec, posterior: xr.Dataset) -> pd.DataFrame:
         se = float(means.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
         p = float(2.0 * stats.t.sf(abs(m) / se, n - 1)) if n > 1 and se > 0 else float("nan")
         implied = float((posterior[f"theta_{name}"] * np.exp(e.mean("subject"))).median())
-        rows[f"theta_{name}"] = {"etabar": m, "etabar_se": se, "etabar_p": p, "implied": implied,
-                                 "implied_quantile": float(typical[name].scipy().cdf(implied))}
+        rows[f"theta_{name}"] = {
+            "etabar": m,
+            "etabar_se": se,
+            "etabar_p": p,
+            "implied": implied,
+            "implied_quantile": float(typical[name].scipy().cdf(implied)),
+        }
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis("parameter")

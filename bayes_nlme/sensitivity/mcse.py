@@ -71,8 +71,9 @@ def power_sensitivity(draws: dict, components: dict, component_of: dict) -> dict
         out = {}
         for name, ary in draws.items():
             lower, upper = weights[component_of[name]]
-            value = array_stats.power_scale_sense(ary, lower, upper, lower_alpha=ALPHAS[0],
-                                                  upper_alpha=ALPHAS[1], chain_axis=0, draw_axis=1)
+            value = array_stats.power_scale_sense(
+                ary, lower, upper, lower_alpha=ALPHAS[0], upper_alpha=ALPHAS[1], chain_axis=0, draw_axis=1
+            )
             out[name] = float(value)
     return out
 
@@ -98,8 +99,9 @@ def block_indices(n_chains: int, n_draws: int, rng: np.random.Generator) -> np.n
     return idx.reshape(n_chains, -1)[:, :n_draws]
 
 
-def sensitivity_with_error(draws: dict, components: dict, component_of: dict, *,
-                           n_boot: int = N_BOOT, seed: int = 0) -> tuple[dict, dict]:
+def sensitivity_with_error(
+    draws: dict, components: dict, component_of: dict, *, n_boot: int = N_BOOT, seed: int = 0
+) -> tuple[dict, dict]:
     """Power-scaling sensitivities and their Monte-Carlo standard errors.
 
     Parameters
@@ -125,8 +127,9 @@ def sensitivity_with_error(draws: dict, components: dict, component_of: dict, *,
     reps = {name: [] for name in estimate}
     for _ in range(n_boot):
         idx = block_indices(n_chains, n_draws, rng)
-        value = power_sensitivity({k: v[rows, idx] for k, v in draws.items()},
-                                  {k: v[rows, idx] for k, v in components.items()}, component_of)
+        value = power_sensitivity(
+            {k: v[rows, idx] for k, v in draws.items()}, {k: v[rows, idx] for k, v in components.items()}, component_of
+        )
         for name, v in value.items():
             reps[name].append(v)
     return estimate, {name: float(np.std(v, ddof=1)) for name, v in reps.items()}

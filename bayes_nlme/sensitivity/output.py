@@ -14,8 +14,15 @@ import pandas as pd
 from .psense import PSENSE_COLUMNS
 from .verdicts import EXPLANATIONS, MARGIN, TAIL, THRESHOLD, verdict_kind
 
-__all__ = ["PSENSE_COLUMNS", "VARIANT_COLUMNS", "forest_plot", "psense_display", "verdict_note",
-           "write_outputs", "read_study"]
+__all__ = [
+    "PSENSE_COLUMNS",
+    "VARIANT_COLUMNS",
+    "forest_plot",
+    "psense_display",
+    "verdict_note",
+    "write_outputs",
+    "read_study",
+]
 VARIANT_COLUMNS = ["variant", "parameter", "mean", "sd", "q5", "q95"]
 
 
@@ -57,7 +64,7 @@ def forest_plot(variants: pd.DataFrame):
         ax.set_yticks(range(len(names)))
         ax.set_yticklabels(names[::-1])
         ax.set_title(param, fontsize=10)
-    for ax in list(axes.flat)[len(params):]:
+    for ax in list(axes.flat)[len(params) :]:
         ax.set_visible(False)
     fig.suptitle("Posterior mean and 90% interval under each prior variant")
     fig.tight_layout()
@@ -97,29 +104,34 @@ def psense_display(psense: pd.DataFrame) -> pd.DataFrame:
     for _, r in psense.iterrows():
         q = r.get("prior_quantile", np.nan)
         expl = r.get("explanation", np.nan)
-        rows.append({
-            "parameter": r["parameter"],
-            "prior": _pm(r["prior"], r.get("prior_se", np.nan)),
-            "likelihood": _pm(r["likelihood"], r.get("likelihood_se", np.nan)),
-            "prior quantile": "" if pd.isna(q) else f"{q:.3g}",
-            "ETABAR": _etabar_text(r),
-            "verdict": r["verdict"],
-            "what it means": (expl if isinstance(expl, str) and expl
-                              else EXPLANATIONS.get(verdict_kind(r["verdict"]), "")),
-        })
+        rows.append(
+            {
+                "parameter": r["parameter"],
+                "prior": _pm(r["prior"], r.get("prior_se", np.nan)),
+                "likelihood": _pm(r["likelihood"], r.get("likelihood_se", np.nan)),
+                "prior quantile": "" if pd.isna(q) else f"{q:.3g}",
+                "ETABAR": _etabar_text(r),
+                "verdict": r["verdict"],
+                "what it means": (
+                    expl if isinstance(expl, str) and expl else EXPLANATIONS.get(verdict_kind(r["verdict"]), "")
+                ),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def verdict_note() -> str:
     """How the verdicts are reached, in a few plain sentences (for the reports)."""
-    return (f"A sensitivity counts as high only when it exceeds {THRESHOLD} by more than {MARGIN:g} Monte-Carlo "
-            f"standard errors (block bootstrap over draws), and as low only when it stays below by as much; "
-            f"otherwise the verdict is 'inconclusive: run longer'. 'prior quantile' is the prior's cumulative "
-            f"probability at the posterior median: a prior-data conflict puts it outside the prior's central "
-            f"{1 - TAIL:.0%}, while a variance that its prior legitimately informs stays inside "
-            f"('prior-informed variance'). ETABAR is the mean of the subjects' posterior etas with the p-value "
-            f"of a t-test against zero (as in NONMEM): a tight prior on a typical value that the data "
-            f"contradict shows as etas all shifted one way ('absorbed by IIV').")
+    return (
+        f"A sensitivity counts as high only when it exceeds {THRESHOLD} by more than {MARGIN:g} Monte-Carlo "
+        f"standard errors (block bootstrap over draws), and as low only when it stays below by as much; "
+        f"otherwise the verdict is 'inconclusive: run longer'. 'prior quantile' is the prior's cumulative "
+        f"probability at the posterior median: a prior-data conflict puts it outside the prior's central "
+        f"{1 - TAIL:.0%}, while a variance that its prior legitimately informs stays inside "
+        f"('prior-informed variance'). ETABAR is the mean of the subjects' posterior etas with the p-value "
+        f"of a t-test against zero (as in NONMEM): a tight prior on a typical value that the data "
+        f"contradict shows as etas all shifted one way ('absorbed by IIV')."
+    )
 
 
 def _png_base64(fig) -> str:
@@ -144,23 +156,33 @@ def _compilation_html(compilations: pd.DataFrame | None) -> str:
     if compilations is None or compilations.empty:
         return ""
     total = compilations["compilations"]
-    line = ("not recorded (a fit did not report its compilation)" if total.isna().any()
-            else f"{int(total.sum())} fresh compilation(s) for {len(compilations)} graph structure(s)")
-    return (f"<h2>Compilation</h2><p>Variants that differ in prior values only share one compiled "
-            f"graph: it is compiled once and the other fits load it from PyTensor's cache. "
-            f"This study: {html.escape(line)}.</p>{_table(compilations)}")
+    line = (
+        "not recorded (a fit did not report its compilation)"
+        if total.isna().any()
+        else f"{int(total.sum())} fresh compilation(s) for {len(compilations)} graph structure(s)"
+    )
+    return (
+        f"<h2>Compilation</h2><p>Variants that differ in prior values only share one compiled "
+        f"graph: it is compiled once and the other fits load it from PyTensor's cache. "
+        f"This study: {html.escape(line)}.</p>{_table(compilations)}"
+    )
 
 
-def _report(model: str, psense: pd.DataFrame, variants: pd.DataFrame, png: str, notes: list[str],
-            compilations: pd.DataFrame | None = None) -> str:
+def _report(
+    model: str,
+    psense: pd.DataFrame,
+    variants: pd.DataFrame,
+    png: str,
+    notes: list[str],
+    compilations: pd.DataFrame | None = None,
+) -> str:
     shown = psense_display(psense)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in shown.columns)
     rows = []
     for r in shown.itertuples(index=False):
         cls = {"prior-data conflict": "warn", "ok": "ok"}.get(verdict_kind(r.verdict), "")
         cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in r[:-2])
-        rows.append(f"<tr>{cells}<td class='{cls}'>{html.escape(r.verdict)}</td>"
-                    f"<td>{html.escape(r[-1])}</td></tr>")
+        rows.append(f"<tr>{cells}<td class='{cls}'>{html.escape(r.verdict)}</td><td>{html.escape(r[-1])}</td></tr>")
     note_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes) or "<li>none</li>"
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Prior sensitivity: {html.escape(model)}</title>
@@ -171,7 +193,7 @@ def _report(model: str, psense: pd.DataFrame, variants: pd.DataFrame, png: str, 
 to a power near 1 (Kallioinen et al. 2024, computed with <code>arviz_stats.psense</code> by importance
 sampling, without refitting), with its Monte-Carlo error. {html.escape(verdict_note())}</p>
 <table><tr>{head}</tr>
-{''.join(rows)}</table>
+{"".join(rows)}</table>
 <h2>Refits under alternative priors</h2>
 <img alt="forest plot of the prior variants" src="data:image/png;base64,{png}">
 {_table(variants)}
@@ -181,8 +203,9 @@ sampling, without refitting), with its Monte-Carlo error. {html.escape(verdict_n
 """
 
 
-def write_outputs(out, model: str, psense: pd.DataFrame, variants: pd.DataFrame, notes=(),
-                  compilations: pd.DataFrame | None = None) -> Path:
+def write_outputs(
+    out, model: str, psense: pd.DataFrame, variants: pd.DataFrame, notes=(), compilations: pd.DataFrame | None = None
+) -> Path:
     """Write ``psense.csv``, ``variants.csv``, ``compilations.csv``, ``forest.png`` and ``report.html``.
 
     Parameters
@@ -215,7 +238,8 @@ def write_outputs(out, model: str, psense: pd.DataFrame, variants: pd.DataFrame,
     if compilations is not None:
         compilations.to_csv(out / "compilations.csv", index=False)
     (out / "report.html").write_text(
-        _report(model, psense, variants[VARIANT_COLUMNS], png, list(notes), compilations), encoding="utf-8")
+        _report(model, psense, variants[VARIANT_COLUMNS], png, list(notes), compilations), encoding="utf-8"
+    )
     return out
 
 

@@ -46,8 +46,19 @@ __all__ = [
 ]
 
 #: The columns of :func:`power_scaling` (and of ``psense.csv``).
-PSENSE_COLUMNS = ["parameter", "prior", "prior_se", "likelihood", "likelihood_se", "prior_quantile",
-                  "etabar", "etabar_se", "etabar_p", "verdict", "explanation"]
+PSENSE_COLUMNS = [
+    "parameter",
+    "prior",
+    "prior_se",
+    "likelihood",
+    "likelihood_se",
+    "prior_quantile",
+    "etabar",
+    "etabar_se",
+    "etabar_p",
+    "verdict",
+    "explanation",
+]
 
 _SAMPLE_DIMS = ("chain", "draw")
 
@@ -74,12 +85,7 @@ def _values(da: xr.DataArray) -> np.ndarray:
 
 
 def _coefficient_priors(spec) -> dict:
-    return {
-        c.canonical_name(p.name): c.coefficient
-        for p in spec.parameters
-        for c in p.covariates
-        if c.estimated
-    }
+    return {c.canonical_name(p.name): c.coefficient for p in spec.parameters for c in p.covariates if c.estimated}
 
 
 def _omega_logp(spec, omega: np.ndarray) -> np.ndarray:
@@ -231,17 +237,26 @@ def power_scaling(fit, threshold: float = THRESHOLD, *, n_boot: int | None = Non
     prior, prior_se = sensitivity_with_error(draws, components, component_of, n_boot=n_boot, seed=seed)
     loglik = tree["log_likelihood"].to_dataset()["y"]
     loglik = loglik.sum([d for d in loglik.dims if d not in _SAMPLE_DIMS])
-    likelihood, likelihood_se = sensitivity_with_error(draws, {"y": _values(loglik)}, dict.fromkeys(draws, "y"),
-                                                       n_boot=n_boot, seed=seed)
+    likelihood, likelihood_se = sensitivity_with_error(
+        draws, {"y": _values(loglik)}, dict.fromkeys(draws, "y"), n_boot=n_boot, seed=seed
+    )
     quantiles = prior_quantiles(fit.spec, canonical, seed=seed)
     eta = etabar(fit.spec, fit.tree["posterior"].to_dataset())
     n_draws = canonical.sizes["draw"]
     nan = float("nan")
     rows = []
     for name in draws:
-        row = {"parameter": name, "prior": prior[name], "prior_se": prior_se[name],
-               "likelihood": likelihood[name], "likelihood_se": likelihood_se[name],
-               "prior_quantile": quantiles[name], "etabar": nan, "etabar_se": nan, "etabar_p": nan}
+        row = {
+            "parameter": name,
+            "prior": prior[name],
+            "prior_se": prior_se[name],
+            "likelihood": likelihood[name],
+            "likelihood_se": likelihood_se[name],
+            "prior_quantile": quantiles[name],
+            "etabar": nan,
+            "etabar_se": nan,
+            "etabar_p": nan,
+        }
         if name in eta.index:
             row.update(eta.loc[name].to_dict(), theta=float(canonical[name].median()))
         row["verdict"], row["explanation"] = judge(row, draws=n_draws, threshold=threshold)

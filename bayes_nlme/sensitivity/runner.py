@@ -11,7 +11,8 @@ each structure once with the ``"native"`` route, which stores the compiled C cal
 in PyTensor's on-disk Numba cache (``pytensor.config.base_compiledir``) and its
 metadata beside it (:mod:`bayes_nlme.fit.native`). The workers then fit with
 ``compile_backend="native"`` and load the machine code from the disk cache in about a
-second instead of compiling it; their chains run in parallel at full speed. Variants run in parallel locally, in this process and in worker
+second instead of compiling it; their chains run in parallel at full speed. Variants
+run in parallel locally, in this process and in worker
 processes (:class:`concurrent.futures.ProcessPoolExecutor`; the workers start up
 while this process compiles, and each takes a contiguous share of the variants
 ordered by structure, so that it loads few structures), or on a Dask cluster when a
@@ -103,8 +104,10 @@ class SensitivityStudy:
         return str(self.path)
 
     def __repr__(self) -> str:
-        return (f"SensitivityStudy({str(self.path)!r}, variants={list(dict.fromkeys(self.variants['variant']))}, "
-                f"compilations={self.n_compilations})")
+        return (
+            f"SensitivityStudy({str(self.path)!r}, variants={list(dict.fromkeys(self.variants['variant']))}, "
+            f"compilations={self.n_compilations})"
+        )
 
 
 def _positive_int(name: str, value, default: int | None) -> int | None:
@@ -134,8 +137,7 @@ def _compilation(info) -> dict | None:
         info = {k: getattr(info, k) for k in ("backend", "seconds", "fresh") if hasattr(info, k)}
     if "fresh" not in info:
         return None
-    return {"backend": info.get("backend"), "seconds": float(info.get("seconds") or 0.0),
-            "fresh": bool(info["fresh"])}
+    return {"backend": info.get("backend"), "seconds": float(info.get("seconds") or 0.0), "fresh": bool(info["fresh"])}
 
 
 def fit_variant(name: str, spec, dataset, settings: dict, power: bool) -> dict:
@@ -175,9 +177,11 @@ def fit_variant(name: str, spec, dataset, settings: dict, power: bool) -> dict:
     t_power = time.perf_counter()
     psense = power_scaling(fit) if power else None
     seconds = {
-        "build": fit.seconds_build, "sample": fit.seconds_sample,
+        "build": fit.seconds_build,
+        "sample": fit.seconds_sample,
         "postprocess": fit.details.get("seconds_postprocess"),
-        "psense": time.perf_counter() - t_power, "total": time.perf_counter() - started,
+        "psense": time.perf_counter() - t_power,
+        "total": time.perf_counter() - started,
     }
     return {
         "name": name,
@@ -314,9 +318,7 @@ def _dask_client(scheduler: str):
     try:
         from dask.distributed import Client
     except ImportError:
-        raise ArgumentError(
-            "--scheduler needs Dask, which is not installed: pip install 'bayes_nlme[dask]'"
-        ) from None
+        raise ArgumentError("--scheduler needs Dask, which is not installed: pip install 'bayes_nlme[dask]'") from None
     try:
         return Client(scheduler, timeout="20s")
     except (OSError, TimeoutError, ValueError) as exc:
@@ -335,13 +337,15 @@ def _compilation_table(groups, parent: dict, results: list[dict]) -> pd.DataFram
         records = [parent.get(group[0])] + [by_name.get(n) for n in group]
         known = [r for r in records if r is not None]
         unknown = len(known) < len(records)
-        rows.append({
-            "structure": group[0],
-            "variants": " ".join(group),
-            "compilations": pd.NA if unknown else sum(r["fresh"] for r in known),
-            "cached": pd.NA if unknown else sum(not r["fresh"] for r in known),
-            "seconds": sum(r["seconds"] for r in known),
-        })
+        rows.append(
+            {
+                "structure": group[0],
+                "variants": " ".join(group),
+                "compilations": pd.NA if unknown else sum(r["fresh"] for r in known),
+                "cached": pd.NA if unknown else sum(not r["fresh"] for r in known),
+                "seconds": sum(r["seconds"] for r in known),
+            }
+        )
     table = pd.DataFrame(rows, columns=COMPILATION_COLUMNS)
     table["compilations"] = table["compilations"].astype("Int64")
     table["cached"] = table["cached"].astype("Int64")
@@ -433,14 +437,21 @@ def run_sensitivity(
         n_proc = 1 if scheduler else min(workers, len(named))
         centered = _centred(spec, data)
         settings = {
-            "draws": draws, "tune": tune, "chains": chains, "seed": seed,
+            "draws": draws,
+            "tune": tune,
+            "chains": chains,
+            "seed": seed,
             "cores": max(1, min(chains, (os.cpu_count() or 1) // n_proc)),
-            "compile_backend": BACKEND, "centered": centered,
+            "compile_backend": BACKEND,
+            "centered": centered,
         }
         groups = structure_groups(named)
         if not quiet:
-            print(f"sensitivity: {len(named)} variants ({', '.join(n for n, _ in named)}) "
-                  f"in {len(groups)} graph structure(s)", file=sys.stderr)
+            print(
+                f"sensitivity: {len(named)} variants ({', '.join(n for n, _ in named)}) "
+                f"in {len(groups)} graph structure(s)",
+                file=sys.stderr,
+            )
         if client is None:
             pool = _LocalPool(workers, len(named))  # its workers start up while this process compiles
         parent = _precompile(named, groups, data, centered, quiet)
@@ -463,6 +474,11 @@ def run_sensitivity(
     variants_df = pd.concat(tables, ignore_index=True)
     compilations = _compilation_table(groups, parent, results)
     path = write_outputs(out, spec.name, psense, variants_df, notes, compilations=compilations)
-    return SensitivityStudy(path=Path(path), psense=psense, variants=variants_df[["variant", "parameter", "mean",
-                            "sd", "q5", "q95"]], compilations=compilations, notes=notes,
-                            seconds=time.perf_counter() - started)
+    return SensitivityStudy(
+        path=Path(path),
+        psense=psense,
+        variants=variants_df[["variant", "parameter", "mean", "sd", "q5", "q95"]],
+        compilations=compilations,
+        notes=notes,
+        seconds=time.perf_counter() - started,
+    )

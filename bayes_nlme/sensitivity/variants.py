@@ -122,12 +122,18 @@ def check_same_structure(base, other, source: str) -> None:
     )
     for key, a, b in checks:
         if a != b:
-            raise SpecError(f"a prior variant must have the same {key} as the base model: "
-                            f"expected {a!r}, got {b!r}", key=key, source=source)
+            raise SpecError(
+                f"a prior variant must have the same {key} as the base model: expected {a!r}, got {b!r}",
+                key=key,
+                source=source,
+            )
     if _structure(base) != _structure(other):
-        raise SpecError("a prior variant must have the same parameters (fixed values, IIV, covariate "
-                        "effects) as the base model; only prior values may differ",
-                        key="parameters", source=source)
+        raise SpecError(
+            "a prior variant must have the same parameters (fixed values, IIV, covariate "
+            "effects) as the base model; only prior values may differ",
+            key="parameters",
+            source=source,
+        )
 
 
 def prior_variants(spec, scales=(0.5, 2.0), variants=()) -> list[tuple[str, object]]:

@@ -68,21 +68,21 @@ VERDICTS = (
 #: A generic explanation per verdict kind (the tables carry a specific sentence per row).
 EXPLANATIONS = {
     "ok": "The data, not the prior, determine this parameter: its posterior hardly moves when the prior "
-          "is made stronger or weaker.",
+    "is made stronger or weaker.",
     "prior-data conflict": "The prior and the data disagree about this parameter (its posterior, or the "
-                           "typical value its subjects imply, lies in the prior's tail): check the prior's "
-                           "median, spread and units.",
+    "typical value its subjects imply, lies in the prior's tail): check the prior's "
+    "median, spread and units.",
     "strong prior / weak likelihood": "The posterior follows the prior but hardly the data: the data carry "
-                                      "little information about this parameter, so report it as prior-driven "
-                                      "or justify the prior.",
+    "little information about this parameter, so report it as prior-driven "
+    "or justify the prior.",
     "prior-informed variance": "The prior informs this between-subject variance but its posterior lies "
-                               "within the prior's range: with few subjects that is expected, not a conflict, "
-                               "but report and justify the prior.",
+    "within the prior's range: with few subjects that is expected, not a conflict, "
+    "but report and justify the prior.",
     "informative prior": "Both the prior and the data move this parameter and its posterior lies within the "
-                         "prior's range: the prior is informative but agrees with the data; report and "
-                         "justify it.",
+    "prior's range: the prior is informative but agrees with the data; report and "
+    "justify it.",
     "inconclusive: run longer": "A sensitivity is within its Monte-Carlo error of the threshold, so the "
-                                "verdict could go either way: run more draws.",
+    "verdict could go either way: run more draws.",
 }
 
 
@@ -100,13 +100,26 @@ def _tail(quantile: float) -> bool:
 
 
 def _absorbed(eta: dict | None) -> bool:
-    return (eta is not None and math.isfinite(eta.get("etabar_p", math.nan)) and eta["etabar_p"] < ETABAR_P
-            and _tail(eta.get("implied_quantile", math.nan)))
+    return (
+        eta is not None
+        and math.isfinite(eta.get("etabar_p", math.nan))
+        and eta["etabar_p"] < ETABAR_P
+        and _tail(eta.get("implied_quantile", math.nan))
+    )
 
 
-def verdict(prior: float, likelihood: float, threshold: float = THRESHOLD, *, prior_se: float = 0.0,
-            likelihood_se: float = 0.0, prior_quantile: float = math.nan, eta: dict | None = None,
-            variance: bool = False, margin: float = MARGIN) -> str:
+def verdict(
+    prior: float,
+    likelihood: float,
+    threshold: float = THRESHOLD,
+    *,
+    prior_se: float = 0.0,
+    likelihood_se: float = 0.0,
+    prior_quantile: float = math.nan,
+    eta: dict | None = None,
+    variance: bool = False,
+    margin: float = MARGIN,
+) -> str:
     """The verdict kind of one parameter (the rule of the module docstring).
 
     Parameters
@@ -142,7 +155,8 @@ def verdict(prior: float, likelihood: float, threshold: float = THRESHOLD, *, pr
         return "prior-informed variance"
     l_state = _state(likelihood, likelihood_se, threshold, margin)
     return {"low": "strong prior / weak likelihood", "high": "informative prior"}.get(
-        l_state, "inconclusive: run longer")
+        l_state, "inconclusive: run longer"
+    )
 
 
 def verdict_kind(text: str) -> str:
@@ -153,8 +167,9 @@ def verdict_kind(text: str) -> str:
     return text
 
 
-def draws_to_settle(value: float, se: float, draws: int, threshold: float = THRESHOLD,
-                    margin: float = MARGIN) -> int | None:
+def draws_to_settle(
+    value: float, se: float, draws: int, threshold: float = THRESHOLD, margin: float = MARGIN
+) -> int | None:
     """Draws per chain after which ``value`` would clear ``threshold`` by ``margin`` errors.
 
     The error shrinks as one over the square root of the draws; the result is rounded
@@ -190,13 +205,18 @@ def _settle_text(row: dict, threshold: float, draws: int, margin: float) -> tupl
     which = "prior" if _state(row["prior"], row["prior_se"], threshold, margin) == "unsure" else "likelihood"
     value, se = row[which], row[f"{which}_se"]
     n = draws_to_settle(value, se, draws, threshold, margin)
-    how = (f"about {n} draws per chain would settle it" if n is not None
-           else "it sits on the threshold, so more draws will not settle it")
+    how = (
+        f"about {n} draws per chain would settle it"
+        if n is not None
+        else "it sits on the threshold, so more draws will not settle it"
+    )
     short = f"about {n} draws per chain" if n is not None else "on the threshold"
-    return (f"inconclusive: run longer ({short})",
-            f"The {which} sensitivity of {row['parameter']} ({value:.3f} ± {se:.3f}) is within "
-            f"{margin:g} Monte-Carlo errors of the threshold {threshold:g}, so the verdict could go either "
-            f"way; {how}.")
+    return (
+        f"inconclusive: run longer ({short})",
+        f"The {which} sensitivity of {row['parameter']} ({value:.3f} ± {se:.3f}) is within "
+        f"{margin:g} Monte-Carlo errors of the threshold {threshold:g}, so the verdict could go either "
+        f"way; {how}.",
+    )
 
 
 def judge(row: dict, *, draws: int, threshold: float = THRESHOLD, margin: float = MARGIN) -> tuple[str, str]:
@@ -220,9 +240,17 @@ def judge(row: dict, *, draws: int, threshold: float = THRESHOLD, margin: float 
     """
     name = row["parameter"]
     eta = row if math.isfinite(row.get("etabar_p", math.nan)) else None
-    kind = verdict(row["prior"], row["likelihood"], threshold, prior_se=row["prior_se"],
-                   likelihood_se=row["likelihood_se"], prior_quantile=row["prior_quantile"], eta=eta,
-                   variance=name.startswith("omega_"), margin=margin)
+    kind = verdict(
+        row["prior"],
+        row["likelihood"],
+        threshold,
+        prior_se=row["prior_se"],
+        likelihood_se=row["likelihood_se"],
+        prior_quantile=row["prior_quantile"],
+        eta=eta,
+        variance=name.startswith("omega_"),
+        margin=margin,
+    )
     q = row["prior_quantile"]
     where = f"at the prior's {_q(q)} quantile" if math.isfinite(q) else "where the prior puts it"
     if kind == "inconclusive: run longer":
@@ -230,29 +258,33 @@ def judge(row: dict, *, draws: int, threshold: float = THRESHOLD, margin: float 
     if kind == "prior-data conflict":
         if _absorbed(eta):
             eta_name = "eta_" + name.removeprefix("theta_")
-            return (f"prior-data conflict (absorbed by IIV: mean {eta_name} = {row['etabar']:.2f})",
-                    f"The prior holds {name} at {row['theta']:.3g} while the subjects' {eta_name} are shifted one "
-                    f"way (mean {row['etabar']:.2f}, p = {row['etabar_p']:.1g}), so the subjects imply "
-                    f"a typical value of about {row['implied']:.3g}, at the prior's {_q(row['implied_quantile'])} "
-                    f"quantile: check the prior's median, spread and units.")
-        return (f"prior-data conflict (posterior in the prior's tail: quantile {_q(q)})",
-                f"The prior and the data disagree about {name}: the prior matters (sensitivity "
-                f"{row['prior']:.3f}) and the posterior median sits {where}, outside its central "
-                f"{1 - TAIL:.0%}; check the prior's median, spread and units.")
+            return (
+                f"prior-data conflict (absorbed by IIV: mean {eta_name} = {row['etabar']:.2f})",
+                f"The prior holds {name} at {row['theta']:.3g} while the subjects' {eta_name} are shifted one "
+                f"way (mean {row['etabar']:.2f}, p = {row['etabar_p']:.1g}), so the subjects imply "
+                f"a typical value of about {row['implied']:.3g}, at the prior's {_q(row['implied_quantile'])} "
+                f"quantile: check the prior's median, spread and units.",
+            )
+        return (
+            f"prior-data conflict (posterior in the prior's tail: quantile {_q(q)})",
+            f"The prior and the data disagree about {name}: the prior matters (sensitivity "
+            f"{row['prior']:.3f}) and the posterior median sits {where}, outside its central "
+            f"{1 - TAIL:.0%}; check the prior's median, spread and units.",
+        )
     sentence = {
         "ok": f"The data, not the prior, determine {name}: its posterior hardly moves when the prior is made "
-              f"stronger or weaker (prior sensitivity {row['prior']:.3f}).",
+        f"stronger or weaker (prior sensitivity {row['prior']:.3f}).",
         "prior-informed variance": f"The prior informs {name} (sensitivities {row['prior']:.3f} to the prior, "
-                                   f"{row['likelihood']:.3f} to the data) but its posterior median sits {where}: "
-                                   f"with few subjects a between-subject variance leans on its prior, which is "
-                                   f"not a conflict, but report and justify the prior.",
+        f"{row['likelihood']:.3f} to the data) but its posterior median sits {where}: "
+        f"with few subjects a between-subject variance leans on its prior, which is "
+        f"not a conflict, but report and justify the prior.",
         "informative prior": f"Both the prior and the data move {name} (sensitivities {row['prior']:.3f} and "
-                             f"{row['likelihood']:.3f}) and its posterior median sits {where}: the prior is "
-                             f"informative but agrees with the data; report and justify it.",
+        f"{row['likelihood']:.3f}) and its posterior median sits {where}: the prior is "
+        f"informative but agrees with the data; report and justify it.",
         "strong prior / weak likelihood": f"The posterior of {name} follows its prior (sensitivity "
-                                          f"{row['prior']:.3f}) but hardly the data (likelihood sensitivity "
-                                          f"{row['likelihood']:.3f}): report it as prior-driven or justify "
-                                          f"the prior.",
+        f"{row['prior']:.3f}) but hardly the data (likelihood sensitivity "
+        f"{row['likelihood']:.3f}): report it as prior-driven or justify "
+        f"the prior.",
     }[kind]
     return kind, sentence[:-1] + _note(row, kind) + "."
 
@@ -260,11 +292,15 @@ def judge(row: dict, *, draws: int, threshold: float = THRESHOLD, margin: float 
 def _note(row: dict, kind: str) -> str:
     """A clause for what the checks saw that the verdict does not blame on this prior."""
     if kind == "ok" and (_tail(row["prior_quantile"]) or _absorbed(row)):
-        return ("; its posterior, or the typical value its subjects imply, lies in the prior's tail, but the "
-                "data outweigh the prior")
+        return (
+            "; its posterior, or the typical value its subjects imply, lies in the prior's tail, but the "
+            "data outweigh the prior"
+        )
     p = row.get("etabar_p", math.nan)
     if math.isfinite(p) and p < ETABAR_P:
         eta_name = "eta_" + row["parameter"].removeprefix("theta_")
-        return (f"; the subjects' {eta_name} are off-centre (mean {row['etabar']:.2f}, p = {p:.1g}), which this "
-                f"prior does not explain: look at the other verdicts and at the model")
+        return (
+            f"; the subjects' {eta_name} are off-centre (mean {row['etabar']:.2f}, p = {p:.1g}), which this "
+            f"prior does not explain: look at the other verdicts and at the model"
+        )
     return ""

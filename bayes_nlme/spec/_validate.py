@@ -69,9 +69,7 @@ def rekey(err: SpecError, prefix: str | None = None, source: str | None = None) 
         if err.source is None and source is not None:
             return spec_error(str(err), source=source)
         return err
-    return spec_error(
-        detail, key=join_key(prefix, err.key), valid=err.valid, source=err.source or source
-    )
+    return spec_error(detail, key=join_key(prefix, err.key), valid=err.valid, source=err.source or source)
 
 
 def describe(value) -> str:
@@ -148,17 +146,14 @@ def as_matrix(value, key: str, *, dim: int | None = None) -> tuple[tuple[float, 
         value = value.tolist()
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
         fail(
-            f"expected a non-empty array (the diagonal) or an array of arrays (the full "
-            f"matrix), got {describe(value)}",
+            f"expected a non-empty array (the diagonal) or an array of arrays (the full matrix), got {describe(value)}",
             key,
         )
     nested = [isinstance(v, (Sequence, np.ndarray)) and not isinstance(v, str) for v in value]
     if all(nested):
-        rows = [[as_number(x, f"{key}[{i}][{j}]") for j, x in enumerate(row)]
-                for i, row in enumerate(value)]
+        rows = [[as_number(x, f"{key}[{i}][{j}]") for j, x in enumerate(row)] for i, row in enumerate(value)]
         if any(len(row) != len(rows) for row in rows):
-            fail(f"the matrix must be square, got rows of lengths "
-                 f"{[len(r) for r in rows]}", key)
+            fail(f"the matrix must be square, got rows of lengths {[len(r) for r in rows]}", key)
     elif not any(nested):
         diag = [as_number(x, f"{key}[{i}]") for i, x in enumerate(value)]
         rows = np.diag(diag).tolist()

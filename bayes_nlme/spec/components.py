@@ -62,8 +62,7 @@ TYPICAL_PRIORS = ("lognormal",)
 COEFFICIENT_PRIORS = ("normal",)
 RESIDUAL_PRIORS = ("inverse_gamma", "half_normal", "lognormal")
 #: NONMEM roles a ``[columns]`` table may map (CONTRACT section 1).
-COLUMN_ROLES = ("ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "RATE", "II", "ADDL", "SS",
-                "BLQ")
+COLUMN_ROLES = ("ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "RATE", "II", "ADDL", "SS", "BLQ")
 
 
 def _set(obj, name: str, value) -> None:
@@ -178,19 +177,16 @@ class Parameter:
             fail(f"expected true or false, got {describe(self.iiv)}", f"{key}.iiv")
         _set(self, "iiv", bool(self.iiv))
         if self.initial is not None:
-            _set(self, "initial", as_number(self.initial, f"{key}.initial",
-                                            positive=not lag, nonnegative=lag))
+            _set(self, "initial", as_number(self.initial, f"{key}.initial", positive=not lag, nonnegative=lag))
         if isinstance(self.covariates, (str, bytes)) or not isinstance(self.covariates, Sequence):
-            fail(f"expected an array of tables, got {describe(self.covariates)}",
-                 f"{key}.covariates")
+            fail(f"expected an array of tables, got {describe(self.covariates)}", f"{key}.covariates")
         _set(self, "covariates", tuple(self.covariates))
         columns: list[str] = []
         for i, cov in enumerate(self.covariates):
             if not isinstance(cov, CovariateEffect):
                 fail(f"expected a CovariateEffect, got {describe(cov)}", f"{key}.covariates[{i}]")
             if cov.column in columns:
-                fail(f"a second effect of column {cov.column!r}",
-                     f"{key}.covariates[{i}].column")
+                fail(f"a second effect of column {cov.column!r}", f"{key}.covariates[{i}].column")
             columns.append(cov.column)
 
     @property
@@ -232,15 +228,13 @@ class Omega:
 
     def __post_init__(self) -> None:
         if self.structure not in OMEGA_STRUCTURES:
-            fail(f"unknown omega structure {self.structure!r}", "omega.structure",
-                 OMEGA_STRUCTURES)
+            fail(f"unknown omega structure {self.structure!r}", "omega.structure", OMEGA_STRUCTURES)
         if isinstance(self.blocks, (str, bytes)) or not isinstance(self.blocks, Sequence):
             fail(f"expected a list of blocks, got {describe(self.blocks)}", "omega.structure")
         blocks = []
         for block in self.blocks:
             if isinstance(block, (str, bytes)) or not isinstance(block, Sequence) or not block:
-                fail(f"each block must be a non-empty array of parameter names, got {block!r}",
-                     "omega.structure")
+                fail(f"each block must be a non-empty array of parameter names, got {block!r}", "omega.structure")
             blocks.append(tuple(as_string(n, "omega.structure") for n in block))
         _set(self, "blocks", tuple(blocks))
         names = self.names
@@ -253,15 +247,16 @@ class Omega:
             fail("a full omega has a single block", "omega.structure")
         if not names and (self.prior is not None or self.initial is not None):
             what = "prior" if self.prior is not None else "initial"
-            fail("no parameter has IIV, so omega takes no prior or initial value",
-                 f"omega.{what}")
+            fail("no parameter has IIV, so omega takes no prior or initial value", f"omega.{what}")
         if self.prior is not None:
             allowed = OMEGA_PRIORS[self.structure]
             _check_prior(self.prior, "omega.prior", allowed)
             if isinstance(self.prior, InverseWishart) and self.prior.dim != len(names):
-                fail(f"expected dimension {len(names)} (the parameters with IIV: "
-                     f"{', '.join(names)}), got {self.prior.dim}",
-                     "omega.prior.inverse_wishart.scale")
+                fail(
+                    f"expected dimension {len(names)} (the parameters with IIV: "
+                    f"{', '.join(names)}), got {self.prior.dim}",
+                    "omega.prior.inverse_wishart.scale",
+                )
         if self.initial is not None:
             initial = as_matrix(self.initial, "omega.initial", dim=len(names))
             check_symmetric_pd(initial, "omega.initial")
@@ -290,8 +285,11 @@ class Omega:
         if structure == "full":
             return cls((tuple(names),) if names else (), prior, "full", initial)
         if isinstance(structure, (str, bytes)) or not isinstance(structure, Sequence):
-            fail(f"unknown omega structure {structure!r}", "omega.structure",
-                 ("diagonal", "full", "a list of blocks like [['CL', 'V'], ['ka']]"))
+            fail(
+                f"unknown omega structure {structure!r}",
+                "omega.structure",
+                ("diagonal", "full", "a list of blocks like [['CL', 'V'], ['ka']]"),
+            )
         return cls(tuple(structure), prior, "block", initial)
 
     @property
@@ -350,16 +348,14 @@ class Residual:
             if prior is None:
                 continue
             if slot not in used:
-                fail(f"the {self.model} model has no variance {slot!r}: remove this prior",
-                     f"residual.{slot}", used)
+                fail(f"the {self.model} model has no variance {slot!r}: remove this prior", f"residual.{slot}", used)
             _check_prior(prior, f"residual.{slot}", RESIDUAL_PRIORS)
         if not isinstance(self.initial, Mapping):
             fail(f"expected a table, got {describe(self.initial)}", "residual.initial")
         initial = {}
         for slot, value in self.initial.items():
             if slot not in used:
-                fail(f"the {self.model} model has no variance {slot!r}",
-                     f"residual.initial.{slot}", used)
+                fail(f"the {self.model} model has no variance {slot!r}", f"residual.initial.{slot}", used)
             initial[slot] = as_number(value, f"residual.initial.{slot}", positive=True)
         _set(self, "initial", initial)
 
@@ -420,8 +416,11 @@ class Sampling:
                 fail(f"expected a number in (0, 1), got {value!r}", "sampling.target_accept")
             _set(self, "target_accept", value)
         if not isinstance(self.centered, bool) and self.centered != "auto":
-            fail(f"expected \"auto\", true or false, got {describe(self.centered)} ({self.centered!r})",
-                 "sampling.centered", ["auto", "true", "false"])
+            fail(
+                f'expected "auto", true or false, got {describe(self.centered)} ({self.centered!r})',
+                "sampling.centered",
+                ["auto", "true", "false"],
+            )
         for name, valid in (("init", SAMPLING_INITS), ("adaptation", SAMPLING_ADAPTATIONS)):
             value = getattr(self, name)
             if not isinstance(value, str) or value not in valid:

@@ -99,8 +99,7 @@ class ModelSpec:
             fail(f"unknown time_varying {self.time_varying!r}", "time_varying", ("locf", "nocb"))
         as_string(self.name, "name")
         if not isinstance(self.structural, str) or self.structural not in STRUCTURAL_PARAMETERS:
-            fail(f"unknown structural model {self.structural!r}", "structural",
-                 tuple(STRUCTURAL_PARAMETERS))
+            fail(f"unknown structural model {self.structural!r}", "structural", tuple(STRUCTURAL_PARAMETERS))
         self._check_parameters()
         self._check_omega()
         for attr, cls in (("residual", Residual), ("sampling", Sampling)):
@@ -113,8 +112,7 @@ class ModelSpec:
         if guard is not None:
             _set(self, "flip_flop_guard", bool(guard))
         if guard and self.structural not in ORAL_MODELS:
-            fail(f"the flip-flop guard is for oral models, not {self.structural!r}",
-                 "flip_flop_guard", ("false",))
+            fail(f"the flip-flop guard is for oral models, not {self.structural!r}", "flip_flop_guard", ("false",))
 
     def _check_parameters(self) -> None:
         params = self.parameters
@@ -127,17 +125,19 @@ class ModelSpec:
             if not isinstance(p, Parameter):
                 fail(f"expected a Parameter, got {describe(p)}", "parameters")
             if p.name not in valid:
-                fail(f"unknown parameter {p.name!r} for the {self.structural} model",
-                     f"parameters.{p.name}", valid)
+                fail(f"unknown parameter {p.name!r} for the {self.structural} model", f"parameters.{p.name}", valid)
             if p.name in seen:
                 fail(f"parameter {p.name!r} is declared twice", f"parameters.{p.name}")
             seen.append(p.name)
         required = STRUCTURAL_PARAMETERS[self.structural]
         for name in required:
             if name not in seen:
-                fail(f"missing parameter {name!r}: the {self.structural} model needs "
-                     f"[parameters.<P>] tables for each of its parameters",
-                     f"parameters.{name}", required)
+                fail(
+                    f"missing parameter {name!r}: the {self.structural} model needs "
+                    f"[parameters.<P>] tables for each of its parameters",
+                    f"parameters.{name}",
+                    required,
+                )
 
     def _check_omega(self) -> None:
         omega = self.omega
@@ -148,15 +148,18 @@ class ModelSpec:
             if name not in self.parameter_names:
                 fail(f"unknown parameter {name!r} in the omega structure", "omega.structure", iiv)
             if name not in iiv:
-                fail(f"parameter {name!r} has no IIV (it is fixed or has iiv = false)",
-                     "omega.structure", iiv)
+                fail(f"parameter {name!r} has no IIV (it is fixed or has iiv = false)", "omega.structure", iiv)
         missing = [n for n in iiv if n not in omega.names]
         if missing:
-            fail(f"every parameter with IIV must be in exactly one omega block; missing: "
-                 f"{', '.join(missing)}", "omega.structure", iiv)
+            fail(
+                f"every parameter with IIV must be in exactly one omega block; missing: {', '.join(missing)}",
+                "omega.structure",
+                iiv,
+            )
         order = {n: i for i, n in enumerate(iiv)}
-        blocks = tuple(sorted((tuple(sorted(b, key=order.__getitem__)) for b in omega.blocks),
-                              key=lambda b: order[b[0]]))
+        blocks = tuple(
+            sorted((tuple(sorted(b, key=order.__getitem__)) for b in omega.blocks), key=lambda b: order[b[0]])
+        )
         if blocks != omega.blocks:
             omega = replace(omega, blocks=blocks)
             _set(self, "omega", omega)
@@ -170,8 +173,11 @@ class ModelSpec:
             for i, a in enumerate(iiv):
                 for j, b in enumerate(iiv):
                     if block_of[a] != block_of[b] and matrix[i][j] != 0:
-                        fail(f"element ({a}, {b}) must be 0: {a} and {b} are in different "
-                             f"omega blocks (the order is {', '.join(iiv)})", key)
+                        fail(
+                            f"element ({a}, {b}) must be 0: {a} and {b} are in different "
+                            f"omega blocks (the order is {', '.join(iiv)})",
+                            key,
+                        )
 
     def _check_columns(self) -> None:
         # Same rules as bayes_nlme.data.columns.normalise_mapping: role keys are

@@ -55,8 +55,17 @@ __all__ = [
     "PRIOR_FIELDS",
 ]
 
-TOP_KEYS = ("name", "structural", "columns", "parameters", "omega", "residual", "sampling",
-            "flip_flop_guard", "time_varying")
+TOP_KEYS = (
+    "name",
+    "structural",
+    "columns",
+    "parameters",
+    "omega",
+    "residual",
+    "sampling",
+    "flip_flop_guard",
+    "time_varying",
+)
 PARAMETER_KEYS = ("typical", "fixed", "iiv", "initial", "covariates")
 COVARIATE_KEYS = ("column", "effect", "reference", "exponent", "beta")
 OMEGA_KEYS = ("structure", "prior", "initial")
@@ -99,13 +108,11 @@ def load_model(path: str | PathLike) -> ModelSpec:
     except FileNotFoundError:
         raise spec_error("model file not found", source=source) from None
     except OSError as exc:
-        raise spec_error(f"cannot read the model file: {exc.strerror or exc}",
-                         source=source) from None
+        raise spec_error(f"cannot read the model file: {exc.strerror or exc}", source=source) from None
     try:
         mapping = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise spec_error(f"the model file is not UTF-8 text (byte {exc.start})",
-                         source=source) from None
+        raise spec_error(f"the model file is not UTF-8 text (byte {exc.start})", source=source) from None
     except tomllib.TOMLDecodeError as exc:
         raise spec_error(_toml_message(exc), source=source) from None
     return parse_model(mapping, source=source)
@@ -153,8 +160,7 @@ def _table(value, key: str | None, what: str = "a table") -> Mapping:
     return value
 
 
-def _check_keys(table: Mapping, key: str | None, allowed: Sequence[str],
-                required: Sequence[str] = ()) -> None:
+def _check_keys(table: Mapping, key: str | None, allowed: Sequence[str], required: Sequence[str] = ()) -> None:
     for name in table:
         if name not in allowed:
             fail(f"unknown key {name!r}", join_key(key, name), allowed)
@@ -177,17 +183,14 @@ def _parse(mapping: Mapping) -> ModelSpec:
     as_string(doc["name"], "name")
     structural = doc["structural"]
     if not isinstance(structural, str) or structural not in STRUCTURAL_PARAMETERS:
-        fail(f"unknown structural model {structural!r}", "structural",
-             tuple(STRUCTURAL_PARAMETERS))
+        fail(f"unknown structural model {structural!r}", "structural", tuple(STRUCTURAL_PARAMETERS))
     if "parameters" not in doc:
-        fail("missing the [parameters.<P>] tables", "parameters",
-             STRUCTURAL_PARAMETERS[structural])
+        fail("missing the [parameters.<P>] tables", "parameters", STRUCTURAL_PARAMETERS[structural])
     tables = _table(doc["parameters"], "parameters", "a table of [parameters.<P>] tables")
     valid = valid_parameter_names(structural)
     for name in tables:
         if name not in valid:
-            fail(f"unknown parameter {name!r} for the {structural} model",
-                 f"parameters.{name}", valid)
+            fail(f"unknown parameter {name!r} for the {structural} model", f"parameters.{name}", valid)
     parameters = tuple(_parameter(name, value) for name, value in tables.items())
     iiv = tuple(p.name for p in parameters if p.iiv and not p.is_fixed)
     if "residual" not in doc:
@@ -207,8 +210,7 @@ def _parse(mapping: Mapping) -> ModelSpec:
     )
 
 
-def parse_prior(value, key: str | None = None, allowed: Sequence[str] | None = None,
-                where: str = "here") -> Prior:
+def parse_prior(value, key: str | None = None, allowed: Sequence[str] | None = None, where: str = "here") -> Prior:
     """Build a prior from its one-key table, e.g. ``{"lognormal": {...}}``.
 
     Parameters
@@ -229,8 +231,12 @@ def parse_prior(value, key: str | None = None, allowed: Sequence[str] | None = N
     allowed = tuple(PRIOR_KINDS) if allowed is None else tuple(allowed)
     table = _table(value, key, "a prior table like { lognormal = { median = 1.0, sigma = 1.0 } }")
     if len(table) != 1:
-        fail(f"a prior table has exactly one key naming the distribution, got "
-             f"{len(table)}: {', '.join(map(repr, table)) or 'none'}", key, allowed)
+        fail(
+            f"a prior table has exactly one key naming the distribution, got "
+            f"{len(table)}: {', '.join(map(repr, table)) or 'none'}",
+            key,
+            allowed,
+        )
     kind, fields = next(iter(table.items()))
     if kind not in PRIOR_KINDS:
         fail(f"unknown prior kind {kind!r}", key, allowed)
@@ -241,8 +247,9 @@ def parse_prior(value, key: str | None = None, allowed: Sequence[str] | None = N
     _check_keys(fields, inner, PRIOR_FIELDS[kind], required=PRIOR_FIELDS[kind])
     fields = dict(fields)
     if kind == "lkj":
-        fields["sd"] = parse_prior(fields["sd"], f"{inner}.sd", LKJ_SD_PRIORS,
-                                   "for the standard deviations of an lkj prior")
+        fields["sd"] = parse_prior(
+            fields["sd"], f"{inner}.sd", LKJ_SD_PRIORS, "for the standard deviations of an lkj prior"
+        )
     cls = PRIOR_KINDS[kind]
     return _build(lambda: cls(**fields), key)
 
@@ -257,12 +264,10 @@ def _parameter(name: str, value) -> Parameter:
         fail("a fixed parameter has no IIV: remove 'iiv = true'", f"{key}.iiv", ("false",))
     typical = None
     if "typical" in table:
-        typical = parse_prior(table["typical"], f"{key}.typical", TYPICAL_PRIORS,
-                              "for a typical value")
+        typical = parse_prior(table["typical"], f"{key}.typical", TYPICAL_PRIORS, "for a typical value")
     raw = table.get("covariates", [])
     if not isinstance(raw, list):
-        fail(f"expected an array of tables ([[{key}.covariates]]), got {describe(raw)}",
-             f"{key}.covariates")
+        fail(f"expected an array of tables ([[{key}.covariates]]), got {describe(raw)}", f"{key}.covariates")
     covariates = tuple(_covariate(c, f"{key}.covariates[{i}]") for i, c in enumerate(raw))
     return Parameter(
         name=name,
@@ -284,14 +289,11 @@ def _covariate(value, key: str) -> CovariateEffect:
     if other in table:
         fail(f"a {effect} effect takes '{wanted}', not '{other}'", f"{key}.{other}", (wanted,))
     if wanted not in table:
-        fail(f"missing required key {wanted!r}: a number fixes it, a prior table "
-             f"estimates it", f"{key}.{wanted}")
+        fail(f"missing required key {wanted!r}: a number fixes it, a prior table estimates it", f"{key}.{wanted}")
     coefficient = table[wanted]
     if isinstance(coefficient, Mapping):
-        coefficient = parse_prior(coefficient, f"{key}.{wanted}", COEFFICIENT_PRIORS,
-                                  "for a covariate coefficient")
-    return _build(lambda: CovariateEffect(table["column"], effect, table["reference"],
-                                          coefficient), key)
+        coefficient = parse_prior(coefficient, f"{key}.{wanted}", COEFFICIENT_PRIORS, "for a covariate coefficient")
+    return _build(lambda: CovariateEffect(table["column"], effect, table["reference"], coefficient), key)
 
 
 def _omega(value, iiv: tuple[str, ...]) -> Omega:
@@ -307,12 +309,10 @@ def _omega(value, iiv: tuple[str, ...]) -> Omega:
     elif isinstance(structure, list):
         kind = "block"
     else:
-        fail(f"expected a string or a list of blocks, got {describe(structure)}",
-             "omega.structure", _STRUCTURE_CHOICES)
+        fail(f"expected a string or a list of blocks, got {describe(structure)}", "omega.structure", _STRUCTURE_CHOICES)
     prior = None
     if "prior" in table:
-        prior = parse_prior(table["prior"], "omega.prior", OMEGA_PRIORS[kind],
-                            f"for a {kind} omega")
+        prior = parse_prior(table["prior"], "omega.prior", OMEGA_PRIORS[kind], f"for a {kind} omega")
     return Omega.from_structure(structure, iiv, prior=prior, initial=table.get("initial"))
 
 
@@ -329,10 +329,8 @@ def _residual(value) -> Residual:
         if slot not in table:
             continue
         if slot not in used:
-            fail(f"the {model} model has no variance {slot!r}: remove this prior",
-                 f"residual.{slot}", used)
-        priors[slot] = parse_prior(table[slot], f"residual.{slot}", RESIDUAL_PRIORS,
-                                   "for a residual variance")
+            fail(f"the {model} model has no variance {slot!r}: remove this prior", f"residual.{slot}", used)
+        priors[slot] = parse_prior(table[slot], f"residual.{slot}", RESIDUAL_PRIORS, "for a residual variance")
     initial = _table(table.get("initial", {}), "residual.initial")
     extra = {"blq": table["blq"]} if "blq" in table else {}
     return Residual(model=model, initial=dict(initial), **priors, **extra)

@@ -20,6 +20,7 @@ from .model import ModelSpec, Omega, Parameter, Residual, Sampling
 
 __all__ = ["model_to_dict", "to_toml", "dump_model"]
 
+
 def model_to_dict(spec: ModelSpec) -> dict:
     """The model-file mapping of a spec (the inverse of :func:`parse_model`).
 
@@ -161,8 +162,7 @@ def _toml_key(key: str) -> str:
 
 
 def _toml_string(text: str) -> str:
-    escapes = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n",
-               "\f": "\\f", "\r": "\\r"}
+    escapes = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
     out = []
     for ch in text:
         if ch in escapes:
