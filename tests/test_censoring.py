@@ -119,3 +119,28 @@ def test_fo_and_foce_refuse_censored_rows():
     for method in ("fo", "foce"):
         with pytest.raises(ArgumentError, match="focei, laplace or nuts"):
             estimate(spec, data, method=method)
+
+
+@pytest.mark.slow
+def test_nuts_m3_recovers_truth_and_m1_is_biased():
+    import warnings
+
+    from bayes_nlme import sample
+    from bayes_nlme.fit import ConvergenceWarning
+
+    data = simulate()
+    medians = {}
+    for blq in ("M3", "M1"):
+        spec = parse_model(tomllib.loads(MODEL.format(blq=blq)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fit = sample(spec, data, draws=400, tune=400, chains=2, seed=2, quiet=True)
+        table = fit.summary().set_index("parameter")
+        assert fit.fit_info()["blq_method"] == blq
+        if blq == "M3":
+            assert fit.fit_info()["n_blq"] == int(data["BLQ"].sum())
+            for p, value in TRUTH.items():
+                row = table.loc[f"theta_{p}"]
+                assert row["q5"] < value < row["q95"], (p, row.to_dict())
+        medians[blq] = {p: abs(table.loc[f"theta_{p}", "median"] / v - 1.0) for p, v in TRUTH.items()}
+    assert max(medians["M1"].values()) > 2.0 * max(medians["M3"].values()), medians
