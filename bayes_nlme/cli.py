@@ -245,6 +245,19 @@ def _preflight(spec, dataset, method: str) -> None:
         check_estimation_inputs(spec, dataset, method)
 
 
+def _show_progress(logger: str, on: bool) -> None:
+    """Print an engine's progress log (INFO) on stderr; engines log, the CLI shows."""
+    import logging
+
+    log = logging.getLogger(logger)
+    if on and not any(getattr(h, "_bayes_nlme_cli", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._bayes_nlme_cli = True
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
 def _check_draws(spec, args) -> None:
     draws = args.draws if args.draws is not None else spec.sampling.draws
     if draws < MIN_DRAWS:
@@ -356,6 +369,7 @@ def _cmd_fit(args) -> int:
 
         _step(f"estimating ({args.method}) ...", quiet)
         covariance = None if args.covariance == "none" else args.covariance
+        _show_progress("bayes_nlme.estimation", not quiet)
         result = estimate(spec, dataset, method=args.method, covariance=covariance, verbose=not quiet)
     _INTERRUPT.raise_if_hit()
     verdict = getattr(result, "convergence", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 
@@ -17,6 +18,9 @@ from .problem import METHODS, problem_from_design
 from .result import _Z95, EstimationResult
 
 __all__ = ["estimate", "objective", "build_problem", "check_estimation_inputs"]
+
+#: Progress of the estimation (``verbose=True`` logs at INFO; the CLI shows it).
+_LOG = logging.getLogger("bayes_nlme.estimation")
 
 
 def _check_choice(value, valid, name: str) -> None:
@@ -215,7 +219,7 @@ def estimate(
             "at the time of an oral dose); change the start values or the residual model"
         )
     if verbose:
-        print(f"{method}: start OFV {first.ofv:.6f} ({problem.size} parameters)", flush=True)
+        _LOG.info(f"{method}: start OFV {first.ofv:.6f} ({problem.size} parameters)")
     outer = minimise(evaluator, psi0, tol=tol, maxiter=maxiter, verbose=verbose)
     psi, ev = outer.psi, outer.evaluation
     jac = problem.pmap.jacobian(psi)
@@ -271,10 +275,9 @@ def estimate(
     result.seconds_fit = time.perf_counter() - started
     result.seconds = result.seconds_fit + seconds_compile
     if verbose:
-        print(
+        _LOG.info(
             f"{method}: OFV {result.ofv:.6f} converged={result.converged} in {result.seconds_fit:.2f} s "
-            f"(compile {seconds_compile:.2f} s)",
-            flush=True,
+            f"(compile {seconds_compile:.2f} s)"
         )
     return result
 

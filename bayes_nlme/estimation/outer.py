@@ -9,6 +9,7 @@ exact gradient) with it and finishes with Newton steps on that Hessian.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,9 @@ from .inner import solve_ebe
 from .objective import contributions
 
 __all__ = ["Evaluator", "OuterResult", "minimise", "fd_hessian"]
+
+#: Progress of the estimation (``verbose=True`` logs at INFO; the CLI shows it).
+_LOG = logging.getLogger("bayes_nlme.estimation")
 
 #: Height of the bowl returned where the objective cannot be evaluated.
 _BIG = 1e6
@@ -231,7 +235,7 @@ def minimise(
     def callback(intermediate_result):
         history["n"] += 1
         if verbose:
-            print(f"  iteration {history['n']:3d}  OFV {intermediate_result.fun:.6f}", flush=True)
+            _LOG.info(f"  iteration {history['n']:3d}  OFV {intermediate_result.fun:.6f}")
 
     psi0 = np.asarray(psi0, dtype=float)
     start = evaluator.evaluate(psi0)
@@ -271,7 +275,7 @@ def minimise(
         history["n"] += 1
         psi, ev = trial, new
         if verbose:
-            print(f"  newton    {history['n']:3d}  OFV {ev.ofv:.6f}", flush=True)
+            _LOG.info(f"  newton    {history['n']:3d}  OFV {ev.ofv:.6f}")
         if np.abs(psi - at).max() > 1e-2:
             hessian = fd_hessian(evaluator, psi)
             at = psi.copy()
