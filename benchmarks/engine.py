@@ -32,7 +32,8 @@ def study(n_subjects: int = 120, doses: int = 7, n_obs: int = 39) -> pd.DataFram
     times = np.linspace(0.25, end - 0.5, n_obs)
     rows = []
     for i in range(n_subjects):
-        rows.append({"ID": i + 1, "TIME": 0.0, "AMT": 100.0, "II": 24.0, "ADDL": doses - 1, "DV": np.nan})
+        ii = 24.0 if doses > 1 else 0.0
+        rows.append({"ID": i + 1, "TIME": 0.0, "AMT": 100.0, "II": ii, "ADDL": doses - 1, "DV": np.nan})
         rows += [{"ID": i + 1, "TIME": t, "AMT": 0.0, "II": 0.0, "ADDL": 0, "DV": 1.0} for t in times]
     return pd.DataFrame(rows)
 

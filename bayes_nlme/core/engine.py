@@ -39,14 +39,14 @@ __all__ = ["simulate"]
 DOSE, RESET, ADDL, SS, CMT, OBS, SEG, ISEG = range(8)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _buffers(cfg):
     """Work arrays of :func:`_step`."""
     n, n_kin = cfg[1], cfg[6]
     return np.empty(n), np.empty((n, n)), np.zeros((n, n_kin)), np.empty(n)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _step(cfg, p, dt, a, s, r, c0, ncol, buf):
     """Advance ``a`` and the sensitivity block ``s`` over ``dt`` (in place).
 
@@ -121,7 +121,7 @@ def _dose_terms(cfg, p, amt, rate, fl):
     return f * amt, damt, lag, dlag, dur, ddur
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _push(pend, pendv, count, tau, kind, cmt, value, dtau, dval, c0):
     """Append a pending event; returns the new count (-1 when the list is full)."""
     if count >= pend.shape[0]:
@@ -139,7 +139,7 @@ def _push(pend, pendv, count, tau, kind, cmt, value, dtau, dval, c0):
     return count + 1
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _apply(cfg, p_int, a, s, r, pend, pendv, e):
     """Apply pending event ``e`` at its time (amounts already advanced to it)."""
     n_par = cfg[7]
@@ -157,7 +157,7 @@ def _apply(cfg, p_int, a, s, r, pend, pendv, e):
     pend[e, 5] = 0.0
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _run_until(cfg, p_int, t, t_end, a, s, r, pend, pendv, count, ncol, c0_int, buf):
     """Advance from ``t`` to ``t_end``, applying the pending events with times ``<= t_end``
     in time order (ties: in the order they were scheduled)."""
@@ -339,7 +339,7 @@ def _dose(cfg, p, t, amt, rate, ii, addl, ss, cmt, fl, a, s, r, pend, pendv, cou
     return count
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _compact(pend, pendv, count):
     """Drop applied events from the pending list; returns the new count."""
     j = 0

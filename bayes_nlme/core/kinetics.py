@@ -105,6 +105,53 @@ def rate_matrix(kind, p, K, dK):
 
 
 @njit(cache=True, error_model="numpy")
+def _mm(a, b):
+    """Small dense product (loops: BLAS calls cost more than the work at these sizes)."""
+    n, k, m = a.shape[0], a.shape[1], b.shape[1]
+    out = np.zeros((n, m))
+    for i in range(n):
+        for p in range(k):
+            x = a[i, p]
+            if x != 0.0:
+                for j in range(m):
+                    out[i, j] += x * b[p, j]
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def _solve(a, b):
+    """``a^-1 b`` by Gaussian elimination with partial pivoting (small matrices)."""
+    n, m = a.shape[0], b.shape[1]
+    lu = a.copy()
+    x = b.copy()
+    for c in range(n):
+        piv = c
+        for i in range(c + 1, n):
+            if abs(lu[i, c]) > abs(lu[piv, c]):
+                piv = i
+        if piv != c:
+            for j in range(n):
+                lu[c, j], lu[piv, j] = lu[piv, j], lu[c, j]
+            for j in range(m):
+                x[c, j], x[piv, j] = x[piv, j], x[c, j]
+        d = lu[c, c]
+        for i in range(c + 1, n):
+            f = lu[i, c] / d
+            if f != 0.0:
+                for j in range(c, n):
+                    lu[i, j] -= f * lu[c, j]
+                for j in range(m):
+                    x[i, j] -= f * x[c, j]
+    for c in range(n - 1, -1, -1):
+        for j in range(m):
+            acc = x[c, j]
+            for k in range(c + 1, n):
+                acc -= lu[c, k] * x[k, j]
+            x[c, j] = acc / lu[c, c]
+    return x
+
+
+@njit(cache=True, error_model="numpy")
 def expm(a):
     """Matrix exponential by scaling and squaring with the [13/13] Pade approximant."""
     n = a.shape[0]
@@ -120,14 +167,14 @@ def expm(a):
     x = a / (2.0**squarings)
     eye = np.eye(n)
     b = _PADE
-    x2 = x @ x
-    x4 = x2 @ x2
-    x6 = x4 @ x2
-    u = x @ (x6 @ (b[13] * x6 + b[11] * x4 + b[9] * x2) + b[7] * x6 + b[5] * x4 + b[3] * x2 + b[1] * eye)
-    v = x6 @ (b[12] * x6 + b[10] * x4 + b[8] * x2) + b[6] * x6 + b[4] * x4 + b[2] * x2 + b[0] * eye
-    r = np.linalg.solve(v - u, v + u)
+    x2 = _mm(x, x)
+    x4 = _mm(x2, x2)
+    x6 = _mm(x4, x2)
+    u = _mm(x, _mm(x6, b[13] * x6 + b[11] * x4 + b[9] * x2) + b[7] * x6 + b[5] * x4 + b[3] * x2 + b[1] * eye)
+    v = _mm(x6, b[12] * x6 + b[10] * x4 + b[8] * x2) + b[6] * x6 + b[4] * x4 + b[2] * x2 + b[0] * eye
+    r = _solve(v - u, v + u)
     for _ in range(squarings):
-        r = r @ r
+        r = _mm(r, r)
     return r
 
 
@@ -329,49 +376,41 @@ def _general(kind, p, dt, a, r, a_new, phi, jp, n, n_par):
     K = np.zeros((n, n))
     dK = np.zeros((n_par, n, n))
     rate_matrix(kind, p, K, dK)
-    m = 2 * n
+    infusing = False
+    for i in range(n):
+        if r[i] != 0.0:
+            infusing = True
+    # the input rates need the augmented generator [[K, I], [0, 0]]; without them, K alone
+    m = 2 * n if infusing else n
     big = np.zeros((2 * m, 2 * m))
     for i in range(n):
         for j in range(n):
             big[i, j] = K[i, j] * dt
             big[m + i, m + j] = K[i, j] * dt
-        big[i, n + i] = dt
-        big[m + i, m + n + i] = dt
-    first = True
+        if infusing:
+            big[i, n + i] = dt
+            big[m + i, m + n + i] = dt
     for q in range(n_par):
-        nonzero = False
         for i in range(n):
             for j in range(n):
                 big[i, m + j] = dK[q, i, j] * dt
-                if dK[q, i, j] != 0.0:
-                    nonzero = True
-        if not nonzero and not first:
-            for i in range(n):
-                jp[i, q] = 0.0
-            continue
         e = expm(big)
-        if first:
+        if q == 0:
             for i in range(n):
                 s = 0.0
                 for j in range(n):
                     phi[i, j] = e[i, j]
-                    s += e[i, j] * a[j] + e[i, n + j] * r[j]
+                    s += e[i, j] * a[j]
+                    if infusing:
+                        s += e[i, n + j] * r[j]
                 a_new[i] = s
-            first = False
-        for i in range(n):
-            s = 0.0
-            if nonzero:
-                for j in range(n):
-                    s += e[i, m + j] * a[j] + e[i, m + n + j] * r[j]
-            jp[i, q] = s
-    if first:  # no parameters: plain exponential
-        e = expm(big[:m, :m].copy())
         for i in range(n):
             s = 0.0
             for j in range(n):
-                phi[i, j] = e[i, j]
-                s += e[i, j] * a[j] + e[i, n + j] * r[j]
-            a_new[i] = s
+                s += e[i, m + j] * a[j]
+                if infusing:
+                    s += e[i, m + n + j] * r[j]
+            jp[i, q] = s
 
 
 @njit(cache=True, error_model="numpy", inline="always")
