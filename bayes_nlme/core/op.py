@@ -122,7 +122,7 @@ def _register_jax() -> None:
         if any(d is None for d in data):
             raise NotImplementedError("the event engine's JAX implementation needs the design as constants")
         recf, reci, recl, subj, jac_index = data
-        flat_index = jnp.asarray(jac_index.reshape(-1))
+        flat_index = jnp.asarray(jac_index.reshape(-1).astype(np.int64))
 
         def host(params):
             return simulate(
