@@ -265,6 +265,8 @@ def stuck_chains(draws: xr.Dataset, stats: xr.Dataset) -> tuple[list[int], dict]
         that repeat the previous one.
     """
     n_chains = int(draws.sizes.get("chain", 1))
+    if int(draws.sizes.get("draw", 0)) < 2:  # no draws (an interrupted run): nothing to judge here
+        return [], {}
     flat = [
         np.asarray(v.transpose("chain", "draw", ...).values, dtype=float).reshape(n_chains, v.sizes["draw"], -1)
         for v in draws.data_vars.values()
@@ -313,7 +315,7 @@ def disagreeing_chains(draws: xr.Dataset, names=None) -> dict:
     names = [n for n in (names or draws.data_vars) if n in draws and set(draws[n].dims) == {"chain", "draw"}]
     for name in names:
         x = np.asarray(draws[name].transpose("chain", "draw").values, dtype=float)
-        if x.shape[0] < 2:
+        if x.shape[0] < 2 or x.shape[1] < 2 or not np.isfinite(x).all():
             continue
         means = x.mean(axis=1)
         within = float(np.sqrt(np.mean(x.var(axis=1))))
