@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..data.events import check_dose_records
 from ..pk.models import StructuralModel, structural_model
 
 __all__ = ["EngineDesign", "engine_design", "MODEL_KINDS", "parameter_columns"]
@@ -167,11 +168,11 @@ def engine_design(
     Raises
     ------
     DataError
-        For doses the model cannot take (see :func:`bayes_nlme.data.events.build_event_design`).
+        For doses the model cannot take (:func:`bayes_nlme.data.events.check_dose_records`).
     """
     model = structural_model(structural)
     table = dataset.table
-    _validate(dataset, model)
+    check_dose_records(dataset.table, model)
     n = len(table)
     subject = table["SUBJECT"].to_numpy().astype(np.int64)
     n_subjects = int(dataset.n_subjects)
@@ -257,17 +258,6 @@ def engine_design(
         seg_row=seg_row.astype(np.int64),
         jac_index=np.ascontiguousarray(jac_index.astype(np.int64)),
     )
-
-
-def _validate(dataset, model: StructuralModel) -> None:
-    """Dose records the model cannot take: a DataError naming their rows."""
-    from ..data.events import build_event_design
-
-    table = dataset.table
-    evid = _num(table, "EVID", 0.0)
-    doses = table[np.isin(evid, (1, 3, 4))]
-    # the pair expansion is cheap on dose records alone; it runs every dose check
-    build_event_design(doses.assign(EVID=_num(doses, "EVID", 0.0)), model, points="all")
 
 
 def zero_observations(design: EngineDesign) -> np.ndarray:
