@@ -334,7 +334,7 @@ def _dose(cfg, p, t, amt, rate, ii, addl, ss, cmt, fl, a, s, r, pend, pendv, cou
         if rate > 0.0:
             count = _push(pend, pendv, count, tau, 1.0, cmt, rate, dlag, zero, c0)
             count = _push(pend, pendv, count, tau + dur, 1.0, cmt, -rate, dend, zero, c0)
-        elif famt != 0.0 or n_par > 0:
+        else:
             count = _push(pend, pendv, count, tau, 0.0, cmt, famt, dlag, damt, c0)
     return count
 
