@@ -507,6 +507,7 @@ def test_fit_announces_the_compile_on_a_terminal(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(bayes_nlme.fit, "sample", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
     monkeypatch.setattr(cli, "_tty", lambda: True)
+    monkeypatch.delenv("CI", raising=False)  # CI sets it, and CI=1 means quiet
     _, _, err = run(["fit", THEO, "--data", "theophylline", "--out", tmp_path / "f"], capsys)
     assert "compiling" in err
     _, _, err = run(["fit", THEO, "--data", "theophylline", "--out", tmp_path / "f", "--quiet"], capsys)
