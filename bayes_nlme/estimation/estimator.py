@@ -95,6 +95,7 @@ def build_problem(spec, data):
         segment_covariates(spec, dataset, design),
         censored=censored,
         limit=np.where(censored, y, np.nan),
+        positive=spec.residual.blq == "M4",
     )
     return problem, dataset, frame, int(drop.sum())
 
@@ -300,7 +301,8 @@ def check_estimation_inputs(spec, data, method: str) -> None:
 
 def _check_censoring(spec, method: str, problem) -> None:
     """Methods that cannot take the censored rows in the objective say so (exit 2)."""
-    if problem.n_censored == 0:
+    m4 = problem.positive
+    if problem.n_censored == 0 and not m4:
         return
     if problem.n_censored == problem.n_obs:
         raise InputError(
@@ -308,14 +310,14 @@ def _check_censoring(spec, method: str, problem) -> None:
         )
     blq = spec.residual.blq
     if method in ("fo", "foce"):
-        raise ArgumentError(
-            f"method '{method}' does not handle censored observations ({problem.n_censored} rows with BLQ = 1 under "
-            f'[residual] blq = "{blq}"): use focei, laplace or nuts, or blq = "M1" to drop them'
+        what = (
+            f"censored observations ({problem.n_censored} rows with BLQ = 1 under "
+            if problem.n_censored
+            else "the M4 condition y >= 0 on every row ("
         )
-    if blq == "M4":
         raise ArgumentError(
-            f"[residual] blq = \"M4\" is available under nuts; method '{method}' supports M3 and M1 "
-            "(M4 in the frequentist engines is not implemented yet)"
+            f"method '{method}' does not handle {what}"
+            f'[residual] blq = "{blq}"): use focei, laplace or nuts, or blq = "M1" to drop censored rows'
         )
 
 

@@ -12,6 +12,10 @@ the population parameters (through ``r``). Both densities are written as functio
 * Censored rows (M3, Beal 2001): ``l = -2 log Phi(z)``, ``z = (L - f) / sqrt(r)`` with
   the limit ``L`` on the scale of ``f`` (``log LLOQ`` under the exponential model).
   These rows keep their ``log 2 pi`` in ``minus2ll`` (none is removed for them).
+* M4 (``positive=True``): every row is conditioned on ``y >= 0``, so observed rows add
+  ``2 log Phi(f / sqrt(r))`` and censored rows contribute
+  ``-2 log[(Phi(z_L) - Phi(z_0)) / Phi(f / sqrt(r))]``. Their derivatives are carried
+  by jet arithmetic (:mod:`.jets`).
 
 The densities agree with :func:`bayes_nlme.build.residual.observation_loglik`, the
 definition the Bayesian path uses; a test checks it.
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.special import log_ndtr
+
+from .jets import Jet, inverse_sqrt_jet, log1mexp_jet, log_ndtr_jet, partials
 
 __all__ = ["observation_loss", "total_partials"]
 
@@ -70,7 +76,24 @@ def _censored(limit: np.ndarray, f: np.ndarray, r: np.ndarray) -> dict:
     }
 
 
-def observation_loss(y: np.ndarray, f: np.ndarray, r: np.ndarray, censored=None, limit=None) -> dict:
+def _m4_terms(limit: np.ndarray, f: np.ndarray, r: np.ndarray, censored: np.ndarray) -> dict:
+    """M4 rows: the conditioning ``2 log Phi(f / sqrt r)`` on every row, and on censored rows
+    the probability of ``0 <= y < L`` in place of the Gaussian density."""
+    fj, rj = Jet.variable(f, "f"), Jet.variable(r, "r")
+    u = inverse_sqrt_jet(rj)
+    positive = log_ndtr_jet(fj * u)
+    out = partials(positive * 2.0)
+    if censored is None or not np.any(censored):
+        return {"condition": out}
+    a = log_ndtr_jet((fj * -1.0 + limit) * u)
+    b = log_ndtr_jet(fj * u * -1.0)
+    band = a + log1mexp_jet(b - a)  # log(Phi(z_L) - Phi(z_0))
+    return {"condition": out, "censored": partials(band * -2.0 + positive * 2.0)}
+
+
+def observation_loss(
+    y: np.ndarray, f: np.ndarray, r: np.ndarray, censored=None, limit=None, positive: bool = False
+) -> dict:
     """``l`` and its partial derivatives in ``f`` and ``r`` (keys ``l, f, r, ff, fr, rr,
     fff, ffr, frr, rrr``), for every observation.
 
@@ -82,14 +105,23 @@ def observation_loss(y: np.ndarray, f: np.ndarray, r: np.ndarray, censored=None,
         Censored rows (M3).
     limit : numpy.ndarray, optional
         Their limits on the scale of ``f``.
+    positive : bool
+        M4: condition every row on ``y >= 0`` (natural-scale error models only).
 
     Returns
     -------
     dict of str to numpy.ndarray
     """
+    any_censored = censored is not None and np.any(censored)
     with np.errstate(all="ignore"):
         out = _gaussian(y - f, r)
-        if censored is None or not np.any(censored):
+        if positive:
+            terms = _m4_terms(np.where(censored, limit, 1.0) if any_censored else None, f, r, censored)
+            out = {key: value + terms["condition"][key] for key, value in out.items()}
+            if any_censored:
+                out = {key: np.where(censored, terms["censored"][key], value) for key, value in out.items()}
+            return out
+        if not any_censored:
             return out
         cens = _censored(np.where(censored, limit, 0.0), f, r)
     return {key: np.where(censored, cens[key], value) for key, value in out.items()}

@@ -146,7 +146,7 @@ def _conditional(problem: Problem, method: str, psi: np.ndarray, eta: np.ndarray
     pc = _pieces(problem, psi, eta, method, 3 if laplace else 2)
     res, g, seg, sub = pc["res"], pc["G"], problem.segsum, problem.subject
     r = res.r
-    censored = problem.censored
+    censored = problem.nongaussian
     lp = problem.loss_partials(pc["f"], res, third=laplace or censored is not None)
     inv, dinv, logdet, dlogdet = problem.pmap.omega_parts(psi)
     l_f, l_ff = lp["l_f"], lp["l_ff"]
@@ -189,7 +189,7 @@ def _conditional(problem: Problem, method: str, psi: np.ndarray, eta: np.ndarray
         c = 1.0 / r + 0.5 * res.r_f**2 / r**2
         c_f = c_r * res.r_f + c_rf * res.r_ff
         c_psi = c_f[:, None] * f_psi + c_r[:, None] * res.r_psi + c_rf[:, None] * res.r_fpsi
-        if censored is not None:  # censored rows: half the observed information (Laplace-like)
+        if censored is not None:  # censored and M4 rows: half the observed information (Laplace-like)
             c = np.where(censored, 0.5 * l_ff, c)
             c_f = np.where(censored, 0.5 * lp["l_fff"], c_f)
             c_psi = np.where(censored[:, None], 0.5 * (lp["l_fff"][:, None] * f_psi + lp["l_ffpsi"]), c_psi)

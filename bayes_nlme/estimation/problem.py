@@ -79,6 +79,9 @@ class Problem:
         Rows censored below their limit (M3).
     limit : numpy.ndarray, optional
         Limits of the censored rows (natural scale).
+    positive : bool
+        M4: every row is conditioned on ``y >= 0`` (contract 5.2); ignored under the
+        exponential error model, where ``y > 0`` always.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class Problem:
         jac_index=None,
         censored=None,
         limit=None,
+        positive: bool = False,
     ):
         self.spec = spec
         self.pmap = ParameterMap(spec)
@@ -106,6 +110,7 @@ class Problem:
         self.covariates = dict(covariates or {})
         self.error = spec.residual.model
         self.censored = None if censored is None or not np.any(censored) else np.asarray(censored, dtype=bool)
+        self.positive = bool(positive) and self.error != "exponential"
         with np.errstate(divide="ignore", invalid="ignore"):
             transform = np.log if self.error == "exponential" else (lambda x: x)
             self.y_t = transform(self.y)
@@ -282,7 +287,14 @@ class Problem:
 
     def loss(self, f: np.ndarray, res: Residual) -> dict:
         """Per-observation loss and its partials in ``(f, r)`` (:func:`.loss.observation_loss`)."""
-        return observation_loss(self.y_t, f, res.r, self.censored, self.limit_t)
+        return observation_loss(self.y_t, f, res.r, self.censored, self.limit_t, self.positive)
+
+    @property
+    def nongaussian(self):
+        """Rows whose loss is not a Gaussian density (censored, or every row under M4), or None."""
+        if self.positive:
+            return np.ones(self.n_obs, dtype=bool)
+        return self.censored
 
     def loss_partials(self, f: np.ndarray, res: Residual, third: bool = False) -> dict:
         """``l`` and its total derivatives (:func:`.loss.total_partials`)."""
@@ -307,7 +319,9 @@ class Problem:
         return obj, grad, hessian + 2.0 * omega_inv
 
 
-def problem_from_design(spec, y, design, keep, covariates: dict | None = None, censored=None, limit=None) -> Problem:
+def problem_from_design(
+    spec, y, design, keep, covariates: dict | None = None, censored=None, limit=None, positive: bool = False
+) -> Problem:
     """The :class:`Problem` of the observations ``keep`` of a model-core design.
 
     Parameters
@@ -320,7 +334,9 @@ def problem_from_design(spec, y, design, keep, covariates: dict | None = None, c
     covariates : dict, optional
         Covariate values per parameter segment.
     censored, limit : numpy.ndarray, optional
-        Censored rows among the kept ones, and their limits (M3).
+        Censored rows among the kept ones, and their limits (M3, M4).
+    positive : bool
+        M4: condition every row on ``y >= 0``.
 
     Returns
     -------
@@ -342,4 +358,5 @@ def problem_from_design(spec, y, design, keep, covariates: dict | None = None, c
         jac_index=np.asarray(design.jac_index)[keep],
         censored=censored,
         limit=limit,
+        positive=positive,
     )
