@@ -482,3 +482,33 @@ def _theophylline_csv():
     from bayes_nlme.data import bundled_path
 
     return bundled_path("theophylline")
+
+
+def test_compiled_model_key_is_the_graph():
+    """The compile cache key is a digest of the built graph: prior values do not change it, and
+    every model change does, including ones no hand-kept list named (censoring method, LOCF/NOCB)."""
+    from bayes_nlme.fit.structure import structure_key
+
+    data = pd.read_csv(_theophylline_csv())
+    data["BLQ"] = ((data["TIME"] > 24) & (data["AMT"].fillna(0) == 0)).astype(int)
+    data["WT"] = 70.0 + data["TIME"] / 10.0  # changes within subjects
+    covariates = {"covariates": [{"column": "WT", "effect": "power", "reference": 70.0, "exponent": 0.75}]}
+    cl = {**BASE["parameters"]["CL"], **covariates}
+
+    def key(residual=None, **changes):
+        doc = copy.deepcopy(BASE)
+        doc["parameters"]["CL"] = cl
+        doc["residual"].update(residual or {})
+        doc.update(changes)
+        return structure_key(build(parse_model(doc), data))
+
+    base = key()
+    assert key(residual={"add": {"inverse_gamma": {"alpha": 3.0, "beta": 0.1}}}) == base  # prior values only
+    changed = {
+        "blq": key(residual={"blq": "M4"}),
+        "nocb": key(time_varying="nocb"),
+        "guard": key(flip_flop_guard=False),
+        "prior family": key(residual={"add": {"half_normal": {"sigma": 0.5}}}),
+    }
+    assert all(value != base for value in changed.values()), changed
+    assert len(set(changed.values())) == len(changed)

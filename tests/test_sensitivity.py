@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from bayes_nlme.cli import main
+from bayes_nlme.data import load_dataset
 from bayes_nlme.errors import ArgumentError, SpecError
 from bayes_nlme.sensitivity import PSENSE_COLUMNS, VERDICTS, power_scaling, prior_variants, verdict, verdict_kind
 from bayes_nlme.sensitivity.output import write_outputs
@@ -484,7 +485,7 @@ TINY = {"draws": 50, "tune": 50, "chains": 2, "seed": 1}
 def test_structure_groups(theo):
     from bayes_nlme.sensitivity.runner import structure_groups
 
-    groups = structure_groups(prior_variants(theo, scales=(0.5, 2.0)))
+    groups = structure_groups(prior_variants(theo, scales=(0.5, 2.0)), load_dataset("theophylline"))
     assert groups == [["base", "scale_0.5", "scale_2"], ["lkj"], ["residual_halfnormal"]]
 
 

@@ -32,6 +32,7 @@ from .flipflop import flip_flop_check
 from .init import check_init, frequentist_fit, start_point, with_start
 from .native import graph_key
 from .result import BayesFit
+from .structure import structure_key
 from .summary import canonical_draws
 from .tree import finish_tree
 
@@ -71,43 +72,6 @@ class CompiledModel:
         return self.compiled.with_data(**prior_data(spec))
 
 
-def _structure(spec, centered: bool, backend: str) -> tuple:
-    """What fixes the compiled graph: everything but prior values."""
-    params = tuple(
-        (
-            p.name,
-            p.fixed,
-            p.iiv,
-            type(p.typical).__name__,
-            tuple(
-                (c.column, c.effect, c.reference, type(c.coefficient).__name__ if c.estimated else c.coefficient)
-                for c in p.covariates
-            ),
-        )
-        for p in spec.parameters
-    )
-    prior = spec.omega.prior
-    omega = (spec.omega.blocks, type(prior).__name__, type(getattr(prior, "sd", None)).__name__)
-    residual = (spec.residual.model, tuple(type(getattr(spec.residual, f)).__name__ for f in ("add", "prop", "exp")))
-    return (
-        spec.structural,
-        params,
-        omega,
-        residual,
-        guard.guard_enabled(spec),
-        guard.individual_guard(spec),
-        centered,
-        backend,
-    )
-
-
-def _data_key(dataset) -> tuple:
-    import pandas as pd
-
-    table = dataset.table
-    return (str(dataset.source), len(table), int(pd.util.hash_pandas_object(table, index=False).sum()))
-
-
 def clear_cache() -> None:
     """Forget the compiled models of this process."""
     _CACHE.clear()
@@ -115,6 +79,10 @@ def clear_cache() -> None:
 
 def compile_model(spec, data, *, centered: bool = False, backend: str = "native") -> CompiledModel:
     """Build and compile a model, or take it from this process's cache.
+
+    The cache key is the digest of the built graph (:func:`.structure.structure_key`),
+    so specs that differ only in prior values share one compiled model, and any other
+    change compiles anew.
 
     Parameters
     ----------
@@ -131,15 +99,15 @@ def compile_model(spec, data, *, centered: bool = False, backend: str = "native"
         With the prior data of ``spec`` set.
     """
     dataset = resolve_dataset(spec, data)
-    key = (_structure(spec, centered, backend), _data_key(dataset))
+    start = time.perf_counter()
+    built = build(spec, dataset, centered=centered)
+    key = (structure_key(built), backend)
     if key in _CACHE:
         _CACHE.move_to_end(key)
         cached = _CACHE[key]
         return replace(
             cached, built=replace(cached.built, spec=spec), compiled=cached.for_spec(spec), seconds=0.0, fresh=False
         )
-    start = time.perf_counter()
-    built = build(spec, dataset, centered=centered)
     initial = tuple((p.name, p.initial) for p in spec.parameters)
     compiled = compile_nutpie(
         built.model, backend=backend, key=graph_key(key, initial), recipe=(spec, dataset, centered)

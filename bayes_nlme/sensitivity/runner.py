@@ -194,27 +194,29 @@ def fit_variant(name: str, spec, dataset, settings: dict, power: bool) -> dict:
     }
 
 
-def _structure_key(spec):
-    """What fixes the compiled graph of a NUTS fit: everything but prior values."""
-    from ..fit.sampling import _structure
-
-    return _structure(spec, False, BACKEND)
-
-
-def structure_groups(named) -> list[list[str]]:
+def structure_groups(named, data, centered: bool = False) -> list[list[str]]:
     """The variant names grouped by compiled-graph structure, in order of first appearance.
+
+    Two variants share a group when their built graphs have the same digest
+    (:func:`bayes_nlme.fit.structure.structure_key`): only prior values differ.
 
     Parameters
     ----------
     named : list of (str, ModelSpec)
+    data : Dataset
+    centered : bool
+        Centred etas (part of the graph).
 
     Returns
     -------
     list of list of str
     """
+    from ..build import build
+    from ..fit.structure import structure_key
+
     groups: dict = {}
     for name, spec in named:
-        groups.setdefault(_structure_key(spec), []).append(name)
+        groups.setdefault(structure_key(build(spec, data, centered=centered)), []).append(name)
     return list(groups.values())
 
 
@@ -445,7 +447,7 @@ def run_sensitivity(
             "compile_backend": BACKEND,
             "centered": centered,
         }
-        groups = structure_groups(named)
+        groups = structure_groups(named, data, centered)
         if not quiet:
             print(
                 f"sensitivity: {len(named)} variants ({', '.join(n for n, _ in named)}) "
