@@ -68,7 +68,7 @@ def test_import_without_jax():
 
 @pytest.mark.parametrize(
     "sampler",
-    ["numpyro", pytest.param("blackjax", marks=pytest.mark.slow)],  # the same JAX graph; ~50 s of compilation
+    [pytest.param(s, marks=pytest.mark.slow) for s in ("numpyro", "blackjax")],  # ~50 s of JAX compilation each
 )
 def test_jax_sampler_fit(sampler, tmp_path):
     with warnings.catch_warnings(record=True):

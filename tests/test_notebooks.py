@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # runs the whole notebook
 def test_theophylline_notebook_runs_with_small_draws(tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # jupyter_core's platformdirs DeprecationWarning
     import nbformat
@@ -42,6 +45,7 @@ def test_theophylline_notebook_runs_with_small_draws(tmp_path, monkeypatch):
     assert not errors
 
 
+@pytest.mark.slow  # runs the whole notebook
 def test_prior_sensitivity_notebook_runs_with_small_draws(tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
     import nbformat

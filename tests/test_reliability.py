@@ -393,12 +393,36 @@ def test_observation_of_another_compartment_is_rejected(tmp_path, capsys):
 # ------------------------------------------------------------- 6. exact IDs
 
 
-def test_ids_beyond_2_53_are_not_merged(tmp_path, capsys):
-    rows = [r.replace("1,", "9007199254740993,", 1) for r in subject(1)]
-    rows += [r.replace("2,", "9007199254740992,", 1) for r in subject(2)]
-    code, _, err = run(["check", THEO, "--data", csv(tmp_path, rows)], capsys)
-    assert_bad_input(code, err, "'ID'", "2^53", "renumber")
-    assert "TIME" not in err  # the error names the IDs, not a time order it caused
+def test_ids_are_exact_keys(tmp_path, capsys):
+    """IDs are read as exact keys (integers of any size, or text), never through a float:
+    IDs beyond 2^53 that a float would merge stay two subjects, and text IDs are valid."""
+    from bayes_nlme.data import load_dataset
+
+    for first, second in (("9007199254740993", "9007199254740992"), ("10" * 20, "10" * 20 + "1"), ("S-01", "S-1")):
+        rows = [r.replace("1,", f"{first},", 1) for r in subject(1)]
+        rows += [r.replace("2,", f"{second},", 1) for r in subject(2)]
+        path = csv(tmp_path, rows)
+        code, out, err = run(["check", THEO, "--data", path], capsys)
+        assert code == 0, err
+        ds = load_dataset(path)
+        assert ds.n_subjects == 2
+        shown = [str(i) for i in ds.subject_ids]
+        assert shown == [first, second], shown
+    code, _, err = run(
+        [
+            "predict",
+            THEO,
+            "--data",
+            path,
+            "--params",
+            ROOT / "models" / "theophylline_params.json",
+            "--out",
+            tmp_path / "pred.csv",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert set(pd.read_csv(tmp_path / "pred.csv", dtype={"ID": str})["ID"]) == {"S-01", "S-1"}
 
 
 # ------------------------------------------------------------- 7. all observations BLQ

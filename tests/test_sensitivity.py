@@ -489,6 +489,7 @@ def test_structure_groups(theo):
     assert groups == [["base", "scale_0.5", "scale_2"], ["lkj"], ["residual_halfnormal"]]
 
 
+@pytest.mark.slow  # five NUTS fits in workers; test_sampling covers the compile cache by default
 @quiet_fit
 def test_study_of_five_variants_compiles_once(tmp_path):
     from bayes_nlme.sensitivity import SensitivityStudy, run_sensitivity
@@ -513,6 +514,7 @@ def test_study_of_five_variants_compiles_once(tmp_path):
     assert Path(study) == tmp_path / "sens"
 
 
+@pytest.mark.slow  # a local Dask cluster and two NUTS fits
 def test_dask_scheduler(tmp_path, capsys):
     distributed = pytest.importorskip("dask.distributed")
     from bayes_nlme.fit import ConvergenceWarning

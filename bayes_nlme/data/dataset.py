@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,10 +14,10 @@ import pandas as pd
 from ..errors import ArgumentError, DataError, SpecError
 from .bundled import bundled_names, bundled_path
 from .columns import COMPARTMENTS, REQUIRED, ROLES, column_label, resolve_columns
-from .reader import RawTable, from_frame, parse_numeric, read_csv_file
+from .reader import MISSING_TEXT, RawTable, from_frame, parse_numeric, read_csv_file
 from .validate import Problems, check_model_records, complete_roles, format_value
 
-__all__ = ["Dataset", "load_dataset", "read_dataset", "check_for_model"]
+__all__ = ["Dataset", "load_dataset", "read_dataset", "check_for_model", "id_array", "subject_keys"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,9 +94,14 @@ class Dataset:
 
     @property
     def subject_ids(self) -> tuple:
-        """Original subject IDs in order of first appearance (ints where whole numbers)."""
+        """Original subject IDs in order of first appearance: ints when every ID is a whole
+        number that fits 64 bits, otherwise the IDs as text."""
         ids = pd.unique(self.table["ID"].to_numpy())
-        return tuple(int(i) if float(i).is_integer() else float(i) for i in ids)
+        if self.table["ID"].dtype.kind in "iu":
+            return tuple(int(i) for i in ids)
+        if self.table["ID"].dtype.kind == "f":
+            return tuple(int(i) if float(i).is_integer() else float(i) for i in ids)
+        return tuple(str(i) for i in ids)
 
     @property
     def observations(self) -> pd.DataFrame:
@@ -165,6 +171,83 @@ def _compact(values: np.ndarray, raw: pd.Series, bad: np.ndarray) -> pd.Series:
     if whole and not np.isnan(values).any():
         return pd.Series(values.astype(np.int64))
     return pd.Series(values)
+
+
+def id_array(values) -> np.ndarray:
+    """Subject IDs as an array a file can hold: int64 for whole numbers, else text.
+
+    Parameters
+    ----------
+    values : array-like or pandas.Series
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    arr = np.asarray(values.to_numpy() if hasattr(values, "to_numpy") else values)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "f":
+        whole = np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)) and np.all(np.abs(arr) < 2**53)
+        return arr.astype(np.int64) if whole else arr
+    return arr.astype(str)
+
+
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+def _subject_key(value):
+    """One ID as an exact key: an int for a whole number (any size), else the stripped text."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return int(value) if float(value).is_integer() else float(value)
+    text = str(value).strip()
+    if text in MISSING_TEXT or text == "":
+        return None
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if np.isfinite(number) and number.is_integer() and abs(number) < 2**53:
+        return int(number)  # "12.0" is subject 12
+    return text
+
+
+def subject_keys(column: pd.Series) -> tuple[np.ndarray, pd.Series, list[str]]:
+    """Read ``ID`` as an exact key (CONTRACT: integer or string), never through a float.
+
+    Parameters
+    ----------
+    column : pandas.Series
+        The raw ID column.
+
+    Returns
+    -------
+    codes : numpy.ndarray of float
+        0, 1, ... by order of first appearance; NaN where the ID is missing.
+    ids : pandas.Series
+        The IDs: int64 when all are whole numbers within 64 bits, else text.
+    labels : list of str
+        ``labels[code]``: the ID as messages show it.
+    """
+    keys = [_subject_key(v) for v in column.to_numpy(dtype=object)]
+    present = [k for k in keys if k is not None]
+    numeric = all(isinstance(k, int) and -(2**63) <= k < 2**63 for k in present)
+    as_text = [None if k is None else str(k) for k in keys]
+    codes, uniques = pd.factorize(pd.Series(as_text, dtype=object), use_na_sentinel=True)
+    codes = np.where(codes < 0, np.nan, codes.astype(float))
+    if numeric:
+        ids = pd.Series([np.nan if k is None else k for k in keys], dtype="Int64" if None in keys else "int64")
+    else:
+        ids = pd.Series(as_text, dtype=object)
+    return codes, ids, [str(u) for u in uniques]
 
 
 def _parse_all(raw: RawTable, used: Sequence[str], problems: Problems):
@@ -259,16 +342,20 @@ def load_dataset(source, *, columns: Mapping[str, str] | None = None, name: str 
     problems.extend(raw.problems)
     resolved = resolve_columns(list(raw.frame.columns), columns)
     problems.extend(resolved.problems)
-    used = set(resolved.roles.values()) | set(resolved.covariates)
+    id_column = resolved.roles.get("ID")
+    used = (set(resolved.roles.values()) | set(resolved.covariates)) - {id_column}
     values, bad, original = _parse_all(raw, used, problems)
     if any(role not in resolved.roles for role in REQUIRED):
         problems.raise_if_any()
-    role_values = {r: values[n] for r, n in resolved.roles.items()}
-    role_bad = {r: bad[n] for r, n in resolved.roles.items()}
-    out = complete_roles(role_values, role_bad, resolved.roles, problems)
+    codes, ids, labels = subject_keys(raw.frame[id_column])
+    role_values = {r: (codes if r == "ID" else values[n]) for r, n in resolved.roles.items()}
+    role_bad = {r: (np.zeros(len(codes), bool) if r == "ID" else bad[n]) for r, n in resolved.roles.items()}
+    out = complete_roles(role_values, role_bad, resolved.roles, problems, id_labels=labels)
     problems.raise_if_any()
 
     table = pd.DataFrame({role: out[role] for role in ROLES})
+    table["ID"] = ids.astype(np.int64) if ids.dtype.name == "Int64" else ids
+    original[id_column] = table["ID"].to_numpy()  # exact IDs in the embedded copy too
     table["ROW"] = np.arange(1, len(table) + 1)
     table["SUBJECT"] = pd.factorize(table["ID"])[0]
     covariates = resolved.covariates

@@ -156,6 +156,7 @@ def complete_roles(
     bad: Mapping[str, np.ndarray],
     names: Mapping[str, str],
     problems: Problems,
+    id_labels: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Check the role columns, derive EVID and MDV, and fill in defaults.
 
@@ -170,6 +171,11 @@ def complete_roles(
         Role -> actual dataset column name, for messages.
     problems : Problems
         Receives every violation.
+
+    id_labels : sequence of str, optional
+        When given, ``values["ID"]`` holds subject codes (0, 1, ... in order of first
+        appearance; the exact IDs are kept by the caller) and ``id_labels[code]`` is the
+        ID as messages show it.
 
     Returns
     -------
@@ -193,7 +199,7 @@ def complete_roles(
     neg = time < 0
     if neg.any():
         problems.add("negative_time", names["TIME"], _rows(neg), f"{lab['TIME']}: negative time")
-    inexact = _exact_ids_and_magnitudes(get, names, lab, problems)
+    inexact = _exact_ids_and_magnitudes(get, names, lab, problems, check_ids=id_labels is None)
 
     # Flags with a closed set of values.
     def _in_set(role: str, allowed: tuple[int, ...], check: str) -> np.ndarray:
@@ -312,7 +318,7 @@ def complete_roles(
 
     _contradictions(get, evid, mdv_given, has_dv, dose, constant, names, lab, problems)
     if not inexact.any():
-        _check_subjects(ident, time, evid, observation, names, lab, problems)
+        _check_subjects(ident, time, evid, observation, names, lab, problems, id_labels)
 
     out = {role: get[role].copy() for role in ROLES}
     for role, default in DEFAULTS.items():
@@ -323,14 +329,14 @@ def complete_roles(
     return out
 
 
-def _exact_ids_and_magnitudes(get, names, lab, problems: Problems) -> np.ndarray:
+def _exact_ids_and_magnitudes(get, names, lab, problems: Problems, check_ids: bool = True) -> np.ndarray:
     """IDs that a float cannot hold exactly, and values too large for the model's arithmetic.
 
     Returns the mask of records whose ID is inexact (the subject checks are then skipped:
     their merged subjects would only add confusing messages).
     """
     ident = get["ID"]
-    inexact = np.abs(ident) >= MAX_ID
+    inexact = (np.abs(ident) >= MAX_ID) if check_ids else np.zeros(len(ident), dtype=bool)
     if inexact.any():
         problems.add(
             "id_exact",
@@ -417,8 +423,13 @@ def _check_subjects(
     names: Mapping[str, str],
     lab: Mapping[str, str],
     problems: Problems,
+    id_labels: Sequence[str] | None = None,
 ) -> None:
     """Time order within subjects, contiguous subjects, and subjects without observations."""
+
+    def label(value) -> str:
+        return format_value(value) if id_labels is None else str(id_labels[int(value)])
+
     has_id = ~np.isnan(ident)
     frame = pd.DataFrame({"id": ident, "time": time, "evid": evid, "obs": observation})
     frame["row"] = np.arange(1, len(frame) + 1)
@@ -443,7 +454,7 @@ def _check_subjects(
     for pos in np.flatnonzero(start):
         if ids[pos] in seen:
             again_rows.append(int(frame["row"].iloc[pos]))
-            again_ids.append(format_value(ids[pos]))
+            again_ids.append(label(ids[pos]))
         seen.add(ids[pos])
     if again_rows:
         problems.add(
@@ -457,7 +468,7 @@ def _check_subjects(
     empty = counts.index[~counts.to_numpy()]
     if len(empty):
         rows = frame["row"][frame["id"].isin(empty)]
-        shown = ", ".join(format_value(i) for i in empty)
+        shown = ", ".join(label(i) for i in empty)
         word = "subject" if len(empty) == 1 else "subjects"
         problems.add(
             "no_observations",

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..data.dataset import id_array
+
 __all__ = ["EstimationResult"]
 
 _Z95 = 1.959963984540054
@@ -152,7 +154,7 @@ class EstimationResult:
             ebe_vars,
             coords={
                 "subject": np.arange(len(self.ebe)),
-                "ID": ("subject", self.ebe["ID"].to_numpy()),
+                "ID": ("subject", id_array(self.ebe["ID"])),
                 "eta_parameter": np.array(iiv, dtype=object),
             },
         )
@@ -162,7 +164,14 @@ class EstimationResult:
             {c: ("observation", pred[c].to_numpy(float)) for c in ("PRED", "IPRED", "IWRES", "CWRES")}, coords=obs
         )
         observed = xr.Dataset({"DV": ("observation", pred["DV"].to_numpy(float))}, coords=obs)
-        constant = xr.Dataset({c: ("observation", pred[c].to_numpy(float)) for c in ("ROW", "ID", "TIME")}, coords=obs)
+        constant = xr.Dataset(
+            {
+                "ROW": ("observation", pred["ROW"].to_numpy(float)),
+                "ID": ("observation", id_array(pred["ID"])),
+                "TIME": ("observation", pred["TIME"].to_numpy(float)),
+            },
+            coords=obs,
+        )
         nodes = {
             "estimates": estimates,
             "estimates_table": table,

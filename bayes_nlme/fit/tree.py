@@ -23,6 +23,7 @@ import xarray as xr
 
 from ..build.model import prior_data
 from ..build.residual import pointwise_loglik, predictive_draws
+from ..data.dataset import id_array
 
 __all__ = ["finish_tree", "constant_data", "observed_data", "likelihood_groups"]
 
@@ -45,7 +46,7 @@ def constant_data(built) -> xr.Dataset:
     data = {
         "time": ("observation", obs["TIME"].to_numpy(dtype=float)),
         "subject_index": ("observation", obs["SUBJECT"].to_numpy(dtype=int)),
-        "subject_id": ("observation", obs["ID"].to_numpy(dtype=float)),
+        "subject_id": ("observation", id_array(obs["ID"])),
         "blq": ("observation", obs["BLQ"].fillna(0).to_numpy(dtype=int)),
     }
     doses = built.dataset.doses
