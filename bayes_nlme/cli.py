@@ -216,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit directories of the same model to compare with (one or more)",
     )
 
+    kfold = sub.add_parser("kfold", help="K-fold cross-validation by subject of a NUTS fit (K refits)")
+    kfold.add_argument("dir", help="NUTS fit directory written by 'bayes-nlme fit'; kfold.csv is written into it")
+    kfold.add_argument("--folds", type=int, default=5, help="number of folds of subjects (default 5)")
+    kfold.add_argument("--draws", type=int, default=500, help="draws per chain of each refit (default 500)")
+    kfold.add_argument("--tune", type=int, default=500, help="tuning steps per chain of each refit (default 500)")
+    kfold.add_argument("--chains", type=int, default=2, help="chains of each refit (default 2)")
+    kfold.add_argument("--seed", type=int, default=1, help="seed of the folds and the refits (default 1)")
+    kfold.add_argument("--quiet", action="store_true", help="no progress")
+
     compare = sub.add_parser("compare", help="side-by-side table of fits")
     compare.add_argument("dirs", nargs="+", metavar="DIR", help="fit directories")
     compare.add_argument("--out", help="CSV file for the table")
@@ -448,8 +457,28 @@ def _cmd_sensitivity(args) -> int:
     return 0
 
 
+def _cmd_kfold(args) -> int:
+    from .diagnostics.kfold import kfold_subject, write_kfold
+    from .fitdir import load_fit_dir
+
+    for name in ("draws", "tune", "chains", "seed"):
+        minimum = 0 if name in ("tune", "seed") else 1
+        if getattr(args, name) < minimum:
+            raise ArgumentError(f"--{name} must be an integer >= {minimum}, got {getattr(args, name)}")
+    fd = load_fit_dir(args.dir)
+    _step(f"K-fold cross-validation by subject: {args.folds} NUTS refits ...", args.quiet)
+    result = kfold_subject(fd, k=args.folds, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed)
+    _INTERRUPT.raise_if_hit()
+    paths = write_kfold(result, fd.path)
+    if not args.quiet:
+        print(result.table().to_string(index=False))
+    print(f"wrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
 COMMANDS = {
     "fit": _cmd_fit,
+    "kfold": _cmd_kfold,
     "predict": _cmd_predict,
     "check": _cmd_check,
     "report": _cmd_report,

@@ -491,7 +491,13 @@ def predictive_accuracy(page, ctx: Context) -> None:
         "log-likelihood variance exceeds 0.4); with many such points the estimate is optimistic.</p>"
     )
     parts.append(table_html(table, {"n_data_points": "int", "n_high_k": "int", "good_k": "fixed2", "max_k": "fixed2"}))
-    note = loo_reliability_note(table)
+    from ..diagnostics.kfold import read_kfold
+
+    kfold = read_kfold(fd.fitdir.path)
+    if kfold is not None:
+        parts.append("<p>K-fold cross-validation by subject (<code>bayes-nlme kfold</code>, kfold.csv):</p>")
+        parts.append(table_html(kfold, {"n_data_points": "int", "k": "int"}))
+    note = loo_reliability_note(table, kfold=kfold is not None)
     if note:
         parts.append(f'<div class="verdict fail">{escape(note)}</div>')
     _figure(
@@ -502,13 +508,15 @@ def predictive_accuracy(page, ctx: Context) -> None:
     )
 
 
-def loo_reliability_note(table: pd.DataFrame) -> str:
+def loo_reliability_note(table: pd.DataFrame, kfold: bool = False) -> str:
     """A warning when subject-level PSIS-LOO is unreliable (Pareto k above the threshold).
 
     Parameters
     ----------
     table : pandas.DataFrame
         The LOO table (:func:`bayes_nlme.diagnostics.loo_table`).
+    kfold : bool
+        Whether the fit directory holds a K-fold result (shown instead).
 
     Returns
     -------
@@ -526,10 +534,14 @@ def loo_reliability_note(table: pd.DataFrame) -> str:
     return (
         f"Subject-level LOO is unreliable here: {share} has a Pareto k above {row['good_k']:.2f} (max "
         f"{row['max_k']:.2f}), so leaving a whole subject out changes the posterior too much for importance "
-        "sampling, and the elpd of 'LOO (subject)' is optimistic; do not use it to compare models. This "
-        "report does not refit the model; use K-fold cross-validation by subject instead (refit with each "
-        "group of subjects left out, e.g. 5 to 10 folds), or PSIS-LOO with moment matching. "
-        "Observation-level LOO (first row) is unaffected when its own Pareto k are low."
+        "sampling, and the elpd of 'LOO (subject)' is optimistic; do not use it to compare models. "
+        + (
+            "Use the K-fold cross-validation by subject above instead. "
+            if kfold
+            else "Use K-fold cross-validation by subject instead: `bayes-nlme kfold DIR --folds 5` refits the "
+            "model without each fold of subjects, scores them as new subjects, and the report then shows it. "
+        )
+        + "Observation-level LOO (first row) is unaffected when its own Pareto k are low."
     )
 
 
