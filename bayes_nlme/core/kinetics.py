@@ -371,11 +371,133 @@ def _one_oral(p, dt, a, r, a_new, phi, jp):
     jp[1, 2] = -dk * k / v
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _eigvec2(d11, d12, d21, d22, lam, out, row, col):
+    """An eigenvector of the 2 x 2 block for eigenvalue ``lam`` into ``out[row:row+2, col]``."""
+    x0, x1 = d12, lam - d11
+    y0, y1 = lam - d22, d21
+    if x0 * x0 + x1 * x1 >= y0 * y0 + y1 * y1:
+        out[row, col], out[row + 1, col] = x0, x1
+    else:
+        out[row, col], out[row + 1, col] = y0, y1
+
+
+@njit(cache=True, error_model="numpy")
+def _two_eigen(kind, K, lam, vec):
+    """Eigenvalues and eigenvectors of a two-compartment rate matrix (oral: with the depot).
+
+    Returns False where they are too close to be separated stably (then the caller uses
+    the matrix exponential)."""
+    o = 1 if kind == 3 else 0
+    d11, d12, d21, d22 = K[o, o], K[o, o + 1], K[o + 1, o], K[o + 1, o + 1]
+    tr = d11 + d22
+    det = d11 * d22 - d12 * d21
+    disc = np.sqrt((d11 - d22) ** 2 + 4.0 * d12 * d21)
+    la = 0.5 * (tr - disc)
+    if not (la < 0.0) or not (det > 0.0):
+        return False
+    lb = det / la
+    vec[:] = 0.0
+    lam[o], lam[o + 1] = lb, la
+    _eigvec2(d11, d12, d21, d22, lb, vec, o, o)
+    _eigvec2(d11, d12, d21, d22, la, vec, o, o + 1)
+    scale = -la
+    if not (la - lb < -1e-5 * scale):
+        return False
+    if kind == 3:
+        ka = -K[0, 0]
+        lam[0] = -ka
+        if min(abs(ka + la), abs(ka + lb)) < 1e-5 * max(ka, scale):
+            return False
+        det2 = (d11 + ka) * (d22 + ka) - d12 * d21
+        vec[0, 0] = 1.0
+        vec[1, 0] = -(d22 + ka) * ka / det2
+        vec[2, 0] = d21 * ka / det2
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def _spectral(K, dK, lam, vec, dt, a, r, a_new, phi, jp, n, n_par):
+    """The transition and its parameter derivatives from the eigen-decomposition
+    ``K = V diag(lam) V^-1`` (Daleckii-Krein: the Frechet derivative of ``f(K)`` in
+    direction ``E`` is ``V ((V^-1 E V) o F) V^-1`` with ``F`` the divided differences of
+    ``f`` at the eigenvalues), for ``f(x) = exp(x dt)`` and ``f(x) = int_0^dt exp(x s) ds``."""
+    vinv = _solve(vec, np.eye(n))
+    b = np.zeros(n)
+    c = np.zeros(n)
+    for i in range(n):
+        for j in range(n):
+            b[i] += vinv[i, j] * a[j]
+            c[i] += vinv[i, j] * r[j]
+    e = np.empty(n)
+    g = np.empty(n)
+    dg = np.empty(n)
+    for i in range(n):
+        e[i] = np.exp(lam[i] * dt)
+        g[i], dgk = _gamma(-lam[i], dt)
+        dg[i] = -dgk  # d/dlam int_0^dt exp(lam s) ds
+    fe = np.empty((n, n))
+    fg = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            if i == j:
+                fe[i, j] = dt * e[i]
+                fg[i, j] = dg[i]
+            else:
+                fe[i, j] = _divided(-lam[i], -lam[j], dt)[0]
+                fg[i, j] = (g[i] - g[j]) / (lam[i] - lam[j])
+    y = np.empty(n)
+    for i in range(n):
+        y[i] = e[i] * b[i] + g[i] * c[i]
+    for i in range(n):
+        s = 0.0
+        for j in range(n):
+            s += vec[i, j] * y[j]
+            t = 0.0
+            for k in range(n):
+                t += vec[i, k] * e[k] * vinv[k, j]
+            phi[i, j] = t
+        a_new[i] = s
+    w = np.empty((n, n))
+    m = np.empty((n, n))
+    for q in range(n_par):
+        for i in range(n):  # m = V^-1 dK_q V, dK_q is sparse
+            for j in range(n):
+                acc = 0.0
+                for k in range(n):
+                    x = dK[q, k, j]
+                    if x != 0.0:
+                        acc += vinv[i, k] * x
+                w[i, j] = acc
+        for i in range(n):
+            for j in range(n):
+                acc = 0.0
+                for k in range(n):
+                    acc += w[i, k] * vec[k, j]
+                m[i, j] = acc
+        for i in range(n):
+            acc = 0.0
+            for j in range(n):
+                acc += m[i, j] * (fe[i, j] * b[j] + fg[i, j] * c[j])
+            y[i] = acc
+        for i in range(n):
+            s = 0.0
+            for j in range(n):
+                s += vec[i, j] * y[j]
+            jp[i, q] = s
+
+
 @njit(cache=True, error_model="numpy")
 def _general(kind, p, dt, a, r, a_new, phi, jp, n, n_par):
     K = np.zeros((n, n))
     dK = np.zeros((n_par, n, n))
     rate_matrix(kind, p, K, dK)
+    if kind == 2 or kind == 3:
+        lam = np.empty(n)
+        vec = np.empty((n, n))
+        if _two_eigen(kind, K, lam, vec):
+            _spectral(K, dK, lam, vec, dt, a, r, a_new, phi, jp, n, n_par)
+            return
     infusing = False
     for i in range(n):
         if r[i] != 0.0:
