@@ -378,88 +378,21 @@ def sample(
     spec = _load_spec(spec)
     _check_sampler(sampler)
     draws, tune, chains, seed = _settings(spec, draws, tune, chains, seed)
-    s = spec.sampling
-    target_accept = s.target_accept if target_accept is None else target_accept
-    centered = s.centered if centered is None else centered
-    init = s.init if init is None else init
-    adaptation = s.adaptation if adaptation is None else adaptation
-    if target_accept is not None and (
-        isinstance(target_accept, bool) or not isinstance(target_accept, (int, float)) or not 0.0 < target_accept < 1.0
-    ):
-        raise ArgumentError(f"target_accept must be in (0, 1), got {target_accept!r}")
-    cores = _positive("cores", cores) if cores is not None else max(1, min(chains, os.cpu_count() or 1))
-    check_init(init)
-    _check_adaptation(adaptation, sampler)
+    opts = _options(spec, sampler, chains, target_accept, centered, cores, init, adaptation)
     progress = _progress(progressbar, quiet)
     dataset = resolve_dataset(spec, data)
-    estimated, init_info = frequentist_fit(spec, dataset, init)
-    centered = _centred(centered, dataset, spec, estimated)
-    target_accept = _target_accept(target_accept, centered)
-    if sampler == "nutpie":
-        compile_backend = _backend(compile_backend, dataset, draws, tune, chains)
-        cm = compile_model(spec, dataset, centered=centered, backend=compile_backend)
-        built = cm.built
-        x0, _ = start_point(built, estimated, init_info)
-        seconds_build = time.perf_counter() - start
-        t0 = time.perf_counter()
-        raw = _run_nutpie(
-            cm,
-            spec,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            seed=seed,
-            progress=progress,
-            target_accept=target_accept,
-            cores=cores,
-            x0=x0,
-            adaptation=adaptation,
-        )
-    else:
-        built = build(spec, dataset, centered=centered)
-        _, values = start_point(built, estimated, init_info)
-        seconds_build = time.perf_counter() - start
-        t0 = time.perf_counter()
-        raw = _run_pymc(
-            built,
-            sampler,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            seed=seed,
-            progress=progress,
-            target_accept=target_accept,
-            cores=cores,
-            initvals=values,
-        )
-    seconds_sample = time.perf_counter() - t0
+    estimated, init_info = frequentist_fit(spec, dataset, opts["init"])
+    centered = _centred(opts["centered"], dataset, spec, estimated)
+    target_accept = _target_accept(opts["target_accept"], centered)
+    run = {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "progress": progress}
+    run.update(target_accept=target_accept, cores=opts["cores"])
+    built, cm, raw, seconds_build, seconds_sample = _run_chains(
+        spec, dataset, sampler, compile_backend, centered, estimated, init_info, opts["adaptation"], run, start
+    )
     t1 = time.perf_counter()
-    tree = xr.DataTree.from_dict(
-        {
-            "/posterior": xr.DataTree(raw["posterior"].to_dataset()),
-            "/sample_stats": xr.DataTree(_numeric(raw["sample_stats"].to_dataset())),
-        }
-    )
-    for group in ("posterior", "sample_stats"):
-        tree[group].attrs.update(raw[group].attrs)
-    if sampler in _JAX_SAMPLERS:
-        from .jax_nuts import normalise_stats
-
-        tree["sample_stats"] = xr.DataTree(normalise_stats(tree["sample_stats"].to_dataset(), sampler))
-    tree = finish_tree(tree, built, seed=None if seed is None else seed + 1)
-    posterior = tree["posterior"].to_dataset()
-    checked = canonical_draws(spec, posterior)
-    if "eta" in posterior:
-        checked["eta"] = posterior["eta"]
-    flip = flip_flop_check(spec, posterior)
-    verdict = assess(
-        checked,
-        tree["sample_stats"].to_dataset(),
-        extra_messages=[flip] if flip else [],
-        max_treedepth=10,
-        init=init_info.get("method"),
-        centered=bool(centered),
-    )
+    tree = _posterior_tree(raw, built, sampler, seed)
+    verdict = _verdict(spec, tree, init_info, centered)
+    nutpie = sampler == "nutpie"
     fit = BayesFit(
         tree=tree,
         spec=spec,
@@ -477,12 +410,10 @@ def sample(
         details={
             "flip_flop_guard": bool(built.guard),
             "centered": bool(centered),
-            "compile_backend": cm.backend if sampler == "nutpie" else None,
-            "compilation": (
-                {"backend": cm.backend, "seconds": cm.seconds, "fresh": bool(cm.fresh)} if sampler == "nutpie" else None
-            ),
+            "compile_backend": cm.backend if nutpie else None,
+            "compilation": {"backend": cm.backend, "seconds": cm.seconds, "fresh": bool(cm.fresh)} if nutpie else None,
             "target_accept": target_accept,
-            "adaptation": adaptation if sampler == "nutpie" else None,
+            "adaptation": opts["adaptation"] if nutpie else None,
             "init": init_info,
             "seconds_postprocess": time.perf_counter() - t1,
         },
@@ -491,6 +422,82 @@ def sample(
         print(verdict.report(), file=sys.stderr)
     verdict.warn(stacklevel=2)
     return fit
+
+
+def _options(spec, sampler, chains, target_accept, centered, cores, init, adaptation) -> dict:
+    """The NUTS settings: arguments over ``[sampling]``, checked."""
+    s = spec.sampling
+    target_accept = s.target_accept if target_accept is None else target_accept
+    if target_accept is not None and (
+        isinstance(target_accept, bool) or not isinstance(target_accept, (int, float)) or not 0.0 < target_accept < 1.0
+    ):
+        raise ArgumentError(f"target_accept must be in (0, 1), got {target_accept!r}")
+    init = s.init if init is None else init
+    adaptation = s.adaptation if adaptation is None else adaptation
+    check_init(init)
+    _check_adaptation(adaptation, sampler)
+    return {
+        "target_accept": target_accept,
+        "centered": s.centered if centered is None else centered,
+        "cores": _positive("cores", cores) if cores is not None else max(1, min(chains, os.cpu_count() or 1)),
+        "init": init,
+        "adaptation": adaptation,
+    }
+
+
+def _run_chains(spec, dataset, sampler, compile_backend, centered, estimated, init_info, adaptation, run, start):
+    """Build (or take the compiled model from the cache), start and run the chains.
+
+    Returns ``built, compiled model (nutpie) or None, raw draws, seconds to build,
+    seconds to sample``."""
+    if sampler == "nutpie":
+        backend = _backend(compile_backend, dataset, run["draws"], run["tune"], run["chains"])
+        cm = compile_model(spec, dataset, centered=centered, backend=backend)
+        x0, _ = start_point(cm.built, estimated, init_info)
+        seconds_build = time.perf_counter() - start
+        t0 = time.perf_counter()
+        raw = _run_nutpie(cm, spec, x0=x0, adaptation=adaptation, **run)
+        return cm.built, cm, raw, seconds_build, time.perf_counter() - t0
+    built = build(spec, dataset, centered=centered)
+    _, values = start_point(built, estimated, init_info)
+    seconds_build = time.perf_counter() - start
+    t0 = time.perf_counter()
+    raw = _run_pymc(built, sampler, initvals=values, **run)
+    return built, None, raw, seconds_build, time.perf_counter() - t0
+
+
+def _posterior_tree(raw, built, sampler: str, seed) -> xr.DataTree:
+    """The fit's DataTree from the sampler's raw draws and statistics."""
+    tree = xr.DataTree.from_dict(
+        {
+            "/posterior": xr.DataTree(raw["posterior"].to_dataset()),
+            "/sample_stats": xr.DataTree(_numeric(raw["sample_stats"].to_dataset())),
+        }
+    )
+    for group in ("posterior", "sample_stats"):
+        tree[group].attrs.update(raw[group].attrs)
+    if sampler in _JAX_SAMPLERS:
+        from .jax_nuts import normalise_stats
+
+        tree["sample_stats"] = xr.DataTree(normalise_stats(tree["sample_stats"].to_dataset(), sampler))
+    return finish_tree(tree, built, seed=None if seed is None else seed + 1)
+
+
+def _verdict(spec, tree, init_info, centered):
+    """The convergence verdict on the population parameters (and etas), flip-flop check included."""
+    posterior = tree["posterior"].to_dataset()
+    checked = canonical_draws(spec, posterior)
+    if "eta" in posterior:
+        checked["eta"] = posterior["eta"]
+    flip = flip_flop_check(spec, posterior)
+    return assess(
+        checked,
+        tree["sample_stats"].to_dataset(),
+        extra_messages=[flip] if flip else [],
+        max_treedepth=10,
+        init=init_info.get("method"),
+        centered=bool(centered),
+    )
 
 
 def _accepted(spec, draws: xr.Dataset) -> np.ndarray:
