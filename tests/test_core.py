@@ -375,3 +375,35 @@ def test_oracles_agree_with_constant_parameters():
     np.testing.assert_allclose(oracle_records(df, model, per_record, points="all"), expected, rtol=1e-8, atol=1e-12)
     got, _ = predict_numeric(engine_design(load_dataset(df), model, declared=("tlag", "F"), points="all"), params)
     np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-12)
+
+
+def test_eigen_decomposition_kinetics_equal_the_matrix_exponential():
+    """Two- and three-compartment transitions (eigen-decomposition with Daleckii-Krein
+    derivatives) equal the matrix exponential of Van Loan's block generator, over random
+    parameters, intervals and input rates, near-coinciding rate constants included."""
+    from bayes_nlme.core.kinetics import advance, expm, rate_matrix
+
+    rng = np.random.default_rng(7)
+    sizes = {2: (2, 4), 3: (3, 5), 4: (3, 6), 5: (4, 7)}
+    for trial in range(400):
+        kind = int(rng.choice(list(sizes)))
+        n, n_par = sizes[kind]
+        p = np.exp(rng.normal(0.0, 1.2, n_par))
+        dt = float(np.exp(rng.normal(0.0, 1.5)))
+        a = rng.uniform(0.0, 10.0, n)
+        r = np.where(rng.uniform(size=n) < 0.5, rng.uniform(0.0, 5.0, n), 0.0)
+        a_new, phi, jp = np.zeros(n), np.zeros((n, n)), np.zeros((n, n_par))
+        advance(kind, p, dt, a, r, a_new, phi, jp, n, n_par)
+        K, dK = np.zeros((n, n)), np.zeros((n_par, n, n))
+        rate_matrix(kind, p, K, dK)
+        m = 2 * n
+        big = np.zeros((2 * m, 2 * m))
+        big[:n, :n] = big[m : m + n, m : m + n] = K * dt
+        big[:n, n:m] = big[m : m + n, m + n :] = np.eye(n) * dt
+        for q in range(n_par):
+            big[:n, m : m + n] = dK[q] * dt
+            e = expm(big)
+            scale = np.abs(e[:n, m : m + n]).max() * np.abs(a).max() + np.abs(e[:n, m + n :]).max() * np.abs(r).max()
+            np.testing.assert_allclose(jp[:, q], e[:n, m : m + n] @ a + e[:n, m + n :] @ r, atol=1e-10 * scale)
+        np.testing.assert_allclose(phi, e[:n, :n], atol=1e-12)
+        np.testing.assert_allclose(a_new, e[:n, :n] @ a + e[:n, n:m] @ r, rtol=1e-10, atol=1e-12)

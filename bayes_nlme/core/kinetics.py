@@ -371,6 +371,11 @@ def _one_oral(p, dt, a, r, a_new, phi, jp):
     jp[1, 2] = -dk * k / v
 
 
+#: Relative separation of eigenvalues below which the eigen-decomposition is not used
+#: (its eigenvector matrix becomes ill-conditioned) and the matrix exponential is.
+_SEPARATION = 1e-3
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def _eigvec2(d11, d12, d21, d22, lam, out, row, col):
     """An eigenvector of the 2 x 2 block for eigenvalue ``lam`` into ``out[row:row+2, col]``."""
@@ -402,12 +407,12 @@ def _two_eigen(kind, K, lam, vec):
     _eigvec2(d11, d12, d21, d22, lb, vec, o, o)
     _eigvec2(d11, d12, d21, d22, la, vec, o, o + 1)
     scale = -la
-    if not (la - lb < -1e-5 * scale):
+    if not (la - lb < -_SEPARATION * scale):
         return False
     if kind == 3:
         ka = -K[0, 0]
         lam[0] = -ka
-        if min(abs(ka + la), abs(ka + lb)) < 1e-5 * max(ka, scale):
+        if min(abs(ka + la), abs(ka + lb)) < _SEPARATION * max(ka, scale):
             return False
         det2 = (d11 + ka) * (d22 + ka) - d12 * d21
         vec[0, 0] = 1.0
@@ -488,16 +493,101 @@ def _spectral(K, dK, lam, vec, dt, a, r, a_new, phi, jp, n, n_par):
 
 
 @njit(cache=True, error_model="numpy")
+def _three_eigen(kind, K, lam, vec):
+    """Eigenvalues (trigonometric roots of the characteristic cubic, polished by Newton)
+    and eigenvectors (cross products of rows of ``D - lam I``) of a three-compartment rate
+    matrix (oral: with the depot). False where eigenvalues are too close to separate."""
+    o = 1 if kind == 5 else 0
+    d = K[o : o + 3, o : o + 3]
+    tr = d[0, 0] + d[1, 1] + d[2, 2]
+    minors = (
+        d[0, 0] * d[1, 1]
+        - d[0, 1] * d[1, 0]
+        + d[0, 0] * d[2, 2]
+        - d[0, 2] * d[2, 0]
+        + d[1, 1] * d[2, 2]
+        - d[1, 2] * d[2, 1]
+    )
+    det = (
+        d[0, 0] * (d[1, 1] * d[2, 2] - d[1, 2] * d[2, 1])
+        - d[0, 1] * (d[1, 0] * d[2, 2] - d[1, 2] * d[2, 0])
+        + d[0, 2] * (d[1, 0] * d[2, 1] - d[1, 1] * d[2, 0])
+    )
+    a2, a1, a0 = -tr, minors, -det  # lam^3 + a2 lam^2 + a1 lam + a0
+    pp = a1 - a2 * a2 / 3.0
+    qq = 2.0 * a2**3 / 27.0 - a2 * a1 / 3.0 + a0
+    if not (pp < 0.0):
+        return False
+    arg = 1.5 * qq / pp * np.sqrt(-3.0 / pp)
+    arg = min(1.0, max(-1.0, arg))
+    m = 2.0 * np.sqrt(-pp / 3.0)
+    roots = np.empty(3)
+    for k in range(3):
+        x = m * np.cos(np.arccos(arg) / 3.0 - 2.0 * np.pi * k / 3.0) - a2 / 3.0
+        for _ in range(2):
+            f = ((x + a2) * x + a1) * x + a0
+            df = (3.0 * x + 2.0 * a2) * x + a1
+            if df != 0.0:
+                x -= f / df
+        roots[k] = x
+    scale = max(abs(roots[0]), abs(roots[1]), abs(roots[2]))
+    for i in range(3):
+        if not (roots[i] < 0.0):
+            return False
+        for j in range(i):
+            if abs(roots[i] - roots[j]) < _SEPARATION * scale:
+                return False
+    vec[:] = 0.0
+    for k in range(3):
+        lam[o + k] = roots[k]
+        best = -1.0
+        for r1 in range(3):
+            for r2 in range(r1 + 1, 3):
+                u0, u1, u2 = d[r1, 0], d[r1, 1], d[r1, 2]
+                w0, w1, w2 = d[r2, 0], d[r2, 1], d[r2, 2]
+                if r1 == 0:
+                    u0 -= roots[k]
+                elif r1 == 1:
+                    u1 -= roots[k]
+                else:
+                    u2 -= roots[k]
+                if r2 == 1:
+                    w1 -= roots[k]
+                else:
+                    w2 -= roots[k]
+                c0, c1, c2 = u1 * w2 - u2 * w1, u2 * w0 - u0 * w2, u0 * w1 - u1 * w0
+                norm = c0 * c0 + c1 * c1 + c2 * c2
+                if norm > best:
+                    best = norm
+                    vec[o, o + k], vec[o + 1, o + k], vec[o + 2, o + k] = c0, c1, c2
+    if kind == 5:
+        ka = -K[0, 0]
+        lam[0] = -ka
+        for k in range(3):
+            if abs(ka + roots[k]) < _SEPARATION * max(ka, scale):
+                return False
+        shifted = d.copy()
+        for i in range(3):
+            shifted[i, i] += ka
+        rhs = np.zeros((3, 1))
+        rhs[0, 0] = -ka
+        w = _solve(shifted, rhs)
+        vec[0, 0] = 1.0
+        for i in range(3):
+            vec[1 + i, 0] = w[i, 0]
+    return True
+
+
+@njit(cache=True, error_model="numpy")
 def _general(kind, p, dt, a, r, a_new, phi, jp, n, n_par):
     K = np.zeros((n, n))
     dK = np.zeros((n_par, n, n))
     rate_matrix(kind, p, K, dK)
-    if kind == 2 or kind == 3:
-        lam = np.empty(n)
-        vec = np.empty((n, n))
-        if _two_eigen(kind, K, lam, vec):
-            _spectral(K, dK, lam, vec, dt, a, r, a_new, phi, jp, n, n_par)
-            return
+    lam = np.empty(n)
+    vec = np.empty((n, n))
+    if _two_eigen(kind, K, lam, vec) if kind <= 3 else _three_eigen(kind, K, lam, vec):
+        _spectral(K, dK, lam, vec, dt, a, r, a_new, phi, jp, n, n_par)
+        return
     infusing = False
     for i in range(n):
         if r[i] != 0.0:
