@@ -385,7 +385,7 @@ def test_eigen_decomposition_kinetics_equal_the_matrix_exponential():
 
     rng = np.random.default_rng(7)
     sizes = {2: (2, 4), 3: (3, 5), 4: (3, 6), 5: (4, 7)}
-    for trial in range(400):
+    for _trial in range(400):
         kind = int(rng.choice(list(sizes)))
         n, n_par = sizes[kind]
         p = np.exp(rng.normal(0.0, 1.2, n_par))

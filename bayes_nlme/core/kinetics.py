@@ -8,10 +8,13 @@ constant input rate ``r`` over an interval of length ``dt``. Over that interval
 
 :func:`advance` returns ``A(dt)``, ``Phi = dA(dt)/dA(0)`` and ``dA(dt)/dp`` (one column
 per structural parameter). One-compartment models use closed forms whose divided
-differences are evaluated stably (smooth at ``ka == k``); two- and three-compartment
-models use the matrix exponential of the augmented generator ``[[K, I], [0, 0]]`` and
-its Frechet derivatives (Van Loan's block-triangular form), which is exact to rounding
-for any parameter values.
+differences are evaluated stably (smooth at ``ka == k``). Two- and three-compartment
+models use the eigen-decomposition of ``K`` (closed-form eigenvalues: the quadratic, or
+the trigonometric roots of the cubic; Daleckii-Krein divided differences for the
+derivatives), and, where two eigenvalues come within a relative ``1e-3`` of each other
+(the eigenvectors then become ill-conditioned), the matrix exponential of the augmented
+generator ``[[K, I], [0, 0]]`` and its Frechet derivatives (Van Loan's block form),
+which is exact to rounding for any parameter values.
 
 Model kinds (the ``kind`` argument) and parameter columns:
 
