@@ -16,6 +16,7 @@ from .outer import Evaluator, minimise
 from .parameters import start_values
 from .problem import METHODS, problem_from_design
 from .result import _Z95, EstimationResult
+from .starts import choose_run, flip_flop_state, mirror_start, screened_starts
 
 __all__ = ["estimate", "objective", "build_problem", "check_estimation_inputs"]
 
@@ -133,6 +134,8 @@ def estimate(
     tol: float = 1e-3,
     maxiter: int = 500,
     verbose: bool = False,
+    starts: int | None = None,
+    seed: int = 0,
 ) -> EstimationResult:
     """Maximum-likelihood estimation by FO, FOCE, FOCE-I or Laplace (NONMEM conventions).
 
@@ -166,6 +169,16 @@ def estimate(
         Most quasi-Newton iterations.
     verbose : bool
         Print the OFV at each iteration.
+    starts : int, optional
+        Number of outer optimisations. None (default): one from the start values, and
+        when it does not pass the convergence test (gradient, positive definite Hessian
+        and a short Newton step, :func:`~.outer.convergence_check`) four more from
+        screened start points (:func:`~.starts.screened_starts`). An integer ``N``:
+        the start values and ``N - 1`` screened points, always. The reported run is
+        the converged one with the lowest OFV (else the lowest OFV); ``fit.json``
+        lists every run under ``starts``.
+    seed : int
+        Seed of the screen of start points.
 
     Returns
     -------
@@ -189,8 +202,13 @@ def estimate(
       the population prediction, FOCE-I at the individual prediction (with the
       variance term of the expected information), Laplace uses the exact Hessian of
       the conditional objective, FO linearises at eta = 0.
-    - The flip-flop guard of the spec (``ka > CL/V``) is not applied: maximum
-      likelihood may converge to the flip-flop solution from poor start values.
+    - The flip-flop guard of the spec (population ``ka`` above the terminal
+      elimination rate, the rule of the Bayesian path) is checked at the optimum; a
+      flip-flop optimum is re-fitted from its mirror image (``ka`` and the terminal
+      rate swapped), and when that fails too the fit is not converged
+      (``fit.json`` ``flip_flop``).
+    - A fit that does not pass the convergence test says why
+      (``convergence_reason``) and what to try (``advice``), logged as a warning.
     - Observations flagged ``BLQ = 1`` follow ``[residual] blq``: M3 (default) adds
       ``-2 log P(y < LLOQ)`` to the objective (FOCE-I and Laplace; FO and FOCE refuse
       censored rows), M1 leaves them out. ``fit.json`` has ``blq_method`` and ``n_blq``
@@ -201,6 +219,8 @@ def estimate(
     _check_choice(method, METHODS, "method")
     if covariance is not None:
         _check_choice(covariance, COVARIANCE_METHODS, "covariance")
+    if starts is not None and (not isinstance(starts, (int, np.integer)) or starts < 1):
+        raise ArgumentError(f"starts must be a whole number >= 1 (or None for automatic); got {starts!r}")
     building = time.perf_counter()
     problem, dataset, frame, n_dropped = build_problem(spec, data)
     _check_censoring(spec, method, problem)
@@ -220,7 +240,7 @@ def estimate(
         )
     if verbose:
         _LOG.info(f"{method}: start OFV {first.ofv:.6f} ({problem.size} parameters)")
-    outer = minimise(evaluator, psi0, tol=tol, maxiter=maxiter, verbose=verbose)
+    outer, evaluator, search = _optimise(problem, method, psi0, evaluator, tol, maxiter, verbose, starts, seed)
     psi, ev = outer.psi, outer.evaluation
     jac = problem.pmap.jacobian(psi)
     if covariance is None:
@@ -263,23 +283,89 @@ def estimate(
             "covariance_ok": bool(cov.ok),
             "covariance_message": cov.message,
             "optimizer_message": outer.message,
-            "n_evaluations": evaluator.n_evaluations,
+            "n_evaluations": search["n_evaluations"],
             "max_abs_gradient": float(np.max(np.abs(ev.gradient))) if k else 0.0,
             "tol": tol,
             "blq_method": spec.residual.blq,
             "n_blq": problem.n_censored,
             "n_blq_omitted": n_dropped,
             "start": dict(zip(names, problem.pmap.natural(psi0).tolist())),
+            **{k: v for k, v in search.items() if k != "n_evaluations"},
         },
     )
     result.seconds_fit = time.perf_counter() - started
     result.seconds = result.seconds_fit + seconds_compile
+    if not result.converged:
+        _LOG.warning(f"{method}: NOT CONVERGED: {search['convergence_reason']}. {search['advice']}")
     if verbose:
         _LOG.info(
             f"{method}: OFV {result.ofv:.6f} converged={result.converged} in {result.seconds_fit:.2f} s "
             f"(compile {seconds_compile:.2f} s)"
         )
     return result
+
+
+#: What to try after a fit that did not converge.
+ADVICE = (
+    "Try better initial values in the model file (e.g. from a plot of the data or an FO fit), "
+    "more starts (--starts N), or a simpler model (diagonal omega, fewer IIV parameters)"
+)
+
+
+def _optimise(problem, method, psi0, evaluator, tol, maxiter, verbose, starts, seed):
+    """The outer optimisation from the start values, screened starts and the flip-flop mirror.
+
+    Returns
+    -------
+    outer : OuterResult
+        The chosen run.
+    evaluator : Evaluator
+        Its evaluator.
+    search : dict
+        ``starts`` (OFV, converged and start of every run), ``flip_flop``,
+        ``convergence_reason``, ``advice`` and ``n_evaluations``.
+    """
+    runs = [(minimise(evaluator, psi0, tol=tol, maxiter=maxiter, verbose=verbose), evaluator, "initial")]
+    extra = (starts - 1) if starts is not None else (0 if runs[0][0].converged else 4)
+    if extra > 0:
+        if verbose:
+            _LOG.info(f"{method}: screening {extra} more start points")
+        for psi in screened_starts(problem, psi0, extra, seed=seed):
+            ev = Evaluator(problem, method)
+            runs.append((minimise(ev, psi, tol=tol, maxiter=maxiter, verbose=verbose), ev, "screened"))
+    chosen = choose_run([r[0] for r in runs])
+    flip = flip_flop_state(problem, chosen.psi)
+    if flip is not None and flip["violated"]:
+        mirror = mirror_start(problem, chosen.psi)
+        flip["mirror_tried"] = mirror is not None
+        if mirror is not None:
+            if verbose:
+                _LOG.info(f"{method}: flip-flop optimum (ka {flip['ka']:.4g} <= k {flip['terminal_rate']:.4g}); refit from its mirror")
+            ev = Evaluator(problem, method)
+            runs.append((minimise(ev, mirror, tol=tol, maxiter=maxiter, verbose=verbose), ev, "flip-flop mirror"))
+        allowed = [r[0] for r in runs if not flip_flop_state(problem, r[0].psi)["violated"]]
+        chosen = choose_run(allowed) if allowed else chosen
+    outer = chosen
+    evaluator = next(r[1] for r in runs if r[0] is chosen)
+    reason = "" if outer.converged else outer.message.split("not converged: ")[-1]
+    flip = flip_flop_state(problem, outer.psi)
+    if flip is not None and flip["violated"]:
+        outer.converged = False
+        reason = (
+            f"flip-flop: the absorption rate ka {flip['ka']:.4g} is not above the terminal elimination rate "
+            f"{flip['terminal_rate']:.4g} (the rule of the Bayesian path), and the mirrored start did not reach "
+            "an optimum with ka above it"
+        )
+    search = {
+        "starts": [
+            {"kind": kind, "ofv": float(r.evaluation.ofv), "converged": bool(r.converged)} for r, _, kind in runs
+        ],
+        "flip_flop": flip,
+        "convergence_reason": reason,
+        "advice": "" if outer.converged else ADVICE,
+        "n_evaluations": int(sum(r[1].n_evaluations for r in runs)),
+    }
+    return outer, evaluator, search
 
 
 def check_estimation_inputs(spec, data, method: str) -> None:

@@ -167,6 +167,13 @@ class ParameterMap:
                     at += 1
         return False
 
+    def is_log_scale(self, k: int) -> bool:
+        """True when ``psi[k]`` is a logarithm (typical value, residual variance or a
+        diagonal element of omega's Cholesky factor), so a step in it is relative."""
+        if k < self.n_theta or k >= self._sigma_at:
+            return True
+        return k >= self._omega_at and self._is_log_diag(k)
+
     # ------------------------------------------------------------- omega pieces
     def omega_parts(self, psi: np.ndarray):
         """Omega's inverse and log determinant with their derivatives.
