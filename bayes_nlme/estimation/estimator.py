@@ -16,7 +16,7 @@ from .outer import Evaluator, minimise
 from .parameters import start_values
 from .problem import METHODS, problem_from_design
 from .result import _Z95, EstimationResult
-from .starts import choose_run, flip_flop_state, mirror_start, screened_starts
+from .starts import choose_run, flip_flop_state, mirror_start, omega_boundary, screened_starts
 
 __all__ = ["estimate", "objective", "build_problem", "check_estimation_inputs"]
 
@@ -242,11 +242,12 @@ def estimate(
         _LOG.info(f"{method}: start OFV {first.ofv:.6f} ({problem.size} parameters)")
     outer, evaluator, search = _optimise(problem, method, psi0, evaluator, tol, maxiter, verbose, starts, seed)
     psi, ev = outer.psi, outer.evaluation
-    jac = problem.pmap.jacobian(psi)
     if covariance is None:
         cov = nan_covariance(problem.size, None)
-    else:
-        cov = covariance_step(outer.hessian, ev.per_subject, jac, covariance)
+    else:  # on the well-scaled parameters z (log values, correlations), by the delta method
+        dpsi_dz = outer.dpsi_dz
+        jac = problem.pmap.jacobian(psi) @ dpsi_dz
+        cov = covariance_step(outer.scaled_hessian, ev.per_subject @ dpsi_dz, jac, covariance)
     if evaluator.has_inner or problem.d == 0:
         eta = ev.eta
     else:  # FO: post-hoc conditional modes (without interaction)
@@ -348,6 +349,11 @@ def _optimise(problem, method, psi0, evaluator, tol, maxiter, verbose, starts, s
     outer = chosen
     evaluator = next(r[1] for r in runs if r[0] is chosen)
     reason = "" if outer.converged else outer.message.split("not converged: ")[-1]
+    boundary = "" if outer.converged else omega_boundary(problem, outer.psi)
+    advice = ADVICE
+    if boundary:
+        reason = f"{boundary} ({reason})"
+        advice = "Simplify omega: a diagonal omega, or blocks without the perfectly correlated pair ([omega] blocks)"
     flip = flip_flop_state(problem, outer.psi)
     if flip is not None and flip["violated"]:
         outer.converged = False
@@ -362,7 +368,7 @@ def _optimise(problem, method, psi0, evaluator, tol, maxiter, verbose, starts, s
         ],
         "flip_flop": flip,
         "convergence_reason": reason,
-        "advice": "" if outer.converged else ADVICE,
+        "advice": "" if outer.converged else advice,
         "n_evaluations": int(sum(r[1].n_evaluations for r in runs)),
     }
     return outer, evaluator, search

@@ -18,7 +18,7 @@ from scipy import optimize
 from .inner import solve_ebe
 from .objective import contributions
 
-__all__ = ["Evaluator", "OuterResult", "minimise", "fd_hessian", "convergence_check", "STEP_TOL"]
+__all__ = ["Evaluator", "OuterResult", "minimise", "fd_hessian", "scaled_hessian", "convergence_check", "STEP_TOL"]
 
 #: Progress of the estimation (``verbose=True`` logs at INFO; the CLI shows it).
 _LOG = logging.getLogger("bayes_nlme.estimation")
@@ -104,11 +104,11 @@ class Evaluator:
         psi = np.asarray(psi, dtype=float)
         eta = np.zeros((self.problem.n_subjects, self.problem.d))
         converged = True
-        if self.has_inner:
-            ebe = self.ebe(psi, eta0)
-            eta = ebe.eta
-            converged = bool(ebe.converged.all())
         try:
+            if self.has_inner:
+                ebe = self.ebe(psi, eta0)
+                eta = ebe.eta
+                converged = bool(ebe.converged.all())
             contributions_, per_subject = contributions(self.problem, self.method, psi, eta)
         except np.linalg.LinAlgError:  # omega numerically singular (log diagonal far below zero)
             contributions_ = np.full(self.problem.n_subjects, np.nan)
@@ -162,6 +162,61 @@ def fd_hessian(evaluator: Evaluator, psi: np.ndarray, step: float = 1e-4) -> np.
     return 0.5 * (hess + hess.T)
 
 
+def scaled_hessian(evaluator: Evaluator, psi: np.ndarray, step: float = 1e-4):
+    """Hessian of the OFV in the well-scaled parameters ``z`` (:meth:`ParameterMap.scaled`).
+
+    Central differences of the exact gradient ``dOFV/dz = (dpsi/dz)' dOFV/dpsi``, with
+    steps ``step`` in every log value and correlation (relative steps of the natural
+    values, so the matrix does not depend on the units of the data) and
+    ``step * max(1, |z|)`` in coefficients. The EBEs are re-solved at every point.
+
+    Parameters
+    ----------
+    evaluator : Evaluator
+    psi : numpy.ndarray
+    step : float
+
+    Returns
+    -------
+    hessian : numpy.ndarray (size, size)
+        Symmetrised; NaN where a perturbed point cannot be evaluated.
+    dpsi_dz : numpy.ndarray (size, size)
+        ``d psi / d z`` at ``psi``.
+    """
+    from ..errors import ArgumentError
+
+    pm = evaluator.problem.pmap
+    base = evaluator.evaluate(psi)
+    z0 = pm.scaled(psi)
+    n = len(psi)
+    hess = np.full((n, n), np.nan)
+    try:
+        dpsi_dz = np.linalg.inv(pm.scaled_jacobian(psi))
+    except np.linalg.LinAlgError:
+        return hess, np.full((n, n), np.nan)
+
+    def grad_z(z):
+        try:
+            point = pm.from_scaled(z)
+        except ArgumentError:
+            return np.full(n, np.nan)
+        g = evaluator.evaluate(point, base.eta).gradient
+        try:
+            return np.linalg.solve(pm.scaled_jacobian(point).T, g)
+        except np.linalg.LinAlgError:
+            return np.full(n, np.nan)
+
+    for k in range(n):
+        is_log = k < pm.n_theta or k >= pm.n_theta + pm.n_beta
+        h = step if is_log else step * max(1.0, abs(z0[k]))
+        up, down = z0.copy(), z0.copy()
+        up[k] += h
+        down[k] -= h
+        hess[:, k] = (grad_z(up) - grad_z(down)) / (2.0 * h)
+    evaluator.evaluate(psi, base.eta)  # restore the warm start at psi
+    return 0.5 * (hess + hess.T), dpsi_dz
+
+
 @dataclass
 class OuterResult:
     """Result of :func:`minimise`.
@@ -177,6 +232,9 @@ class OuterResult:
     converged : bool
     message : str
     n_iterations : int
+    scaled_hessian, dpsi_dz : numpy.ndarray or None
+        Hessian in the well-scaled parameters ``z`` and ``d psi / d z`` at the optimum
+        (:func:`scaled_hessian`): the curvature test and the covariance step use them.
     """
 
     psi: np.ndarray
@@ -185,6 +243,8 @@ class OuterResult:
     converged: bool
     message: str
     n_iterations: int
+    scaled_hessian: np.ndarray | None = None
+    dpsi_dz: np.ndarray | None = None
 
 
 def _initial_inverse_hessian(hessian: np.ndarray, grad: np.ndarray, max_step: float) -> np.ndarray:
@@ -267,10 +327,12 @@ def minimise(
     if psi_best is not psi:
         psi, ev = psi_best, ev_best
         hessian = fd_hessian(evaluator, psi)
-    converged, reason = convergence_check(ev.ofv, ev.gradient, hessian, tol, ev.ebe_converged)
+    h_z, dpsi_dz = scaled_hessian(evaluator, psi) if len(psi) else (hessian, np.eye(0))
+    g_z = dpsi_dz.T @ ev.gradient
+    converged, reason = convergence_check(ev.ofv, ev.gradient, h_z, tol, ev.ebe_converged, scaled_gradient=g_z)
     if not converged:
         message = f"{message}; not converged: {reason}"
-    return OuterResult(psi, ev, hessian, converged, message, history["n"])
+    return OuterResult(psi, ev, hessian, converged, message, history["n"], h_z, dpsi_dz)
 
 
 def _best_visited(evaluator: Evaluator, psi: np.ndarray, ev: Evaluation):
@@ -318,7 +380,9 @@ def _newton_polish(evaluator, psi, ev, tol, newton_steps, max_step, history, ver
     return psi, ev, hessian
 
 
-def convergence_check(ofv, gradient, hessian, tol: float, ebe_converged: bool = True) -> tuple[bool, str]:
+def convergence_check(
+    ofv, gradient, hessian, tol: float, ebe_converged: bool = True, scaled_gradient=None
+) -> tuple[bool, str]:
     """Whether a point is a minimum: the gradient and step test of the outer step.
 
     A point passes when the OFV is finite, every EBE converged, the largest gradient
@@ -332,9 +396,13 @@ def convergence_check(ofv, gradient, hessian, tol: float, ebe_converged: bool = 
     ofv : float
     gradient : numpy.ndarray
     hessian : numpy.ndarray or None
-        Hessian of the OFV (unconstrained scale).
+        Hessian of the OFV: on the unconstrained scale ``psi``, or in the well-scaled
+        parameters ``z`` with ``scaled_gradient`` given.
     tol : float
+        Bound on the largest component of ``gradient`` (``dOFV/dpsi``).
     ebe_converged : bool
+    scaled_gradient : numpy.ndarray, optional
+        ``dOFV/dz``, for the Newton step with a Hessian in ``z``.
 
     Returns
     -------
@@ -353,14 +421,18 @@ def convergence_check(ofv, gradient, hessian, tol: float, ebe_converged: bool = 
     if gmax >= tol:
         return False, f"largest OFV gradient {gmax:.3g} (tol {tol:g})"
     if hessian is None or not np.all(np.isfinite(hessian)):
-        return False, "the Hessian of the OFV is not finite at the end point"
+        return False, (
+            "the Hessian of the OFV cannot be computed at the end point (a point one step away is "
+            "not valid, e.g. omega is not positive definite there)"
+        )
     w, vec = np.linalg.eigh(0.5 * (hessian + hessian.T))
     if w.min() <= 1e-9 * max(float(np.abs(w).max()), 1.0):
         return False, (
             f"the Hessian of the OFV is not positive definite at the end point (eigenvalues {w.min():.3g} "
             f"to {w.max():.3g}): a flat region or a saddle point, not a minimum"
         )
-    step = float(np.abs(vec @ ((vec.T @ gradient) / w)).max())
+    g = gradient if scaled_gradient is None else np.asarray(scaled_gradient, dtype=float)
+    step = float(np.abs(vec @ ((vec.T @ g) / w)).max())
     if step >= STEP_TOL:
         return False, f"the Newton step from the end point is {step:.3g} (limit {STEP_TOL:g}): the minimum is further on"
     return True, ""

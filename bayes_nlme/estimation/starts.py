@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SPREAD", "screened_starts", "choose_run", "flip_flop_state", "mirror_start"]
+__all__ = ["SPREAD", "screened_starts", "choose_run", "flip_flop_state", "mirror_start", "omega_boundary"]
 
 #: Screened typical values lie within this factor either side of the given start.
 SPREAD = 1e3
@@ -174,3 +174,45 @@ def mirror_start(problem, psi: np.ndarray) -> np.ndarray | None:
         out[pm.index(name)] += factor
     out[pm.index("ka")] = np.log(state["terminal_rate"] * 1.05)
     return out
+
+
+#: A random effect whose variance the others explain to more than 1 - this is at
+#: omega's boundary (when the Hessian is not positive definite there).
+BOUNDARY_RATIO = 0.05
+
+
+def omega_boundary(problem, psi: np.ndarray) -> str:
+    """Why omega is at the boundary of the positive definite matrices at ``psi``, or "".
+
+    For each random effect the share of its variance that the others do not explain,
+    ``1 / (omega_ii (omega^-1)_ii)``; below :data:`BOUNDARY_RATIO` (or a variance
+    below 1e-6) omega is nearly singular.
+
+    Parameters
+    ----------
+    problem : Problem
+    psi : numpy.ndarray
+
+    Returns
+    -------
+    str
+    """
+    pm = problem.pmap
+    if pm.d == 0:
+        return ""
+    omega = pm.omega_matrix(psi)
+    small = [pm.iiv[i] for i in range(pm.d) if omega[i, i] < 1e-6]
+    if small:
+        return f"the IIV variance of {', '.join(small)} tends to zero"
+    try:
+        ratio = 1.0 / (np.diag(omega) * np.diag(np.linalg.inv(omega)))
+    except np.linalg.LinAlgError:
+        return "omega is singular"
+    low = [f"{pm.iiv[i]} ({100 * (1 - ratio[i]):.1f}%)" for i in range(pm.d) if ratio[i] < BOUNDARY_RATIO]
+    if not low:
+        return ""
+    return (
+        "omega tends to a singular matrix: the variance of the random effect of "
+        f"{', '.join(low)} is explained by the other random effects (correlations near +-1), so the "
+        "maximum likelihood is on the boundary and has no Wald standard errors"
+    )
