@@ -166,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("sandwich", "r", "s", "none"),
         help="frequentist covariance step (default sandwich)",
     )
+    fit.add_argument(
+        "--starts",
+        type=_positive_int,
+        help="frequentist methods: number of optimisations, from the initial values and from screened "
+        "start points (default: one, and four more when it does not converge)",
+    )
     fit.add_argument("--quiet", action="store_true", help="no progress, no summary")
 
     sens = sub.add_parser("sensitivity", help="prior sensitivity study")
@@ -370,7 +376,15 @@ def _cmd_fit(args) -> int:
         _step(f"estimating ({args.method}) ...", quiet)
         covariance = None if args.covariance == "none" else args.covariance
         _show_progress("bayes_nlme.estimation", not quiet)
-        result = estimate(spec, dataset, method=args.method, covariance=covariance, verbose=not quiet)
+        result = estimate(
+            spec,
+            dataset,
+            method=args.method,
+            covariance=covariance,
+            verbose=not quiet,
+            starts=args.starts,
+            seed=0 if args.seed is None else args.seed,
+        )
     _INTERRUPT.raise_if_hit()
     verdict = getattr(result, "convergence", None)
     out = result.save(out)
@@ -379,10 +393,26 @@ def _cmd_fit(args) -> int:
 
         if verdict is not None:
             print(verdict.report(), file=sys.stderr)
+        _frequentist_warnings(result)
         with pd.option_context("display.width", 120, "display.max_columns", 20):
             print(result.summary().to_string(index=False))
         print(f"wrote {out} in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _frequentist_warnings(result) -> None:
+    """Non-convergence and a failed covariance step of a frequentist fit, on stderr."""
+    info = getattr(result, "info", None)
+    if info is None or not hasattr(result, "ofv"):
+        return
+    if not result.converged:
+        print(
+            f"WARNING: the {result.method} fit did NOT converge: {info.get('convergence_reason', '')}. "
+            f"{info.get('advice', '')}",
+            file=sys.stderr,
+        )
+    if info.get("covariance") and not info.get("covariance_ok", True):
+        print(f"WARNING: {info.get('covariance_message')}", file=sys.stderr)
 
 
 def _cmd_report(args) -> int:
@@ -408,6 +438,8 @@ def _cmd_compare(args) -> int:
     table = compare_fits(*args.dirs)
     with pd.option_context("display.width", 200, "display.max_columns", 40):
         print(table.to_string(index=False))
+    for label, note in table.attrs.get("notes", {}).items():
+        print(f"{label}: {note}")
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -248,6 +248,8 @@ def estimate(
         dpsi_dz = outer.dpsi_dz
         jac = problem.pmap.jacobian(psi) @ dpsi_dz
         cov = covariance_step(outer.scaled_hessian, ev.per_subject @ dpsi_dz, jac, covariance)
+        if not cov.ok and search["convergence_reason"]:
+            cov.message = f"{cov.message}; the fit did not converge: {search['convergence_reason']}"
     if evaluator.has_inner or problem.d == 0:
         eta = ev.eta
     else:  # FO: post-hoc conditional modes (without interaction)
@@ -337,7 +339,7 @@ def _optimise(problem, method, psi0, evaluator, tol, maxiter, verbose, starts, s
     chosen = choose_run([r[0] for r in runs])
     flip = flip_flop_state(problem, chosen.psi)
     if flip is not None and flip["violated"]:
-        mirror = mirror_start(problem, chosen.psi)
+        mirror = mirror_start(problem, chosen.psi, psi0)
         flip["mirror_tried"] = mirror is not None
         if mirror is not None:
             if verbose:
@@ -353,7 +355,11 @@ def _optimise(problem, method, psi0, evaluator, tol, maxiter, verbose, starts, s
     advice = ADVICE
     if boundary:
         reason = f"{boundary} ({reason})"
-        advice = "Simplify omega: a diagonal omega, or blocks without the perfectly correlated pair ([omega] blocks)"
+        advice = (
+            "Remove that IIV (iiv = false)"
+            if "tends to zero" in boundary
+            else "Simplify omega: a diagonal omega, or blocks without the perfectly correlated pair ([omega] blocks)"
+        )
     flip = flip_flop_state(problem, outer.psi)
     if flip is not None and flip["violated"]:
         outer.converged = False

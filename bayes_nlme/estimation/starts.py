@@ -145,16 +145,20 @@ def flip_flop_state(problem, psi: np.ndarray) -> dict | None:
     return {"ka": ka, "terminal_rate": rate, "violated": bool(ka <= rate)}
 
 
-def mirror_start(problem, psi: np.ndarray) -> np.ndarray | None:
+def mirror_start(problem, psi: np.ndarray, psi0: np.ndarray | None = None) -> np.ndarray | None:
     """The mirrored start of a flip-flop point: ``ka`` and the terminal rate swapped.
 
     The volumes are multiplied by ``k / ka`` (which divides every disposition rate, so
     the terminal rate becomes the old ``ka``) and ``ka`` is set to the old terminal rate.
 
+    Omega and the residual variances restart from ``psi0`` (the start values) when
+    given: at a flip-flop optimum the IIV of ``ka`` often collapses.
+
     Parameters
     ----------
     problem : Problem
     psi : numpy.ndarray
+    psi0 : numpy.ndarray, optional
 
     Returns
     -------
@@ -170,6 +174,9 @@ def mirror_start(problem, psi: np.ndarray) -> np.ndarray | None:
         return None
     factor = np.log(state["terminal_rate"] / state["ka"]) + np.log(1.05)
     out = np.array(psi, dtype=float)
+    if psi0 is not None:
+        at = pm.n_theta + pm.n_beta
+        out[at:] = np.asarray(psi0, dtype=float)[at:]
     for name in volumes:
         out[pm.index(name)] += factor
     out[pm.index("ka")] = np.log(state["terminal_rate"] * 1.05)
