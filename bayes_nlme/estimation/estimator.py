@@ -16,9 +16,17 @@ from .outer import Evaluator, minimise
 from .parameters import start_values
 from .problem import METHODS, problem_from_design
 from .result import _Z95, EstimationResult
+from .importance import importance_sampling_ofv
+from .saem_fit import run_saem_fit
+from .saem import saem_settings
 from .starts import choose_run, flip_flop_state, mirror_start, omega_boundary, screened_starts
 
-__all__ = ["estimate", "objective", "build_problem", "check_estimation_inputs"]
+__all__ = ["estimate", "objective", "build_problem", "check_estimation_inputs", "ALL_METHODS", "OFV_METHODS"]
+
+#: Every frequentist method of :func:`estimate`.
+ALL_METHODS = (*METHODS, "saem")
+#: Valid ``ofv`` arguments of :func:`estimate`.
+OFV_METHODS = ("importance_sampling",)
 
 #: Progress of the estimation (``verbose=True`` logs at INFO; the CLI shows it).
 _LOG = logging.getLogger("bayes_nlme.estimation")
@@ -136,8 +144,10 @@ def estimate(
     verbose: bool = False,
     starts: int | None = None,
     seed: int = 0,
+    ofv: str | None = None,
+    saem: dict | None = None,
 ) -> EstimationResult:
-    """Maximum-likelihood estimation by FO, FOCE, FOCE-I or Laplace (NONMEM conventions).
+    """Maximum-likelihood estimation by FO, FOCE, FOCE-I, Laplace or SAEM (NONMEM conventions).
 
     Priors are ignored: this is maximum likelihood. Start values: each parameter's
     ``initial``, else the median of its typical-value prior; covariate coefficients at
@@ -157,8 +167,11 @@ def estimate(
     ----------
     spec : ModelSpec
     data : Dataset, pandas.DataFrame, path or bundled name
-    method : {"focei", "foce", "fo", "laplace"}
-        ``laplace`` uses the exact Hessian of the conditional objective.
+    method : {"focei", "foce", "fo", "laplace", "saem"}
+        ``laplace`` uses the exact Hessian of the conditional objective; ``saem`` is
+        stochastic approximation EM (:mod:`.saem`), whose OFV is by importance
+        sampling and whose SEs come from the linearised (FOCE-I) Fisher information
+        at its estimates.
     covariance : {"sandwich", "r", "s"} or None
         Covariance step: ``R^-1 S R^-1`` (default), ``R^-1`` or ``S^-1``; None skips
         it (standard errors NaN).
@@ -178,7 +191,15 @@ def estimate(
         the converged one with the lowest OFV (else the lowest OFV); ``fit.json``
         lists every run under ``starts``.
     seed : int
-        Seed of the screen of start points.
+        Seed of the screen of start points, of SAEM and of the importance sampling.
+    ofv : {"importance_sampling"} or None
+        ``"importance_sampling"``: the reported OFV (and AIC, BIC) is computed by
+        importance sampling around the conditional modes (:mod:`.importance`), with
+        its Monte-Carlo standard error ``ofv_mcse``, so it compares across methods;
+        the method's own OFV stays in ``fit.json`` as ``ofv_<method>``. Always so
+        for SAEM.
+    saem : dict, optional
+        SAEM settings over the model's ``[saem]`` table (:class:`.saem.SaemSettings`).
 
     Returns
     -------
@@ -216,9 +237,12 @@ def estimate(
     - Covariates are those of each record (time-varying covariates per parameter
       segment, ``time_varying`` as in the Bayesian path).
     """
-    _check_choice(method, METHODS, "method")
+    _check_choice(method, ALL_METHODS, "method")
     if covariance is not None:
         _check_choice(covariance, COVARIANCE_METHODS, "covariance")
+    if ofv is not None:
+        _check_choice(ofv, OFV_METHODS, "ofv")
+    settings = saem_settings(getattr(spec, "saem", None), **(saem or {}))
     if starts is not None and (not isinstance(starts, (int, np.integer)) or starts < 1):
         raise ArgumentError(f"starts must be a whole number >= 1 (or None for automatic); got {starts!r}")
     building = time.perf_counter()
@@ -226,7 +250,8 @@ def estimate(
     _check_censoring(spec, method, problem)
     start = start_values(spec, problem.y)
     psi0 = problem.pmap.pack(start["theta"], start["betas"], start["omega"], start["sigma2"])
-    evaluator = Evaluator(problem, method)
+    core = "focei" if method == "saem" else method  # SAEM's final objective pieces: FOCE-I's
+    evaluator = Evaluator(problem, core)
     u0, _ = problem.log_parameters(psi0, None)
     problem.kernel.warm_up(u0)
     seconds_compile = time.perf_counter() - building
@@ -240,8 +265,21 @@ def estimate(
         )
     if verbose:
         _LOG.info(f"{method}: start OFV {first.ofv:.6f} ({problem.size} parameters)")
-    outer, evaluator, search = _optimise(problem, method, psi0, evaluator, tol, maxiter, verbose, starts, seed)
+    if method == "saem":
+        outer, search = run_saem_fit(spec, dataset, problem, psi0, evaluator, settings, seed, verbose)
+    else:
+        outer, evaluator, search = _optimise(problem, method, psi0, evaluator, tol, maxiter, verbose, starts, seed)
     psi, ev = outer.psi, outer.evaluation
+    tables = {"saem_trajectory.csv": search.pop("trajectory")} if "trajectory" in search else {}
+    ofv_value, ofv_info = float(ev.ofv), {"ofv_method": method, "ofv_mcse": 0.0}
+    if method == "saem" or ofv == "importance_sampling":
+        mode = evaluator.ebe(psi, ev.eta, method="focei")
+        ofv_value, mcse, _ = importance_sampling_ofv(
+            problem, psi, mode.eta, mode.hessian, samples=settings.is_samples, seed=seed
+        )
+        ofv_info = {"ofv_method": "importance_sampling", "ofv_mcse": mcse, f"ofv_{core}": float(ev.ofv)}
+        if verbose:
+            _LOG.info(f"{method}: importance-sampling OFV {ofv_value:.3f} (Monte-Carlo SE {mcse:.3f})")
     if covariance is None:
         cov = nan_covariance(problem.size, None)
     else:  # on the well-scaled parameters z (log values, correlations), by the delta method
@@ -257,14 +295,14 @@ def estimate(
     ids = _whole(dataset.table.groupby("SUBJECT", sort=True)["ID"].first().to_numpy())
     estimates = _natural_table(problem, psi, cov)
     n_obs = problem.n_obs + n_dropped
-    minus2ll = ev.ofv + (problem.n_obs - problem.n_censored) * np.log(2.0 * np.pi)
+    minus2ll = ofv_value + (problem.n_obs - problem.n_censored) * np.log(2.0 * np.pi)
     k = problem.size
     names = problem.pmap.names
     result = EstimationResult(
         method=method,
         spec=spec,
         dataset=dataset,
-        ofv=float(ev.ofv),
+        ofv=float(ofv_value),
         minus2ll=float(minus2ll),
         aic=float(minus2ll + 2 * k),
         bic=float(minus2ll + k * np.log(problem.n_subjects)),
@@ -274,7 +312,7 @@ def estimate(
         covariance=None if covariance is None else pd.DataFrame(cov.covariance, index=names, columns=names),
         correlation=None if covariance is None else pd.DataFrame(cov.correlation, index=names, columns=names),
         ebe=ebe_table(problem, psi, eta, ids),
-        predictions=observation_table(problem, method, psi, eta, frame),
+        predictions=observation_table(problem, core, psi, eta, frame),
         eta_shrinkage_sd=eta_shrinkage(problem, psi, eta),
         n_subjects=problem.n_subjects,
         n_obs=n_obs,
@@ -294,7 +332,9 @@ def estimate(
             "n_blq_omitted": n_dropped,
             "start": dict(zip(names, problem.pmap.natural(psi0).tolist())),
             **{k: v for k, v in search.items() if k != "n_evaluations"},
+            **ofv_info,
         },
+        tables=tables,
     )
     result.seconds_fit = time.perf_counter() - started
     result.seconds = result.seconds_fit + seconds_compile
@@ -391,13 +431,21 @@ def check_estimation_inputs(spec, data, method: str) -> None:
     data : Dataset, pandas.DataFrame, path or bundled name
     method : str
     """
-    _check_choice(method, METHODS, "method")
+    _check_choice(method, ALL_METHODS, "method")
     problem = build_problem(spec, data)[0]
     _check_censoring(spec, method, problem)
+    if method == "saem":
+        saem_settings(getattr(spec, "saem", None))
 
 
 def _check_censoring(spec, method: str, problem) -> None:
-    """Methods that cannot take the censored rows in the objective say so (exit 2)."""
+    """Methods that cannot take the censored rows in the objective say so (exit 2); SAEM
+    needs a parameter with IIV."""
+    if method == "saem" and problem.d == 0:
+        raise ArgumentError(
+            f"method 'saem' needs at least one parameter with IIV (iiv = true); model '{spec.name}' has none: "
+            "use focei"
+        )
     if problem.n_censored == 0:
         return
     if problem.n_censored == problem.n_obs:
