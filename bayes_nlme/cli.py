@@ -24,7 +24,7 @@ from .errors import ArgumentError, InputError
 
 __all__ = ["main", "build_parser", "MIN_DRAWS", "MAX_SEED", "EXIT_INTERRUPTED"]
 
-METHODS = ("nuts", "laplace", "focei", "foce", "fo", "prior")
+METHODS = ("nuts", "laplace", "focei", "foce", "fo", "saem", "prior")
 
 #: NUTS implementations (:data:`bayes_nlme.fit.SAMPLERS`, not imported here: the parser stays light).
 SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
@@ -171,6 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         help="frequentist methods: number of optimisations, from the initial values and from screened "
         "start points (default: one, and four more when it does not converge)",
+    )
+    fit.add_argument(
+        "--ofv",
+        choices=("importance_sampling",),
+        help="frequentist methods: compute the OFV (and AIC, BIC) by importance sampling around the "
+        "conditional modes, with its Monte-Carlo SE, so that it compares across methods (always so for saem)",
+    )
+    fit.add_argument("--saem-burn", type=_nonnegative_int, help="saem: exploration iterations (default [saem] or 200)")
+    fit.add_argument("--saem-em", type=_positive_int, help="saem: smoothing iterations (default [saem] or 300)")
+    fit.add_argument("--saem-chains", type=_positive_int, help="saem: chains per subject (default ceil(50/subjects))")
+    fit.add_argument(
+        "--is-samples", type=_positive_int, help="importance samples per subject for the OFV (default 3000)"
     )
     fit.add_argument("--quiet", action="store_true", help="no progress, no summary")
 
@@ -337,6 +349,7 @@ def _cmd_fit(args) -> int:
     _preflight(spec, dataset, args.method)
     if args.method in ("nuts", "prior"):
         _check_draws(spec, args)
+    _check_frequentist_flags(args)
     quiet = args.quiet or bool(os.environ.get("CI"))
     started = time.perf_counter()
     if args.method == "nuts":
@@ -384,6 +397,13 @@ def _cmd_fit(args) -> int:
             verbose=not quiet,
             starts=args.starts,
             seed=0 if args.seed is None else args.seed,
+            ofv=args.ofv,
+            saem={
+                "n_burn": args.saem_burn,
+                "n_em": args.saem_em,
+                "chains": args.saem_chains,
+                "is_samples": args.is_samples,
+            },
         )
     _INTERRUPT.raise_if_hit()
     verdict = getattr(result, "convergence", None)
@@ -400,6 +420,19 @@ def _cmd_fit(args) -> int:
     return 0
 
 
+def _check_frequentist_flags(args) -> None:
+    """Flags of methods other than the one chosen are refused (exit 2), not ignored."""
+    saem = [f"--{n.replace('_', '-')}" for n in ("saem_burn", "saem_em", "saem_chains") if getattr(args, n) is not None]
+    if saem and args.method != "saem":
+        raise ArgumentError(f"{', '.join(saem)} apply to --method saem only (this fit is --method {args.method})")
+    frequentist = [f for f, v in (("--starts", args.starts), ("--ofv", args.ofv), ("--is-samples", args.is_samples)) if v]
+    if frequentist and args.method in ("nuts", "prior"):
+        raise ArgumentError(
+            f"{', '.join(frequentist)} apply to the frequentist methods (laplace, focei, foce, fo, saem), "
+            f"not --method {args.method}"
+        )
+
+
 def _frequentist_warnings(result) -> None:
     """Non-convergence and a failed covariance step of a frequentist fit, on stderr."""
     info = getattr(result, "info", None)
@@ -413,6 +446,11 @@ def _frequentist_warnings(result) -> None:
         )
     if info.get("covariance") and not info.get("covariance_ok", True):
         print(f"WARNING: {info.get('covariance_message')}", file=sys.stderr)
+    if info.get("ofv_method") == "importance_sampling":
+        print(
+            f"OFV {result.ofv:.3f} by importance sampling (Monte-Carlo SE {info.get('ofv_mcse', float('nan')):.3f})",
+            file=sys.stderr,
+        )
 
 
 def _cmd_report(args) -> int:

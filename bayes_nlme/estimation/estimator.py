@@ -18,7 +18,7 @@ from .problem import METHODS, problem_from_design
 from .result import _Z95, EstimationResult
 from .importance import importance_sampling_ofv
 from .saem_fit import run_saem_fit
-from .saem import saem_settings
+from .saem import replicate, saem_settings
 from .starts import choose_run, flip_flop_state, mirror_start, omega_boundary, screened_starts
 
 __all__ = ["estimate", "objective", "build_problem", "check_estimation_inputs", "ALL_METHODS", "OFV_METHODS"]
@@ -274,8 +274,10 @@ def estimate(
     ofv_value, ofv_info = float(ev.ofv), {"ofv_method": method, "ofv_mcse": 0.0}
     if method == "saem" or ofv == "importance_sampling":
         mode = evaluator.ebe(psi, ev.eta, method="focei")
+        copies = max(1, min(settings.is_samples, 600 // max(problem.n_subjects, 1)))
+        batch = build_problem(spec, replicate(dataset, copies))[0] if copies > 1 else problem
         ofv_value, mcse, _ = importance_sampling_ofv(
-            problem, psi, mode.eta, mode.hessian, samples=settings.is_samples, seed=seed
+            batch, psi, mode.eta, mode.hessian, samples=settings.is_samples, seed=seed
         )
         ofv_info = {"ofv_method": "importance_sampling", "ofv_mcse": mcse, f"ofv_{core}": float(ev.ofv)}
         if verbose:

@@ -27,12 +27,17 @@ __all__ = ["importance_sampling_ofv", "DF"]
 DF = 4.0
 
 
-def importance_sampling_ofv(problem, psi: np.ndarray, mode: np.ndarray, hessian: np.ndarray, *, samples: int = 3000, seed: int = 0):
+def importance_sampling_ofv(
+    problem, psi: np.ndarray, mode: np.ndarray, hessian: np.ndarray, *, samples: int = 3000, seed: int = 0
+):
     """OFV by importance sampling, with its Monte-Carlo standard error.
 
     Parameters
     ----------
     problem : Problem
+        Of the dataset, or of the dataset with every subject repeated ``K`` times
+        (:func:`.saem.replicate`; subject ``c * n + i`` is a copy of ``i``): then each
+        call of the model core evaluates ``K`` draws of every subject.
     psi : numpy.ndarray
         Population parameters (unconstrained scale).
     mode : numpy.ndarray (n_subjects, d)
@@ -54,23 +59,26 @@ def importance_sampling_ofv(problem, psi: np.ndarray, mode: np.ndarray, hessian:
 
     rng = np.random.default_rng(seed)
     n, d = mode.shape
+    copies = problem.n_subjects // n
     target = _Target(problem)
     target.set(psi)
     cov = 2.0 * np.linalg.inv(0.5 * (hessian + np.swapaxes(hessian, 1, 2)))
-    chol = np.linalg.cholesky(cov)
+    chol = np.tile(np.linalg.cholesky(cov), (copies, 1, 1))
+    centre = np.tile(mode, (copies, 1))
     log_det_cov = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
     const = -0.5 * (np.linalg.slogdet(target.omega)[1] + d * np.log(2.0 * np.pi))
     log_t = gammaln(0.5 * (DF + d)) - gammaln(0.5 * DF) - 0.5 * d * np.log(DF * np.pi) - 0.5 * log_det_cov
-    logw = np.empty((samples, n))
-    for m in range(samples):
-        z = rng.standard_normal((n, d))
-        scale = np.sqrt(DF / rng.chisquare(DF, size=n))
-        step = np.einsum("nij,nj->ni", chol, z)
-        eta = mode + scale[:, None] * step
+    rounds = -(-samples // copies)
+    logw = np.empty((rounds * copies, n))
+    for m in range(rounds):
+        z = rng.standard_normal((n * copies, d))
+        scale = np.sqrt(DF / rng.chisquare(DF, size=n * copies))
+        eta = centre + scale[:, None] * np.einsum("nij,nj->ni", chol, z)
         quad = np.sum(z**2, axis=1) * scale**2  # (eta - mode)' cov^-1 (eta - mode)
         log_q = log_t - 0.5 * (DF + d) * np.log1p(quad / DF)
         joint = -0.5 * (target.data_part(eta) + target.prior_part(eta)) + const
-        logw[m] = np.where(np.isfinite(joint), joint, -np.inf) - log_q
+        logw[m * copies : (m + 1) * copies] = (np.where(np.isfinite(joint), joint, -np.inf) - log_q).reshape(copies, n)
+    samples = len(logw)
     log_mean = logsumexp(logw, axis=0) - np.log(samples)
     w = np.exp(logw - log_mean)  # weights relative to their mean
     rel_var = np.var(w, axis=0) / samples

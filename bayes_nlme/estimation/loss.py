@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import log_ndtr
 
-__all__ = ["observation_loss", "total_partials"]
+__all__ = ["observation_loss", "observation_loss_value", "total_partials"]
 
 
 def _gaussian(e: np.ndarray, r: np.ndarray) -> dict:
@@ -93,6 +93,29 @@ def observation_loss(y: np.ndarray, f: np.ndarray, r: np.ndarray, censored=None,
             return out
         cens = _censored(np.where(censored, limit, 0.0), f, r)
     return {key: np.where(censored, cens[key], value) for key, value in out.items()}
+
+
+def observation_loss_value(y: np.ndarray, f: np.ndarray, r: np.ndarray, censored=None, limit=None) -> np.ndarray:
+    """``l`` alone (the ``"l"`` entry of :func:`observation_loss`, without the derivatives):
+    ``log r + (y - f)^2 / r`` for observed rows, ``-2 log Phi((L - f) / sqrt(r))`` for
+    censored ones (SAEM and importance sampling evaluate it many times).
+
+    Parameters
+    ----------
+    y, f, r : numpy.ndarray
+    censored : numpy.ndarray of bool, optional
+    limit : numpy.ndarray, optional
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    with np.errstate(all="ignore"):
+        out = np.log(r) + (y - f) ** 2 / r
+        if censored is None or not np.any(censored):
+            return out
+        cens = -2.0 * log_ndtr((np.where(censored, limit, 0.0) - f) / np.sqrt(r))
+    return np.where(censored, cens, out)
 
 
 def total_partials(lp: dict, res, third: bool = False) -> dict:

@@ -43,7 +43,7 @@ import pandas as pd
 from scipy import optimize
 
 from ..errors import SpecError
-from .loss import observation_loss
+from .loss import observation_loss_value
 
 __all__ = ["SaemSettings", "saem_settings", "run_saem", "replicate", "default_chains"]
 
@@ -145,8 +145,9 @@ class _Target:
         """Predictions (error-model scale) at the etas."""
         u = (self.base if base is None else base).copy()
         u[:, self.cols] += eta[self.problem.seg_subject]
-        with np.errstate(all="ignore"):
-            return self.problem.kernel.value(u)
+        kernel = self.problem.kernel
+        predict = getattr(kernel, "predict", kernel.value)
+        return predict(u)
 
     def losses(self, f: np.ndarray, psi: np.ndarray | None = None) -> np.ndarray:
         """Per-observation losses ``l`` at predictions ``f``."""
@@ -156,7 +157,7 @@ class _Target:
         b = math.exp(psi[problem.ib]) if problem.ib is not None else 0.0
         with np.errstate(all="ignore"):
             r = a + b * f**2
-            loss = observation_loss(problem.y_t, f, r, problem.censored, problem.limit_t)["l"]
+            loss = observation_loss_value(problem.y_t, f, r, problem.censored, problem.limit_t)
         return np.where(np.isfinite(loss), loss, np.inf)
 
     def data_part(self, eta: np.ndarray) -> np.ndarray:

@@ -382,6 +382,16 @@ def estimation(page, ctx: Context) -> None:
     if info.get("covariance") and not info.get("covariance_ok", True):
         message = escape(str(info.get("covariance_message") or "the covariance step failed"))
         parts.append(f'<div class="verdict fail">No standard errors: {message}.</div>')
+    path = getattr(fd.fitdir, "path", None)
+    if path is not None and (path / "saem_trajectory.csv").exists():
+        trajectory = pd.read_csv(path / "saem_trajectory.csv")
+        _figure(
+            page,
+            parts,
+            lambda: plots.plot_saem_trajectory(trajectory),
+            "SAEM trajectories of the population parameters; the dashed line ends the exploration phase "
+            "(step 1), after which the estimates are averaged (step 1/k).",
+        )
 
 
 def goodness_of_fit(page, ctx: Context) -> None:
