@@ -142,3 +142,20 @@ def test_cli_refuses_flags_of_other_methods(tmp_path, capsys):
     assert "--saem-burn apply to --method saem only" in capsys.readouterr().err
     assert main([*base, "--method", "nuts", "--starts", "3"]) == 2
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("os").environ.get("BAYES_NLME_PHENO"), reason="set BAYES_NLME_PHENO to pheno.dta")
+def test_saem_pheno_within_5_percent_of_nonmem_focei_thetas():
+    """Opt-in (the data are not bundled): BAYES_NLME_PHENO=path/to/pheno.dta from Pharmpy's
+    tests/testdata/nonmem. NONMEM FOCE-I thetas from pheno_real.ext."""
+    import os
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from saem_pheno import MODEL, NONMEM, pheno_frame
+
+    spec = parse_model(tomllib.loads(MODEL))
+    fit = estimate(spec, pheno_frame(Path(os.environ["BAYES_NLME_PHENO"])), method="saem", seed=1, covariance=None)
+    for name, ref in NONMEM.items():
+        assert fit.value[name] == pytest.approx(ref, rel=0.05)

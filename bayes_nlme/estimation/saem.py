@@ -215,9 +215,9 @@ class _Layout:
     def __init__(self, problem) -> None:
         pm = problem.pmap
         spec = problem.spec
-        self.mu = [pm.index(name) for name in pm.iiv]
+        self.regression = _Regression(problem)
         self.numeric = [pm.index(p.name) for p in spec.estimated if p.name not in pm.iiv]
-        self.numeric += [pm.n_theta + k for k in range(pm.n_beta)]
+        self.numeric += [pm.n_theta + k for k in range(pm.n_beta) if pm.n_theta + k not in self.regression.handled]
         self.omega = list(range(pm.n_theta + pm.n_beta, pm.n_theta + pm.n_beta + pm.n_omega))
         self.sigma = list(range(pm.size - pm.n_sigma, pm.size))
         self.mask = np.zeros((pm.d, pm.d), dtype=bool)
@@ -225,6 +225,79 @@ class _Layout:
             self.mask[np.ix_(block, block)] = True
         single = pm.n_sigma == 1 and problem.censored is None
         self.closed_sigma = single and (problem.ia is not None or problem.ib is not None)
+
+
+class _Regression:
+    """Closed-form M-step of the typical values of the IIV parameters and of their
+    covariate coefficients that are linear on the log scale (mu-referencing).
+
+    For IIV parameter ``P`` of subject ``i``, ``phi_iP = z_iP' g_P + eta_iP`` (fixed
+    covariate terms aside), where ``z_iP`` is 1 and, per estimated coefficient, ``log(x /
+    reference)`` (power), ``x - reference`` (exponential) or the indicator of ``x !=
+    reference`` (linear effect of a covariate with two values, ``g = log(1 + beta a)``).
+    Time-varying covariates and other linear effects are left to the numeric M-step.
+    """
+
+    def __init__(self, problem) -> None:
+        pm, spec = problem.pmap, problem.spec
+        first = problem.first_segment
+        columns, self.terms, self.rows, self.handled = [], [], [], set()
+        for name in pm.iiv:
+            rows = [len(columns)]
+            columns.append(np.ones(problem.n_subjects))
+            self.terms.append((pm.index(name), "raw", 1.0))
+            for c in spec.parameter(name).covariates:
+                if not c.estimated:
+                    continue
+                seg = np.asarray(problem.covariates[c.column], dtype=float)
+                x = seg[first]
+                if not np.allclose(seg, x[problem.seg_subject]):
+                    continue
+                kind, a = "raw", 1.0
+                if c.effect == "power":
+                    z = np.log(x / c.reference)
+                elif c.effect == "exponential":
+                    z = x - c.reference
+                else:
+                    dx = x - c.reference
+                    values = np.unique(dx[dx != 0])
+                    if len(values) != 1:
+                        continue
+                    kind, a, z = "linear", float(values[0]), (dx != 0).astype(float)
+                k = pm.index(f"beta_{name}_{c.column}")
+                rows.append(len(columns))
+                columns.append(z)
+                self.terms.append((k, kind, a))
+                self.handled.add(k)
+            self.rows.append(rows)
+        self.z = np.column_stack(columns)
+        self.gram = self.z.T @ self.z
+
+    def coefficients(self, psi: np.ndarray) -> np.ndarray:
+        """The regression coefficients ``g`` of ``psi``."""
+        return np.array([psi[k] if kind == "raw" else np.log1p(psi[k] * a) for k, kind, a in self.terms])
+
+    def set(self, psi: np.ndarray, g: np.ndarray) -> None:
+        """Write the coefficients ``g`` into ``psi``."""
+        for (k, kind, a), value in zip(self.terms, g):
+            psi[k] = value if kind == "raw" else np.expm1(value) / a
+
+    def mean(self, g: np.ndarray) -> np.ndarray:
+        """``z_iP' g_P`` (n_subjects, d)."""
+        return np.column_stack([self.z[:, rows] @ g[rows] for rows in self.rows])
+
+    def solve(self, t: np.ndarray, s2: np.ndarray, n_copies: int):
+        """``g`` and omega from the averaged ``Z' phi`` (K, d) and ``phi' phi`` (d, d)."""
+        gram = self.gram / n_copies
+        g = np.zeros(len(self.terms))
+        for p, rows in enumerate(self.rows):
+            g[rows] = np.linalg.solve(gram[np.ix_(rows, rows)], t[rows, p])
+        d = len(self.rows)
+        omega = np.empty((d, d))
+        for p, rp in enumerate(self.rows):
+            for q, rq in enumerate(self.rows):
+                omega[p, q] = s2[p, q] - g[rp] @ t[rp, q] - g[rq] @ t[rq, p] + g[rp] @ gram[np.ix_(rp, rq)] @ g[rq]
+        return g, omega
 
 
 def _numeric_step(target: _Target, psi: np.ndarray, eta: np.ndarray, index: list) -> np.ndarray:
@@ -254,16 +327,18 @@ def _m_step(target, layout, psi, stats, eta, gamma, exploring, n):
     numeric parts by stochastic approximation on the parameter."""
     problem = target.problem
     pm = problem.pmap
+    reg = layout.regression
     new = psi.copy()
-    mu = stats["s1"] / n
-    new[layout.mu] = mu
-    omega = np.where(layout.mask, stats["s2"] / n - np.outer(mu, mu), 0.0)
+    g_old = reg.coefficients(psi)
+    g, omega = reg.solve(stats["t"], stats["s2"], problem.n_subjects // n)
+    reg.set(new, g)
+    omega = np.where(layout.mask, omega / n, 0.0)
     if exploring:
         floor = _ANNEAL * np.diag(pm.omega_matrix(psi))
         scale = np.sqrt(np.maximum(np.diag(omega), floor) / np.maximum(np.diag(omega), 1e-300))
         omega = omega * np.outer(scale, scale)
     new[layout.omega] = _pack_omega(pm, omega + 1e-10 * np.eye(pm.d))
-    eta = eta + (psi[layout.mu] - new[layout.mu])  # the individual log parameters stay put
+    eta = eta + reg.mean(g_old) - reg.mean(g)  # the individual log parameters stay put
     target.set(new)
     if layout.numeric:
         x = _numeric_step(target, new, eta, layout.numeric)
@@ -328,15 +403,16 @@ def run_saem(problem, psi0: np.ndarray, settings: SaemSettings, *, chains: int, 
     eta = np.zeros((problem.n_subjects, pm.d))
     f = target.predictions(eta)
     state = {"eta": eta, "f": f, "data": problem.segsum(target.losses(f)), "scales": np.full(pm.d + 1, 0.5)}
-    stats = {"s1": np.zeros(pm.d), "s2": np.zeros((pm.d, pm.d)), "sr": 0.0}
+    reg = layout.regression
+    stats = {"t": np.zeros((len(reg.terms), pm.d)), "s2": np.zeros((pm.d, pm.d)), "sr": 0.0}
     rows = []
     total = settings.n_burn + settings.n_em
     for k in range(1, total + 1):
         exploring = k <= settings.n_burn
         gamma = 1.0 if exploring else 1.0 / (k - settings.n_burn)
         _simulate(target, state, rng, settings.kernel_steps)
-        phi = psi[layout.mu] + state["eta"]
-        stats["s1"] += gamma * (phi.sum(axis=0) / chains - stats["s1"])
+        phi = reg.mean(reg.coefficients(psi)) + state["eta"]
+        stats["t"] += gamma * (reg.z.T @ phi / chains - stats["t"])
         stats["s2"] += gamma * (phi.T @ phi / chains - stats["s2"])
         if layout.closed_sigma:
             stats["sr"] += gamma * (_sigma_statistic(problem, state["f"]) / chains - stats["sr"])
