@@ -104,7 +104,7 @@ def test_saem_censored_rows_enter_the_m_step():
     FOCE-I's M3 fit (censored rows in the E-step and in the numeric residual M-step)."""
     from test_censoring import MODEL, TRUTH, simulate
 
-    data = simulate(n_subjects=30)
+    data = simulate(n_subjects=24)
     spec = parse_model(tomllib.loads(MODEL.format(blq="M3")))
     saem = estimate(spec, data, method="saem", seed=2, covariance=None, saem=SHORT)
     focei = estimate(spec, data, method="focei", covariance=None)

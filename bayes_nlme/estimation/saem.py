@@ -303,17 +303,24 @@ class _Regression:
 def _numeric_step(target: _Target, psi: np.ndarray, eta: np.ndarray, index: list) -> np.ndarray:
     """Maximise the data part over ``psi[index]`` given the simulated etas (all chains)."""
     structural = index[0] < target.problem.pmap.size - target.problem.pmap.n_sigma
+    fixed = None if structural else target.predictions(eta)  # residual variances only
 
     def objective(x):
         trial = psi.copy()
         trial[index] = x
-        base = target.problem.log_parameters(trial, None)[0] if structural else target.base
-        total = float(np.sum(target.losses(target.predictions(eta, base), trial)))
+        f = target.predictions(eta, target.problem.log_parameters(trial, None)[0]) if structural else fixed
+        total = float(np.sum(target.losses(f, trial)))
         return total if np.isfinite(total) else 1e300
 
     start = objective(psi[index])
-    res = optimize.minimize(objective, psi[index], method="L-BFGS-B", options={"maxiter": 50})
-    return res.x if np.isfinite(res.fun) and res.fun < start else psi[index]
+    if len(index) == 1:  # Brent on the one coordinate
+        x0 = float(psi[index][0])
+        res = optimize.minimize_scalar(lambda v: objective(np.array([v])), bounds=(x0 - 3.0, x0 + 3.0), method="bounded")
+        x, fun = np.array([res.x]), res.fun
+    else:
+        res = optimize.minimize(objective, psi[index], method="L-BFGS-B", options={"maxiter": 50})
+        x, fun = res.x, res.fun
+    return x if np.isfinite(fun) and fun < start else psi[index]
 
 
 def _sigma_statistic(problem, f: np.ndarray) -> float:
