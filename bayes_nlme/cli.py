@@ -20,6 +20,7 @@ import time
 import warnings
 from pathlib import Path
 
+from .cli_estimation import add_frequentist_flags, check_frequentist_flags, frequentist_warnings
 from .errors import ArgumentError, InputError
 
 __all__ = ["main", "build_parser", "MIN_DRAWS", "MAX_SEED", "EXIT_INTERRUPTED"]
@@ -166,24 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("sandwich", "r", "s", "none"),
         help="frequentist covariance step (default sandwich)",
     )
-    fit.add_argument(
-        "--starts",
-        type=_positive_int,
-        help="frequentist methods: number of optimisations, from the initial values and from screened "
-        "start points (default: one, and four more when it does not converge)",
-    )
-    fit.add_argument(
-        "--ofv",
-        choices=("importance_sampling",),
-        help="frequentist methods: compute the OFV (and AIC, BIC) by importance sampling around the "
-        "conditional modes, with its Monte-Carlo SE, so that it compares across methods (always so for saem)",
-    )
-    fit.add_argument("--saem-burn", type=_nonnegative_int, help="saem: exploration iterations (default [saem] or 200)")
-    fit.add_argument("--saem-em", type=_positive_int, help="saem: smoothing iterations (default [saem] or 300)")
-    fit.add_argument("--saem-chains", type=_positive_int, help="saem: chains per subject (default ceil(50/subjects))")
-    fit.add_argument(
-        "--is-samples", type=_positive_int, help="importance samples per subject for the OFV (default 3000)"
-    )
+    add_frequentist_flags(fit)
     fit.add_argument("--quiet", action="store_true", help="no progress, no summary")
 
     sens = sub.add_parser("sensitivity", help="prior sensitivity study")
@@ -349,7 +333,7 @@ def _cmd_fit(args) -> int:
     _preflight(spec, dataset, args.method)
     if args.method in ("nuts", "prior"):
         _check_draws(spec, args)
-    _check_frequentist_flags(args)
+    check_frequentist_flags(args)
     quiet = args.quiet or bool(os.environ.get("CI"))
     started = time.perf_counter()
     if args.method == "nuts":
@@ -413,44 +397,11 @@ def _cmd_fit(args) -> int:
 
         if verdict is not None:
             print(verdict.report(), file=sys.stderr)
-        _frequentist_warnings(result)
+        frequentist_warnings(result)
         with pd.option_context("display.width", 120, "display.max_columns", 20):
             print(result.summary().to_string(index=False))
         print(f"wrote {out} in {time.perf_counter() - started:.1f} s")
     return 0
-
-
-def _check_frequentist_flags(args) -> None:
-    """Flags of methods other than the one chosen are refused (exit 2), not ignored."""
-    saem = [f"--{n.replace('_', '-')}" for n in ("saem_burn", "saem_em", "saem_chains") if getattr(args, n) is not None]
-    if saem and args.method != "saem":
-        raise ArgumentError(f"{', '.join(saem)} apply to --method saem only (this fit is --method {args.method})")
-    frequentist = [f for f, v in (("--starts", args.starts), ("--ofv", args.ofv), ("--is-samples", args.is_samples)) if v]
-    if frequentist and args.method in ("nuts", "prior"):
-        raise ArgumentError(
-            f"{', '.join(frequentist)} apply to the frequentist methods (laplace, focei, foce, fo, saem), "
-            f"not --method {args.method}"
-        )
-
-
-def _frequentist_warnings(result) -> None:
-    """Non-convergence and a failed covariance step of a frequentist fit, on stderr."""
-    info = getattr(result, "info", None)
-    if info is None or not hasattr(result, "ofv"):
-        return
-    if not result.converged:
-        print(
-            f"WARNING: the {result.method} fit did NOT converge: {info.get('convergence_reason', '')}. "
-            f"{info.get('advice', '')}",
-            file=sys.stderr,
-        )
-    if info.get("covariance") and not info.get("covariance_ok", True):
-        print(f"WARNING: {info.get('covariance_message')}", file=sys.stderr)
-    if info.get("ofv_method") == "importance_sampling":
-        print(
-            f"OFV {result.ofv:.3f} by importance sampling (Monte-Carlo SE {info.get('ofv_mcse', float('nan')):.3f})",
-            file=sys.stderr,
-        )
 
 
 def _cmd_report(args) -> int:

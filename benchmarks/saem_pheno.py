@@ -89,7 +89,10 @@ def main() -> None:
         started = time.perf_counter()
         fit = estimate(spec, data, method=method, seed=args.seed, covariance=None)
         value = fit.value
-        print(f"{method}: {time.perf_counter() - started:.1f} s, OFV {fit.ofv:.3f} ({fit.info['ofv_method']}), converged {fit.converged}")
+        print(
+            f"{method}: {time.perf_counter() - started:.1f} s, OFV {fit.ofv:.3f} ({fit.info['ofv_method']}), "
+            f"converged {fit.converged}"
+        )
         for name, ref in {**NONMEM, **NONMEM_OMEGA}.items():
             print(f"  {name:16s} {value[name]:.6g}  NONMEM {ref:.6g}  ({100 * (value[name] / ref - 1):+.1f}%)")
 

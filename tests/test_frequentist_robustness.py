@@ -85,7 +85,9 @@ def test_flip_flop_start_is_refitted_from_its_mirror():
     assert fit.converged and fit.ofv == pytest.approx(OFV_FOCEI, abs=0.1)
     assert [run["kind"] for run in fit.info["starts"]] == ["initial", "flip-flop mirror"]
     assert fit.info["flip_flop"]["violated"] is False
-    off = estimate(dataclasses.replace(spec, flip_flop_guard=False), "theophylline", method="focei", covariance=None, starts=1)
+    off = estimate(
+        dataclasses.replace(spec, flip_flop_guard=False), "theophylline", method="focei", covariance=None, starts=1
+    )
     assert off.theta["ka"] < off.theta["CL"] / off.theta["V"]
 
 
@@ -111,7 +113,9 @@ def _scaled(factor: float):
     return table
 
 
-@pytest.mark.parametrize("covariance", ["sandwich", pytest.param("r", marks=pytest.mark.slow), pytest.param("s", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "covariance", ["sandwich", pytest.param("r", marks=pytest.mark.slow), pytest.param("s", marks=pytest.mark.slow)]
+)
 def test_standard_errors_do_not_depend_on_units(covariance):
     spec = _diagonal()
     base = estimate(spec, _scaled(1.0), method="focei", covariance=covariance)

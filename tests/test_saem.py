@@ -88,7 +88,9 @@ def test_saem_theophylline_matches_nlmixr2_and_is_ofv_matches_focei():
 
 def test_importance_sampling_ofv_after_focei():
     spec = load_model(THEO)
-    fit = estimate(spec, "theophylline", method="focei", covariance=None, ofv="importance_sampling", saem={"is_samples": 1000})
+    fit = estimate(
+        spec, "theophylline", method="focei", covariance=None, ofv="importance_sampling", saem={"is_samples": 1000}
+    )
     info = fit.fit_info()
     assert info["ofv_method"] == "importance_sampling"
     assert abs(fit.ofv - info["ofv_focei"]) < 3.0 and info["ofv_mcse"] < 0.5
@@ -118,7 +120,18 @@ def test_saem_censored_rows_enter_the_m_step():
 def test_cli_saem_writes_trajectory_and_mcse(tmp_path, capsys):
     out = tmp_path / "saem"
     args = ["fit", str(THEO), "--data", "theophylline", "--out", str(out), "--method", "saem", "--seed", "4"]
-    args += ["--saem-burn", "20", "--saem-em", "20", "--saem-chains", "2", "--is-samples", "300", "--covariance", "none"]
+    args += [
+        "--saem-burn",
+        "20",
+        "--saem-em",
+        "20",
+        "--saem-chains",
+        "2",
+        "--is-samples",
+        "300",
+        "--covariance",
+        "none",
+    ]
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "importance sampling (Monte-Carlo SE" in err

@@ -12,13 +12,13 @@ import pandas as pd
 from ..errors import ArgumentError, DataError, InputError, format_rows
 from .covariance import COVARIANCE_METHODS, covariance_step, nan_covariance
 from .diagnostics import ebe_table, eta_shrinkage, observation_table
+from .importance import importance_sampling_ofv
 from .outer import Evaluator, minimise
 from .parameters import start_values
 from .problem import METHODS, problem_from_design
 from .result import _Z95, EstimationResult
-from .importance import importance_sampling_ofv
-from .saem_fit import run_saem_fit
 from .saem import replicate, saem_settings
+from .saem_fit import run_saem_fit
 from .starts import choose_run, flip_flop_state, mirror_start, omega_boundary, screened_starts
 
 __all__ = ["estimate", "objective", "build_problem", "check_estimation_inputs", "ALL_METHODS", "OFV_METHODS"]
@@ -273,15 +273,9 @@ def estimate(
     tables = {"saem_trajectory.csv": search.pop("trajectory")} if "trajectory" in search else {}
     ofv_value, ofv_info = float(ev.ofv), {"ofv_method": method, "ofv_mcse": 0.0}
     if method == "saem" or ofv == "importance_sampling":
-        mode = evaluator.ebe(psi, ev.eta, method="focei")
-        copies = max(1, min(settings.is_samples, 600 // max(problem.n_subjects, 1)))
-        batch = build_problem(spec, replicate(dataset, copies))[0] if copies > 1 else problem
-        ofv_value, mcse, _ = importance_sampling_ofv(
-            batch, psi, mode.eta, mode.hessian, samples=settings.is_samples, seed=seed
-        )
-        ofv_info = {"ofv_method": "importance_sampling", "ofv_mcse": mcse, f"ofv_{core}": float(ev.ofv)}
+        ofv_value, ofv_info = _importance_ofv(spec, dataset, problem, evaluator, psi, ev, settings, seed, core)
         if verbose:
-            _LOG.info(f"{method}: importance-sampling OFV {ofv_value:.3f} (Monte-Carlo SE {mcse:.3f})")
+            _LOG.info(f"{method}: importance-sampling OFV {ofv_value:.3f} (Monte-Carlo SE {ofv_info['ofv_mcse']:.3f})")
     if covariance is None:
         cov = nan_covariance(problem.size, None)
     else:  # on the well-scaled parameters z (log values, correlations), by the delta method
@@ -350,6 +344,19 @@ def estimate(
     return result
 
 
+def _importance_ofv(spec, dataset, problem, evaluator, psi, ev, settings, seed, core):
+    """The OFV by importance sampling at ``psi`` and the ``fit.json`` entries that say so.
+
+    The draws of ``copies`` subjects' worth run in one call of the model core (the dataset
+    repeated, :func:`.saem.replicate`).
+    """
+    mode = evaluator.ebe(psi, ev.eta, method="focei")
+    copies = max(1, min(settings.is_samples, 600 // max(problem.n_subjects, 1)))
+    batch = build_problem(spec, replicate(dataset, copies))[0] if copies > 1 else problem
+    value, mcse, _ = importance_sampling_ofv(batch, psi, mode.eta, mode.hessian, samples=settings.is_samples, seed=seed)
+    return value, {"ofv_method": "importance_sampling", "ofv_mcse": mcse, f"ofv_{core}": float(ev.ofv)}
+
+
 #: What to try after a fit that did not converge.
 ADVICE = (
     "Try better initial values in the model file (e.g. from a plot of the data or an FO fit), "
@@ -385,7 +392,10 @@ def _optimise(problem, method, psi0, evaluator, tol, maxiter, verbose, starts, s
         flip["mirror_tried"] = mirror is not None
         if mirror is not None:
             if verbose:
-                _LOG.info(f"{method}: flip-flop optimum (ka {flip['ka']:.4g} <= k {flip['terminal_rate']:.4g}); refit from its mirror")
+                _LOG.info(
+                    f"{method}: flip-flop optimum (ka {flip['ka']:.4g} <= k {flip['terminal_rate']:.4g}); "
+                    "refit from its mirror"
+                )
             ev = Evaluator(problem, method)
             runs.append((minimise(ev, mirror, tol=tol, maxiter=maxiter, verbose=verbose), ev, "flip-flop mirror"))
         allowed = [r[0] for r in runs if not flip_flop_state(problem, r[0].psi)["violated"]]
@@ -445,8 +455,7 @@ def _check_censoring(spec, method: str, problem) -> None:
     needs a parameter with IIV."""
     if method == "saem" and problem.d == 0:
         raise ArgumentError(
-            f"method 'saem' needs at least one parameter with IIV (iiv = true); model '{spec.name}' has none: "
-            "use focei"
+            f"method 'saem' needs at least one parameter with IIV (iiv = true); model '{spec.name}' has none: use focei"
         )
     if problem.n_censored == 0:
         return

@@ -434,5 +434,8 @@ def convergence_check(
     g = gradient if scaled_gradient is None else np.asarray(scaled_gradient, dtype=float)
     step = float(np.abs(vec @ ((vec.T @ g) / w)).max())
     if step >= STEP_TOL:
-        return False, f"the Newton step from the end point is {step:.3g} (limit {STEP_TOL:g}): the minimum is further on"
+        return (
+            False,
+            f"the Newton step from the end point is {step:.3g} (limit {STEP_TOL:g}): the minimum is further on",
+        )
     return True, ""

@@ -315,7 +315,9 @@ def _numeric_step(target: _Target, psi: np.ndarray, eta: np.ndarray, index: list
     start = objective(psi[index])
     if len(index) == 1:  # Brent on the one coordinate
         x0 = float(psi[index][0])
-        res = optimize.minimize_scalar(lambda v: objective(np.array([v])), bounds=(x0 - 3.0, x0 + 3.0), method="bounded")
+        res = optimize.minimize_scalar(
+            lambda v: objective(np.array([v])), bounds=(x0 - 3.0, x0 + 3.0), method="bounded"
+        )
         x, fun = np.array([res.x]), res.fun
     else:
         res = optimize.minimize(objective, psi[index], method="L-BFGS-B", options={"maxiter": 50})

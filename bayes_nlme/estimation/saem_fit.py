@@ -64,9 +64,12 @@ def run_saem_fit(spec, dataset, problem, psi0, evaluator, settings, seed: int, v
     ok, reason = convergence_check(ev.ofv, ev.gradient, h_z, np.inf, ev.ebe_converged, scaled_gradient=0 * g_z)
     flip = flip_flop_state(problem, psi)
     if flip is not None and flip["violated"]:
-        ok, reason = False, (
-            f"flip-flop: the absorption rate ka {flip['ka']:.4g} is not above the terminal elimination rate "
-            f"{flip['terminal_rate']:.4g} (the rule of the Bayesian path)"
+        ok, reason = (
+            False,
+            (
+                f"flip-flop: the absorption rate ka {flip['ka']:.4g} is not above the terminal elimination rate "
+                f"{flip['terminal_rate']:.4g} (the rule of the Bayesian path)"
+            ),
         )
     if not np.all(np.isfinite(psi)):
         ok, reason = False, "the estimates are not finite"
