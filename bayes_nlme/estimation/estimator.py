@@ -283,7 +283,7 @@ def estimate(
         jac = problem.pmap.jacobian(psi) @ dpsi_dz
         cov = covariance_step(outer.scaled_hessian, ev.per_subject @ dpsi_dz, jac, covariance)
         if not cov.ok and search["convergence_reason"]:
-            cov.message = f"{cov.message}; the fit did not converge: {search['convergence_reason']}"
+            cov.message = f"{cov.message}; the fit did not converge: {search['convergence_reason'].split(' (')[0]}"
     if evaluator.has_inner or problem.d == 0:
         eta = ev.eta
     else:  # FO: post-hoc conditional modes (without interaction)

@@ -215,11 +215,13 @@ def omega_boundary(problem, psi: np.ndarray) -> str:
         ratio = 1.0 / (np.diag(omega) * np.diag(np.linalg.inv(omega)))
     except np.linalg.LinAlgError:
         return "omega is singular"
-    low = [f"{pm.iiv[i]} ({100 * (1 - ratio[i]):.1f}%)" for i in range(pm.d) if ratio[i] < BOUNDARY_RATIO]
+    low = [pm.iiv[i] for i in range(pm.d) if ratio[i] < BOUNDARY_RATIO]
     if not low:
         return ""
+    sd = np.sqrt(np.diag(omega))
+    smallest = float(np.linalg.eigvalsh(omega / np.outer(sd, sd)).min())
     return (
-        "omega tends to a singular matrix: the variance of the random effect of "
-        f"{', '.join(low)} is explained by the other random effects (correlations near +-1), so the "
-        "maximum likelihood is on the boundary and has no Wald standard errors"
+        f"omega tends to a singular matrix: the random effects of {', '.join(low)} are nearly linear "
+        f"combinations of the others (smallest eigenvalue of their correlation matrix {smallest:.2g}), so the "
+        "maximum likelihood lies on the boundary and has no Wald standard errors"
     )
