@@ -186,7 +186,8 @@ def estimate(
         Number of outer optimisations. None (default): one from the start values, and
         when it does not pass the convergence test (gradient, positive definite Hessian
         and a short Newton step, :func:`~.outer.convergence_check`) four more from
-        screened start points (:func:`~.starts.screened_starts`). An integer ``N``:
+        screened start points (:func:`~.starts.screened_starts`), unless it
+        ended on omega's boundary (:func:`~.starts.omega_boundary`), which no start fixes. An integer ``N``:
         the start values and ``N - 1`` screened points, always. The reported run is
         the converged one with the lowest OFV (else the lowest OFV); ``fit.json``
         lists every run under ``starts``.
@@ -378,7 +379,10 @@ def _optimise(problem, method, psi0, evaluator, tol, maxiter, verbose, starts, s
         ``convergence_reason``, ``advice`` and ``n_evaluations``.
     """
     runs = [(minimise(evaluator, psi0, tol=tol, maxiter=maxiter, verbose=verbose), evaluator, "initial")]
-    extra = (starts - 1) if starts is not None else (0 if runs[0][0].converged else 4)
+    first = runs[0][0]
+    # other starts cannot help a maximum on omega's boundary: that needs a simpler omega
+    hopeless = first.converged or bool(omega_boundary(problem, first.psi))
+    extra = (starts - 1) if starts is not None else (0 if hopeless else 4)
     if extra > 0:
         if verbose:
             _LOG.info(f"{method}: screening {extra} more start points")
