@@ -172,3 +172,20 @@ def test_saem_pheno_within_5_percent_of_nonmem_focei_thetas():
     fit = estimate(spec, pheno_frame(Path(os.environ["BAYES_NLME_PHENO"])), method="saem", seed=1, covariance=None)
     for name, ref in NONMEM.items():
         assert fit.value[name] == pytest.approx(ref, rel=0.05)
+
+
+def test_saem_parameter_without_iiv_and_fixed_parameter():
+    """ka without IIV (numeric M-step) and V fixed: SAEM agrees with FOCE-I."""
+    text = THEO.read_text().replace("initial = 1.5\n", "initial = 1.5\niiv = false\n", 1)
+    text = text.replace("initial = [0.3, 0.1, 0.05]", "initial = [0.1]")
+    text = text.replace(
+        "typical = { lognormal = { median = 30.0, sigma = 1.0 } }\ninitial = 32.0", "fixed = 31.8\niiv = false"
+    )
+    spec = parse_model(tomllib.loads(text))
+    assert spec.iiv_names == ("CL",)
+    saem = estimate(spec, "theophylline", method="saem", seed=5, covariance=None, saem=SHORT)
+    focei = estimate(spec, "theophylline", method="focei", covariance=None)
+    assert set(saem.theta) == {"ka", "CL"}
+    for name in ("ka", "CL"):
+        assert saem.theta[name] == pytest.approx(focei.theta[name], rel=0.05)
+    assert saem.value["omega_CL_CL"] == pytest.approx(focei.value["omega_CL_CL"], rel=0.3)
