@@ -62,7 +62,9 @@ def importance_sampling_ofv(
     copies = problem.n_subjects // n
     target = _Target(problem)
     target.set(psi)
-    cov = 2.0 * np.linalg.inv(0.5 * (hessian + np.swapaxes(hessian, 1, 2)))
+    w, vec = np.linalg.eigh(0.5 * (hessian + np.swapaxes(hessian, 1, 2)))
+    w = np.maximum(w, 1e-8 * np.maximum(np.abs(w).max(axis=1, keepdims=True), 1.0))  # a valid proposal
+    cov = 2.0 * np.einsum("nij,nj,nkj->nik", vec, 1.0 / w, vec)
     chol = np.tile(np.linalg.cholesky(cov), (copies, 1, 1))
     centre = np.tile(mode, (copies, 1))
     log_det_cov = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)

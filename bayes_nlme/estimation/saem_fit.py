@@ -10,7 +10,7 @@ import numpy as np
 
 from .outer import OuterResult, convergence_check, scaled_hessian
 from .saem import default_chains, replicate, run_saem
-from .starts import flip_flop_state
+from .starts import flip_flop_state, omega_boundary
 
 __all__ = ["run_saem_fit"]
 
@@ -71,6 +71,9 @@ def run_saem_fit(spec, dataset, problem, psi0, evaluator, settings, seed: int, v
                 f"{flip['terminal_rate']:.4g} (the rule of the Bayesian path)"
             ),
         )
+    boundary = "" if ok else omega_boundary(problem, psi)
+    if boundary:
+        reason = f"{boundary} ({reason})"
     if not np.all(np.isfinite(psi)):
         ok, reason = False, "the estimates are not finite"
     message = f"SAEM: {settings.n_burn} + {settings.n_em} iterations, {chains} chains per subject"
