@@ -392,12 +392,12 @@ def _cmd_fit(args) -> int:
     _INTERRUPT.raise_if_hit()
     verdict = getattr(result, "convergence", None)
     out = result.save(out)
+    frequentist_warnings(result)  # even with --quiet: a fit that is not an optimum must say so
     if not args.quiet:
         import pandas as pd
 
         if verdict is not None:
             print(verdict.report(), file=sys.stderr)
-        frequentist_warnings(result)
         with pd.option_context("display.width", 120, "display.max_columns", 20):
             print(result.summary().to_string(index=False))
         print(f"wrote {out} in {time.perf_counter() - started:.1f} s")

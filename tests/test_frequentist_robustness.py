@@ -135,7 +135,21 @@ def test_cli_says_not_converged_on_stderr_json_report_and_compare(tmp_path, caps
     model = tmp_path / "bad.toml"
     model.write_text(text)
     out = tmp_path / "fit"
-    code = main(["fit", str(model), "--data", "theophylline", "--out", str(out), "--method", "focei", "--starts", "1"])
+    code = main(
+        [
+            "fit",
+            str(model),
+            "--data",
+            "theophylline",
+            "--out",
+            str(out),
+            "--method",
+            "focei",
+            "--starts",
+            "1",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0
     assert "did NOT converge" in err and "--starts" in err
