@@ -187,7 +187,8 @@ def estimate(
         when it does not pass the convergence test (gradient, positive definite Hessian
         and a short Newton step, :func:`~.outer.convergence_check`) four more from
         screened start points (:func:`~.starts.screened_starts`), unless it
-        ended on omega's boundary (:func:`~.starts.omega_boundary`), which no start fixes. An integer ``N``:
+        ended with omega tending to a singular matrix (correlations near +-1,
+        :func:`~.starts.omega_boundary`), which no start fixes. An integer ``N``:
         the start values and ``N - 1`` screened points, always. The reported run is
         the converged one with the lowest OFV (else the lowest OFV); ``fit.json``
         lists every run under ``starts``.
@@ -381,7 +382,7 @@ def _optimise(problem, method, psi0, evaluator, tol, maxiter, verbose, starts, s
     runs = [(minimise(evaluator, psi0, tol=tol, maxiter=maxiter, verbose=verbose), evaluator, "initial")]
     first = runs[0][0]
     # other starts cannot help a maximum on omega's boundary: that needs a simpler omega
-    hopeless = first.converged or bool(omega_boundary(problem, first.psi))
+    hopeless = first.converged or "singular matrix" in omega_boundary(problem, first.psi)
     extra = (starts - 1) if starts is not None else (0 if hopeless else 4)
     if extra > 0:
         if verbose:
