@@ -51,7 +51,9 @@ def add_frequentist_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--saem-burn", type=_nonnegative, help="saem: exploration iterations (default [saem] or 200)")
     parser.add_argument("--saem-em", type=_positive, help="saem: smoothing iterations (default [saem] or 300)")
-    parser.add_argument("--saem-chains", type=_positive, help="saem: chains per subject (default ceil(50/subjects))")
+    parser.add_argument(
+        "--saem-chains", type=_positive, help="saem: chains per subject (default min(3, ceil(50/subjects)))"
+    )
     parser.add_argument(
         "--is-samples", type=_positive, help="importance samples per subject for the OFV (default 3000)"
     )

@@ -29,7 +29,8 @@ Each iteration:
    by at most 5% per iteration (simulated annealing, as saemix).
 
 Defaults follow nlmixr2's ``saemControl`` (``nBurn = 200``, ``nEm = 300``, kernel steps
-``nu = c(2, 2, 2)``) and saemix's number of chains (enough for 50 simulated subjects).
+``nu = c(2, 2, 2)``, ``nmc = 3`` chains), with fewer chains when fewer give 50 simulated
+subjects (saemix's rule, ``ceil(50 / n_subjects)``).
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ class SaemSettings:
     n_em : int
         Iterations of the smoothing phase (step ``1/k``); nlmixr2's ``nEm``.
     chains : int or None
-        Chains per subject; None: ``ceil(50 / n_subjects)`` (saemix).
+        Chains per subject; None: ``min(3, ceil(50 / n_subjects))`` (nlmixr2's ``nmc = 3``,
+        saemix's 50 simulated subjects).
     kernel_steps : tuple of int
         Steps of the prior, full-vector and component-wise kernels per iteration.
     is_samples : int
@@ -121,8 +123,9 @@ def saem_settings(table: dict | None = None, **overrides) -> SaemSettings:
 
 
 def default_chains(settings: SaemSettings, n_subjects: int) -> int:
-    """Chains per subject: the setting, else enough for 50 simulated subjects (saemix)."""
-    return settings.chains or max(1, math.ceil(50 / n_subjects))
+    """Chains per subject: the setting, else nlmixr2's 3 (``nmc``), fewer when fewer
+    suffice for 50 simulated subjects (saemix's rule)."""
+    return settings.chains or max(1, min(3, math.ceil(50 / n_subjects)))
 
 
 class _Target:

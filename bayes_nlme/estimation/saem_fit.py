@@ -50,13 +50,13 @@ def run_saem_fit(spec, dataset, problem, psi0, evaluator, settings, seed: int, v
     from .estimator import build_problem
 
     chains = default_chains(settings, dataset.n_subjects)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     chained = build_problem(spec, replicate(dataset, chains))[0] if chains > 1 else problem
     chained.kernel.warm_up(chained.log_parameters(psi0, None)[0])
     if verbose:
         _LOG.info(f"saem: {settings.n_burn} + {settings.n_em} iterations, {chains} chains per subject")
     psi, trajectory = run_saem(chained, psi0, settings, chains=chains, seed=seed, verbose=verbose)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     ev = evaluator.evaluate(psi)
     h_z, dpsi_dz = scaled_hessian(evaluator, psi)
     g_z = dpsi_dz.T @ ev.gradient
@@ -87,6 +87,7 @@ def run_saem_fit(spec, dataset, problem, psi0, evaluator, settings, seed: int, v
             "is_samples": settings.is_samples,
             "seed": seed,
             "seconds": seconds,
+            "cpu_seconds": cpu,
         },
         "starts": [],
         "flip_flop": flip,
