@@ -234,14 +234,6 @@ class ParameterMap:
             jac[:, k] = self.scaled(w).imag / h
         return jac
 
-    def is_scaled_bounded(self, k: int) -> bool:
-        """True when ``z[k]`` is a correlation (its finite-difference step is absolute)."""
-        return self._omega_at <= k < self._sigma_at and not self._is_log_diag_scaled(k)
-
-    def _is_log_diag_scaled(self, k: int) -> bool:
-        i, j = self._omega_pairs()[k - self._omega_at]
-        return i == j
-
     # ------------------------------------------------------------- omega pieces
     def omega_parts(self, psi: np.ndarray):
         """Omega's inverse and log determinant with their derivatives.
