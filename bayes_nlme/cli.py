@@ -20,11 +20,12 @@ import time
 import warnings
 from pathlib import Path
 
+from .cli_estimation import add_frequentist_flags, check_frequentist_flags, frequentist_warnings
 from .errors import ArgumentError, InputError
 
 __all__ = ["main", "build_parser", "MIN_DRAWS", "MAX_SEED", "EXIT_INTERRUPTED"]
 
-METHODS = ("nuts", "laplace", "focei", "foce", "fo", "prior")
+METHODS = ("nuts", "laplace", "focei", "foce", "fo", "saem", "prior")
 
 #: NUTS implementations (:data:`bayes_nlme.fit.SAMPLERS`, not imported here: the parser stays light).
 SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("sandwich", "r", "s", "none"),
         help="frequentist covariance step (default sandwich)",
     )
+    add_frequentist_flags(fit)
     fit.add_argument("--quiet", action="store_true", help="no progress, no summary")
 
     sens = sub.add_parser("sensitivity", help="prior sensitivity study")
@@ -340,6 +342,7 @@ def _cmd_fit(args) -> int:
     _preflight(spec, dataset, args.method)
     if args.method in ("nuts", "prior"):
         _check_draws(spec, args)
+    check_frequentist_flags(args)
     quiet = args.quiet or bool(os.environ.get("CI"))
     started = time.perf_counter()
     if args.method == "nuts":
@@ -379,10 +382,26 @@ def _cmd_fit(args) -> int:
         _step(f"estimating ({args.method}) ...", quiet)
         covariance = None if args.covariance == "none" else args.covariance
         _show_progress("bayes_nlme.estimation", not quiet)
-        result = estimate(spec, dataset, method=args.method, covariance=covariance, verbose=not quiet)
+        result = estimate(
+            spec,
+            dataset,
+            method=args.method,
+            covariance=covariance,
+            verbose=not quiet,
+            starts=args.starts,
+            seed=0 if args.seed is None else args.seed,
+            ofv=args.ofv,
+            saem={
+                "n_burn": args.saem_burn,
+                "n_em": args.saem_em,
+                "chains": args.saem_chains,
+                "is_samples": args.is_samples,
+            },
+        )
     _INTERRUPT.raise_if_hit()
     verdict = getattr(result, "convergence", None)
     out = result.save(out)
+    frequentist_warnings(result)  # even with --quiet: a fit that is not an optimum must say so
     if not args.quiet:
         import pandas as pd
 
@@ -417,6 +436,8 @@ def _cmd_compare(args) -> int:
     table = compare_fits(*args.dirs)
     with pd.option_context("display.width", 200, "display.max_columns", 40):
         print(table.to_string(index=False))
+    for label, note in table.attrs.get("notes", {}).items():
+        print(f"{label}: {note}")
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["compare_fits", "fit_label"]
+__all__ = ["compare_fits", "fit_label", "fit_note"]
 
 
 def _load(fit):
@@ -83,7 +83,8 @@ def compare_fits(*fits) -> pd.DataFrame:
         Columns ``parameter``, ``unit``, then for each fit labelled ``L`` (its method):
         Bayesian ``L median``, ``L 5%``, ``L 95%``; frequentist ``L estimate``,
         ``L 2.5%``, ``L 97.5%``. Rows: every canonical parameter of any fit, in the
-        order of the first fit's ``summary.csv``.
+        order of the first fit's ``summary.csv``. ``attrs["notes"]``: per label, why a
+        frequentist fit has no intervals or did not converge (:func:`fit_note`).
 
     Raises
     ------
@@ -109,4 +110,28 @@ def compare_fits(*fits) -> pd.DataFrame:
         for column, name in zip(("point", "lo", "hi"), names):
             table[f"{label} {name}"] = values[column].to_numpy()
     table.attrs["labels"] = labels
+    table.attrs["notes"] = {label: note for label, fd in zip(labels, data) if (note := fit_note(fd))}
     return table
+
+
+def fit_note(fd) -> str:
+    """Why a frequentist fit's intervals are missing or its estimates are not an optimum ("" if
+    nothing is to be said).
+
+    Parameters
+    ----------
+    fd : FitData
+
+    Returns
+    -------
+    str
+    """
+    info = fd.info or {}
+    notes = []
+    if not fd.bayesian and "converged" in info and not info["converged"]:
+        notes.append(f"not converged: {info.get('convergence_reason') or info.get('optimizer_message', '')}")
+    if info.get("covariance") and not info.get("covariance_ok", True):
+        notes.append(f"no standard errors: {info.get('covariance_message', 'the covariance step failed')}")
+    elif not fd.bayesian and not info.get("covariance"):
+        notes.append("no standard errors: the covariance step was not requested")
+    return "; ".join(notes)

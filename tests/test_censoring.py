@@ -117,7 +117,7 @@ def test_fo_and_foce_refuse_censored_rows():
     data = simulate(n_subjects=6)
     spec = parse_model(tomllib.loads(MODEL.format(blq="M3")))
     for method in ("fo", "foce"):
-        with pytest.raises(ArgumentError, match="focei, laplace or nuts"):
+        with pytest.raises(ArgumentError, match="focei, laplace, saem or nuts"):
             estimate(spec, data, method=method)
 
 
@@ -235,5 +235,5 @@ def test_laplace_and_focei_under_m4():
     m3 = estimate(parse_model(tomllib.loads(M4_MODEL.format(blq="M3"))), data, method="laplace", covariance=None)
     assert abs(m3.ofv - laplace.ofv) > 0.1  # the conditioning on y >= 0 changes the likelihood
     for method in ("fo", "foce"):
-        with pytest.raises(ArgumentError, match="focei, laplace or nuts"):
+        with pytest.raises(ArgumentError, match="focei, laplace, saem or nuts"):
             estimate(spec, data, method=method)

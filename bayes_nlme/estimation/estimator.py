@@ -12,12 +12,21 @@ import pandas as pd
 from ..errors import ArgumentError, DataError, InputError, format_rows
 from .covariance import COVARIANCE_METHODS, covariance_step, nan_covariance
 from .diagnostics import ebe_table, eta_shrinkage, observation_table
+from .importance import importance_sampling_ofv
 from .outer import Evaluator, minimise
 from .parameters import start_values
 from .problem import METHODS, problem_from_design
 from .result import _Z95, EstimationResult
+from .saem import replicate, saem_settings
+from .saem_fit import run_saem_fit
+from .starts import choose_run, flip_flop_state, mirror_start, omega_boundary, screened_starts
 
-__all__ = ["estimate", "objective", "build_problem", "check_estimation_inputs"]
+__all__ = ["estimate", "objective", "build_problem", "check_estimation_inputs", "ALL_METHODS", "OFV_METHODS"]
+
+#: Every frequentist method of :func:`estimate`.
+ALL_METHODS = (*METHODS, "saem")
+#: Valid ``ofv`` arguments of :func:`estimate`.
+OFV_METHODS = ("importance_sampling",)
 
 #: Progress of the estimation (``verbose=True`` logs at INFO; the CLI shows it).
 _LOG = logging.getLogger("bayes_nlme.estimation")
@@ -134,8 +143,12 @@ def estimate(
     tol: float = 1e-3,
     maxiter: int = 500,
     verbose: bool = False,
+    starts: int | None = None,
+    seed: int = 0,
+    ofv: str | None = None,
+    saem: dict | None = None,
 ) -> EstimationResult:
-    """Maximum-likelihood estimation by FO, FOCE, FOCE-I or Laplace (NONMEM conventions).
+    """Maximum-likelihood estimation by FO, FOCE, FOCE-I, Laplace or SAEM (NONMEM conventions).
 
     Priors are ignored: this is maximum likelihood. Start values: each parameter's
     ``initial``, else the median of its typical-value prior; covariate coefficients at
@@ -155,8 +168,11 @@ def estimate(
     ----------
     spec : ModelSpec
     data : Dataset, pandas.DataFrame, path or bundled name
-    method : {"focei", "foce", "fo", "laplace"}
-        ``laplace`` uses the exact Hessian of the conditional objective.
+    method : {"focei", "foce", "fo", "laplace", "saem"}
+        ``laplace`` uses the exact Hessian of the conditional objective; ``saem`` is
+        stochastic approximation EM (:mod:`.saem`), whose OFV is by importance
+        sampling and whose SEs come from the linearised (FOCE-I) Fisher information
+        at its estimates.
     covariance : {"sandwich", "r", "s"} or None
         Covariance step: ``R^-1 S R^-1`` (default), ``R^-1`` or ``S^-1``; None skips
         it (standard errors NaN).
@@ -167,6 +183,26 @@ def estimate(
         Most quasi-Newton iterations.
     verbose : bool
         Print the OFV at each iteration.
+    starts : int, optional
+        Number of outer optimisations. None (default): one from the start values, and
+        when it does not pass the convergence test (gradient, positive definite Hessian
+        and a short Newton step, :func:`~.outer.convergence_check`) four more from
+        screened start points (:func:`~.starts.screened_starts`), unless it
+        ended with omega tending to a singular matrix (correlations near +-1,
+        :func:`~.starts.omega_boundary`), which no start fixes. An integer ``N``:
+        the start values and ``N - 1`` screened points, always. The reported run is
+        the converged one with the lowest OFV (else the lowest OFV); ``fit.json``
+        lists every run under ``starts``.
+    seed : int
+        Seed of the screen of start points, of SAEM and of the importance sampling.
+    ofv : {"importance_sampling"} or None
+        ``"importance_sampling"``: the reported OFV (and AIC, BIC) is computed by
+        importance sampling around the conditional modes (:mod:`.importance`), with
+        its Monte-Carlo standard error ``ofv_mcse``, so it compares across methods;
+        the method's own OFV stays in ``fit.json`` as ``ofv_<method>``. Always so
+        for SAEM.
+    saem : dict, optional
+        SAEM settings over the model's ``[saem]`` table (:class:`.saem.SaemSettings`).
 
     Returns
     -------
@@ -190,8 +226,13 @@ def estimate(
       the population prediction, FOCE-I at the individual prediction (with the
       variance term of the expected information), Laplace uses the exact Hessian of
       the conditional objective, FO linearises at eta = 0.
-    - The flip-flop guard of the spec (``ka > CL/V``) is not applied: maximum
-      likelihood may converge to the flip-flop solution from poor start values.
+    - The flip-flop guard of the spec (population ``ka`` above the terminal
+      elimination rate, the rule of the Bayesian path) is checked at the optimum; a
+      flip-flop optimum is re-fitted from its mirror image (``ka`` and the terminal
+      rate swapped), and when that fails too the fit is not converged
+      (``fit.json`` ``flip_flop``).
+    - A fit that does not pass the convergence test says why
+      (``convergence_reason``) and what to try (``advice``), logged as a warning.
     - Observations flagged ``BLQ = 1`` follow ``[residual] blq``: M3 (default) adds
       ``-2 log P(y < LLOQ)`` to the objective (FOCE-I and Laplace; FO and FOCE refuse
       censored rows), M1 leaves them out. ``fit.json`` has ``blq_method`` and ``n_blq``
@@ -199,15 +240,21 @@ def estimate(
     - Covariates are those of each record (time-varying covariates per parameter
       segment, ``time_varying`` as in the Bayesian path).
     """
-    _check_choice(method, METHODS, "method")
+    _check_choice(method, ALL_METHODS, "method")
     if covariance is not None:
         _check_choice(covariance, COVARIANCE_METHODS, "covariance")
+    if ofv is not None:
+        _check_choice(ofv, OFV_METHODS, "ofv")
+    settings = saem_settings(getattr(spec, "saem", None), **(saem or {}))
+    if starts is not None and (not isinstance(starts, (int, np.integer)) or starts < 1):
+        raise ArgumentError(f"starts must be a whole number >= 1 (or None for automatic); got {starts!r}")
     building = time.perf_counter()
     problem, dataset, frame, n_dropped = build_problem(spec, data)
     _check_censoring(spec, method, problem)
     start = start_values(spec, problem.y)
     psi0 = problem.pmap.pack(start["theta"], start["betas"], start["omega"], start["sigma2"])
-    evaluator = Evaluator(problem, method)
+    core = "focei" if method == "saem" else method  # SAEM's final objective pieces: FOCE-I's
+    evaluator = Evaluator(problem, core)
     u0, _ = problem.log_parameters(psi0, None)
     problem.kernel.warm_up(u0)
     seconds_compile = time.perf_counter() - building
@@ -221,13 +268,25 @@ def estimate(
         )
     if verbose:
         _LOG.info(f"{method}: start OFV {first.ofv:.6f} ({problem.size} parameters)")
-    outer = minimise(evaluator, psi0, tol=tol, maxiter=maxiter, verbose=verbose)
+    if method == "saem":
+        outer, search = run_saem_fit(spec, dataset, problem, psi0, evaluator, settings, seed, verbose)
+    else:
+        outer, evaluator, search = _optimise(problem, method, psi0, evaluator, tol, maxiter, verbose, starts, seed)
     psi, ev = outer.psi, outer.evaluation
-    jac = problem.pmap.jacobian(psi)
+    tables = {"saem_trajectory.csv": search.pop("trajectory")} if "trajectory" in search else {}
+    ofv_value, ofv_info = float(ev.ofv), {"ofv_method": method, "ofv_mcse": 0.0}
+    if method == "saem" or ofv == "importance_sampling":
+        ofv_value, ofv_info = _importance_ofv(spec, dataset, problem, evaluator, psi, ev, settings, seed, core)
+        if verbose:
+            _LOG.info(f"{method}: importance-sampling OFV {ofv_value:.3f} (Monte-Carlo SE {ofv_info['ofv_mcse']:.3f})")
     if covariance is None:
         cov = nan_covariance(problem.size, None)
-    else:
-        cov = covariance_step(outer.hessian, ev.per_subject, jac, covariance)
+    else:  # on the well-scaled parameters z (log values, correlations), by the delta method
+        dpsi_dz = outer.dpsi_dz
+        jac = problem.pmap.jacobian(psi) @ dpsi_dz
+        cov = covariance_step(outer.scaled_hessian, ev.per_subject @ dpsi_dz, jac, covariance)
+        if not cov.ok and search["convergence_reason"]:
+            cov.message = f"{cov.message}; the fit did not converge: {search['convergence_reason'].split(' (')[0]}"
     if evaluator.has_inner or problem.d == 0:
         eta = ev.eta
     else:  # FO: post-hoc conditional modes (without interaction)
@@ -235,14 +294,14 @@ def estimate(
     ids = _whole(dataset.table.groupby("SUBJECT", sort=True)["ID"].first().to_numpy())
     estimates = _natural_table(problem, psi, cov)
     n_obs = problem.n_obs + n_dropped
-    minus2ll = ev.ofv + (problem.n_obs - problem.n_censored) * np.log(2.0 * np.pi)
+    minus2ll = ofv_value + (problem.n_obs - problem.n_censored) * np.log(2.0 * np.pi)
     k = problem.size
     names = problem.pmap.names
     result = EstimationResult(
         method=method,
         spec=spec,
         dataset=dataset,
-        ofv=float(ev.ofv),
+        ofv=float(ofv_value),
         minus2ll=float(minus2ll),
         aic=float(minus2ll + 2 * k),
         bic=float(minus2ll + k * np.log(problem.n_subjects)),
@@ -252,7 +311,7 @@ def estimate(
         covariance=None if covariance is None else pd.DataFrame(cov.covariance, index=names, columns=names),
         correlation=None if covariance is None else pd.DataFrame(cov.correlation, index=names, columns=names),
         ebe=ebe_table(problem, psi, eta, ids),
-        predictions=observation_table(problem, method, psi, eta, frame),
+        predictions=observation_table(problem, core, psi, eta, frame),
         eta_shrinkage_sd=eta_shrinkage(problem, psi, eta),
         n_subjects=problem.n_subjects,
         n_obs=n_obs,
@@ -264,23 +323,119 @@ def estimate(
             "covariance_ok": bool(cov.ok),
             "covariance_message": cov.message,
             "optimizer_message": outer.message,
-            "n_evaluations": evaluator.n_evaluations,
+            "n_evaluations": search["n_evaluations"],
             "max_abs_gradient": float(np.max(np.abs(ev.gradient))) if k else 0.0,
             "tol": tol,
             "blq_method": spec.residual.blq,
             "n_blq": problem.n_censored,
             "n_blq_omitted": n_dropped,
             "start": dict(zip(names, problem.pmap.natural(psi0).tolist())),
+            **{k: v for k, v in search.items() if k != "n_evaluations"},
+            **ofv_info,
         },
+        tables=tables,
     )
     result.seconds_fit = time.perf_counter() - started
     result.seconds = result.seconds_fit + seconds_compile
+    if not result.converged:
+        _LOG.warning(f"{method}: NOT CONVERGED: {search['convergence_reason']}. {search['advice']}")
     if verbose:
         _LOG.info(
             f"{method}: OFV {result.ofv:.6f} converged={result.converged} in {result.seconds_fit:.2f} s "
             f"(compile {seconds_compile:.2f} s)"
         )
     return result
+
+
+def _importance_ofv(spec, dataset, problem, evaluator, psi, ev, settings, seed, core):
+    """The OFV by importance sampling at ``psi`` and the ``fit.json`` entries that say so.
+
+    The draws of ``copies`` subjects' worth run in one call of the model core (the dataset
+    repeated, :func:`.saem.replicate`).
+    """
+    mode = evaluator.ebe(psi, ev.eta, method="focei")
+    copies = max(1, min(settings.is_samples, 600 // max(problem.n_subjects, 1)))
+    batch = build_problem(spec, replicate(dataset, copies))[0] if copies > 1 else problem
+    value, mcse, _ = importance_sampling_ofv(batch, psi, mode.eta, mode.hessian, samples=settings.is_samples, seed=seed)
+    return value, {"ofv_method": "importance_sampling", "ofv_mcse": mcse, f"ofv_{core}": float(ev.ofv)}
+
+
+#: What to try after a fit that did not converge.
+ADVICE = (
+    "Try better initial values in the model file (e.g. from a plot of the data or an FO fit), "
+    "more starts (--starts N), or a simpler model (diagonal omega, fewer IIV parameters)"
+)
+
+
+def _optimise(problem, method, psi0, evaluator, tol, maxiter, verbose, starts, seed):
+    """The outer optimisation from the start values, screened starts and the flip-flop mirror.
+
+    Returns
+    -------
+    outer : OuterResult
+        The chosen run.
+    evaluator : Evaluator
+        Its evaluator.
+    search : dict
+        ``starts`` (OFV, converged and start of every run), ``flip_flop``,
+        ``convergence_reason``, ``advice`` and ``n_evaluations``.
+    """
+    runs = [(minimise(evaluator, psi0, tol=tol, maxiter=maxiter, verbose=verbose), evaluator, "initial")]
+    first = runs[0][0]
+    # other starts cannot help a maximum on omega's boundary: that needs a simpler omega
+    hopeless = first.converged or "singular matrix" in omega_boundary(problem, first.psi)
+    extra = (starts - 1) if starts is not None else (0 if hopeless else 4)
+    if extra > 0:
+        if verbose:
+            _LOG.info(f"{method}: screening {extra} more start points")
+        for psi in screened_starts(problem, psi0, extra, seed=seed):
+            ev = Evaluator(problem, method)
+            runs.append((minimise(ev, psi, tol=tol, maxiter=maxiter, verbose=verbose), ev, "screened"))
+    chosen = choose_run([r[0] for r in runs])
+    flip = flip_flop_state(problem, chosen.psi)
+    if flip is not None and flip["violated"]:
+        mirror = mirror_start(problem, chosen.psi, psi0)
+        flip["mirror_tried"] = mirror is not None
+        if mirror is not None:
+            if verbose:
+                _LOG.info(
+                    f"{method}: flip-flop optimum (ka {flip['ka']:.4g} <= k {flip['terminal_rate']:.4g}); "
+                    "refit from its mirror"
+                )
+            ev = Evaluator(problem, method)
+            runs.append((minimise(ev, mirror, tol=tol, maxiter=maxiter, verbose=verbose), ev, "flip-flop mirror"))
+        allowed = [r[0] for r in runs if not flip_flop_state(problem, r[0].psi)["violated"]]
+        chosen = choose_run(allowed) if allowed else chosen
+    outer = chosen
+    evaluator = next(r[1] for r in runs if r[0] is chosen)
+    reason = "" if outer.converged else outer.message.split("not converged: ")[-1]
+    boundary = "" if outer.converged else omega_boundary(problem, outer.psi)
+    advice = ADVICE
+    if boundary:
+        reason = f"{boundary} ({reason})"
+        advice = (
+            "Remove that IIV (iiv = false)"
+            if "tends to zero" in boundary
+            else "Simplify omega: a diagonal omega, or blocks without the perfectly correlated pair ([omega] blocks)"
+        )
+    flip = flip_flop_state(problem, outer.psi)
+    if flip is not None and flip["violated"]:
+        outer.converged = False
+        reason = (
+            f"flip-flop: the absorption rate ka {flip['ka']:.4g} is not above the terminal elimination rate "
+            f"{flip['terminal_rate']:.4g} (the rule of the Bayesian path), and the mirrored start did not reach "
+            "an optimum with ka above it"
+        )
+    search = {
+        "starts": [
+            {"kind": kind, "ofv": float(r.evaluation.ofv), "converged": bool(r.converged)} for r, _, kind in runs
+        ],
+        "flip_flop": flip,
+        "convergence_reason": reason,
+        "advice": "" if outer.converged else advice,
+        "n_evaluations": int(sum(r[1].n_evaluations for r in runs)),
+    }
+    return outer, evaluator, search
 
 
 def check_estimation_inputs(spec, data, method: str) -> None:
@@ -294,13 +449,20 @@ def check_estimation_inputs(spec, data, method: str) -> None:
     data : Dataset, pandas.DataFrame, path or bundled name
     method : str
     """
-    _check_choice(method, METHODS, "method")
+    _check_choice(method, ALL_METHODS, "method")
     problem = build_problem(spec, data)[0]
     _check_censoring(spec, method, problem)
+    if method == "saem":
+        saem_settings(getattr(spec, "saem", None))
 
 
 def _check_censoring(spec, method: str, problem) -> None:
-    """Methods that cannot take the censored rows in the objective say so (exit 2)."""
+    """Methods that cannot take the censored rows in the objective say so (exit 2); SAEM
+    needs a parameter with IIV."""
+    if method == "saem" and problem.d == 0:
+        raise ArgumentError(
+            f"method 'saem' needs at least one parameter with IIV (iiv = true); model '{spec.name}' has none: use focei"
+        )
     m4 = problem.positive
     if problem.n_censored == 0 and not m4:
         return
@@ -317,7 +479,7 @@ def _check_censoring(spec, method: str, problem) -> None:
         )
         raise ArgumentError(
             f"method '{method}' does not handle {what}"
-            f'[residual] blq = "{blq}"): use focei, laplace or nuts, or blq = "M1" to drop censored rows'
+            f'[residual] blq = "{blq}"): use focei, laplace, saem or nuts, or blq = "M1" to drop censored rows'
         )
 
 

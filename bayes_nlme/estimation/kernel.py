@@ -76,6 +76,16 @@ class EngineKernel:
         """Predictions only (log scale with ``log_transform``)."""
         return self.jacobian(u)[0]
 
+    def predict(self, u: np.ndarray) -> np.ndarray:
+        """Predictions only, uncached and without the Jacobian's scaling (SAEM and
+        importance sampling call it many times at points never repeated)."""
+        from ..core.op import predict_numeric
+
+        self.n_calls += 1
+        with np.errstate(all="ignore"):
+            f = predict_numeric(self.design, self._params(np.ascontiguousarray(u, dtype=float)))[0][self.keep]
+            return np.log(f) if self.log_transform else f
+
     def jacobian(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Predictions and ``d f / d U`` per segment: (n_obs,), (n_obs, max_seg, M)."""
         from ..core.op import predict_numeric

@@ -28,7 +28,7 @@ from scipy.special import log_ndtr
 
 from .jets import Jet, inverse_sqrt_jet, log1mexp_jet, log_ndtr_jet, partials
 
-__all__ = ["observation_loss", "total_partials"]
+__all__ = ["observation_loss", "observation_loss_value", "total_partials"]
 
 
 def _gaussian(e: np.ndarray, r: np.ndarray) -> dict:
@@ -125,6 +125,40 @@ def observation_loss(
             return out
         cens = _censored(np.where(censored, limit, 0.0), f, r)
     return {key: np.where(censored, cens[key], value) for key, value in out.items()}
+
+
+def observation_loss_value(
+    y: np.ndarray, f: np.ndarray, r: np.ndarray, censored=None, limit=None, positive: bool = False
+) -> np.ndarray:
+    """``l`` alone (the ``"l"`` entry of :func:`observation_loss`, without the derivatives):
+    ``log r + (y - f)^2 / r`` for observed rows, ``-2 log Phi((L - f) / sqrt(r))`` for
+    censored ones (SAEM and importance sampling evaluate it many times).
+
+    Parameters
+    ----------
+    y, f, r : numpy.ndarray
+    censored : numpy.ndarray of bool, optional
+    limit : numpy.ndarray, optional
+    positive : bool
+        M4: every row conditioned on ``y >= 0``.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    with np.errstate(all="ignore"):
+        out = np.log(r) + (y - f) ** 2 / r
+        condition = 2.0 * log_ndtr(f / np.sqrt(r)) if positive else 0.0
+        out = out + condition
+        if censored is None or not np.any(censored):
+            return out
+        upper = log_ndtr((np.where(censored, limit, 0.0) - f) / np.sqrt(r))
+        if positive:
+            lower = log_ndtr(-f / np.sqrt(r))
+            cens = -2.0 * (upper + np.log(-np.expm1(lower - upper))) + condition
+        else:
+            cens = -2.0 * upper
+    return np.where(censored, cens, out)
 
 
 def total_partials(lp: dict, res, third: bool = False) -> dict:

@@ -167,6 +167,73 @@ class ParameterMap:
                     at += 1
         return False
 
+    def is_log_scale(self, k: int) -> bool:
+        """True when ``psi[k]`` is a logarithm (typical value, residual variance or a
+        diagonal element of omega's Cholesky factor), so a step in it is relative."""
+        if k < self.n_theta or k >= self._sigma_at:
+            return True
+        return k >= self._omega_at and self._is_log_diag(k)
+
+    # ----------------------------------------------- the well-scaled parameterisation
+    def scaled(self, psi) -> np.ndarray:
+        """``z``: the parameterisation of the covariance step and of the curvature test.
+
+        Log typical values, coefficients as they are, per omega element the log variance
+        (diagonal) or the correlation (off-diagonal), log residual variances. Unlike the
+        Cholesky elements of ``psi``, these keep their curvature when a correlation nears
+        one (complex input allowed).
+        """
+        psi = np.asarray(psi)
+        omega = self.omega_matrix(psi)
+        parts = []
+        for i, j in self._omega_pairs():
+            if i == j:
+                parts.append(np.log(omega[i, i]))
+            else:
+                parts.append(omega[i, j] / np.sqrt(omega[i, i] * omega[j, j]))
+        om = np.array(parts, dtype=psi.dtype)
+        return np.concatenate([psi[: self._omega_at], om, psi[self._sigma_at :]])
+
+    def from_scaled(self, z) -> np.ndarray:
+        """``psi`` of a point ``z`` of :meth:`scaled` (raises ArgumentError when its omega
+        is not positive definite)."""
+        z = np.asarray(z, dtype=float)
+        at = self._omega_at
+        sd = np.ones(self.d)
+        pairs = self._omega_pairs()
+        for k, (i, j) in enumerate(pairs):
+            if i == j:
+                sd[i] = np.exp(0.5 * z[at + k])
+        omega = np.diag(sd**2)
+        for k, (i, j) in enumerate(pairs):
+            if i != j:
+                omega[i, j] = omega[j, i] = z[at + k] * sd[i] * sd[j]
+        out = np.empty(self.size)
+        out[:at] = z[:at]
+        out[self._sigma_at :] = z[self._sigma_at :]
+        low_at = at
+        for idx in self.blocks:
+            try:
+                low = np.linalg.cholesky(omega[np.ix_(idx, idx)])
+            except np.linalg.LinAlgError as exc:
+                raise ArgumentError("omega is not positive definite") from exc
+            for i in range(len(idx)):
+                for j in range(i + 1):
+                    out[low_at] = np.log(low[i, j]) if i == j else low[i, j]
+                    low_at += 1
+        return out
+
+    def scaled_jacobian(self, psi) -> np.ndarray:
+        """``d z / d psi`` (exact, by complex step) of :meth:`scaled`."""
+        psi = np.asarray(psi, dtype=float)
+        jac = np.empty((self.size, self.size))
+        h = 1e-30
+        for k in range(self.size):
+            w = psi.astype(complex)
+            w[k] += 1j * h
+            jac[:, k] = self.scaled(w).imag / h
+        return jac
+
     # ------------------------------------------------------------- omega pieces
     def omega_parts(self, psi: np.ndarray):
         """Omega's inverse and log determinant with their derivatives.

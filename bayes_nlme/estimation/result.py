@@ -63,6 +63,8 @@ class EstimationResult:
         (optimisation, covariance step and diagnostics).
     info : dict
         Everything else written to ``fit.json`` (covariance method, messages ...).
+    tables : dict of str to pandas.DataFrame
+        Extra CSV files of the fit directory (SAEM: ``saem_trajectory.csv``).
     """
 
     method: str
@@ -87,6 +89,7 @@ class EstimationResult:
     n_iterations: int
     seconds_fit: float = 0.0
     info: dict = field(default_factory=dict)
+    tables: dict = field(default_factory=dict)
 
     def summary(self) -> pd.DataFrame:
         """The estimates table (as written to ``summary.csv``)."""
@@ -211,7 +214,7 @@ class EstimationResult:
             tree=self.to_datatree(),
             summary=self.summary(),
             info=self.fit_info(),
-            tables={"ebe.csv": self.ebe},
+            tables={"ebe.csv": self.ebe, **self.tables},
         )
 
     @classmethod

@@ -309,7 +309,7 @@ def frequentist_fit(spec, dataset, init: str) -> tuple:
                 # the start only needs finite estimates; the frequentist fit's own
                 # warnings (e.g. about its convergence) do not concern the NUTS fit
                 warnings.simplefilter("ignore")
-                result = estimate(spec, dataset, method=method, covariance=None)
+                result = estimate(spec, dataset, method=method, covariance=None, starts=1)
         except Exception as exc:  # noqa: BLE001 - any failure falls back to the next start
             reasons.append(f"{method}: {type(exc).__name__}: {exc}")
             continue

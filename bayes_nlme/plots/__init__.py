@@ -16,9 +16,11 @@ from .covariates import plot_eta_covariates, plot_shrinkage
 from .gof import plot_data, plot_dv_vs_pred, plot_npde_distribution, plot_pareto_k, plot_residuals
 from .individual import plot_individual_fits
 from .mcmc import plot_pair, plot_prior_posterior, plot_rank, plot_trace, prior_distribution
+from .saem import plot_saem_trajectory
 from .vpc import plot_vpc
 
 __all__ = [
+    "plot_saem_trajectory",
     "png_bytes",
     "plot_data",
     "plot_rank",

@@ -347,6 +347,9 @@ def estimation(page, ctx: Context) -> None:
         "n_parameters": "estimated parameters",
         "converged": "converged",
         "optimizer_message": "optimiser",
+        "convergence_reason": "why not converged",
+        "ofv_method": "OFV method",
+        "ofv_mcse": "OFV Monte-Carlo standard error",
         "n_subjects": "subjects",
         "n_obs": "observations",
         "n_iterations": "iterations",
@@ -370,7 +373,25 @@ def estimation(page, ctx: Context) -> None:
     )
     parts.append(table_html(rows))
     if "converged" in info and not info["converged"]:
-        parts.append('<div class="verdict fail">The optimiser did not report convergence.</div>')
+        reason = escape(str(info.get("convergence_reason") or info.get("optimizer_message") or ""))
+        advice = escape(str(info.get("advice") or ""))
+        parts.append(
+            '<div class="verdict fail">Not converged: the estimates are not a verified optimum'
+            f"{': ' + reason if reason else ''}.{' ' + advice + '.' if advice else ''}</div>"
+        )
+    if info.get("covariance") and not info.get("covariance_ok", True):
+        message = escape(str(info.get("covariance_message") or "the covariance step failed"))
+        parts.append(f'<div class="verdict fail">No standard errors: {message}.</div>')
+    path = getattr(fd.fitdir, "path", None)
+    if path is not None and (path / "saem_trajectory.csv").exists():
+        trajectory = pd.read_csv(path / "saem_trajectory.csv")
+        _figure(
+            page,
+            parts,
+            lambda: plots.plot_saem_trajectory(trajectory),
+            "SAEM trajectories of the population parameters; the dashed line ends the exploration phase "
+            "(step 1), after which the estimates are averaged (step 1/k).",
+        )
 
 
 def goodness_of_fit(page, ctx: Context) -> None:

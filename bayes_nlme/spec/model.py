@@ -82,6 +82,9 @@ class ModelSpec:
     time_varying : {"locf", "nocb"}
         How covariate values between records are taken (CONTRACT 5.1): last
         observation carried forward (default) or next observation carried backward.
+    saem : dict
+        The optional ``[saem]`` table (settings of ``--method saem``, checked by
+        :func:`bayes_nlme.estimation.saem.saem_settings`).
     """
 
     name: str
@@ -93,6 +96,7 @@ class ModelSpec:
     sampling: Sampling = Sampling()
     flip_flop_guard: bool | None = None
     time_varying: str = "locf"
+    saem: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.time_varying not in ("locf", "nocb"):

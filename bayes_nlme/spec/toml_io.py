@@ -65,12 +65,15 @@ TOP_KEYS = (
     "sampling",
     "flip_flop_guard",
     "time_varying",
+    "saem",
 )
 PARAMETER_KEYS = ("typical", "fixed", "iiv", "initial", "covariates")
 COVARIATE_KEYS = ("column", "effect", "reference", "exponent", "beta")
 OMEGA_KEYS = ("structure", "prior", "initial")
 RESIDUAL_KEYS = ("model", "add", "prop", "exp", "initial", "blq")
 SAMPLING_KEYS = ("draws", "tune", "chains", "seed", "target_accept", "centered", "init", "adaptation")
+#: Keys of the optional ``[saem]`` table (values checked by ``estimation.saem.saem_settings``).
+SAEM_KEYS = ("n_burn", "n_em", "chains", "kernel_steps", "is_samples")
 #: Prior kind -> its keys (all required).
 PRIOR_FIELDS = {
     "lognormal": ("median", "sigma"),
@@ -197,6 +200,8 @@ def _parse(mapping: Mapping) -> ModelSpec:
         fail("missing the [residual] table (with its 'model')", "residual", RESIDUAL_KEYS)
     sampling = _table(doc.get("sampling", {}), "sampling")
     _check_keys(sampling, "sampling", SAMPLING_KEYS)
+    saem = _table(doc.get("saem", {}), "saem")
+    _check_keys(saem, "saem", SAEM_KEYS)
     return ModelSpec(
         name=doc["name"],
         structural=structural,
@@ -207,6 +212,7 @@ def _parse(mapping: Mapping) -> ModelSpec:
         sampling=Sampling(**sampling),
         flip_flop_guard=doc.get("flip_flop_guard"),
         **({"time_varying": doc["time_varying"]} if "time_varying" in doc else {}),
+        **({"saem": dict(saem)} if saem else {}),
     )
 
 

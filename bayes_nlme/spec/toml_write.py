@@ -50,6 +50,8 @@ def model_to_dict(spec: ModelSpec) -> dict:
     for name in ("target_accept", "centered", "init", "adaptation"):
         if getattr(s, name) != getattr(defaults, name):
             doc["sampling"][name] = getattr(s, name)
+    if getattr(spec, "saem", None):
+        doc["saem"] = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.saem.items()}
     return doc
 
 
