@@ -45,7 +45,7 @@ class Engine:
     description: str
 
     def fit(self, spec, dataset, **settings):
-        """Fit ``spec`` to ``dataset``; ``None`` settings take the method's defaults.
+        """Fit ``spec`` to ``dataset`` with the method's settings (passed as given).
 
         Parameters
         ----------
@@ -64,7 +64,7 @@ class Engine:
                 f"method '{self.name}' has no setting {', '.join(map(repr, unknown))} "
                 f"(valid: {', '.join(self.settings)})"
             )
-        return self.run(spec, dataset, **{k: v for k, v in settings.items() if v is not None})
+        return self.run(spec, dataset, **settings)
 
 
 _REGISTRY: dict[str, Engine] = {}
