@@ -20,6 +20,7 @@ import time
 import warnings
 from pathlib import Path
 
+from .pk.models import model_of
 from .errors import ArgumentError, InputError
 
 __all__ = ["main", "build_parser", "MIN_DRAWS", "MAX_SEED", "EXIT_INTERRUPTED"]
@@ -228,7 +229,7 @@ def _load_inputs(model: str, data: str):
 
     spec = load_model(model)
     dataset = load_dataset(data, columns=spec.columns or None)
-    check_for_model(dataset, spec.structural, spec.covariate_columns, spec=spec)
+    check_for_model(dataset, model_of(spec), spec.covariate_columns, spec=spec)
     return spec, dataset
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..pk.models import model_of
 from ..individual import estimated_coefficients, individual_parameters, segment_covariates
 from .units import Units, dataset_units
 
@@ -164,7 +165,7 @@ class FitData:
         spec = self.spec
         return engine_design(
             self.dataset,
-            spec.structural,
+            model_of(spec),
             declared=spec.parameter_names,
             covariates=spec.covariate_columns,
             time_varying=spec.time_varying,

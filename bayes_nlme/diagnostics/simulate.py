@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..pk.models import model_of
 from ..build.flipflop import individual_guard, terminal_rate
 from ..build.residual import predictive_draws
 from .fitdata import FitData, individual_values
@@ -120,7 +121,7 @@ def grid_design(fd: FitData, n_points: int = 80):
     spec = fd.spec
     design = engine_design(
         data,
-        spec.structural,
+        model_of(spec),
         declared=spec.parameter_names,
         covariates=spec.covariate_columns,
         time_varying=spec.time_varying,
