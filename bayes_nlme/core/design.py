@@ -280,14 +280,14 @@ def engine_design(
 
 def _ode_config(model, columns) -> tuple[np.ndarray, str]:
     """Engine configuration of an ODE model and the key of its generated engine."""
-    from .odegen import ode_module
+    from .odegen import SOLVER_KINDS, ode_module
 
     system = model.system
     lag = next(iter(system.lag.values()), None)
     f = next(iter(system.bioavailability.values()), None)
     cfg = np.array(
         [
-            100,
+            SOLVER_KINDS[system.solver],
             len(system.states),
             -1,
             -1,

@@ -4,8 +4,7 @@
 This file is not imported. :mod:`bayes_nlme.core.odegen` puts its text (below the
 marker) into a generated module after the model's own functions, which define
 
-* ``N``, ``P``: numbers of states and parameters; ``RTOL``, ``ATOL``, ``SOLVER``
-  (0 auto, 1 nonstiff, 2 stiff), ``STEADY_TOL``;
+* ``N``, ``P``: numbers of states and parameters; ``RTOL``, ``ATOL``, ``STEADY_TOL``;
 * ``_f(p, a, r, out)``: the right-hand side plus the input rates;
 * ``_fjac(p, a, J)``: its Jacobian with respect to the states (N x N);
 * ``_fp(p, a, Jp)``: its Jacobian with respect to the parameters (N x P);
@@ -14,7 +13,8 @@ marker) into a generated module after the model's own functions, which define
 
 and then the event engine's text (:mod:`bayes_nlme.core.engine`), which calls the
 protocol functions defined here: ``advance``, ``event_jump``, ``equilibrium``,
-``initial_state`` and ``observe``.
+``initial_state`` and ``observe``. The solver is chosen at run time by the engine's
+``kind`` (``100 + `` 0 auto, 1 nonstiff, 2 stiff), so one compiled module serves all three.
 
 The integrated system is the state with its forward sensitivities: ``y = (a, Phi,
 S)`` with ``Phi = da/da(0)`` (N x N) and ``S = da/dp`` (N x P), ``Phi' = J Phi``,
@@ -312,12 +312,13 @@ def advance(kind, p, dt, a, r, a_new, phi, jp, n, n_par):
         y[i] = a[i]
         y[N + i * N + i] = 1.0
     ok = True
-    if SOLVER == 2:
+    solver = kind - 100
+    if solver == 2:
         ok = _rosenbrock(p, y, r, dt) >= 0
     else:
         start = y.copy()
-        steps = _dopri(p, y, r, dt, NONSTIFF_STEPS if SOLVER == 0 else MAX_STEPS)
-        if steps < 0 and SOLVER == 0:
+        steps = _dopri(p, y, r, dt, NONSTIFF_STEPS if solver == 0 else MAX_STEPS)
+        if steps < 0 and solver == 0:
             y[:] = start
             ok = _rosenbrock(p, y, r, dt) >= 0
         else:
