@@ -10,6 +10,7 @@ two minutes cold, then loaded from the cache).
 from __future__ import annotations
 
 import json
+import sys
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -267,15 +268,23 @@ def test_michaelis_menten_gradients_match_finite_differences():
     np.testing.assert_allclose(full, fd, rtol=1e-5, atol=1e-8 * np.abs(fd).max())
 
 
-def test_ode_engine_runs_native_in_numba():
-    """The generated engine is nopython Numba code: callable from another njit function
-    (no object mode, no Python callback), and PyTensor's Numba backend (what nutpie
-    compiles) runs the Op with it."""
-    import numba
-    import pytensor
-    import pytensor.tensor as pt
+def test_ode_engine_compiled_in_nopython_mode():
+    """Every compiled overload of the generated engine (with the model's right-hand
+    side, Jacobians and integrators compiled into it) is nopython code: no object-mode
+    fallback."""
+    design = engine_design(table(MM_RECORDS), model_of(load_model(MM_MODEL)))
+    predict_numeric(design, matrix(design, MM_TRUE))
+    module = sys.modules[design.engine_key]
+    overloads = list(module.simulate.overloads.values())
+    assert overloads
+    assert all(not cres.objectmode for cres in overloads)
 
-    from bayes_nlme.core.op import structural_predictions
+
+@pytest.mark.slow
+def test_ode_engine_runs_native_in_numba():
+    """The generated engine is nopython Numba code: it is callable from another njit
+    function, which is impossible for object-mode code or a Python callback."""
+    import numba
 
     design = engine_design(table(MM_RECORDS), model_of(load_model(MM_MODEL)))
     simulate = design.engine
@@ -292,6 +301,19 @@ def test_ode_engine_runs_native_in_numba():
     expected, _ = predict_numeric(design, m)
     assert outer(m, inputs["recf"], inputs["reci"], inputs["recl"], inputs["subj"]) == pytest.approx(expected.sum())
 
+
+@pytest.mark.slow
+def test_ode_op_runs_in_pytensor_numba_backend():
+    """PyTensor's Numba backend (what nutpie compiles the log density with) runs the
+    Op of an ODE model, with its gradient."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    from bayes_nlme.core.op import structural_predictions
+
+    design = engine_design(table(MM_RECORDS), model_of(load_model(MM_MODEL)))
+    m = matrix(design, MM_TRUE)
+    expected, _ = predict_numeric(design, m)
     x = pt.dmatrix("x")
     f = structural_predictions(design, x)
     fn = pytensor.function([x], [f, pytensor.grad(f.sum(), x)], mode="NUMBA")
