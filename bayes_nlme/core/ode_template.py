@@ -84,6 +84,23 @@ def _first_step(p, y, r, f0, dt, work, J, Jp, fa):
     return min(100 * h0, h1, dt)
 
 
+# Dormand-Prince 5(4) tableau
+_A21 = 0.2
+_A31, _A32 = 3.0 / 40.0, 9.0 / 40.0
+_A41, _A42, _A43 = 44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0
+_A51, _A52, _A53, _A54 = 19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0
+_A61, _A62, _A63, _A64, _A65 = 9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0, 49.0 / 176.0, -5103.0 / 18656.0
+_B1, _B3, _B4, _B5, _B6 = 35.0 / 384.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0
+_E1, _E3, _E4, _E5, _E6, _E7 = (
+    71.0 / 57600.0,
+    -71.0 / 16695.0,
+    71.0 / 1920.0,
+    -17253.0 / 339200.0,
+    22.0 / 525.0,
+    -1.0 / 40.0,
+)
+
+
 @njit(cache=True, error_model="numpy")
 def _dopri(p, y, r, dt, limit):
     """Dormand-Prince 5(4) over ``dt`` (in place); returns the number of steps, or -1
@@ -93,6 +110,7 @@ def _dopri(p, y, r, dt, limit):
     fa = np.empty(N)
     k1, k2, k3, k4 = np.empty(M), np.empty(M), np.empty(M), np.empty(M)
     k5, k6, k7 = np.empty(M), np.empty(M), np.empty(M)
+    ys, y1 = np.empty(M), np.empty(M)
     _aug(p, y, r, k1, J, Jp, fa)
     h = _first_step(p, y, r, k1, dt, k2, J, Jp, fa)
     t = 0.0
@@ -102,59 +120,42 @@ def _dopri(p, y, r, dt, limit):
             return -1
         if t + h >= dt * (1.0 - 1e-12):
             h = dt - t
-        _aug(p, y + h * (0.2 * k1), r, k2, J, Jp, fa)
-        _aug(p, y + h * (3.0 / 40.0 * k1 + 9.0 / 40.0 * k2), r, k3, J, Jp, fa)
-        _aug(p, y + h * (44.0 / 45.0 * k1 - 56.0 / 15.0 * k2 + 32.0 / 9.0 * k3), r, k4, J, Jp, fa)
-        _aug(
-            p,
-            y + h * (19372.0 / 6561.0 * k1 - 25360.0 / 2187.0 * k2 + 64448.0 / 6561.0 * k3 - 212.0 / 729.0 * k4),
-            r,
-            k5,
-            J,
-            Jp,
-            fa,
-        )
-        _aug(
-            p,
-            y
-            + h
-            * (
-                9017.0 / 3168.0 * k1
-                - 355.0 / 33.0 * k2
-                + 46732.0 / 5247.0 * k3
-                + 49.0 / 176.0 * k4
-                - 5103.0 / 18656.0 * k5
-            ),
-            r,
-            k6,
-            J,
-            Jp,
-            fa,
-        )
-        y1 = y + h * (
-            35.0 / 384.0 * k1 + 500.0 / 1113.0 * k3 + 125.0 / 192.0 * k4 - 2187.0 / 6784.0 * k5 + 11.0 / 84.0 * k6
-        )
+        for i in range(M):
+            ys[i] = y[i] + h * _A21 * k1[i]
+        _aug(p, ys, r, k2, J, Jp, fa)
+        for i in range(M):
+            ys[i] = y[i] + h * (_A31 * k1[i] + _A32 * k2[i])
+        _aug(p, ys, r, k3, J, Jp, fa)
+        for i in range(M):
+            ys[i] = y[i] + h * (_A41 * k1[i] + _A42 * k2[i] + _A43 * k3[i])
+        _aug(p, ys, r, k4, J, Jp, fa)
+        for i in range(M):
+            ys[i] = y[i] + h * (_A51 * k1[i] + _A52 * k2[i] + _A53 * k3[i] + _A54 * k4[i])
+        _aug(p, ys, r, k5, J, Jp, fa)
+        for i in range(M):
+            ys[i] = y[i] + h * (_A61 * k1[i] + _A62 * k2[i] + _A63 * k3[i] + _A64 * k4[i] + _A65 * k5[i])
+        _aug(p, ys, r, k6, J, Jp, fa)
+        for i in range(M):
+            y1[i] = y[i] + h * (_B1 * k1[i] + _B3 * k3[i] + _B4 * k4[i] + _B5 * k5[i] + _B6 * k6[i])
         _aug(p, y1, r, k7, J, Jp, fa)
-        e = h * (
-            71.0 / 57600.0 * k1
-            - 71.0 / 16695.0 * k3
-            + 71.0 / 1920.0 * k4
-            - 17253.0 / 339200.0 * k5
-            + 22.0 / 525.0 * k6
-            - 1.0 / 40.0 * k7
-        )
-        err = _norm(e, y, y1)
+        acc = 0.0
+        for i in range(M):
+            e = h * (_E1 * k1[i] + _E3 * k3[i] + _E4 * k4[i] + _E5 * k5[i] + _E6 * k6[i] + _E7 * k7[i])
+            sc = ATOL + RTOL * max(abs(y[i]), abs(y1[i]))
+            acc += (e / sc) ** 2
+        err = np.sqrt(acc / M)
         steps += 1
         if not np.isfinite(err):
             h *= 0.2
             continue
         if err <= 1.0:
             t += h
-            y[:] = y1
-            k1[:] = k7
-            fac = 5.0 if err == 0.0 else min(5.0, max(0.2, 0.9 * err ** -0.2))
+            for i in range(M):
+                y[i] = y1[i]
+                k1[i] = k7[i]
+            fac = 5.0 if err == 0.0 else min(5.0, max(0.2, 0.9 * err**-0.2))
         else:
-            fac = max(0.2, 0.9 * err ** -0.2)
+            fac = max(0.2, 0.9 * err**-0.2)
         h *= fac
     return steps
 
