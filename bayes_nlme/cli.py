@@ -20,8 +20,8 @@ import time
 import warnings
 from pathlib import Path
 
-from .pk.models import model_of
 from .errors import ArgumentError, InputError
+from .pk.models import model_of
 
 __all__ = ["main", "build_parser", "MIN_DRAWS", "MAX_SEED", "EXIT_INTERRUPTED"]
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .pk.models import model_of
 from .errors import ArgumentError, InputError
 from .individual import estimated_coefficients, individual_parameters, segment_covariates
+from .pk.models import model_of
 
 __all__ = ["predict", "required_params", "read_params"]
 

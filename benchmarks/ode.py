@@ -62,8 +62,17 @@ prop = { inverse_gamma = { alpha = 2.0, beta = 0.02 } }
 def design_table(n_subjects: int, times=TIMES, doses: int = 1, ii: float = 12.0) -> pd.DataFrame:
     rows = []
     for i in range(n_subjects):
-        rows.append({"ID": i + 1, "TIME": 0.0, "AMT": 100.0, "II": ii if doses > 1 else 0.0, "ADDL": doses - 1,
-                     "DV": np.nan, "CMT": 1})
+        rows.append(
+            {
+                "ID": i + 1,
+                "TIME": 0.0,
+                "AMT": 100.0,
+                "II": ii if doses > 1 else 0.0,
+                "ADDL": doses - 1,
+                "DV": np.nan,
+                "CMT": 1,
+            }
+        )
         rows += [{"ID": i + 1, "TIME": t, "AMT": 0.0, "II": 0.0, "ADDL": 0, "DV": 1.0, "CMT": 2} for t in times]
     return pd.DataFrame(rows)
 
@@ -89,8 +98,10 @@ def cost_ratio(n_subjects: int = 120) -> None:
     t_closed = seconds_per_call(closed, params)
     t_ode = seconds_per_call(ode, params)
     print("1. predictions + exact Jacobian, one-compartment oral, per subject")
-    print(f"   closed form {1e6 * t_closed / n_subjects:9.1f} us   ODE {1e6 * t_ode / n_subjects:9.1f} us   "
-          f"ratio {t_ode / t_closed:6.1f}x (target <= 5x)")
+    print(
+        f"   closed form {1e6 * t_closed / n_subjects:9.1f} us   ODE {1e6 * t_ode / n_subjects:9.1f} us   "
+        f"ratio {t_ode / t_closed:6.1f}x (target <= 5x)"
+    )
 
 
 def mm_study(n_subjects: int, seed: int = 1) -> tuple[pd.DataFrame, dict]:
@@ -107,7 +118,7 @@ def mm_study(n_subjects: int, seed: int = 1) -> tuple[pd.DataFrame, dict]:
             c = y[1] / p["V"]
             return [-p["ka"] * y[0], p["ka"] * y[0] - p["Vmax"] * c / (p["Km"] + c)]
 
-        y, t0, conc = np.zeros(2), 0.0, []
+        y, conc = np.zeros(2), []
         for start, end in ((0, 12), (12, 24), (24, 36)):
             y[0] += 100.0
             inside = times[(times > start) & (times <= end)]
@@ -132,12 +143,19 @@ def nuts_fit(n_subjects: int) -> None:
     summary = fit.summary()
     print(f"2. NUTS, oral Michaelis-Menten, {n_subjects} subjects, {int((frame.EVID == 0).sum())} observations")
     print(f"   wall {seconds / 60:.1f} min (target <= 15), max R-hat {summary['r_hat'].max():.4f} (target <= 1.01)")
-    for name, value in (("theta_ka", truth["ka"]), ("theta_V", truth["V"]), ("theta_Vmax", truth["Vmax"]),
-                        ("theta_Km", truth["Km"]), ("sigma2_prop", truth["prop"] ** 2)):
+    for name, value in (
+        ("theta_ka", truth["ka"]),
+        ("theta_V", truth["V"]),
+        ("theta_Vmax", truth["Vmax"]),
+        ("theta_Km", truth["Km"]),
+        ("sigma2_prop", truth["prop"] ** 2),
+    ):
         row = summary.loc[summary["parameter"] == name].iloc[0]
         inside = row["q5"] <= value <= row["q95"]
-        print(f"   {name:<12} truth {value:8.4f}  median {row['median']:8.4f}  90% [{row['q5']:.4f}, "
-              f"{row['q95']:.4f}] {'inside' if inside else 'OUTSIDE'}")
+        print(
+            f"   {name:<12} truth {value:8.4f}  median {row['median']:8.4f}  90% [{row['q5']:.4f}, "
+            f"{row['q95']:.4f}] {'inside' if inside else 'OUTSIDE'}"
+        )
 
 
 def main() -> None:

@@ -119,10 +119,10 @@ def _with(text, old, new):
     "old, new, key, needle",
     [
         ("- CL / V * central", "- CLx / V * central", "ode.equations", "unknown name 'CLx'"),
-        ('d/dt(depot) = -ka * depot\n', "", "ode.equations", "no d/dt line for compartment(s) depot"),
-        ('d/dt(depot) = -ka * depot\n', 'd/dt(depot) = -ka * depot\nd/dt(depot) = 0\n', "ode.equations", "twice"),
+        ("d/dt(depot) = -ka * depot\n", "", "ode.equations", "no d/dt line for compartment(s) depot"),
+        ("d/dt(depot) = -ka * depot\n", "d/dt(depot) = -ka * depot\nd/dt(depot) = 0\n", "ode.equations", "twice"),
         ("d/dt(depot)", "d/dt(gut)", "ode.equations", "'gut' is not a compartment"),
-        ('"central / V"', '"__import__(\'os\').system(\'echo hi\')"', "outputs.conc.expression", "unknown function"),
+        ('"central / V"', "\"__import__('os').system('echo hi')\"", "outputs.conc.expression", "unknown function"),
         ('"central / V"', '"central.real / V"', "outputs.conc.expression", "not allowed"),
         ("conc = {", "central = {", "outputs.central", "already a parameter, compartment"),
         ('{ depot = "F" }', '{ depot = "G" }', "ode.bioavailability.depot", "unknown parameter 'G'"),
@@ -337,3 +337,33 @@ def test_predict_cli_on_ode_model(tmp_path, capsys):
     frame = pd.read_csv(out)
     ref = _mm_reference(MM_TRUE, [(0, 100, 0), (12, 100, 0), (24, 100, 0)], MM_TIMES[:7])
     np.testing.assert_allclose(frame.PRED[frame.EVID == 0], ref, rtol=1e-6)
+
+
+def test_bundled_oral_mm_checks(capsys):
+    assert main(["check", str(MM_MODEL), "--data", "oral_mm"]) == 0
+    out = capsys.readouterr().out
+    assert "subjects     40" in out and "observations 440" in out
+
+
+@pytest.mark.slow
+def test_focei_recovers_michaelis_menten_truth(tmp_path, capsys):
+    out = tmp_path / "fit"
+    assert main(["fit", str(MM_MODEL), "--data", "oral_mm", "--method", "focei", "--out", str(out), "--quiet"]) == 0
+    summary = pd.read_csv(out / "summary.csv").set_index("parameter")
+    fit = json.loads((out / "fit.json").read_text())
+    assert fit["converged"]
+    for name, value in (("theta_ka", 1.0), ("theta_V", 30.0), ("theta_Vmax", 10.0), ("theta_Km", 2.0)):
+        row = summary.loc[name]
+        assert np.isfinite(row["se"]) and row["se"] > 0, name
+        assert abs(row["estimate"] - value) <= 2.5 * row["se"], (name, row["estimate"], row["se"])
+
+
+@pytest.mark.slow
+def test_nuts_recovers_michaelis_menten_truth(tmp_path, capsys):
+    out = tmp_path / "fit"
+    args = ["fit", str(MM_MODEL), "--data", "oral_mm", "--out", str(out), "--quiet"]
+    assert main(args + ["--draws", "300", "--tune", "300", "--chains", "4", "--seed", "1"]) == 0
+    summary = pd.read_csv(out / "summary.csv").set_index("parameter")
+    assert summary["r_hat"].max() < 1.02
+    for name, value in (("theta_ka", 1.0), ("theta_V", 30.0), ("theta_Vmax", 10.0), ("theta_Km", 2.0)):
+        assert summary.loc[name, "q5"] <= value <= summary.loc[name, "q95"], name

@@ -37,8 +37,8 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from ..pk.models import model_of
 from ..individual import coefficient_name, individual_parameters, segment_covariates
+from ..pk.models import model_of
 from ..spec.priors import HalfNormal, LogNormal, Normal
 from . import flipflop
 from .etas import random_effects

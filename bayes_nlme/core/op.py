@@ -109,8 +109,7 @@ def _register_numba() -> None:
             "event_predictions",
             global_env={"np": np, "simulate": engine_function(op.engine_key)},
             cache_key=(
-                f"bayes_nlme_event_predictions_{op.engine_key}"
-                f"{abs(hash((op.cfg, op.n_obs, op.max_seg, op.capacity)))}"
+                f"bayes_nlme_event_predictions_{op.engine_key}{abs(hash((op.cfg, op.n_obs, op.max_seg, op.capacity)))}"
             ),
         )
         return numba_njit(fn), 1

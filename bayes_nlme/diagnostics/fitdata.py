@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..pk.models import model_of
 from ..individual import estimated_coefficients, individual_parameters, segment_covariates
+from ..pk.models import model_of
 from .units import Units, dataset_units
 
 __all__ = ["FitData", "Population", "as_fit_data", "individual_values"]

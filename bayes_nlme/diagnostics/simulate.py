@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..pk.models import model_of
 from ..build.flipflop import individual_guard, terminal_rate
 from ..build.residual import predictive_draws
+from ..pk.models import model_of
 from .fitdata import FitData, individual_values
 
 __all__ = ["simulate_replicates", "grid_design", "individual_curves", "population_curve"]

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from ..pk.models import model_of
 from ..errors import ArgumentError, DataError, InputError, format_rows
+from ..pk.models import model_of
 from .covariance import COVARIANCE_METHODS, covariance_step, nan_covariance
 from .diagnostics import ebe_table, eta_shrinkage, observation_table
 from .outer import Evaluator, minimise

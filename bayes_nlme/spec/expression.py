@@ -89,8 +89,11 @@ def _convert(node, text, key, known):
     if isinstance(node, ast.Call):
         what = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
         fail(f"unknown function {what!r} in {text!r}", key, sorted(FUNCTIONS))
-    fail(f"{ast.unparse(node)!r} is not allowed in an expression ({text!r}): use numbers, names, "
-         "+ - * / ^, parentheses and exp log sqrt abs min max", key)
+    fail(
+        f"{ast.unparse(node)!r} is not allowed in an expression ({text!r}): use numbers, names, "
+        "+ - * / ^, parentheses and exp log sqrt abs min max",
+        key,
+    )
 
 
 def names_in(tree) -> set:

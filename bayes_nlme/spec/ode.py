@@ -72,8 +72,10 @@ class OdeSpec:
         comps = tuple(as_string(c, "compartments") for c in comps)
         for c in comps:
             if not _IDENT.match(c) or c in _RESERVED:
-                fail(f"{c!r} is not a valid compartment name (letters, digits, _; not {sorted(_RESERVED)})",
-                     "compartments")
+                fail(
+                    f"{c!r} is not a valid compartment name (letters, digits, _; not {sorted(_RESERVED)})",
+                    "compartments",
+                )
         if len(set(comps)) != len(comps):
             fail("a compartment is listed twice", "compartments", comps)
         object.__setattr__(self, "compartments", comps)
@@ -167,13 +169,19 @@ def _statements(ode: OdeSpec, known: set, params: tuple):
             fail(f"cannot read {line!r}: expected 'd/dt(compartment) = expression' or 'name = expression'", key)
         name, text = m.group(1), m.group(2)
         if name in known or name in _RESERVED or name in inter:
-            fail(f"{name!r} cannot be defined here: it is already a parameter, compartment, function "
-                 "or intermediate", key, sorted(params))
+            fail(
+                f"{name!r} cannot be defined here: it is already a parameter, compartment, function or intermediate",
+                key,
+                sorted(params),
+            )
         inter[name] = parse_expression(text, key, known | set(inter))
     missing = [c for c in ode.compartments if c not in derivs]
     if missing:
-        fail(f"no d/dt line for compartment(s) {', '.join(missing)}: each compartment needs exactly one",
-             "ode.equations", ode.compartments)
+        fail(
+            f"no d/dt line for compartment(s) {', '.join(missing)}: each compartment needs exactly one",
+            "ode.equations",
+            ode.compartments,
+        )
     return derivs, inter
 
 
@@ -230,13 +238,19 @@ def ode_system(ode: OdeSpec, outputs: Sequence[Output], parameters: Sequence[str
     if ode.bioavailability and ode.lag and set(ode.bioavailability) != set(ode.lag):
         fail("bioavailability and lag must apply to the same compartments", "ode.lag", tuple(ode.bioavailability))
     if len(set(ode.bioavailability.values())) > 1 or len(set(ode.lag.values())) > 1:
-        fail("one bioavailability parameter and one lag parameter are supported (they may apply to "
-             "several compartments)", "ode.bioavailability")
+        fail(
+            "one bioavailability parameter and one lag parameter are supported (they may apply to "
+            "several compartments)",
+            "ode.bioavailability",
+        )
     out = []
     for o in outputs:
         if o.name in known or o.name in inter:
-            fail(f"output name {o.name!r} is already a parameter, compartment or intermediate",
-                 f"outputs.{o.name}", sorted(params))
+            fail(
+                f"output name {o.name!r} is already a parameter, compartment or intermediate",
+                f"outputs.{o.name}",
+                sorted(params),
+            )
         tree = parse_expression(o.expression, f"outputs.{o.name}.expression", known | set(inter))
         used |= names_in(tree) | set().union(*(names_in(inter[n]) for n in names_in(tree) if n in inter))
         out.append((o.name, substitute(tree, expanded)))
@@ -246,8 +260,11 @@ def ode_system(ode: OdeSpec, outputs: Sequence[Output], parameters: Sequence[str
         fail("the time 't' in equations is not supported yet", "ode.equations")
     unused = [p for p in params if p not in used]
     if unused:
-        fail(f"parameter {unused[0]!r} is declared but used nowhere (equations, initial, outputs, "
-             "bioavailability, lag)", f"parameters.{unused[0]}", params)
+        fail(
+            f"parameter {unused[0]!r} is declared but used nowhere (equations, initial, outputs, bioavailability, lag)",
+            f"parameters.{unused[0]}",
+            params,
+        )
     return OdeSystem(
         states=ode.compartments,
         parameters=params,

@@ -188,8 +188,11 @@ def _parse(mapping: Mapping) -> ModelSpec:
         return _parse_ode_model(doc)
     for key in ("ode", "outputs"):
         if key in doc:
-            fail(f"[{key}] is for models with structural = 'ode' (several outputs of built-in models are "
-                 "not supported yet)", key)
+            fail(
+                f"[{key}] is for models with structural = 'ode' (several outputs of built-in models are "
+                "not supported yet)",
+                key,
+            )
     if not isinstance(structural, str) or structural not in STRUCTURAL_PARAMETERS:
         fail(f"unknown structural model {structural!r}", "structural", tuple(STRUCTURAL_PARAMETERS))
     if "parameters" not in doc:
