@@ -45,6 +45,8 @@ equations = """
 d/dt(depot) = -ka * depot
 d/dt(central) = ka * depot - CL / V * central
 """
+bioavailability = { depot = "F" }
+lag = { depot = "tlag" }
 [outputs]
 conc = { expression = "central / V" }
 [parameters.ka]
@@ -53,9 +55,13 @@ typical = { lognormal = { median = 1.0, sigma = 0.5 } }
 typical = { lognormal = { median = 4.0, sigma = 0.5 } }
 [parameters.V]
 typical = { lognormal = { median = 70.0, sigma = 0.5 } }
+[parameters.tlag]
+typical = { lognormal = { median = 1.0, sigma = 0.5 } }
+[parameters.F]
+typical = { lognormal = { median = 1.0, sigma = 0.5 } }
 [residual]
-model = "proportional"
-prop = { inverse_gamma = { alpha = 2.0, beta = 0.02 } }
+model = "additive"
+add = { inverse_gamma = { alpha = 2.0, beta = 0.5 } }
 '''
 
 
@@ -92,8 +98,8 @@ def seconds_per_call(design, params: dict, repeats: int = 5, calls: int = 5) -> 
 
 def cost_ratio(n_subjects: int = 120) -> None:
     data = load_dataset(design_table(n_subjects))
-    params = {"ka": 1.0, "CL": 4.0, "V": 70.0}
-    closed = engine_design(data, "one_compartment_oral")
+    params = {"ka": 1.0, "CL": 4.0, "V": 70.0, "tlag": 0.25, "F": 0.9}
+    closed = engine_design(data, "one_compartment_oral", declared=("tlag", "F"))
     ode = engine_design(data, model_of(parse_model(tomllib.loads(ONE_CMT_ODE))))
     t_closed = seconds_per_call(closed, params)
     t_ode = seconds_per_call(ode, params)

@@ -110,6 +110,15 @@ def test_ode_spec_round_trip_and_parsed_system():
     assert model_of(spec).compartments == {1: "depot", 2: "central"}
 
 
+def test_power_binds_like_a_power():
+    """``^`` is a power with the precedence of ``**`` (rxode2/R), not Python's xor."""
+    from bayes_nlme.spec.expression import parse_expression
+
+    assert parse_expression("k * a * (c / d)^g - k * a", "x") == parse_expression("k * a * (c / d)**g - k * a", "x")
+    tree = parse_expression("-x^2", "x")
+    assert tree == ("neg", ("pow", ("sym", "x"), ("num", 2.0)))
+
+
 def _with(text, old, new):
     assert old in text
     return parse_model(tomllib.loads(text.replace(old, new)))

@@ -28,7 +28,7 @@ __all__ = ["FUNCTIONS", "parse_expression", "names_in", "derivative", "substitut
 #: Functions an expression may call, with their number of arguments.
 FUNCTIONS = {"exp": 1, "log": 1, "sqrt": 1, "abs": 1, "min": 2, "max": 2}
 
-_BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.BitXor: "pow"}
+_BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow"}
 
 
 def parse_expression(text: str, key: str, known=None):
@@ -55,8 +55,10 @@ def parse_expression(text: str, key: str, known=None):
     """
     if not isinstance(text, str) or not text.strip():
         fail(f"expected an expression (a string), got {text!r}", key)
+    # ``^`` is a power (rxode2, R): written as ``**`` so that it binds like one (Python's
+    # ``^`` would bind looser than ``*`` and ``-``)
     try:
-        node = ast.parse(text.strip(), mode="eval").body
+        node = ast.parse(text.strip().replace("^", "**"), mode="eval").body
     except SyntaxError as exc:
         fail(f"cannot parse the expression {text.strip()!r} ({exc.msg})", key)
     return _convert(node, text.strip(), key, known)
