@@ -468,5 +468,5 @@ def test_friberg_matches_solve_ivp(solver):
                 ref[t] = sol.sol(t)[5]
         y = sol.y[:, -1]
     np.testing.assert_allclose(f, [ref[t] for t in times], rtol=1e-6)
-    assert f.min() < 0.7 * p["circ0"]  # the nadir
+    assert f.min() < 0.85 * p["circ0"]  # the nadir
     assert np.all(np.isfinite(jac))
