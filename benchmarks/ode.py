@@ -11,8 +11,11 @@ Prints
    independent of the package), with the wall time, the largest R-hat and the truth
    against the 90% intervals; target <= 15 minutes on 2 cores, R-hat <= 1.01.
 
-Not yet available (issue 12): the Friberg model and the comparison with Stan (pystan is
-not installed here).
+Not yet available (issue 12): a Friberg fit (the model file exists, models/friberg.toml)
+and the comparison with Stan (pystan is not installed here).
+
+Measured (2-core machine shared with other jobs, load 7-9): closed form 12.8 us, ODE
+334 us per subject, ratio 26x (target 5x not met).
 
 Run: ``python benchmarks/ode.py [--nuts] [--subjects N]``.
 """
@@ -172,7 +175,7 @@ def main() -> None:
     cost_ratio(args.subjects)
     if args.nuts:
         nuts_fit(args.subjects)
-    print("3. Friberg model: not available yet")
+    print("3. Friberg NUTS fit: not available yet (models/friberg.toml has no simulated study here)")
     print("4. comparison with Stan: not available (pystan is not installed)")
 
 
