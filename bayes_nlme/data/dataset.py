@@ -390,5 +390,6 @@ def check_for_model(dataset: Dataset, structural: str, covariates: Sequence[str]
             f"{label}: dose into the peripheral compartment ({peripheral[0]}) in {{where}}; "
             f"doses into the peripheral compartment are not supported ({layout})",
         )
-    check_model_records(dataset, structural, compartments, problems, spec, observations=model is None)
+    ode = getattr(model, "is_ode", False)
+    check_model_records(dataset, structural, compartments, problems, spec, observations=not ode)
     problems.raise_if_any()
