@@ -439,6 +439,7 @@ FRIBERG_MODEL = ROOT / "models" / "friberg.toml"
 FRIBERG_TRUE = {"CL": 5.0, "V": 20.0, "circ0": 5.0, "MTT": 100.0, "gamma": 0.2, "slope": 0.1}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solver", ["auto", "stiff"])
 def test_friberg_matches_solve_ivp(solver):
     """Friberg myelosuppression (transit chain, feedback (circ0/circ)^gamma) after
