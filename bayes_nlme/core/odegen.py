@@ -89,8 +89,9 @@ def ode_source(system) -> str:
     template = (here / "ode_template.py").read_text(encoding="utf-8")
     out.append(template[template.index(_MARKER) + len(_MARKER) :])
     engine = (here / "engine.py").read_text(encoding="utf-8")
+    # the protocol comes from the template; other relative imports become absolute
     kept = [
-        line
+        line.replace("from .", "from bayes_nlme.core.", 1) if line.startswith("from .") else line
         for line in engine.splitlines(keepends=True)
         if not line.startswith("from __future__") and not line.startswith("from .kinetics import")
     ]
