@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .cli_estimation import add_frequentist_flags, check_frequentist_flags, frequentist_warnings
 from .errors import ArgumentError, InputError
+from .pk.models import model_of
 
 __all__ = ["main", "build_parser", "MIN_DRAWS", "MAX_SEED", "EXIT_INTERRUPTED"]
 
@@ -239,7 +240,7 @@ def _load_inputs(model: str, data: str):
 
     spec = load_model(model)
     dataset = load_dataset(data, columns=spec.columns or None)
-    check_for_model(dataset, spec.structural, spec.covariate_columns, spec=spec)
+    check_for_model(dataset, model_of(spec), spec.covariate_columns, spec=spec)
     return spec, dataset
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from .errors import ArgumentError, InputError
 from .individual import estimated_coefficients, individual_parameters, segment_covariates
+from .pk.models import model_of
 
 __all__ = ["predict", "required_params", "read_params"]
 
@@ -122,11 +123,11 @@ def predict(spec, data, params: Mapping[str, float], *, source: str = "params") 
     from .data import check_for_model, load_dataset
 
     dataset = data if hasattr(data, "table") else load_dataset(data, columns=spec.columns or None)
-    check_for_model(dataset, spec.structural, spec.covariate_columns, spec=spec)
+    check_for_model(dataset, model_of(spec), spec.covariate_columns, spec=spec)
     theta, coefficients = _resolve(spec, params, source)
     design = engine_design(
         dataset,
-        spec.structural,
+        model_of(spec),
         declared=spec.parameter_names,
         covariates=spec.covariate_columns,
         time_varying=spec.time_varying,

@@ -38,6 +38,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from ..individual import coefficient_name, individual_parameters, segment_covariates
+from ..pk.models import model_of
 from ..spec.priors import HalfNormal, LogNormal, Normal
 from . import flipflop
 from .etas import random_effects
@@ -112,7 +113,7 @@ def resolve_dataset(spec, data):
 
     if not isinstance(data, Dataset):
         data = load_dataset(data, columns=spec.columns or None)
-    check_for_model(data, spec.structural, spec.covariate_columns, spec=spec)
+    check_for_model(data, model_of(spec), spec.covariate_columns, spec=spec)
     return data
 
 
@@ -229,7 +230,7 @@ def check_model_data(spec, dataset):
     prior_data(spec)  # validates every prior before anything is built
     design = engine_design(
         dataset,
-        spec.structural,
+        model_of(spec),
         declared=spec.parameter_names,
         covariates=spec.covariate_columns,
         time_varying=spec.time_varying,

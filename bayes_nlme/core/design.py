@@ -84,6 +84,14 @@ class EngineDesign:
     seg_subject: np.ndarray
     seg_row: np.ndarray
     jac_index: np.ndarray
+    engine_key: str = ""
+
+    @property
+    def engine(self):
+        """The event engine's ``simulate`` for this design's model (built-in or generated)."""
+        from .op import engine_function
+
+        return engine_function(self.engine_key)
 
     @property
     def n_segments(self) -> int:
@@ -117,6 +125,8 @@ class EngineDesign:
 def parameter_columns(structural, declared) -> tuple[str, ...]:
     """The engine's parameter columns: kinetic parameters, then ``tlag``/``F`` if declared."""
     model = structural_model(structural)
+    if getattr(model, "is_ode", False):
+        return tuple(model.parameters)
     return tuple(model.parameters) + tuple(name for name in ("tlag", "F") if name in set(declared))
 
 
@@ -185,7 +195,10 @@ def engine_design(
     cmt = np.where(np.isnan(cmt) | (cmt == 0), model.default_dose_compartment, cmt)
     state = cmt.astype(np.int64) - 1
     roles = np.array([model.compartment_role(c) for c in cmt.astype(np.int64)], dtype=object)
-    applies = (roles == "depot") if model.oral else np.ones(n, dtype=bool)
+    if getattr(model, "is_ode", False):
+        applies = np.isin(roles, model.modified_compartments)
+    else:
+        applies = (roles == "depot") if model.oral else np.ones(n, dtype=bool)
     is_point = np.ones(n, dtype=bool) if points == "all" else (evid == 0) & (mdv == 0)
     obs_row = np.flatnonzero(is_point)
     obs_index = np.full(n, -1, dtype=np.int64)
@@ -221,23 +234,27 @@ def engine_design(
     capacity = int(np.bincount(subject, weights=per_record, minlength=n_subjects).max(initial=0)) + 256
 
     columns = parameter_columns(model, declared)
-    lag_col = columns.index("tlag") if "tlag" in columns else -1
-    f_col = columns.index("F") if "F" in columns else -1
-    kin = len(model.parameters)
-    central = 1 if model.oral else 0
-    cfg = np.array(
-        [
-            MODEL_KINDS[model.name],
-            len(model.compartments),
-            central,
-            columns.index(model.volume),
-            lag_col,
-            f_col,
-            kin,
-            len(columns),
-        ],
-        dtype=np.int64,
-    )
+    if getattr(model, "is_ode", False):
+        cfg, engine_key = _ode_config(model, columns)
+    else:
+        engine_key = ""
+        lag_col = columns.index("tlag") if "tlag" in columns else -1
+        f_col = columns.index("F") if "F" in columns else -1
+        kin = len(model.parameters)
+        central = 1 if model.oral else 0
+        cfg = np.array(
+            [
+                MODEL_KINDS[model.name],
+                len(model.compartments),
+                central,
+                columns.index(model.volume),
+                lag_col,
+                f_col,
+                kin,
+                len(columns),
+            ],
+            dtype=np.int64,
+        )
     obs_subject = subject[obs_row]
     jac_index = seg_start[obs_subject][:, None] + np.arange(max_seg)[None, :]
     jac_index = np.where(jac_index < seg_start[obs_subject + 1][:, None], jac_index, seg_start[obs_subject][:, None])
@@ -257,7 +274,31 @@ def engine_design(
         seg_subject=seg_subject.astype(np.int64),
         seg_row=seg_row.astype(np.int64),
         jac_index=np.ascontiguousarray(jac_index.astype(np.int64)),
+        engine_key=engine_key,
     )
+
+
+def _ode_config(model, columns) -> tuple[np.ndarray, str]:
+    """Engine configuration of an ODE model and the key of its generated engine."""
+    from .odegen import SOLVER_KINDS, ode_module
+
+    system = model.system
+    lag = next(iter(system.lag.values()), None)
+    f = next(iter(system.bioavailability.values()), None)
+    cfg = np.array(
+        [
+            SOLVER_KINDS[system.solver],
+            len(system.states),
+            -1,
+            -1,
+            columns.index(lag) if lag else -1,
+            columns.index(f) if f else -1,
+            len(columns),
+            len(columns),
+        ],
+        dtype=np.int64,
+    )
+    return cfg, ode_module(system).__name__
 
 
 def zero_observations(design: EngineDesign) -> np.ndarray:
@@ -273,6 +314,8 @@ def zero_observations(design: EngineDesign) -> np.ndarray:
     """
     reci, recf, central = design.reci, design.recf, int(design.cfg[2])
     out = np.zeros(design.n_obs, dtype=bool)
+    if design.engine_key:  # an ODE model: initial states and outputs may be non-zero
+        return out
     for i in range(design.n_subjects):
         from_incl, from_excl = np.inf, np.inf
         for rec in range(design.subj[i, 0], design.subj[i + 1, 0]):

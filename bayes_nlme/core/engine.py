@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .kinetics import advance, rate_matrix
+from .kinetics import STEADY_TOL, advance, equilibrium, event_jump, initial_state, observe
 
 __all__ = ["simulate"]
 
@@ -74,12 +74,13 @@ def _step(cfg, p, dt, a, s, r, c0, ncol, buf):
 
 
 @njit(cache=True, error_model="numpy")
-def _jump(cfg, p, s, cmt, bolus, drate, dtau, c0_tau):
+def _jump(cfg, p, a, r, s, cmt, bolus, drate, dtau, c0_tau):
     """Sensitivity correction of an event at a parameter-dependent time.
 
     ``bolus``: amount added to ``cmt``; ``drate``: change of the input rate into
-    ``cmt``; ``dtau`` (P,): derivative of the event time with respect to the
-    parameters whose columns start at ``c0_tau``.
+    ``cmt``; ``a``, ``r``: amounts and rates after the event; ``dtau`` (P,):
+    derivative of the event time with respect to the parameters whose columns start
+    at ``c0_tau``. The correction is (right-hand side before - after) x ``dtau``.
     """
     n, n_par = cfg[1], cfg[7]
     nonzero = False
@@ -88,16 +89,12 @@ def _jump(cfg, p, s, cmt, bolus, drate, dtau, c0_tau):
             nonzero = True
     if not nonzero:
         return
-    K = np.zeros((n, n))
-    dK = np.zeros((cfg[6], n, n))
-    rate_matrix(cfg[0], p, K, dK)
+    diff = np.empty(n)
+    event_jump(cfg, p, a, r, cmt, bolus, drate, diff)
     for i in range(n):
-        diff = -bolus * K[i, cmt]
-        if i == cmt:
-            diff -= drate
-        if diff != 0.0:
+        if diff[i] != 0.0:
             for q in range(n_par):
-                s[i, c0_tau + q] += diff * dtau[q]
+                s[i, c0_tau + q] += diff[i] * dtau[q]
 
 
 @njit(cache=True, error_model="numpy")
@@ -150,10 +147,10 @@ def _apply(cfg, p_int, a, s, r, pend, pendv, e):
         a[cmt] += value
         for q in range(n_par):
             s[cmt, c0 + q] += pendv[e, n_par + q]
-        _jump(cfg, p_int, s, cmt, value, 0.0, pendv[e, :n_par], c0)
+        _jump(cfg, p_int, a, r, s, cmt, value, 0.0, pendv[e, :n_par], c0)
     else:
         r[cmt] += value
-        _jump(cfg, p_int, s, cmt, 0.0, value, pendv[e, :n_par], c0)
+        _jump(cfg, p_int, a, r, s, cmt, 0.0, value, pendv[e, :n_par], c0)
     pend[e, 5] = 0.0
 
 
@@ -210,7 +207,7 @@ def _period(cfg, p, x0, cmt, amt, rate, ii, fl, w):
         dtau[1] = dlag + ddur
         for e in range(2):
             if phase[e] == 0.0:  # at phase 0: in the initial rate; only its time derivative is left
-                _jump(cfg, p, w, cmt, 0.0, value[e], dtau[e], n)
+                _jump(cfg, p, a, r, w, cmt, 0.0, value[e], dtau[e], n)
                 phase[e] = np.inf
     else:
         phase[0] = lag % ii
@@ -221,7 +218,7 @@ def _period(cfg, p, x0, cmt, amt, rate, ii, fl, w):
             a[cmt] += famt
             for q in range(n_par):
                 w[cmt, n + q] += damt[q]
-            _jump(cfg, p, w, cmt, famt, 0.0, dlag, n)
+            _jump(cfg, p, a, r, w, cmt, famt, 0.0, dlag, n)
             phase[0] = np.inf
     order = (0, 1) if phase[0] <= phase[1] else (1, 0)
     t = 0.0
@@ -234,10 +231,10 @@ def _period(cfg, p, x0, cmt, amt, rate, ii, fl, w):
             a[cmt] += value[e]
             for q in range(n_par):
                 w[cmt, n + q] += dval[e, q]
-            _jump(cfg, p, w, cmt, value[e], 0.0, dtau[e], n)
+            _jump(cfg, p, a, r, w, cmt, value[e], 0.0, dtau[e], n)
         else:
             r[cmt] += value[e]
-            _jump(cfg, p, w, cmt, 0.0, value[e], dtau[e], n)
+            _jump(cfg, p, a, r, w, cmt, 0.0, value[e], dtau[e], n)
     _step(cfg, p, ii - t, a, w, r, n, ncol, buf)
     return a
 
@@ -248,6 +245,7 @@ def _steady(cfg, p, cmt, amt, rate, ii, fl):
     parameter derivatives (n, P)."""
     n, n_par = cfg[1], cfg[7]
     x = np.zeros(n)
+    initial_state(cfg, p, x, np.zeros((n, n_par)))
     w = np.zeros((n, n + n_par))
     eye = np.eye(n)
     for it in range(60):
@@ -258,30 +256,13 @@ def _steady(cfg, p, cmt, amt, rate, ii, fl):
         for i in range(n):
             size = max(size, abs(x[i]))
             err = max(err, abs(resid[i]))
-        if it > 0 and err <= 1e-13 * (1.0 + size):
+        if it > 0 and err <= STEADY_TOL * (1.0 + size):
             break
         if not np.isfinite(err):
             break
         x = x + np.linalg.solve(eye - w[:, :n], resid)
     sens = np.linalg.solve(eye - w[:, :n], np.ascontiguousarray(w[:, n:]))
     return x, sens
-
-
-@njit(cache=True, error_model="numpy")
-def _equilibrium(cfg, p, cmt, rate):
-    """Amounts at the steady state of a constant infusion (``K x + rate e_cmt = 0``)
-    and their parameter derivatives (n, P)."""
-    n, n_kin, n_par = cfg[1], cfg[6], cfg[7]
-    K = np.zeros((n, n))
-    dK = np.zeros((n_kin, n, n))
-    rate_matrix(cfg[0], p, K, dK)
-    u = np.zeros(n)
-    u[cmt] = -rate
-    x = np.linalg.solve(K, u)
-    rhs = np.zeros((n, n_par))
-    for q in range(n_kin):
-        rhs[:, q] = -(dK[q] @ x)
-    return x, np.linalg.solve(K, rhs)
 
 
 @njit(cache=True, error_model="numpy")
@@ -294,13 +275,17 @@ def _dose(cfg, p, t, amt, rate, ii, addl, ss, cmt, fl, a, s, r, pend, pendv, cou
     if ss > 0:
         constant = amt == 0.0 and rate > 0.0
         if constant:
-            x, sens = _equilibrium(cfg, p, cmt, rate)
+            x, sens = equilibrium(cfg, p, cmt, rate)
         else:
             x, sens = _steady(cfg, p, cmt, amt, rate, ii, fl)
+        # x is the whole state: superposed on the amounts less the initial state
+        x0 = np.zeros(x.shape[0])
+        dx0 = np.zeros((x.shape[0], n_par))
+        initial_state(cfg, p, x0, dx0)
         for i in range(x.shape[0]):
-            a[i] += x[i]
+            a[i] += x[i] - x0[i]
             for q in range(n_par):
-                s[i, c0 + q] += sens[i, q]
+                s[i, c0 + q] += sens[i, q] - dx0[i, q]
         if constant:
             r[cmt] += rate
             return count
@@ -312,12 +297,12 @@ def _dose(cfg, p, t, amt, rate, ii, addl, ss, cmt, fl, a, s, r, pend, pendv, cou
             if rate > 0.0:
                 if base + dur <= t:
                     if base + dur == t:  # ended exactly now: only its time derivative is left
-                        _jump(cfg, p, s, cmt, 0.0, -rate, dend, c0)
+                        _jump(cfg, p, a, r, s, cmt, 0.0, -rate, dend, c0)
                     break
                 if base > t:
                     count = _push(pend, pendv, count, base, 1.0, cmt, rate, dlag, zero, c0)
                 elif base == t:  # started exactly now: in the rate already; its time derivative
-                    _jump(cfg, p, s, cmt, 0.0, rate, dlag, c0)
+                    _jump(cfg, p, a, r, s, cmt, 0.0, rate, dlag, c0)
                 count = _push(pend, pendv, count, base + dur, 1.0, cmt, -rate, dend, zero, c0)
             else:
                 if base < t:
@@ -337,6 +322,17 @@ def _dose(cfg, p, t, amt, rate, ii, addl, ss, cmt, fl, a, s, r, pend, pendv, cou
         else:
             count = _push(pend, pendv, count, tau, 0.0, cmt, famt, dlag, damt, c0)
     return count
+
+
+@njit(cache=True, error_model="numpy")
+def _reset(cfg, p, a, s, c0, x0, dx0):
+    """Amounts to the initial state (of parameters ``p``, columns from ``c0``)."""
+    initial_state(cfg, p, x0, dx0)
+    s[:] = 0.0
+    for i in range(a.shape[0]):
+        a[i] = x0[i]
+        for q in range(dx0.shape[1]):
+            s[i, c0 + q] = dx0[i, q]
 
 
 @njit(cache=True, error_model="numpy")
@@ -377,8 +373,12 @@ def simulate(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity):
     jac : numpy.ndarray (n_obs, max_seg, P)
         ``jac[j, s, q] = d f_j / d params[first segment of j's subject + s, q]``.
     """
-    n, cen, vcol, n_par = cfg[1], cfg[2], cfg[3], cfg[7]
+    n, n_par = cfg[1], cfg[7]
     f = np.zeros(n_obs)
+    x0 = np.zeros(n)
+    dx0 = np.zeros((n, n_par))
+    ga = np.zeros(n)
+    gp = np.zeros(n_par)
     jac = np.zeros((n_obs, max_seg, n_par))
     pend = np.zeros((capacity, 6))
     pendv = np.zeros((capacity, 2 * n_par))
@@ -389,6 +389,7 @@ def simulate(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity):
         a = np.zeros(n)
         s = np.zeros((n, max_seg * n_par))
         rates = np.zeros(n)
+        _reset(cfg, params[int(reci[r0, SEG])], a, s, (int(reci[r0, SEG]) - s0) * n_par, x0, dx0)
         count = 0
         t = recf[r0, 0]
         failed = False
@@ -401,8 +402,7 @@ def simulate(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity):
             p = params[seg]
             c0 = (seg - s0) * n_par
             if reci[rec, RESET]:
-                a[:] = 0.0
-                s[:] = 0.0
+                _reset(cfg, p, a, s, c0, x0, dx0)
                 rates[:] = 0.0
                 count = 0
                 t = ti
@@ -434,14 +434,18 @@ def simulate(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity):
                     count = _compact(pend, pendv, count)
             obs = int(reci[rec, OBS])
             if obs >= 0:
-                v = p[vcol]
-                f[obs] = a[cen] / v
+                f[obs] = observe(cfg, p, a, ga, gp)
                 k = 0
                 for sg in range(ncol // n_par):
                     for q in range(n_par):
-                        jac[obs, sg, q] = s[cen, k] / v
+                        acc = 0.0
+                        for i in range(n):
+                            if ga[i] != 0.0:
+                                acc += ga[i] * s[i, k]
+                        jac[obs, sg, q] = acc
                         k += 1
-                jac[obs, seg - s0, vcol] -= a[cen] / (v * v)
+                for q in range(n_par):
+                    jac[obs, seg - s0, q] += gp[q]
         if failed:
             for rec in range(r0, r1):
                 if reci[rec, OBS] >= 0:

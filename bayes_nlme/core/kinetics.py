@@ -35,7 +35,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["rate_matrix", "advance", "expm"]
+__all__ = ["rate_matrix", "advance", "expm", "event_jump", "equilibrium", "initial_state", "observe", "STEADY_TOL"]
+
+#: Convergence tolerance (relative) of the steady-state Newton iteration of the engine.
+STEADY_TOL = 1e-13
 
 _PADE = (
     64764752532480000.0,
@@ -657,3 +660,65 @@ def advance(kind, p, dt, a, r, a_new, phi, jp, n, n_par):
         _one_oral(p, dt, a, r, a_new, phi, jp)
     else:
         _general(kind, p, dt, a, r, a_new, phi, jp, n, n_par)
+
+
+# ----------------------------------------------------------------------------- protocol
+# The engine (engine.py) calls only ``advance`` and the four functions below; an ODE
+# model (core/odegen.py) provides its own implementations with the same signatures.
+
+
+@njit(cache=True, error_model="numpy")
+def event_jump(cfg, p, a, r, cmt, bolus, drate, diff):
+    """Right-hand side before an event minus after it, into ``diff`` (n,).
+
+    The event added ``bolus`` to the amount and ``drate`` to the input rate of state
+    ``cmt``; ``a`` and ``r`` are the amounts and rates after it.
+    """
+    n = cfg[1]
+    K = np.zeros((n, n))
+    dK = np.zeros((cfg[6], n, n))
+    rate_matrix(cfg[0], p, K, dK)
+    for i in range(n):
+        diff[i] = -bolus * K[i, cmt]
+    diff[cmt] -= drate
+
+
+@njit(cache=True, error_model="numpy")
+def equilibrium(cfg, p, cmt, rate):
+    """Amounts at the steady state of a constant infusion (``K x + rate e_cmt = 0``)
+    and their parameter derivatives (n, P)."""
+    n, n_kin, n_par = cfg[1], cfg[6], cfg[7]
+    K = np.zeros((n, n))
+    dK = np.zeros((n_kin, n, n))
+    rate_matrix(cfg[0], p, K, dK)
+    u = np.zeros(n)
+    u[cmt] = -rate
+    x = np.linalg.solve(K, u)
+    rhs = np.zeros((n, n_par))
+    for q in range(n_kin):
+        rhs[:, q] = -(dK[q] @ x)
+    return x, np.linalg.solve(K, rhs)
+
+
+@njit(cache=True, error_model="numpy")
+def initial_state(cfg, p, x, dx):
+    """Amounts at the start of a subject and after a reset (``x`` (n,)) and their
+    parameter derivatives (``dx`` (n, P)): zero for the linear models."""
+    x[:] = 0.0
+    dx[:] = 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def observe(cfg, p, a, ga, gp):
+    """The prediction at an observation: the central concentration ``a[central] / V``.
+
+    ``ga`` (n,) and ``gp`` (P,) receive its derivatives with respect to the amounts and
+    the parameters.
+    """
+    cen, vcol = cfg[2], cfg[3]
+    v = p[vcol]
+    ga[:] = 0.0
+    gp[:] = 0.0
+    ga[cen] = 1.0 / v
+    gp[vcol] = -a[cen] / (v * v)
+    return a[cen] / v

@@ -19,7 +19,17 @@ from pytensor.graph.op import Op
 
 from .engine import simulate
 
-__all__ = ["EventPredictions", "structural_predictions", "predict_numeric"]
+__all__ = ["EventPredictions", "structural_predictions", "predict_numeric", "engine_function"]
+
+
+def engine_function(key: str = ""):
+    """The event engine's ``simulate``: the built-in one (``key == ""``) or the generated
+    engine of an ODE model (:func:`bayes_nlme.core.odegen.ode_module`, by module name)."""
+    if not key:
+        return simulate
+    from .odegen import loaded_module
+
+    return loaded_module(key).simulate
 
 
 class EventPredictions(Op):
@@ -29,13 +39,14 @@ class EventPredictions(Op):
     subj, jac_index``. Outputs: ``f`` (n_obs,) and ``jac`` (n_obs, max_seg, P).
     """
 
-    __props__ = ("cfg", "n_obs", "max_seg", "capacity")
+    __props__ = ("cfg", "n_obs", "max_seg", "capacity", "engine_key")
 
-    def __init__(self, cfg, n_obs: int, max_seg: int, capacity: int):
+    def __init__(self, cfg, n_obs: int, max_seg: int, capacity: int, engine_key: str = ""):
         self.cfg = tuple(int(c) for c in cfg)
         self.n_obs = int(n_obs)
         self.max_seg = int(max_seg)
         self.capacity = int(capacity)
+        self.engine_key = str(engine_key)
 
     def make_node(self, params, recf, reci, recl, subj, jac_index):
         inputs = [pt.as_tensor_variable(params)] + [
@@ -46,7 +57,7 @@ class EventPredictions(Op):
 
     def perform(self, node, inputs, outputs):
         params, recf, reci, recl, subj, _ = inputs
-        f, jac = simulate(
+        f, jac = engine_function(self.engine_key)(
             np.ascontiguousarray(params, dtype=float),
             recf,
             reci,
@@ -96,8 +107,10 @@ def _register_numba() -> None:
         fn = compile_numba_function_src(
             src,
             "event_predictions",
-            global_env={"np": np, "simulate": simulate},
-            cache_key=f"bayes_nlme_event_predictions_{abs(hash((op.cfg, op.n_obs, op.max_seg, op.capacity)))}",
+            global_env={"np": np, "simulate": engine_function(op.engine_key)},
+            cache_key=(
+                f"bayes_nlme_event_predictions_{op.engine_key}{abs(hash((op.cfg, op.n_obs, op.max_seg, op.capacity)))}"
+            ),
         )
         return numba_njit(fn), 1
 
@@ -124,8 +137,10 @@ def _register_jax() -> None:
         recf, reci, recl, subj, jac_index = data
         flat_index = jnp.asarray(jac_index.reshape(-1).astype(np.int64))
 
+        engine = engine_function(op.engine_key)
+
         def host(params):
-            return simulate(
+            return engine(
                 np.ascontiguousarray(params, dtype=float), recf, reci, recl, subj, cfg, n_obs, max_seg, capacity
             )
 
@@ -183,7 +198,7 @@ def structural_predictions(design, params, data: dict | None = None):
     if isinstance(params, dict):
         params = pt.stack([pt.as_tensor_variable(params[c]) for c in design.columns], axis=1)
     data = design.engine_inputs if data is None else data
-    op = EventPredictions(design.cfg, design.n_obs, design.max_seg, design.capacity)
+    op = EventPredictions(design.cfg, design.n_obs, design.max_seg, design.capacity, design.engine_key)
     f, _ = op(params, *(data[name] for name in ("recf", "reci", "recl", "subj", "jac_index")))
     return f
 
@@ -207,7 +222,7 @@ def predict_numeric(design, params) -> tuple[np.ndarray, np.ndarray]:
             [np.broadcast_to(np.asarray(params[c], dtype=float), (design.n_segments,)) for c in design.columns], axis=1
         )
     inputs = design.engine_inputs
-    return simulate(
+    return design.engine(
         np.ascontiguousarray(params, dtype=float),
         inputs["recf"],
         inputs["reci"],

@@ -34,6 +34,15 @@
 
     Source values keep their full precision; ``AMT`` is the exact decimal product of
     ``Dose`` and ``Wt`` (subject 1: 4.02 mg/kg x 79.6 kg = 319.992 mg).
+
+``oral_mm``
+    A simulated oral study with Michaelis-Menten elimination for ``models/oral_mm.toml``
+    (40 subjects, 100 mg every 12 h three times, 11 samples each; truth in
+    :data:`bayes_nlme.data.simulated.MM_TRUTH`), made once with::
+
+        from bayes_nlme.data.simulated import simulate_michaelis_menten_study
+        simulate_michaelis_menten_study().to_csv(
+            "bayes_nlme/data/datasets/oral_mm.csv", index=False, na_rep=".")
 """
 
 from __future__ import annotations
@@ -67,6 +76,16 @@ BUNDLED: dict[str, dict] = {
             "Boeckmann AJ, Sheiner LB, Beal SL (1994). NONMEM Users Guide, Part V. "
             "NONMEM Project Group, University of California, San Francisco."
         ),
+    },
+    "oral_mm": {
+        "file": "oral_mm.csv",
+        "description": (
+            "Simulated oral study with Michaelis-Menten elimination: 40 subjects, 100 mg every "
+            "12 h (3 doses), 11 concentrations each (440 observations)."
+        ),
+        "structural": "ode",
+        "units": {"TIME": "h", "DV": "mg/L", "AMT": "mg"},
+        "reference": "Simulated: bayes_nlme.data.simulated.simulate_michaelis_menten_study (seed 2).",
     },
 }
 

@@ -385,9 +385,10 @@ def check_for_model(dataset: Dataset, structural: str, covariates: Sequence[str]
     ----------
     dataset : Dataset
         A loaded dataset.
-    structural : str
+    structural : str or StructuralModel
         The structural model (``one_compartment_iv``, ``one_compartment_oral``,
-        ``two_compartment_iv`` or ``two_compartment_oral``).
+        ``two_compartment_iv`` ...), or a model object such as the ODE model of a spec
+        (:func:`bayes_nlme.pk.models.model_of`).
     covariates : sequence of str
         The covariate columns that the model uses.
     spec : ModelSpec, optional
@@ -406,7 +407,10 @@ def check_for_model(dataset: Dataset, structural: str, covariates: Sequence[str]
         the central compartment; if every observation is BLQ; and the checks of
         :func:`~bayes_nlme.data.validate.check_model_records`.
     """
-    if structural not in COMPARTMENTS:
+    model = None
+    if not isinstance(structural, str):  # a StructuralModel object (an ODE model: bayes_nlme.pk.model_of)
+        model, structural = structural, structural.name
+    if model is None and structural not in COMPARTMENTS:
         raise SpecError(f"unknown structural model {structural!r}", key="structural", valid=list(COMPARTMENTS))
     table = dataset.table
     problems = Problems(dataset.source, dataset.lines)
@@ -449,7 +453,7 @@ def check_for_model(dataset: Dataset, structural: str, covariates: Sequence[str]
             "but no dose (EVID 1 or 4) in {where}",
         )
 
-    compartments = COMPARTMENTS[structural]
+    compartments = COMPARTMENTS[structural] if model is None else model.compartments
     layout = ", ".join(f"{k} = {v}" for k, v in compartments.items())
     cmt = table["CMT"].to_numpy()
     label = column_label("CMT", dataset.columns.get("CMT"))
@@ -473,5 +477,6 @@ def check_for_model(dataset: Dataset, structural: str, covariates: Sequence[str]
             f"{label}: dose into the peripheral compartment ({peripheral[0]}) in {{where}}; "
             f"doses into the peripheral compartment are not supported ({layout})",
         )
-    check_model_records(dataset, structural, compartments, problems, spec)
+    ode = getattr(model, "is_ode", False)
+    check_model_records(dataset, structural, compartments, problems, spec, observations=not ode)
     problems.raise_if_any()

@@ -479,7 +479,7 @@ def _check_subjects(
 
 
 def check_model_records(
-    dataset, structural: str, compartments: Mapping[int, str], problems: Problems, spec=None
+    dataset, structural: str, compartments: Mapping[int, str], problems: Problems, spec=None, observations=True
 ) -> None:
     """Dataset checks that depend on the model; violations go to ``problems``.
 
@@ -495,6 +495,9 @@ def check_model_records(
         Receives every violation.
     spec : ModelSpec, optional
         The model; when given, the values under its covariate effects are checked too.
+    observations : bool
+        Check the ``CMT`` of observations (built-in models predict the central
+        compartment only); ``False`` for ODE models, whose output is an expression.
 
     Notes
     -----
@@ -513,7 +516,7 @@ def check_model_records(
     central = [k for k, v in compartments.items() if v == "central"]
     label = column_label("CMT", dataset.columns.get("CMT"))
     other = obs & ~np.isnan(cmt) & ~np.isin(cmt, central)
-    if other.any():
+    if observations and other.any():
         shown = ", ".join(sorted({format_value(v) for v in cmt[other]}))
         layout = ", ".join(f"{k} = {v}" for k, v in compartments.items())
         problems.add(

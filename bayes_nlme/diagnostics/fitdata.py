@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..individual import estimated_coefficients, individual_parameters, segment_covariates
+from ..pk.models import model_of
 from .units import Units, dataset_units
 
 __all__ = ["FitData", "Population", "as_fit_data", "individual_values"]
@@ -164,7 +165,7 @@ class FitData:
         spec = self.spec
         return engine_design(
             self.dataset,
-            spec.structural,
+            model_of(spec),
             declared=spec.parameter_names,
             covariates=spec.covariate_columns,
             time_varying=spec.time_varying,

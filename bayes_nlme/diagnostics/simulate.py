@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..build.flipflop import individual_guard, terminal_rate
 from ..build.residual import predictive_draws
+from ..pk.models import model_of
 from .fitdata import FitData, individual_values
 
 __all__ = ["simulate_replicates", "grid_design", "individual_curves", "population_curve"]
@@ -120,7 +121,7 @@ def grid_design(fd: FitData, n_points: int = 80):
     spec = fd.spec
     design = engine_design(
         data,
-        spec.structural,
+        model_of(spec),
         declared=spec.parameter_names,
         covariates=spec.covariate_columns,
         time_varying=spec.time_varying,

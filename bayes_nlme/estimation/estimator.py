@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ArgumentError, DataError, InputError, format_rows
+from ..pk.models import model_of
 from .covariance import COVARIANCE_METHODS, covariance_step, nan_covariance
 from .diagnostics import ebe_table, eta_shrinkage, observation_table
 from .importance import importance_sampling_ofv
@@ -64,10 +65,10 @@ def build_problem(spec, data):
     from ..individual import segment_covariates
 
     dataset = data if hasattr(data, "table") else load_dataset(data, columns=spec.columns or None)
-    check_for_model(dataset, spec.structural, spec.covariate_columns, spec=spec)
+    check_for_model(dataset, model_of(spec), spec.covariate_columns, spec=spec)
     design = engine_design(
         dataset,
-        spec.structural,
+        model_of(spec),
         declared=spec.parameter_names,
         covariates=spec.covariate_columns,
         time_varying=spec.time_varying,

@@ -29,6 +29,8 @@ __all__ = [
     "STRUCTURAL_MODELS",
     "OPTIONAL_PARAMETERS",
     "structural_model",
+    "OdeModel",
+    "model_of",
 ]
 
 #: Parameters that every structural model may declare.
@@ -170,3 +172,56 @@ def structural_model(name: str | StructuralModel) -> StructuralModel:
             key="structural",
             valid=list(STRUCTURAL_MODELS),
         ) from None
+
+
+@dataclass(frozen=True)
+class OdeModel(StructuralModel):
+    """A structural model defined by differential equations (CONTRACT 5.4).
+
+    ``parameters`` are all declared parameters (the engine's columns, in declaration
+    order); ``compartments`` maps ``CMT`` numbers to the compartment names. A dose
+    without ``CMT`` enters compartment 1.
+
+    Parameters
+    ----------
+    system : OdeSystem
+        The parsed model (:func:`bayes_nlme.spec.ode.ode_system`).
+    """
+
+    system: object = field(default=None, hash=False, compare=False)
+
+    is_ode = True
+
+    @property
+    def default_dose_compartment(self) -> int:
+        """Compartment 1 (NONMEM's default dose compartment of ``$DES`` models)."""
+        return 1
+
+    @property
+    def modified_compartments(self) -> tuple[str, ...]:
+        """The compartments whose doses take the bioavailability and lag parameters."""
+        return tuple(dict.fromkeys([*self.system.bioavailability, *self.system.lag]))
+
+
+def model_of(spec) -> StructuralModel:
+    """The structural model of a spec: a built-in model, or an :class:`OdeModel`.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+
+    Returns
+    -------
+    StructuralModel
+    """
+    if spec.structural != "ode":
+        return structural_model(spec.structural)
+    system = spec.ode_system
+    return OdeModel(
+        "ode",
+        tuple(system.parameters),
+        False,
+        13,
+        {i + 1: name for i, name in enumerate(system.states)},
+        system=system,
+    )

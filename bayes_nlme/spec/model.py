@@ -31,6 +31,7 @@ from .components import (
     Residual,
     Sampling,
 )
+from .ode import OdeSpec, Output, ode_system
 from .priors import InverseWishart
 from .structural_names import ORAL_MODELS, STRUCTURAL_PARAMETERS, valid_parameter_names
 
@@ -85,6 +86,10 @@ class ModelSpec:
     saem : dict
         The optional ``[saem]`` table (settings of ``--method saem``, checked by
         :func:`bayes_nlme.estimation.saem.saem_settings`).
+    ode : OdeSpec or None
+        The ``[ode]`` table; required when ``structural == "ode"`` (CONTRACT 5.4).
+    outputs : tuple of Output
+        The ``[outputs]`` table (required for ODE models).
     """
 
     name: str
@@ -97,14 +102,19 @@ class ModelSpec:
     flip_flop_guard: bool | None = None
     time_varying: str = "locf"
     saem: dict = field(default_factory=dict, hash=False, compare=False)
+    ode: OdeSpec | None = None
+    outputs: tuple = ()
 
     def __post_init__(self) -> None:
         if self.time_varying not in ("locf", "nocb"):
             fail(f"unknown time_varying {self.time_varying!r}", "time_varying", ("locf", "nocb"))
         as_string(self.name, "name")
-        if not isinstance(self.structural, str) or self.structural not in STRUCTURAL_PARAMETERS:
-            fail(f"unknown structural model {self.structural!r}", "structural", tuple(STRUCTURAL_PARAMETERS))
-        self._check_parameters()
+        if not isinstance(self.structural, str) or self.structural not in (*STRUCTURAL_PARAMETERS, "ode"):
+            fail(f"unknown structural model {self.structural!r}", "structural", tuple(STRUCTURAL_PARAMETERS) + ("ode",))
+        if self.structural == "ode":
+            self._check_ode()
+        else:
+            self._check_parameters()
         self._check_omega()
         for attr, cls in (("residual", Residual), ("sampling", Sampling)):
             if not isinstance(getattr(self, attr), cls):
@@ -142,6 +152,31 @@ class ModelSpec:
                     f"parameters.{name}",
                     required,
                 )
+
+    def _check_ode(self) -> None:
+        if not isinstance(self.ode, OdeSpec):
+            fail("a model with structural = 'ode' needs an [ode] table", "ode", ("compartments", "equations"))
+        outputs = self.outputs
+        if isinstance(outputs, Mapping) or not isinstance(outputs, Sequence) or not outputs:
+            fail("a model with structural = 'ode' needs an [outputs] table (name = { expression = ... })", "outputs")
+        _set(self, "outputs", tuple(outputs))
+        names = [o.name for o in self.outputs if isinstance(o, Output)]
+        if len(names) != len(self.outputs) or len(set(names)) != len(names):
+            fail("expected distinct Output entries", "outputs")
+        if len(self.outputs) > 1:
+            fail("several outputs are not supported yet (one output per model)", "outputs", tuple(names))
+        params = self.parameters
+        if isinstance(params, (str, bytes, Mapping)) or not isinstance(params, Sequence):
+            fail(f"expected a sequence of Parameter, got {describe(params)}", "parameters")
+        _set(self, "parameters", tuple(params))
+        seen: list[str] = []
+        for p in self.parameters:
+            if not isinstance(p, Parameter):
+                fail(f"expected a Parameter, got {describe(p)}", "parameters")
+            if p.name in seen:
+                fail(f"parameter {p.name!r} is declared twice", f"parameters.{p.name}")
+            seen.append(p.name)
+        ode_system(self.ode, self.outputs, tuple(seen))
 
     def _check_omega(self) -> None:
         omega = self.omega
@@ -232,6 +267,17 @@ class ModelSpec:
                 if c.column not in seen:
                     seen.append(c.column)
         return tuple(seen)
+
+    @property
+    def ode_system(self):
+        """The parsed ODE model (:class:`~bayes_nlme.spec.ode.OdeSystem`), or ``None``."""
+        if self.structural != "ode":
+            return None
+        cached = self.__dict__.get("_ode_system")
+        if cached is None:
+            cached = ode_system(self.ode, self.outputs, self.parameter_names)
+            _set(self, "_ode_system", cached)
+        return cached
 
     @property
     def uses_flip_flop_guard(self) -> bool:

@@ -66,6 +66,8 @@ TOP_KEYS = (
     "flip_flop_guard",
     "time_varying",
     "saem",
+    "ode",
+    "outputs",
 )
 PARAMETER_KEYS = ("typical", "fixed", "iiv", "initial", "covariates")
 COVARIATE_KEYS = ("column", "effect", "reference", "exponent", "beta")
@@ -185,6 +187,15 @@ def _parse(mapping: Mapping) -> ModelSpec:
     _check_keys(doc, None, TOP_KEYS, required=("name", "structural"))
     as_string(doc["name"], "name")
     structural = doc["structural"]
+    if structural == "ode":
+        return _parse_ode_model(doc)
+    for key in ("ode", "outputs"):
+        if key in doc:
+            fail(
+                f"[{key}] is for models with structural = 'ode' (several outputs of built-in models are "
+                "not supported yet)",
+                key,
+            )
     if not isinstance(structural, str) or structural not in STRUCTURAL_PARAMETERS:
         fail(f"unknown structural model {structural!r}", "structural", tuple(STRUCTURAL_PARAMETERS))
     if "parameters" not in doc:
@@ -211,6 +222,46 @@ def _parse(mapping: Mapping) -> ModelSpec:
         columns=dict(_table(doc.get("columns", {}), "columns")),
         sampling=Sampling(**sampling),
         flip_flop_guard=doc.get("flip_flop_guard"),
+        **({"time_varying": doc["time_varying"]} if "time_varying" in doc else {}),
+        **({"saem": dict(saem)} if saem else {}),
+    )
+
+
+def _parse_ode_model(doc: Mapping) -> ModelSpec:
+    """The model of a file with ``structural = "ode"`` (CONTRACT 5.4)."""
+    from .ode import ODE_KEYS, OUTPUT_KEYS, OdeSpec, Output
+
+    ode = _table(doc.get("ode"), "ode", "an [ode] table with 'compartments' and 'equations'")
+    _check_keys(ode, "ode", ODE_KEYS, required=("compartments", "equations"))
+    ode_spec = _build(lambda: OdeSpec(**ode), "ode")
+    outputs_table = _table(doc.get("outputs"), "outputs", "an [outputs] table (name = { expression = ... })")
+    outputs = []
+    for name, value in outputs_table.items():
+        entry = _table(value, f"outputs.{name}", "a table { expression = ..., id = N }")
+        _check_keys(entry, f"outputs.{name}", OUTPUT_KEYS, required=("expression",))
+        outputs.append(Output(name=name, **entry))
+    if "parameters" not in doc:
+        fail("missing the [parameters.<P>] tables", "parameters")
+    tables = _table(doc["parameters"], "parameters", "a table of [parameters.<P>] tables")
+    parameters = tuple(_parameter(name, value) for name, value in tables.items())
+    iiv = tuple(p.name for p in parameters if p.iiv and not p.is_fixed)
+    if "residual" not in doc:
+        fail("missing the [residual] table (with its 'model')", "residual", RESIDUAL_KEYS)
+    sampling = _table(doc.get("sampling", {}), "sampling")
+    _check_keys(sampling, "sampling", SAMPLING_KEYS)
+    saem = _table(doc.get("saem", {}), "saem")
+    _check_keys(saem, "saem", SAEM_KEYS)
+    return ModelSpec(
+        name=doc["name"],
+        structural="ode",
+        parameters=parameters,
+        omega=_omega(doc.get("omega"), iiv),
+        residual=_residual(doc["residual"]),
+        columns=dict(_table(doc.get("columns", {}), "columns")),
+        sampling=Sampling(**sampling),
+        flip_flop_guard=doc.get("flip_flop_guard"),
+        ode=ode_spec,
+        outputs=tuple(outputs),
         **({"time_varying": doc["time_varying"]} if "time_varying" in doc else {}),
         **({"saem": dict(saem)} if saem else {}),
     )

@@ -40,6 +40,12 @@ def model_to_dict(spec: ModelSpec) -> dict:
         doc["time_varying"] = spec.time_varying
     if spec.columns:
         doc["columns"] = dict(spec.columns)
+    if spec.ode is not None:
+        doc["ode"] = _ode_dict(spec.ode)
+    if spec.outputs:
+        doc["outputs"] = {
+            o.name: {"expression": o.expression, **({"id": o.id} if o.id is not None else {})} for o in spec.outputs
+        }
     doc["parameters"] = {p.name: _parameter_dict(p) for p in spec.parameters}
     if spec.omega != Omega(()):
         doc["omega"] = _omega_dict(spec.omega)
@@ -53,6 +59,17 @@ def model_to_dict(spec: ModelSpec) -> dict:
     if getattr(spec, "saem", None):
         doc["saem"] = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.saem.items()}
     return doc
+
+
+def _ode_dict(ode) -> dict:
+    out: dict = {"compartments": list(ode.compartments), "equations": ode.equations}
+    for name in ("initial", "bioavailability", "lag"):
+        if getattr(ode, name):
+            out[name] = dict(getattr(ode, name))
+    out["solver"] = ode.solver
+    out["rtol"] = ode.rtol
+    out["atol"] = ode.atol
+    return out
 
 
 def _parameter_dict(p: Parameter) -> dict:
