@@ -104,6 +104,7 @@ class _Replicated:
         from ..core import engine_design
         from ..data import load_dataset
         from ..individual import segment_covariates
+        from ..pk.models import model_of
 
         original = dataset.original
         id_col = dataset.columns.get("ID", "ID")
@@ -113,7 +114,7 @@ class _Replicated:
         rep = load_dataset(pd.concat(frames, ignore_index=True), columns=spec.columns or None)
         self.design = engine_design(
             rep,
-            spec.structural,
+            model_of(spec),
             declared=spec.parameter_names,
             covariates=spec.covariate_columns,
             time_varying=spec.time_varying,
