@@ -335,6 +335,35 @@ def _step(text: str, quiet: bool = False) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
+_FIT_STEPS = {
+    "nuts": "building and compiling the model (a model's first compile takes 30-60 s; later fits "
+    "load it from the cache), then tuning and sampling ...",
+    "prior": "drawing from the prior ...",
+}
+
+
+def _fit_settings(args, method: str, quiet: bool) -> dict:
+    """The engine settings of ``bayes-nlme fit`` from its flags."""
+    if method == "nuts":
+        sampling = {"draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": args.seed}
+        return {**sampling, "sampler": args.sampler, "progressbar": not quiet, "quiet": True, **_nuts_kwargs(args)}
+    if method == "prior":
+        return {"draws": args.draws, "seed": args.seed}
+    return {
+        "covariance": None if args.covariance == "none" else args.covariance,
+        "verbose": not quiet,
+        "starts": args.starts,
+        "seed": 0 if args.seed is None else args.seed,
+        "ofv": args.ofv,
+        "saem": {
+            "n_burn": args.saem_burn,
+            "n_em": args.saem_em,
+            "chains": args.saem_chains,
+            "is_samples": args.is_samples,
+        },
+    }
+
+
 def _cmd_fit(args) -> int:
     from .fitdir import check_out_dir
 
@@ -346,59 +375,19 @@ def _cmd_fit(args) -> int:
     check_frequentist_flags(args)
     quiet = args.quiet or bool(os.environ.get("CI"))
     started = time.perf_counter()
-    if args.method == "nuts":
-        from .fit import sample
+    from .engines import engine
 
-        _step(
-            "building and compiling the model (a model's first compile takes 30-60 s; later fits "
-            "load it from the cache), then tuning and sampling ...",
-            quiet,
-        )
-        try:
-            result = sample(
-                spec,
-                dataset,
-                draws=args.draws,
-                tune=args.tune,
-                chains=args.chains,
-                seed=args.seed,
-                sampler=args.sampler,
-                progressbar=not quiet,
-                quiet=True,
-                **_nuts_kwargs(args),
-            )
-        except Exception as exc:
-            _INTERRUPT.raise_if_hit()
-            if not _is_init_failure(exc):
-                raise
-            raise InputError(_init_failure_message(spec, dataset)) from None
-    elif args.method == "prior":
-        from .fit import sample_prior
-
-        _step("drawing from the prior ...", quiet)
-        result = sample_prior(spec, dataset, draws=args.draws, seed=args.seed)
-    else:
-        from .estimation import estimate
-
-        _step(f"estimating ({args.method}) ...", quiet)
-        covariance = None if args.covariance == "none" else args.covariance
+    method = engine(args.method)
+    _step(_FIT_STEPS.get(method.name, f"estimating ({method.name}) ..."), quiet)
+    if method.kind == "frequentist":
         _show_progress("bayes_nlme.estimation", not quiet)
-        result = estimate(
-            spec,
-            dataset,
-            method=args.method,
-            covariance=covariance,
-            verbose=not quiet,
-            starts=args.starts,
-            seed=0 if args.seed is None else args.seed,
-            ofv=args.ofv,
-            saem={
-                "n_burn": args.saem_burn,
-                "n_em": args.saem_em,
-                "chains": args.saem_chains,
-                "is_samples": args.is_samples,
-            },
-        )
+    try:
+        result = method.fit(spec, dataset, **_fit_settings(args, method.name, quiet))
+    except Exception as exc:
+        _INTERRUPT.raise_if_hit()
+        if method.name != "nuts" or not _is_init_failure(exc):
+            raise
+        raise InputError(_init_failure_message(spec, dataset)) from None
     _INTERRUPT.raise_if_hit()
     verdict = getattr(result, "convergence", None)
     out = result.save(out)

@@ -129,10 +129,10 @@ def _defaults() -> None:
     import inspect
 
     from .estimation import estimate
-    from .estimation.problem import METHODS
+    from .estimation.estimator import ALL_METHODS
 
     names = tuple(p for p in inspect.signature(estimate).parameters if p not in ("spec", "data", "method"))
-    for method in METHODS:
+    for method in ALL_METHODS:
         register(Engine(method, "frequentist", _frequentist(method), names, f"maximum likelihood ({method})"))
 
 

@@ -28,3 +28,9 @@ def test_fit_model_is_the_method_itself():
     via_seam = fit_model(spec, "theophylline", method="foce", covariance=None)
     direct = estimate(spec, "theophylline", method="foce", covariance=None)
     assert via_seam.method == "foce" and via_seam.ofv == pytest.approx(direct.ofv, abs=1e-9)
+
+
+def test_cli_methods_are_the_registered_engines():
+    from bayes_nlme.cli import METHODS as CLI_METHODS
+
+    assert set(CLI_METHODS) == set(engines())
