@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..errors import ArgumentError, DataError, InputError, format_rows
 from .covariance import COVARIANCE_METHODS, covariance_step, nan_covariance
-from .diagnostics import ebe_table, eta_shrinkage, observation_table
+from .diagnostics import ebe_table, eta_shrinkage, kappa_shrinkage, observation_table
 from .outer import Evaluator, minimise
 from .parameters import start_values
 from .problem import METHODS, problem_from_design
@@ -62,6 +62,7 @@ def build_problem(spec, data):
         declared=spec.parameter_names,
         covariates=spec.covariate_columns,
         time_varying=spec.time_varying,
+        occasions=bool(spec.iov_names),
     )
     table = dataset.table
     rows = np.asarray(design.obs_row)
@@ -205,7 +206,7 @@ def estimate(
     problem, dataset, frame, n_dropped = build_problem(spec, data)
     _check_censoring(spec, method, problem)
     start = start_values(spec, problem.y)
-    psi0 = problem.pmap.pack(start["theta"], start["betas"], start["omega"], start["sigma2"])
+    psi0 = problem.pmap.pack(start["theta"], start["betas"], start["omega"], start["sigma2"], start["iov"])
     evaluator = Evaluator(problem, method)
     u0, _ = problem.log_parameters(psi0, None)
     problem.kernel.warm_up(u0)
@@ -270,6 +271,7 @@ def estimate(
             "n_blq": problem.n_censored,
             "n_blq_omitted": n_dropped,
             "start": dict(zip(names, problem.pmap.natural(psi0).tolist())),
+            **({"kappa_shrinkage_sd": kappa_shrinkage(problem, psi, eta)} if problem.pmap.n_iov else {}),
         },
     )
     result.seconds_fit = time.perf_counter() - started
@@ -338,6 +340,7 @@ def objective(
     theta: Mapping[str, float],
     omega,
     sigma2,
+    omega_iov: Mapping[str, float] | None = None,
 ) -> float:
     """The OFV at fixed parameter values (EBEs solved for).
 
@@ -355,6 +358,9 @@ def objective(
     sigma2 : float or mapping
         Residual variance(s): a number for single-variance models, or a mapping by
         ``sigma2_add``/``sigma2_prop``/``sigma2_exp`` (or ``add``/``prop``/``exp``).
+    omega_iov : mapping, optional
+        IOV variances by parameter name (``"CL"`` or ``"omega_iov_CL"``); needed when
+        the model has inter-occasion variability.
 
     Returns
     -------
@@ -380,5 +386,9 @@ def objective(
     absent = [n for n in pm.sigma_names if n not in sig]
     if absent:
         raise ArgumentError(f"sigma2: missing {', '.join(absent)}")
-    psi = pm.pack(lookup, lookup, _as_omega(omega, pm.d), sig)
+    iov = {(k[len("omega_iov_") :] if k.startswith("omega_iov_") else k): float(v) for k, v in (omega_iov or {}).items()}
+    lacking = [n for n in pm.iov if n not in iov]
+    if lacking:
+        raise ArgumentError(f"omega_iov: missing {', '.join(lacking)} (model '{spec.name}' has IOV on them)")
+    psi = pm.pack(lookup, lookup, _as_omega(omega, pm.n_iiv), sig, iov)
     return float(Evaluator(problem, method).evaluate(psi).ofv)

@@ -44,17 +44,18 @@ def _pieces(problem: Problem, psi: np.ndarray, eta: np.ndarray, method: str, ord
     u, dbase = problem.log_parameters(psi, eta)
     kernel = problem.kernel
     f, jac = kernel.jacobian(u)
-    cols, d, n = problem.cols, problem.d, problem.n_obs
+    d, n = problem.d, problem.n_obs
+    steps = [problem.re_step(a) for a in range(d)]
     bseg = dbase[problem.jac_index]
     g_eta = np.zeros((n, d, d))
     g_psi = np.zeros((n, d, problem.size))
-    for a, col in enumerate(cols):
-        djac = kernel.first_difference(u, col)
-        g_eta[:, :, a] = djac.sum(axis=1)[:, cols]
+    for a in range(d):
+        djac = kernel.first_difference(u, steps[a])
+        g_eta[:, :, a] = problem.re_sum(djac)
         g_psi[:, a, :] = np.einsum("jsm,jsmp->jp", djac, bseg)
     pc = {
         "f": f,
-        "G": jac.sum(axis=1)[:, cols],
+        "G": problem.re_sum(jac),
         "f_psi": np.einsum("jsm,jsmp->jp", jac, bseg),
         "G_eta": 0.5 * (g_eta + np.swapaxes(g_eta, 1, 2)),
         "G_psi": g_psi,
@@ -62,10 +63,10 @@ def _pieces(problem: Problem, psi: np.ndarray, eta: np.ndarray, method: str, ord
     if order >= 3:
         g_etaeta = np.zeros((n, d, d, d))
         g_etapsi = np.zeros((n, d, d, problem.size))
-        for a, ca in enumerate(cols):
-            for b, cb in enumerate(cols[: a + 1]):
-                t = kernel.second_difference(u, ca, cb)
-                tc = t.sum(axis=1)[:, cols]
+        for a in range(d):
+            for b in range(a + 1):
+                t = kernel.second_difference(u, steps[a], steps[b])
+                tc = problem.re_sum(t)
                 tp = np.einsum("jsm,jsmp->jp", t, bseg)
                 for x, y in ((a, b), (b, a)):
                     g_etaeta[:, :, x, y] = tc

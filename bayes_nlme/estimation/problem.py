@@ -79,6 +79,11 @@ class Problem:
         Rows censored below their limit (M3).
     limit : numpy.ndarray, optional
         Limits of the censored rows (natural scale).
+    occasions : tuple of numpy.ndarray, optional
+        With inter-occasion variability: ``(seg_occasion, occasion_subject,
+        occasion_label, occasion_slot)`` of the design
+        (:class:`~bayes_nlme.core.EngineDesign`). The kappas are then random effects of
+        the subject after its etas, one per occasion slot (see :mod:`.parameters`).
     """
 
     def __init__(
@@ -93,9 +98,13 @@ class Problem:
         jac_index=None,
         censored=None,
         limit=None,
+        occasions=None,
     ):
         self.spec = spec
-        self.pmap = ParameterMap(spec)
+        n_slots = 0
+        if occasions is not None and getattr(spec, "iov_names", ()):
+            n_slots = int(np.max(occasions[3])) + 1 if len(occasions[3]) else 1
+        self.pmap = ParameterMap(spec, n_slots)
         self.y = np.asarray(y, dtype=float)
         self.subject = np.asarray(subject, dtype=np.int64)
         self.n_subjects = int(n_subjects)
@@ -114,6 +123,7 @@ class Problem:
         self.fixed_values: dict = {}
         self.kernel = kernel_factory(self.free, self._constants(spec), self.error == "exponential")
         self.cols = [self.free.index(name) for name in self.pmap.iiv]
+        self._random_effects(occasions)
         self.seg = sparse.csr_matrix(
             (np.ones(self.n_obs), (self.subject, np.arange(self.n_obs))), shape=(self.n_subjects, self.n_obs)
         )
@@ -123,6 +133,61 @@ class Problem:
         if "sigma2_exp" in names:
             self.ia = self.pmap.index("sigma2_exp")
         self.ib = self.pmap.index("sigma2_prop") if "sigma2_prop" in names else None
+
+    def _random_effects(self, occasions) -> None:
+        """The layout of the random effects: etas, then kappas (one per occasion slot).
+
+        ``re_cols[r]``: the free parameter column random effect ``r`` shifts;
+        ``re_seg`` (n_segments, d): 1 where it shifts a segment (None without IOV: every
+        effect shifts every segment of its subject); ``slot_label`` (n_subjects,
+        n_slots): the ``OCC`` value of each subject's slot (NaN: no such occasion).
+        """
+        pm = self.pmap
+        self.re_cols = list(self.cols)
+        self.re_seg = None
+        self.re_obs = None
+        self.slot_label = None
+        self.occasion_subject = self.occasion_slot = self.seg_occasion = None
+        if not pm.n_iov:
+            return
+        seg_occasion, occ_subject, occ_label, occ_slot = (np.asarray(a, dtype=np.int64) for a in occasions)
+        self.seg_occasion, self.occasion_subject, self.occasion_slot = seg_occasion, occ_subject, occ_slot
+        seg_slot = occ_slot[seg_occasion]
+        re_seg = np.zeros((len(self.seg_subject), pm.d))
+        re_seg[:, : pm.n_iiv] = 1.0
+        for name in pm.iov:
+            for k in range(pm.n_slots):
+                r = pm.kappa_index(name, k)
+                re_seg[:, r] = seg_slot == k
+        self.re_cols += [self.free.index(name) for name in pm.iov for _ in range(pm.n_slots)]
+        self.re_seg = re_seg
+        self.re_obs = re_seg[self.jac_index]
+        self.slot_label = np.full((self.n_subjects, pm.n_slots), np.nan)
+        self.slot_label[occ_subject, occ_slot] = occ_label
+        to_col = np.zeros((pm.d, len(self.free)))
+        to_col[np.arange(pm.d), self.re_cols] = 1.0
+        self._re_to_col = to_col
+
+    def re_sum(self, jac: np.ndarray) -> np.ndarray:
+        """Derivatives along the random effects from per-segment ones: (n_obs, d).
+
+        Parameters
+        ----------
+        jac : numpy.ndarray (n_obs, max_seg, M)
+            Derivatives with respect to each segment's log parameters.
+        """
+        if self.re_obs is None:
+            return jac.sum(axis=1)[:, self.cols]
+        return np.einsum("jsr,jsr->jr", jac[:, :, self.re_cols], self.re_obs)
+
+    def re_step(self, r: int):
+        """The direction of random effect ``r`` in ``U``: its column (an eta), or an
+        (n_segments, M) array (a kappa: its occasion's segments only)."""
+        if self.re_seg is None or r < self.pmap.n_iiv:
+            return self.re_cols[r]
+        direction = np.zeros((len(self.seg_subject), len(self.free)))
+        direction[:, self.re_cols[r]] = self.re_seg[:, r]
+        return direction
 
     def _constants(self, spec) -> dict:
         """Per-segment values of the parameters that nothing estimated changes."""
@@ -199,7 +264,10 @@ class Problem:
                     if c.estimated:
                         dbase[:, m, kb] += slope
         if eta is not None and self.d:
-            base[:, self.cols] += np.asarray(eta)[self.seg_subject]
+            if self.re_seg is None:
+                base[:, self.cols] += np.asarray(eta)[self.seg_subject]
+            else:
+                base += (np.asarray(eta)[self.seg_subject] * self.re_seg) @ self._re_to_col
         return base, dbase
 
     def individual_values(self, psi: np.ndarray, eta: np.ndarray | None = None) -> dict:
@@ -259,11 +327,10 @@ class Problem:
     def eta_derivatives(self, u: np.ndarray):
         """Predictions, ``G = df/deta`` (n_obs, d) and ``d G / d eta`` (n_obs, d, d) at ``U``."""
         f, jac = self.kernel.jacobian(u)
-        cols = self.cols
-        g = jac.sum(axis=1)[:, cols]
+        g = self.re_sum(jac)
         g_eta = np.zeros((self.n_obs, self.d, self.d))
-        for b, col in enumerate(cols):
-            g_eta[:, :, b] = self.kernel.first_difference(u, col).sum(axis=1)[:, cols]
+        for b in range(self.d):
+            g_eta[:, :, b] = self.re_sum(self.kernel.first_difference(u, self.re_step(b)))
         return f, g, 0.5 * (g_eta + np.swapaxes(g_eta, 1, 2))
 
     def inner_value(self, psi: np.ndarray, eta: np.ndarray, method: str, omega_inv: np.ndarray) -> np.ndarray:
@@ -342,4 +409,7 @@ def problem_from_design(spec, y, design, keep, covariates: dict | None = None, c
         jac_index=np.asarray(design.jac_index)[keep],
         censored=censored,
         limit=limit,
+        occasions=None
+        if getattr(design, "seg_occasion", None) is None
+        else (design.seg_occasion, design.occasion_subject, design.occasion_label, design.occasion_slot),
     )
