@@ -108,7 +108,7 @@ def observation_table(problem: Problem, method: str, psi: np.ndarray, eta: np.nd
 
 def ebe_table(problem: Problem, psi: np.ndarray, eta: np.ndarray, ids) -> pd.DataFrame:
     """``ID``, ``ETA_<P>`` for each IIV parameter, every individual parameter value (at the
-    subject's first record) and, with IOV, ``kappa_<P>_<OCC>`` per occasion (CONTRACT 5.3;
+    subject's first record, without the kappas) and, with IOV, ``kappa_<P>_<OCC>`` per occasion (CONTRACT 5.3;
     empty where the subject has no such occasion)."""
     table = pd.DataFrame({"ID": list(ids)})
     for k, name in enumerate(problem.pmap.iiv):

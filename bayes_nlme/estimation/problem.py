@@ -271,7 +271,11 @@ class Problem:
         return base, dbase
 
     def individual_values(self, psi: np.ndarray, eta: np.ndarray | None = None) -> dict:
-        """Individual parameter values per subject (at its first segment), by name."""
+        """Individual parameter values per subject (at its first segment, without the
+        kappas of inter-occasion variability), by name."""
+        if eta is not None and self.pmap.n_iov:
+            eta = np.array(eta, dtype=float, copy=True)
+            eta[:, self.pmap.n_iiv :] = 0.0
         base, _ = self.log_parameters(psi, eta)
         first = self.first_segment
         out = {name: np.exp(base[first, m]) for m, name in enumerate(self.free)}
