@@ -335,3 +335,24 @@ def test_vpc_simulation_draws_new_kappas(tmp_path):
     sigma = np.sqrt(result.value["sigma2_prop"])
     # residual error alone gives 2 sigma^2; new kappas add about 2 omega_iov (d log C / d log CL)^2
     assert np.var(ratio) > 4 * sigma**2
+
+
+def test_report_shows_iov(tmp_path):
+    from bayes_nlme.diagnostics import kappa_shrinkage, kappas_by_occasion
+    from bayes_nlme.report import write_report
+
+    frame = simulate_iov_study(6, occasions=3, seed=6)
+    frame = frame[~((frame["ID"] == 1) & (frame["OCC"] == 3))].reset_index(drop=True)
+    result = estimate(iov_spec(), frame, method="focei", covariance=None)
+    result.save(tmp_path / "fit")
+    shrink = kappa_shrinkage(tmp_path / "fit")
+    assert shrink["CL"] == pytest.approx(result.info["kappa_shrinkage_sd"]["CL"])
+    table = kappas_by_occasion(tmp_path / "fit")
+    assert table["OCC"].tolist() == [1, 2, 3] and table["subjects"].tolist() == [6, 6, 5]
+    ebe = result.ebe.set_index("ID")
+    assert np.isnan(ebe.loc[1, "kappa_CL_3"])
+    assert table["mean"].iloc[2] == pytest.approx(ebe["kappa_CL_3"].mean())
+    html = write_report(tmp_path / "fit").read_text()
+    assert "kappa shrinkage" in html and "Kappas by occasion" in html
+    cv = 100 * np.sqrt(np.expm1(result.value["omega_iov_CL"]))
+    assert f"{cv:.3g}" in html or f"{cv:.1f}" in html
