@@ -45,14 +45,17 @@ def _pieces(problem: Problem, psi: np.ndarray, eta: np.ndarray, method: str, ord
     kernel = problem.kernel
     f, jac = kernel.jacobian(u)
     d, n = problem.d, problem.n_obs
-    steps = [problem.re_step(a) for a in range(d)]
+    steps, combos = problem.re_basis()
     bseg = dbase[problem.jac_index]
     g_eta = np.zeros((n, d, d))
     g_psi = np.zeros((n, d, problem.size))
+    first = []
+    for step in steps:
+        djac = kernel.first_difference(u, step)
+        first.append((problem.re_sum(djac), np.einsum("jsm,jsmp->jp", djac, bseg)))
     for a in range(d):
-        djac = kernel.first_difference(u, steps[a])
-        g_eta[:, :, a] = problem.re_sum(djac)
-        g_psi[:, a, :] = np.einsum("jsm,jsmp->jp", djac, bseg)
+        g_eta[:, :, a] = sum(first[i][0] for i in combos[a])
+        g_psi[:, a, :] = sum(first[i][1] for i in combos[a])
     pc = {
         "f": f,
         "G": problem.re_sum(jac),
@@ -63,11 +66,16 @@ def _pieces(problem: Problem, psi: np.ndarray, eta: np.ndarray, method: str, ord
     if order >= 3:
         g_etaeta = np.zeros((n, d, d, d))
         g_etapsi = np.zeros((n, d, d, problem.size))
+        second: dict = {}
+        for i in range(len(steps)):
+            for j in range(i + 1):
+                t = kernel.second_difference(u, steps[i], steps[j])
+                second[i, j] = second[j, i] = (problem.re_sum(t), np.einsum("jsm,jsmp->jp", t, bseg))
         for a in range(d):
             for b in range(a + 1):
-                t = kernel.second_difference(u, steps[a], steps[b])
-                tc = problem.re_sum(t)
-                tp = np.einsum("jsm,jsmp->jp", t, bseg)
+                pairs = [second[i, j] for i in combos[a] for j in combos[b]]
+                tc = sum(q[0] for q in pairs)
+                tp = sum(q[1] for q in pairs)
                 for x, y in ((a, b), (b, a)):
                     g_etaeta[:, :, x, y] = tc
                     g_etapsi[:, x, y, :] = tp

@@ -189,6 +189,32 @@ class Problem:
         direction[:, self.re_cols[r]] = self.re_seg[:, r]
         return direction
 
+    def re_basis(self) -> tuple[list, list]:
+        """Directions whose derivatives are computed, and how each random effect sums them.
+
+        Returns ``(steps, combos)``: ``steps`` are directions for the kernel
+        (:meth:`re_step`), ``combos[r]`` the indices of the steps whose sum is random
+        effect ``r``. The eta of a parameter with IOV shifts every segment, which is the
+        sum of its kappa slots' directions (every segment is in exactly one slot), so its
+        derivatives are sums of the kappas' and cost no engine call of their own.
+        """
+        cached = self.__dict__.get("_basis")
+        if cached is not None:
+            return cached
+        pm = self.pmap
+        steps: list = []
+        combos: list = [None] * pm.d
+        for r in range(pm.d):
+            if r < pm.n_iiv and pm.iiv[r] in pm.iov:
+                continue
+            combos[r] = [len(steps)]
+            steps.append(self.re_step(r))
+        for r in range(pm.n_iiv):
+            if pm.iiv[r] in pm.iov:
+                combos[r] = [combos[pm.kappa_index(pm.iiv[r], k)][0] for k in range(pm.n_slots)]
+        self._basis = (steps, combos)
+        return self._basis
+
     def _constants(self, spec) -> dict:
         """Per-segment values of the parameters that nothing estimated changes."""
         if len(self.free) == len(spec.parameters):
@@ -332,9 +358,11 @@ class Problem:
         """Predictions, ``G = df/deta`` (n_obs, d) and ``d G / d eta`` (n_obs, d, d) at ``U``."""
         f, jac = self.kernel.jacobian(u)
         g = self.re_sum(jac)
+        steps, combos = self.re_basis()
+        basis = [self.re_sum(self.kernel.first_difference(u, step)) for step in steps]
         g_eta = np.zeros((self.n_obs, self.d, self.d))
         for b in range(self.d):
-            g_eta[:, :, b] = self.re_sum(self.kernel.first_difference(u, self.re_step(b)))
+            g_eta[:, :, b] = sum(basis[i] for i in combos[b])
         return f, g, 0.5 * (g_eta + np.swapaxes(g_eta, 1, 2))
 
     def inner_value(self, psi: np.ndarray, eta: np.ndarray, method: str, omega_inv: np.ndarray) -> np.ndarray:
