@@ -162,6 +162,8 @@ class Problem:
         self.re_cols += [self.free.index(name) for name in pm.iov for _ in range(pm.n_slots)]
         self.re_seg = re_seg
         self.re_obs = re_seg[self.jac_index]
+        self._slot_obs = (seg_slot[self.jac_index][:, :, None] == np.arange(pm.n_slots)).astype(float)
+        self._iov_cols = [self.free.index(name) for name in pm.iov]
         self.slot_label = np.full((self.n_subjects, pm.n_slots), np.nan)
         self.slot_label[occ_subject, occ_slot] = occ_label
         to_col = np.zeros((pm.d, len(self.free)))
@@ -176,9 +178,11 @@ class Problem:
         jac : numpy.ndarray (n_obs, max_seg, M)
             Derivatives with respect to each segment's log parameters.
         """
+        base = jac.sum(axis=1)[:, self.cols]
         if self.re_obs is None:
-            return jac.sum(axis=1)[:, self.cols]
-        return np.einsum("jsr,jsr->jr", jac[:, :, self.re_cols], self.re_obs)
+            return base
+        slots = [np.einsum("js,jsk->jk", jac[:, :, c], self._slot_obs) for c in self._iov_cols]
+        return np.concatenate([base, *slots], axis=1)
 
     def re_step(self, r: int):
         """The direction of random effect ``r`` in ``U``: its column (an eta), or an
