@@ -361,3 +361,35 @@ def test_report_shows_iov(tmp_path):
     assert "kappa shrinkage" in html and "Kappas by occasion" in html
     cv = 100 * np.sqrt(np.expm1(result.value["omega_iov_CL"]))
     assert f"{cv:.3g}" in html or f"{cv:.1f}" in html
+
+
+def test_prior_sensitivity_components_of_iov():
+    """omega_iov priors are components of their own, on the scale they are stated."""
+    import xarray as xr
+    from scipy import stats
+
+    from bayes_nlme.sensitivity.checks import prior_quantiles
+    from bayes_nlme.sensitivity.psense import log_prior_dataset
+
+    doc = {**MODEL, "parameters": {**MODEL["parameters"], "V": {**MODEL["parameters"]["V"]}}}
+    doc["parameters"]["V"]["iov"] = {"half_normal": {"sigma": 0.3}}
+    spec = parse_model(doc)
+    rng = np.random.default_rng(0)
+    dims = ("chain", "draw")
+    draws = {f"theta_{n}": rng.uniform(1, 2, (2, 5)) for n in ("CL", "V", "ka")}
+    draws |= {"sigma2_prop": rng.uniform(0.01, 0.02, (2, 5))}
+    draws |= {"omega_iov_CL": rng.uniform(0.02, 0.05, (2, 5)), "omega_iov_V": rng.uniform(0.02, 0.05, (2, 5))}
+    omega = np.zeros((2, 5, 3, 3))
+    omega[..., [0, 1, 2], [0, 1, 2]] = 0.1
+    post = xr.Dataset(
+        {k: (dims, v) for k, v in draws.items()} | {"omega": ((*dims, "parameter", "parameter2"), omega)},
+        coords={"chain": [0, 1], "draw": np.arange(5), "parameter": ["CL", "V", "ka"], "parameter2": ["CL", "V", "ka"]},
+    )
+    lp = log_prior_dataset(spec, post)
+    expected = stats.invgamma(2.0, scale=0.05).logpdf(draws["omega_iov_CL"])
+    assert np.allclose(lp["omega_iov_CL"].values, expected)
+    assert np.allclose(lp["omega_iov_V"].values, stats.halfnorm(scale=0.3).logpdf(np.sqrt(draws["omega_iov_V"])))
+    canonical = post[["omega_iov_CL", "omega_iov_V"]]
+    quantiles = prior_quantiles(spec, canonical)
+    median = float(np.median(draws["omega_iov_V"]))
+    assert quantiles["omega_iov_V"] == pytest.approx(stats.halfnorm(scale=0.3).cdf(np.sqrt(median)))
