@@ -131,7 +131,11 @@ def _brute_force_ofv(frame, theta, omega, omega_iov, sigma2, method):
         inv = np.linalg.inv(om)
 
         def pred(b, t=t, slot=slot):
-            p = {"CL": theta["CL"] * np.exp(b[0] + b[3:][slot]), "V": theta["V"] * np.exp(b[1]), "ka": theta["ka"] * np.exp(b[2])}
+            p = {
+                "CL": theta["CL"] * np.exp(b[0] + b[3:][slot]),
+                "V": theta["V"] * np.exp(b[1]),
+                "ka": theta["ka"] * np.exp(b[2]),
+            }
             return _closed_form(p, t)
 
         def cond(b, y=y, inv=inv, pred=pred):
@@ -190,9 +194,7 @@ def test_objective_matches_an_independent_brute_force_reference(method, tol):
     spec = iov_spec()
     theta = {"CL": 3.7, "V": 66.0, "ka": 1.1}
     omega, omega_iov, sigma2 = [0.08, 0.05, 0.1], 0.035, 0.025
-    ours = objective(
-        spec, frame, method=method, theta=theta, omega=omega, sigma2=sigma2, omega_iov={"CL": omega_iov}
-    )
+    ours = objective(spec, frame, method=method, theta=theta, omega=omega, sigma2=sigma2, omega_iov={"CL": omega_iov})
     reference = _brute_force_ofv(frame, theta, omega, omega_iov, sigma2, method)
     assert ours == pytest.approx(reference, abs=tol)
 

@@ -58,7 +58,7 @@ def iov_hyperparameters(spec) -> dict[str, np.ndarray]:
 
 
 def iov_coords(dataset, design) -> dict:
-    """Coordinates ``occasion`` (``"<ID>:<OCC>"`` per subject-occasion) and ``iov_parameter``.
+    """The coordinate ``occasion``: ``"<ID>:<OCC>"`` per subject-occasion.
 
     Parameters
     ----------

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..errors import DataError, format_rows
 from .columns import DEFAULTS, ROLES, column_label
+from .occasions import MAX_OCC, check_occasion_records, check_occasion_values
 
 __all__ = [
     "Problems",
@@ -24,6 +25,7 @@ __all__ = [
     "check_occasion_records",
     "MAX_MAGNITUDE",
     "MAX_ID",
+    "MAX_OCC",
 ]
 
 EVID_VALUES = (0, 1, 2, 3, 4)
@@ -223,7 +225,7 @@ def complete_roles(
         frac = ~np.isnan(col) & (col != np.round(col))
         if frac.any():
             problems.add("integer", names[role], _rows(frac), f"{lab[role]}: not a whole number")
-    _check_occasions(get["OCC"], names, lab, problems)
+    check_occasion_values(get["OCC"], names, lab, problems)
     cmt = get["CMT"]
     nonpos = cmt <= 0
     if nonpos.any():
@@ -330,27 +332,6 @@ def complete_roles(
     out["EVID"] = evid
     out["MDV"] = mdv
     return out
-
-
-#: The largest occasion number (OCC) accepted.
-MAX_OCC = 1e6
-
-
-def _check_occasions(occ: np.ndarray, names, lab, problems: Problems) -> None:
-    """``OCC`` (CONTRACT 5.3): where given, a whole number from 1 (missing fields are carried forward)."""
-    if "OCC" not in names:
-        return
-    given = ~np.isnan(occ)
-    wrong = given & ((occ != np.round(occ)) | (occ < 1) | (occ > MAX_OCC))
-    if wrong.any():
-        shown = ", ".join(sorted({format_value(v) for v in occ[wrong]})[:5])
-        problems.add(
-            "occ",
-            names["OCC"],
-            _rows(wrong),
-            f"{lab['OCC']}: occasion {shown} in {{where}} is not valid; an occasion is a whole number "
-            f"from 1 to {MAX_OCC:g} (1, 2, 3, ...; gaps are allowed)",
-        )
 
 
 def _exact_ids_and_magnitudes(get, names, lab, problems: Problems) -> np.ndarray:
@@ -593,43 +574,3 @@ def _power_covariates(table: pd.DataFrame, spec, problems: Problems) -> None:
                     f"column {c.column!r}: value {shown} in {{where}} under the power effect on {p.name} "
                     f"(({c.column} / {format_value(c.reference)}) ^ exponent needs values > 0){code}",
                 )
-
-
-def check_occasion_records(dataset, spec, problems: Problems) -> None:
-    """A model with inter-occasion variability needs an ``OCC`` value on every record.
-
-    Parameters
-    ----------
-    dataset : Dataset
-        A loaded dataset (``OCC`` already carried forward within each subject).
-    spec : ModelSpec
-        The model; nothing is checked when no parameter has ``iov``.
-    problems : Problems
-        Receives the violations: no ``OCC`` column (CONTRACT 5.3: exit 2), or records
-        before the first ``OCC`` value of their subject (values are carried forward,
-        not backward).
-    """
-    iov = tuple(getattr(spec, "iov_names", ()))
-    if not iov:
-        return
-    table = dataset.table
-    params = ", ".join(iov)
-    if "OCC" not in dataset.columns:
-        problems.add(
-            "occ",
-            "OCC",
-            [],
-            f"model '{spec.name}' has inter-occasion variability (iov on {params}) but the dataset has no "
-            "OCC column; add an OCC column (the occasion of each record, 1, 2, ...) or map one with "
-            '[columns] OCC = "..."',
-        )
-        return
-    missing = table["OCC"].isna().to_numpy()
-    if missing.any():
-        problems.add(
-            "occ_missing",
-            dataset.columns["OCC"],
-            table["ROW"][missing],
-            f"{column_label('OCC', dataset.columns['OCC'])}: occasion missing in {{where}} (iov on {params}); "
-            "values are carried forward within a subject, so each subject's first record needs one",
-        )

@@ -386,7 +386,7 @@ def objective(
     absent = [n for n in pm.sigma_names if n not in sig]
     if absent:
         raise ArgumentError(f"sigma2: missing {', '.join(absent)}")
-    iov = {(k[len("omega_iov_") :] if k.startswith("omega_iov_") else k): float(v) for k, v in (omega_iov or {}).items()}
+    iov = {k.removeprefix("omega_iov_"): float(v) for k, v in (omega_iov or {}).items()}
     lacking = [n for n in pm.iov if n not in iov]
     if lacking:
         raise ArgumentError(f"omega_iov: missing {', '.join(lacking)} (model '{spec.name}' has IOV on them)")
