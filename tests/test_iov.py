@@ -412,3 +412,18 @@ def test_iov_with_time_varying_covariates_and_censoring():
     censored = frame.assign(BLQ=((frame["EVID"] == 0) & (frame["TIME"] % 168 == 24.0)).astype(int))
     with_blq = objective(iov_spec(), censored, method="focei", **args)
     assert np.isfinite(with_blq) and abs(with_blq - base) > 1.0
+
+
+def test_prior_of_omega_iov_for_the_plots():
+    """A half-normal prior on the IOV SD is drawn as the density of the variance."""
+    from scipy import stats
+
+    from bayes_nlme.plots.mcmc import prior_distribution
+
+    doc = {**MODEL, "parameters": {**MODEL["parameters"], "V": {**MODEL["parameters"]["V"]}}}
+    doc["parameters"]["V"]["iov"] = {"half_normal": {"sigma": 0.3}}
+    spec = parse_model(doc)
+    x = np.array([0.01, 0.05, 0.2])
+    assert np.allclose(prior_distribution(spec, "omega_iov_CL").pdf(x), stats.invgamma(2.0, scale=0.05).pdf(x))
+    variance = prior_distribution(spec, "omega_iov_V")
+    assert np.allclose(variance.cdf(x), stats.halfnorm(scale=0.3).cdf(np.sqrt(x)))
