@@ -243,8 +243,13 @@ def test_focei_fit_recovers_and_reports_iov():
 def test_nuts_recovers_iov_and_without_iov_inflates_omega():
     """Acceptance (issue 13): 40 subjects, 3 occasions, omega_iov_CL 0.04, omega_CL 0.09.
 
-    NUTS puts both truths inside the 90% intervals; the same model without IOV on the
-    same data absorbs the occasion-to-occasion changes into a visibly larger omega_CL.
+    NUTS puts both truths inside the 90% intervals. The same model without IOV on the
+    same data absorbs the occasion-to-occasion changes mostly into the residual variance
+    (visibly larger); its omega_CL is larger only by about omega_iov / 3 in expectation
+    (the variance of a subject's mean log CL over 3 occasions), less than its posterior
+    SD at 40 subjects: measured here 0.0790 without IOV against 0.0792 with (posterior
+    medians), so that is checked over replicate studies in
+    :func:`test_without_iov_omega_cl_is_inflated_on_average` instead.
     """
     import warnings
 
@@ -262,8 +267,26 @@ def test_nuts_recovers_iov_and_without_iov_inflates_omega():
         assert table.loc[name, "q5"] < truth < table.loc[name, "q95"], (name, table.loc[name].to_dict())
     assert table["r_hat"].max() < 1.02
     other = plain.summary().set_index("parameter")
-    assert other.loc["omega_CL_CL", "median"] > 1.3 * table.loc["omega_CL_CL", "median"]
-    assert other.loc["omega_CL_CL", "q5"] > table.loc["omega_CL_CL", "median"]
+    assert other.loc["sigma2_prop", "median"] > 1.25 * table.loc["sigma2_prop", "median"]
+    assert other.loc["sigma2_prop", "q5"] > table.loc["sigma2_prop", "q95"]
+
+
+@pytest.mark.slow
+def test_without_iov_omega_cl_is_inflated_on_average():
+    """Over 12 replicate studies (40 subjects, 3 occasions, FOCE-I), leaving IOV out
+    inflates omega_CL on average (by about omega_iov / 3 = 0.013 in theory) and the
+    residual variance in every study; the IOV model recovers omega_iov_CL on average."""
+    diffs, iov = [], []
+    for seed in range(12):
+        frame = simulate_iov_study(40, occasions=3, seed=100 + seed)
+        a = estimate(iov_spec(), frame, method="focei", covariance=None).value
+        b = estimate(without_iov(iov_spec()), frame, method="focei", covariance=None).value
+        diffs.append(b["omega_CL_CL"] - a["omega_CL_CL"])
+        iov.append(a["omega_iov_CL"])
+        assert b["sigma2_prop"] > 1.2 * a["sigma2_prop"]
+    diffs = np.asarray(diffs)
+    assert diffs.mean() > 2.0 * diffs.std(ddof=1) / np.sqrt(len(diffs)), diffs
+    assert np.mean(iov) == pytest.approx(0.04, abs=0.008)
 
 
 # ----------------------------------------------------------------------------- CLI, diagnostics
