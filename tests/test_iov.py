@@ -368,8 +368,7 @@ def test_vpc_simulation_draws_new_kappas(tmp_path):
 
 
 def test_report_shows_iov(tmp_path):
-    from bayes_nlme.diagnostics import kappa_shrinkage, kappas_by_occasion
-    from bayes_nlme.report import write_report
+    from bayes_nlme.diagnostics import as_fit_data, kappa_shrinkage, kappas_by_occasion
 
     frame = simulate_iov_study(6, occasions=3, seed=6)
     frame = frame[~((frame["ID"] == 1) & (frame["OCC"] == 3))].reset_index(drop=True)
@@ -382,10 +381,31 @@ def test_report_shows_iov(tmp_path):
     ebe = result.ebe.set_index("ID")
     assert np.isnan(ebe.loc[1, "kappa_CL_3"])
     assert table["mean"].iloc[2] == pytest.approx(ebe["kappa_CL_3"].mean())
-    html = write_report(tmp_path / "fit").read_text()
+    from bayes_nlme.report import sections
+    from bayes_nlme.report.html import Page
+
+    fd = as_fit_data(tmp_path / "fit")
+    page, ctx = Page("t"), sections.Context(fd)
+    sections.parameters(page, ctx, None)
+    sections.random_effects(page, ctx)
+    html = "".join(part for _, _, parts in page.sections for part in parts)
+    _check_iov_html(html, result)
+
+
+def _check_iov_html(html, result):
     assert "kappa shrinkage" in html and "Kappas by occasion" in html
     cv = 100 * np.sqrt(np.expm1(result.value["omega_iov_CL"]))
     assert f"{cv:.3g}" in html or f"{cv:.1f}" in html
+
+
+@pytest.mark.slow
+def test_whole_report_of_an_iov_fit(tmp_path):
+    from bayes_nlme.report import write_report
+
+    frame = simulate_iov_study(6, occasions=3, seed=6)
+    result = estimate(iov_spec(), frame, method="focei", covariance=None)
+    result.save(tmp_path / "fit")
+    _check_iov_html(write_report(tmp_path / "fit").read_text(), result)
 
 
 def test_prior_sensitivity_components_of_iov():
