@@ -83,6 +83,7 @@ def _structure(spec, centered: bool, backend: str) -> tuple:
                 (c.column, c.effect, c.reference, type(c.coefficient).__name__ if c.estimated else c.coefficient)
                 for c in p.covariates
             ),
+            type(getattr(p, "iov", None)).__name__,
         )
         for p in spec.parameters
     )
