@@ -469,3 +469,22 @@ def test_prior_of_omega_iov_for_the_plots():
     assert np.allclose(prior_distribution(spec, "omega_iov_CL").pdf(x), stats.invgamma(2.0, scale=0.05).pdf(x))
     variance = prior_distribution(spec, "omega_iov_V")
     assert np.allclose(variance.cdf(x), stats.halfnorm(scale=0.3).cdf(np.sqrt(x)))
+
+
+def test_compiled_model_cache_tells_iov_models_apart():
+    """The compiled-graph cache key differs with and without IOV (and between IOV prior
+    kinds): a model without IOV once reused the compiled IOV graph of the same data."""
+    from bayes_nlme.fit.sampling import _structure
+
+    spec = iov_spec()
+    half = parse_model(
+        {
+            **MODEL,
+            "parameters": {
+                **MODEL["parameters"],
+                "CL": {**MODEL["parameters"]["CL"], "iov": {"half_normal": {"sigma": 0.3}}},
+            },
+        }
+    )
+    keys = {_structure(s, False, "native") for s in (spec, without_iov(spec), half)}
+    assert len(keys) == 3
