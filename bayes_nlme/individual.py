@@ -1,6 +1,7 @@
-"""Individual parameters: typical value x covariate factors x exp(eta).
+"""Individual parameters: typical value x covariate factors x exp(eta + kappa).
 
-``P = theta_P * prod_c f_c(x_c) * exp(eta_P,i)`` (CONTRACT section 2), evaluated per
+``P = theta_P * prod_c f_c(x_c) * exp(eta_P,i)`` (CONTRACT section 2), times
+``exp(kappa_P,ik)`` on occasion ``k`` with inter-occasion variability (5.3), evaluated per
 **parameter segment** (:mod:`bayes_nlme.core.design`): the covariates ``x_c`` are those
 of the segment's records, so time-varying covariates change the parameters within a
 subject, while the etas are the subject's. This is the only definition of the
@@ -162,6 +163,8 @@ def individual_parameters(
     n_subjects: int | None = None,
     index=None,
     xp=pt,
+    kappa: Mapping | None = None,
+    occasion=None,
 ) -> dict:
     """Individual parameter vectors, one value per subject or per parameter segment.
 
@@ -188,6 +191,12 @@ def individual_parameters(
         one row per subject.
     xp : module
         ``pytensor.tensor`` (default) or ``numpy`` for a direct evaluation.
+    kappa : mapping, optional
+        Inter-occasion random effects (CONTRACT 5.3): parameter name -> vector over the
+        subject-occasions; the parameter is multiplied by ``exp(kappa[occasion])``.
+    occasion : numpy.ndarray of int, optional
+        Subject-occasion of each row (``EngineDesign.seg_occasion``); needed with
+        ``kappa``.
 
     Returns
     -------
@@ -218,5 +227,7 @@ def individual_parameters(
             j = iiv.index(p.name)
             column = eta[j] if isinstance(eta, (list, tuple)) else eta[:, j]
             value = value * xp.exp(column if index is None else column[index])
+        if kappa is not None and p.name in kappa:
+            value = value * xp.exp(kappa[p.name][np.asarray(occasion, dtype=np.int64)])
         out[p.name] = value
     return out

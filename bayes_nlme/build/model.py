@@ -12,7 +12,10 @@ Variables (canonical names as in the fit directory)
   :mod:`bayes_nlme.build.etas`).
 * ``individual`` (``subject x structural_parameter``): every parameter of every
   subject, ``theta * covariate factors * exp(eta)``
-  (:func:`bayes_nlme.individual.individual_parameters`).
+  (:func:`bayes_nlme.individual.individual_parameters`), at the subject's first record
+  and without the kappas.
+* ``omega_iov_<P>`` and ``kappa`` (``occasion x iov_parameter``): inter-occasion
+  variability (:mod:`bayes_nlme.build.iov`).
 * ``ipred`` (``observation``): individual predictions (central concentrations).
 * ``sigma2_add``, ``sigma2_prop``, ``sigma2_exp``: residual variances, and the observed
   ``y`` (``observation``) (:mod:`bayes_nlme.build.residual`).
@@ -42,6 +45,7 @@ from ..pk.models import model_of
 from ..spec.priors import HalfNormal, LogNormal, Normal
 from . import flipflop
 from .etas import random_effects
+from .iov import iov_coords, iov_hyperparameters, occasion_effects
 from .omega import omega_factor, omega_hyperparameters
 from .priors import POSITIVE, check_prior, hyperparameters, prior_variable
 from .residual import (
@@ -154,6 +158,7 @@ def prior_data(spec) -> dict[str, np.ndarray]:
         out.update(hyperparameters(name, prior))
     first = flipflop.ABSORPTION if flipflop.individual_guard(spec) else None
     out.update(omega_hyperparameters(spec, first=first))
+    out.update(iov_hyperparameters(spec))
     out.update(residual_hyperparameters(spec))
     return out
 
@@ -234,6 +239,7 @@ def check_model_data(spec, dataset):
         declared=spec.parameter_names,
         covariates=spec.covariate_columns,
         time_varying=spec.time_varying,
+        occasions=bool(spec.iov_names),
     )
     obs, lower = _observations(dataset, design)
     dv = obs["DV"].to_numpy(dtype=float)
@@ -241,20 +247,26 @@ def check_model_data(spec, dataset):
     return design, obs, lower
 
 
-def _segment_parameters(spec, theta, eta, log_individual, segment_cov, coefficients, design, covariates):
-    """Individual parameters per parameter segment (time-varying covariates).
+def _segment_parameters(spec, theta, eta, log_individual, segment_cov, coefficients, design, covariates, kappa=None):
+    """Individual parameters per parameter segment (time-varying covariates, occasions).
 
     Non-centred: ``theta * factors(segment covariates) * exp(eta[subject])``. Centred:
     the free log individual parameters are those of each subject's first segment, and
-    other segments scale them by the ratio of typical values.
+    other segments scale them by the ratio of typical values. Either way, times
+    ``exp(kappa[occasion of the segment])`` for the parameters with IOV.
     """
     index = design.seg_subject
-    params = individual_parameters(spec, theta, eta, segment_cov, coefficients, index=index)
+    occasion = design.seg_occasion
+    params = individual_parameters(
+        spec, theta, eta, segment_cov, coefficients, index=index, kappa=kappa, occasion=occasion
+    )
     if log_individual:
         typical_seg = individual_parameters(spec, theta, None, segment_cov, coefficients, index=index)
         typical_first = individual_parameters(spec, theta, None, covariates, coefficients, n_subjects=design.n_subjects)
         for name, value in log_individual.items():
             params[name] = pt.exp(value[index]) * typical_seg[name] / typical_first[name][index]
+            if kappa and name in kappa:
+                params[name] = params[name] * pt.exp(kappa[name][occasion])
     return params
 
 
@@ -295,9 +307,12 @@ def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> B
     segment_cov = segment_covariates(spec, dataset, design)
     first = np.asarray(design.subj[:-1, 1], dtype=np.int64)
     covariates = {name: values[first] for name, values in segment_cov.items()}
-    varying = not design.constant_within_subject
+    varying = not design.constant_within_subject or bool(spec.iov_names)
     n = dataset.n_subjects
-    with pm.Model(coords=_coords(spec, dataset, obs)) as model:
+    coords = _coords(spec, dataset, obs)
+    if spec.iov_names:
+        coords.update(iov_coords(dataset, design), iov_parameter=list(spec.iov_names))
+    with pm.Model(coords=coords) as model:
         theta = _thetas(spec, guard)
         coefficients = {name: prior_variable(name, prior) for name, prior in _coefficients(spec).items()}
         eta = None
@@ -339,9 +354,10 @@ def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> B
             pt.stack([params[name] for name in spec.parameter_names], axis=1),
             dims=("subject", "structural_parameter"),
         )
+        kappa = occasion_effects(spec, design.n_occasions, centered=centered) if spec.iov_names else None
         if varying:
             params = _segment_parameters(
-                spec, theta, eta, log_individual, segment_cov, coefficients, design, covariates
+                spec, theta, eta, log_individual, segment_cov, coefficients, design, covariates, kappa
             )
         engine_data = {name: pm.Data(f"engine_{name}", value) for name, value in design.engine_inputs.items()}
         f = pm.Deterministic("ipred", structural_predictions(design, params, engine_data), dims="observation")

@@ -67,6 +67,14 @@ class EngineDesign:
         Positional index of the first record of each segment (its covariate values).
     jac_index : numpy.ndarray of int (n_obs, max_seg)
         Segment row of each Jacobian block (padding points at the subject's first).
+    seg_occasion : numpy.ndarray of int or None
+        With occasions (inter-occasion variability, CONTRACT 5.3): the occasion of each
+        segment, an index into the subject-occasions below. None without occasions.
+    occasion_subject, occasion_label, occasion_slot : numpy.ndarray of int or None
+        Per subject-occasion (ordered by subject, then first appearance): its subject,
+        its ``OCC`` value, and its rank among the subject's occasions (0, 1, ...). An
+        occasion is identified by its ``OCC`` value: a subject that returns to an
+        earlier value returns to that occasion.
     """
 
     structural: StructuralModel
@@ -92,6 +100,21 @@ class EngineDesign:
         from .op import engine_function
 
         return engine_function(self.engine_key)
+
+    seg_occasion: np.ndarray | None = None
+    occasion_subject: np.ndarray | None = None
+    occasion_label: np.ndarray | None = None
+    occasion_slot: np.ndarray | None = None
+
+    @property
+    def n_occasions(self) -> int:
+        """Number of subject-occasions (0 without occasions)."""
+        return 0 if self.occasion_subject is None else len(self.occasion_subject)
+
+    @property
+    def max_occasions(self) -> int:
+        """Most occasions of one subject (0 without occasions)."""
+        return 0 if self.occasion_slot is None or not len(self.occasion_slot) else int(self.occasion_slot.max()) + 1
 
     @property
     def n_segments(self) -> int:
@@ -153,8 +176,29 @@ def _segments(table: pd.DataFrame, subject: np.ndarray, columns) -> np.ndarray:
     return np.cumsum(new) - 1
 
 
+def _occasions(table: pd.DataFrame, seg_row: np.ndarray, seg_subject: np.ndarray):
+    """Subject-occasions of the segments: ``(seg_occasion, subject, label, slot)``."""
+    occ = pd.to_numeric(table["OCC"], errors="coerce").to_numpy(dtype=float)[seg_row]
+    if np.isnan(occ).any():
+        raise ValueError("OCC is missing where a parameter segment starts (check the dataset against the model first)")
+    pairs = pd.DataFrame({"s": seg_subject, "o": occ.astype(np.int64)})
+    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(pairs))
+    subject = np.array([u[0] for u in uniques], dtype=np.int64)
+    label = np.array([u[1] for u in uniques], dtype=np.int64)
+    start = np.searchsorted(subject, subject, side="left")
+    slot = np.arange(len(subject)) - start
+    return codes.astype(np.int64), subject, label, slot.astype(np.int64)
+
+
 def engine_design(
-    dataset, structural, *, declared=(), covariates=(), time_varying: str = "locf", points: str = "observations"
+    dataset,
+    structural,
+    *,
+    declared=(),
+    covariates=(),
+    time_varying: str = "locf",
+    points: str = "observations",
+    occasions: bool = False,
 ) -> EngineDesign:
     """Lay out a dataset's records for the event engine.
 
@@ -170,6 +214,10 @@ def engine_design(
         Which record's values govern the interval between two records.
     points : {"observations", "all"}
         Prediction points: observation records (``EVID 0``, ``MDV 0``) or every record.
+    occasions : bool
+        Inter-occasion variability: a change of ``OCC`` starts a parameter segment too,
+        and every segment gets its subject-occasion (``seg_occasion``). The dataset
+        must have ``OCC`` on every record.
 
     Returns
     -------
@@ -204,7 +252,7 @@ def engine_design(
     obs_index = np.full(n, -1, dtype=np.int64)
     obs_index[obs_row] = np.arange(len(obs_row))
 
-    seg = _segments(table, subject, tuple(covariates))
+    seg = _segments(table, subject, tuple(covariates) + (("OCC",) if occasions else ()))
     first = np.ones(n, dtype=bool)
     if n:
         first[1:] = subject[1:] != subject[:-1]
@@ -258,6 +306,7 @@ def engine_design(
     obs_subject = subject[obs_row]
     jac_index = seg_start[obs_subject][:, None] + np.arange(max_seg)[None, :]
     jac_index = np.where(jac_index < seg_start[obs_subject + 1][:, None], jac_index, seg_start[obs_subject][:, None])
+    occ = _occasions(table, seg_row, seg_subject) if occasions else (None, None, None, None)
     return EngineDesign(
         structural=model,
         columns=columns,
@@ -275,6 +324,10 @@ def engine_design(
         seg_row=seg_row.astype(np.int64),
         jac_index=np.ascontiguousarray(jac_index.astype(np.int64)),
         engine_key=engine_key,
+        seg_occasion=occ[0],
+        occasion_subject=occ[1],
+        occasion_label=occ[2],
+        occasion_slot=occ[3],
     )
 
 

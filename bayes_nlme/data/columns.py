@@ -39,6 +39,7 @@ ROLES: tuple[str, ...] = (
     "SS",
     "BLQ",
     "LLOQ",
+    "OCC",
 )
 
 #: Roles that every dataset must have.
@@ -55,6 +56,7 @@ DEFAULTS: dict[str, float] = {
     "BLQ": 0.0,
     "LLOQ": float("nan"),
     "CMT": float("nan"),
+    "OCC": float("nan"),
 }
 
 #: Column names that ``Dataset.table`` adds; input columns of these names are not covariates.

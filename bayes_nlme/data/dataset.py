@@ -28,7 +28,7 @@ class Dataset:
     ----------
     table : pandas.DataFrame
         One row per record, in file order, with every role column (``ID, TIME, DV,
-        AMT, EVID, MDV, CMT, RATE, II, ADDL, SS, BLQ``) as float (NaN for missing;
+        AMT, EVID, MDV, CMT, RATE, II, ADDL, SS, BLQ, LLOQ, OCC``) as float (NaN for missing;
         defaults AMT, RATE, II, ADDL, SS, BLQ 0; CMT NaN when absent), then ``ROW``
         (1-based data row), ``SUBJECT`` (0-based subject index in order of first
         appearance) and the covariates, carried forward (LOCF) within each subject.
@@ -358,6 +358,8 @@ def load_dataset(source, *, columns: Mapping[str, str] | None = None, name: str 
     original[id_column] = table["ID"].to_numpy()  # exact IDs in the embedded copy too
     table["ROW"] = np.arange(1, len(table) + 1)
     table["SUBJECT"] = pd.factorize(table["ID"])[0]
+    if "OCC" in resolved.roles:  # occasions are carried forward within a subject (CONTRACT 5.3)
+        table["OCC"] = table.groupby("SUBJECT", sort=False)["OCC"].ffill()
     covariates = resolved.covariates
     if covariates:
         cov = pd.DataFrame({c: values[c] for c in covariates})

@@ -14,7 +14,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["STUDY_TRUTH", "STUDY_TIMES", "simulate_oral_study", "MM_TRUTH", "simulate_michaelis_menten_study"]
+__all__ = [
+    "STUDY_TRUTH",
+    "STUDY_TIMES",
+    "IOV_TIMES",
+    "simulate_oral_study",
+    "simulate_iov_study",
+    "MM_TRUTH",
+    "simulate_michaelis_menten_study",
+]
 
 #: True values of the simulated oral Michaelis-Menten study (``models/oral_mm.toml``).
 MM_TRUTH = {"ka": 1.0, "V": 30.0, "Vmax": 10.0, "Km": 2.0, "omega": 0.09, "prop_sd": 0.1}
@@ -32,6 +40,7 @@ STUDY_TRUTH = {
 }
 #: Sampling times after each dose (h): 15 samples.
 STUDY_TIMES = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 36.0, 48.0)
+IOV_TIMES = (0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 24.0)
 
 
 def _one_dose(structural: str, p: dict, dose: float, t: np.ndarray) -> np.ndarray:
@@ -173,3 +182,65 @@ def simulate_michaelis_menten_study(
         rows.append((i, 0.0, np.nan, 100.0, 1, 1, 1, 12.0, 2))
         rows.extend((i, float(t), float(round(v, 6)), 0.0, 0, 0, 2, 0.0, 0) for t, v in zip(times, dv))
     return pd.DataFrame(rows, columns=["ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "II", "ADDL"])
+
+
+def simulate_iov_study(
+    n_subjects: int = 40,
+    *,
+    occasions: int = 3,
+    seed: int = 20261129,
+    omega_iov_cl: float = 0.04,
+    omega: dict | None = None,
+    prop_sd: float = 0.15,
+    dose: float = 100.0,
+    times=IOV_TIMES,
+    spacing: float = 168.0,
+) -> pd.DataFrame:
+    """A simulated crossover-like oral study with inter-occasion variability on CL.
+
+    One compartment, ``TVCL = 4`` L/h, ``TVV = 70`` L, ``TVKA = 1`` 1/h;
+    ``CL_ik = TVCL * exp(eta_CL,i + kappa_ik)`` with ``kappa ~ N(0, omega_iov_cl)``,
+    ``V`` and ``ka`` with IIV only. Each occasion is one 100 mg dose followed by the
+    samples ``times``; occasions are ``spacing`` hours apart and every occasion after the
+    first starts with a reset (``EVID 4``), so each occasion is an independent single-dose
+    profile and the closed form is exact (nothing here uses the model code under test).
+
+    Parameters
+    ----------
+    n_subjects : int
+    occasions : int
+        Occasions per subject (``OCC`` 1, 2, ...).
+    seed : int
+    omega_iov_cl : float
+        IOV variance of CL.
+    omega : dict, optional
+        IIV variances by parameter (default ``CL`` 0.09, ``V`` 0.075, ``ka`` 0.11).
+    prop_sd : float
+        Proportional residual SD.
+    dose : float
+    times : sequence of float
+        Sampling times after each occasion's dose (h).
+    spacing : float
+        Hours between the doses of consecutive occasions.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``ID, TIME, AMT, EVID, DV, OCC``.
+    """
+    rng = np.random.default_rng(seed)
+    omega = {"CL": 0.09, "V": 0.075, "ka": 0.11, **(omega or {})}
+    times = np.asarray(times, dtype=float)
+    rows = []
+    for i in range(1, n_subjects + 1):
+        eta = {n: rng.normal(0.0, np.sqrt(omega[n])) for n in ("CL", "V", "ka")}
+        for k in range(occasions):
+            kappa = rng.normal(0.0, np.sqrt(omega_iov_cl))
+            p = {n: STUDY_TRUTH[n] * np.exp(eta[n]) for n in ("CL", "V", "ka")}
+            p["CL"] *= np.exp(kappa)
+            conc = _one_dose("one_compartment_oral", p, dose, times)
+            dv = conc * (1.0 + prop_sd * rng.standard_normal(conc.size))
+            start = spacing * k
+            rows.append((i, start, dose, 1 if k == 0 else 4, np.nan, k + 1))
+            rows.extend((i, start + float(t), 0.0, 0, float(y), k + 1) for t, y in zip(times, dv))
+    return pd.DataFrame(rows, columns=["ID", "TIME", "AMT", "EVID", "DV", "OCC"])

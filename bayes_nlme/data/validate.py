@@ -15,8 +15,18 @@ import pandas as pd
 
 from ..errors import DataError, format_rows
 from .columns import DEFAULTS, ROLES, column_label
+from .occasions import MAX_OCC, check_occasion_records, check_occasion_values
 
-__all__ = ["Problems", "complete_roles", "format_value", "check_model_records", "MAX_MAGNITUDE", "MAX_ID"]
+__all__ = [
+    "Problems",
+    "complete_roles",
+    "format_value",
+    "check_model_records",
+    "check_occasion_records",
+    "MAX_MAGNITUDE",
+    "MAX_ID",
+    "MAX_OCC",
+]
 
 EVID_VALUES = (0, 1, 2, 3, 4)
 
@@ -221,6 +231,7 @@ def complete_roles(
         frac = ~np.isnan(col) & (col != np.round(col))
         if frac.any():
             problems.add("integer", names[role], _rows(frac), f"{lab[role]}: not a whole number")
+    check_occasion_values(get["OCC"], names, lab, problems)
     cmt = get["CMT"]
     nonpos = cmt <= 0
     if nonpos.any():
@@ -539,6 +550,7 @@ def check_model_records(
         )
     if spec is None:
         return
+    check_occasion_records(dataset, spec, problems)
     for name in spec.covariate_columns:
         if name not in table.columns:
             continue

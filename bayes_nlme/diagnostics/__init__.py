@@ -23,7 +23,7 @@ from .convergence import (
 from .fitdata import FitData, Population, as_fit_data
 from .loo import compare_loo, loo_observation, loo_subject, loo_table, waic
 from .npde import npde, npde_summary
-from .shrinkage import eta_shrinkage
+from .shrinkage import eta_shrinkage, kappa_shrinkage, kappas_by_occasion
 from .simulate import individual_curves, simulate_replicates
 from .units import Units, dataset_units
 from .vpc import prediction_correct, time_bins, vpc_table
@@ -41,6 +41,8 @@ __all__ = [
     "convergence_verdict",
     "omega_cv_pct",
     "eta_shrinkage",
+    "kappa_shrinkage",
+    "kappas_by_occasion",
     "loo_observation",
     "loo_subject",
     "waic",

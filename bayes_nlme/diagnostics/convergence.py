@@ -52,6 +52,7 @@ def population_names(spec) -> list[str]:
     names = [f"theta_{p.name}" for p in spec.estimated]
     names += list(estimated_coefficients(spec))
     names += list(omega_elements(spec))
+    names += [f"omega_iov_{n}" for n in getattr(spec, "iov_names", ())]
     names += [f"sigma2_{k}" for k in RESIDUAL_VARIANCES[spec.residual.model]]
     return names
 

@@ -10,7 +10,7 @@ from a reloaded ``fit.nc`` is the one built from the live fit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -40,12 +40,15 @@ class Population:
         Omega in ``spec.iiv_names`` order.
     sigma2 : dict of str to numpy.ndarray (S,)
         Residual variances, by canonical name (``sigma2_add`` ...).
+    iov : dict of str to numpy.ndarray (S,)
+        IOV variances ``omega_iov_<P>`` by parameter name (empty without IOV).
     """
 
     theta: dict
     coefficients: dict
     omega: np.ndarray
     sigma2: dict
+    iov: dict = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -60,6 +63,7 @@ class Population:
             coefficients={k: v[index] for k, v in self.coefficients.items()},
             omega=self.omega[index],
             sigma2={k: v[index] for k, v in self.sigma2.items()},
+            iov={k: v[index] for k, v in self.iov.items()},
         )
 
 
@@ -169,6 +173,7 @@ class FitData:
             declared=spec.parameter_names,
             covariates=spec.covariate_columns,
             time_varying=spec.time_varying,
+            occasions=bool(spec.iov_names),
         )
 
     @cached_property
@@ -226,6 +231,7 @@ class FitData:
             coefficients={k: np.array([float(values[k])]) for k in estimated_coefficients(spec)},
             omega=omega,
             sigma2={k: np.array([float(values[k])]) for k in _SIGMA2 if k in values.index},
+            iov={q: np.array([float(values[f"omega_iov_{q}"])]) for q in spec.iov_names},
         )
 
     @cached_property
@@ -244,6 +250,7 @@ class FitData:
             coefficients={k: _stack(post[k]) for k in estimated_coefficients(spec)},
             omega=omega,
             sigma2={k: _stack(post[k]) for k in _SIGMA2 if k in post.data_vars},
+            iov={q: _stack(post[f"omega_iov_{q}"]) for q in spec.iov_names if f"omega_iov_{q}" in post.data_vars},
         )
 
     @cached_property
@@ -258,6 +265,7 @@ class FitData:
             coefficients=med(pop.coefficients),
             omega=np.median(pop.omega, axis=0)[None],
             sigma2=med(pop.sigma2),
+            iov=med(pop.iov),
         )
 
     def draw_index(self, n: int) -> np.ndarray:
@@ -295,6 +303,30 @@ class FitData:
         return out
 
     @cached_property
+    def kappa_draws(self) -> dict:
+        """Kappas per IOV parameter, (S, subject-occasions of :attr:`design`): posterior
+        draws of ``kappa``, or the EBEs (``kappa_<P>_<OCC>`` of ``ebe.csv``, S = 1).
+        Empty without IOV."""
+        names = list(getattr(self.spec, "iov_names", ()))
+        if not names:
+            return {}
+        design = self.design
+        group = self.draws_group
+        if group is not None and "kappa" in self.tree[group].data_vars:
+            values = _stack(self.tree[group]["kappa"].transpose(..., "occasion", "iov_parameter"))
+            return {name: values[:, :, j] for j, name in enumerate(names)}
+        out = {name: np.zeros((1, design.n_occasions)) for name in names}
+        ebe = self.fitdir.ebe
+        if ebe is None or len(ebe) != self.n_subjects:
+            return out
+        for name in names:
+            for o, (sub, label) in enumerate(zip(design.occasion_subject, design.occasion_label)):
+                column = f"kappa_{name}_{label}"
+                if column in ebe.columns:
+                    out[name][0, o] = float(ebe[column].iloc[sub])
+        return out
+
+    @cached_property
     def eta_mean(self) -> pd.DataFrame:
         """Per-subject etas: posterior means or EBEs; index ``ID``, columns parameters."""
         values = self.eta_draws.mean(axis=0)
@@ -315,10 +347,17 @@ class FitData:
         )
 
     def predictions(
-        self, pop: Population, eta: np.ndarray | None, s: int = 0, design=None, covariates: dict | None = None
+        self,
+        pop: Population,
+        eta: np.ndarray | None,
+        s: int = 0,
+        design=None,
+        covariates: dict | None = None,
+        kappa: dict | None = None,
     ) -> np.ndarray:
         """Predictions of the model core at the points of ``design`` (default: the
-        observations) for draw ``s`` of ``pop`` and etas (n_subjects, p)."""
+        observations) for draw ``s`` of ``pop``, etas (n_subjects, p) and, with IOV,
+        kappas (parameter name -> values per subject-occasion of ``design``; None: 0)."""
         from ..core.op import predict_numeric
 
         design = self.design if design is None else design
@@ -332,6 +371,10 @@ class FitData:
             self.n_subjects,
             index=design.seg_subject,
         )
+        if kappa and getattr(design, "seg_occasion", None) is not None:
+            occasion = np.asarray(design.seg_occasion, dtype=np.int64)
+            for name, k in kappa.items():
+                values[name] = values[name] * np.exp(np.asarray(k, dtype=float)[occasion])
         return predict_numeric(design, values)[0]
 
     # --- predictions -------------------------------------------------------------------

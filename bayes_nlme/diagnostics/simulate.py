@@ -1,7 +1,8 @@
 """Simulation from a fit: replicates of the dataset for VPC and NPDE, smooth curves.
 
 * :func:`simulate_replicates` simulates ``n`` replicates of the observed design with
-  **new subjects** (new etas from omega, new residual errors): from the estimates for
+  **new subjects** (new etas from omega, new kappas per occasion from the IOV variances,
+  new residual errors): from the estimates for
   a frequentist fit; for a Bayesian fit replicate ``k`` uses posterior draw ``k``
   (evenly spaced through the chains), i.e. the posterior predictive distribution of
   new subjects. With the flip-flop guard, etas that give ``ka <= CL/V`` are drawn
@@ -43,6 +44,15 @@ def _draw_etas(fd: FitData, omega: np.ndarray, rng, theta, coefficients) -> np.n
     return eta
 
 
+def _draw_kappas(fd: FitData, pop, k: int, rng) -> dict | None:
+    """New kappas per subject-occasion from the IOV variances of draw ``k`` (None without IOV)."""
+    names = list(getattr(fd.spec, "iov_names", ()))
+    if not names:
+        return None
+    n = fd.design.n_occasions
+    return {name: rng.normal(0.0, np.sqrt(pop.iov[name][k]), n) for name in names}
+
+
 def simulate_replicates(fd: FitData, n: int = 500, *, seed: int = 20240601) -> np.ndarray:
     """Replicates of the observations with new subjects.
 
@@ -66,7 +76,8 @@ def simulate_replicates(fd: FitData, n: int = 500, *, seed: int = 20240601) -> n
         theta = {a: v[k] for a, v in pop.theta.items()}
         coefficients = {a: v[k] for a, v in pop.coefficients.items()}
         eta = _draw_etas(fd, pop.omega[k], rng, theta, coefficients)
-        f = fd.predictions(pop, eta, s=k)
+        kappa = _draw_kappas(fd, pop, k, rng)
+        f = fd.predictions(pop, eta, s=k, kappa=kappa)
         sigma2 = {a: v[k] for a, v in pop.sigma2.items()}
         out[k] = predictive_draws(fd.spec, f, sigma2, rng, fd.lower)
     return out
@@ -112,6 +123,9 @@ def grid_design(fd: FitData, n_points: int = 80):
     if "CMT" not in merged:
         merged["CMT"] = np.nan
     used = [c for c in fd.spec.covariate_columns if c in merged.columns]
+    iov = bool(getattr(fd.spec, "iov_names", ()))
+    if iov:
+        used = [*used, "OCC"]
     if used:
         filled = merged.groupby("SUBJECT", sort=False)[used]
         merged[used] = filled.ffill().groupby(merged["SUBJECT"], sort=False).bfill()
@@ -126,6 +140,7 @@ def grid_design(fd: FitData, n_points: int = 80):
         covariates=spec.covariate_columns,
         time_varying=spec.time_varying,
         points="all",
+        occasions=iov,
     )
     points = merged.iloc[np.asarray(design.obs_row, dtype=int)]
     keep = (points["_order"] == 1).to_numpy()
@@ -159,13 +174,33 @@ def individual_curves(fd: FitData, *, n_draws: int = 200, n_points: int = 80, pr
         pop, etas = fd.population.take(index), etas[index]
     else:
         pop = fd.typical
+    kappas = _grid_kappas(fd, design, index if fd.bayesian else [0])
     curves = np.empty((etas.shape[0], int(keep.sum())))
     for k in range(etas.shape[0]):
-        curves[k] = fd.predictions(pop, etas[k], s=k if pop.n > 1 else 0, design=design, covariates=covariates)[keep]
+        kappa = {name: values[k] for name, values in kappas.items()}
+        curves[k] = fd.predictions(
+            pop, etas[k], s=k if pop.n > 1 else 0, design=design, covariates=covariates, kappa=kappa
+        )[keep]
     out = points.copy()
     for q in probs:
         out[f"q{round(100 * q)}"] = np.quantile(curves, q, axis=0)
     out["PRED"] = fd.predictions(fd.typical, None, design=design, covariates=covariates)[keep]
+    return out
+
+
+def _grid_kappas(fd: FitData, design, index) -> dict:
+    """The fit's kappa draws ``index`` on the subject-occasions of another design of the
+    same subjects (matched by subject and ``OCC`` value)."""
+    draws = fd.kappa_draws
+    if not draws or getattr(design, "seg_occasion", None) is None:
+        return {}
+    fit = fd.design
+    where = {(int(s), int(o)): i for i, (s, o) in enumerate(zip(fit.occasion_subject, fit.occasion_label))}
+    pick = np.array([where.get((int(s), int(o)), -1) for s, o in zip(design.occasion_subject, design.occasion_label)])
+    out = {}
+    for name, values in draws.items():
+        chosen = values[np.asarray(index, dtype=int)]
+        out[name] = np.where(pick >= 0, chosen[:, np.maximum(pick, 0)], 0.0)
     return out
 
 

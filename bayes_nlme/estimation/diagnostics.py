@@ -21,7 +21,7 @@ import pandas as pd
 
 from .problem import INTERACTION, Problem
 
-__all__ = ["observation_table", "ebe_table", "eta_shrinkage", "cwres"]
+__all__ = ["observation_table", "ebe_table", "eta_shrinkage", "kappa_shrinkage", "kappa_columns", "cwres"]
 
 
 def cwres(problem: Problem, e: np.ndarray, g: np.ndarray, r_lin: np.ndarray, omega: np.ndarray) -> np.ndarray:
@@ -89,7 +89,7 @@ def observation_table(problem: Problem, method: str, psi: np.ndarray, eta: np.nd
     res = problem.residual(psi, f, True)
     res0 = problem.residual(psi, f, False, f0)
     r_lin = res.r if INTERACTION[method] else res0.r
-    g = jac.sum(axis=1)[:, problem.cols]
+    g = problem.re_sum(jac)
     with np.errstate(invalid="ignore", divide="ignore"):
         iwres = (problem.y_t - f) / np.sqrt(res.r)
         lin = problem.y_t - f + np.einsum("ja,ja->j", g, eta[problem.subject]) if problem.d else problem.y_t - f
@@ -107,13 +107,64 @@ def observation_table(problem: Problem, method: str, psi: np.ndarray, eta: np.nd
 
 
 def ebe_table(problem: Problem, psi: np.ndarray, eta: np.ndarray, ids) -> pd.DataFrame:
-    """``ID``, ``ETA_<P>`` for each IIV parameter and every individual parameter value."""
+    """``ID``, ``ETA_<P>`` for each IIV parameter, every individual parameter value (at the
+    subject's first record, without the kappas) and, with IOV, ``kappa_<P>_<OCC>`` per occasion (CONTRACT 5.3;
+    empty where the subject has no such occasion)."""
     table = pd.DataFrame({"ID": list(ids)})
     for k, name in enumerate(problem.pmap.iiv):
         table[f"ETA_{name}"] = eta[:, k]
     for name, values in problem.individual_values(psi, eta).items():
         table[name] = values
+    for name, values in kappa_columns(problem, eta).items():
+        table[name] = values
     return table
+
+
+def kappa_columns(problem: Problem, eta: np.ndarray) -> dict:
+    """The kappas per occasion: ``kappa_<P>_<OCC>`` -> values per subject (NaN where absent).
+
+    Parameters
+    ----------
+    problem : Problem
+    eta : numpy.ndarray (n_subjects, d)
+        The random effects (etas, then the kappa slots).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Columns ordered by parameter, then occasion value.
+    """
+    pm = problem.pmap
+    out: dict = {}
+    if not pm.n_iov:
+        return out
+    labels = problem.slot_label
+    values = sorted({int(v) for v in labels[np.isfinite(labels)]})
+    for name in pm.iov:
+        for occ in values:
+            column = np.full(problem.n_subjects, np.nan)
+            for k in range(pm.n_slots):
+                here = labels[:, k] == occ
+                column[here] = eta[here, pm.kappa_index(name, k)]
+            out[f"kappa_{name}_{occ}"] = column
+    return out
+
+
+def kappa_shrinkage(problem: Problem, psi: np.ndarray, eta: np.ndarray) -> dict:
+    """SD-based shrinkage of the kappas per IOV parameter, over every subject-occasion:
+    ``1 - sd(kappa_hat) / sqrt(omega_iov_P)``."""
+    pm = problem.pmap
+    out = {}
+    if not pm.n_iov:
+        return out
+    natural = dict(zip(pm.names, pm.natural(psi)))
+    present = np.isfinite(problem.slot_label)
+    for name in pm.iov:
+        idx = [pm.kappa_index(name, k) for k in range(pm.n_slots)]
+        kappas = eta[:, idx][present]
+        sd = float(np.std(kappas, ddof=1)) if kappas.size > 1 else float("nan")
+        out[name] = 1.0 - sd / float(np.sqrt(natural[f"omega_iov_{name}"]))
+    return out
 
 
 def eta_shrinkage(problem: Problem, psi: np.ndarray, eta: np.ndarray) -> dict:

@@ -12,7 +12,7 @@ import pandas as pd
 from ..errors import ArgumentError, DataError, InputError, format_rows
 from ..pk.models import model_of
 from .covariance import COVARIANCE_METHODS, covariance_step, nan_covariance
-from .diagnostics import ebe_table, eta_shrinkage, observation_table
+from .diagnostics import ebe_table, eta_shrinkage, kappa_shrinkage, observation_table
 from .importance import importance_sampling_ofv
 from .outer import Evaluator, minimise
 from .parameters import start_values
@@ -72,6 +72,7 @@ def build_problem(spec, data):
         declared=spec.parameter_names,
         covariates=spec.covariate_columns,
         time_varying=spec.time_varying,
+        occasions=bool(spec.iov_names),
     )
     table = dataset.table
     rows = np.asarray(design.obs_row)
@@ -253,7 +254,7 @@ def estimate(
     problem, dataset, frame, n_dropped = build_problem(spec, data)
     _check_censoring(spec, method, problem)
     start = start_values(spec, problem.y)
-    psi0 = problem.pmap.pack(start["theta"], start["betas"], start["omega"], start["sigma2"])
+    psi0 = problem.pmap.pack(start["theta"], start["betas"], start["omega"], start["sigma2"], start["iov"])
     core = "focei" if method == "saem" else method  # SAEM's final objective pieces: FOCE-I's
     evaluator = Evaluator(problem, core)
     u0, _ = problem.log_parameters(psi0, None)
@@ -333,6 +334,7 @@ def estimate(
             "start": dict(zip(names, problem.pmap.natural(psi0).tolist())),
             **{k: v for k, v in search.items() if k != "n_evaluations"},
             **ofv_info,
+            **({"kappa_shrinkage_sd": kappa_shrinkage(problem, psi, eta)} if problem.pmap.n_iov else {}),
         },
         tables=tables,
     )
@@ -503,6 +505,7 @@ def objective(
     theta: Mapping[str, float],
     omega,
     sigma2,
+    omega_iov: Mapping[str, float] | None = None,
 ) -> float:
     """The OFV at fixed parameter values (EBEs solved for).
 
@@ -520,6 +523,9 @@ def objective(
     sigma2 : float or mapping
         Residual variance(s): a number for single-variance models, or a mapping by
         ``sigma2_add``/``sigma2_prop``/``sigma2_exp`` (or ``add``/``prop``/``exp``).
+    omega_iov : mapping, optional
+        IOV variances by parameter name (``"CL"`` or ``"omega_iov_CL"``); needed when
+        the model has inter-occasion variability.
 
     Returns
     -------
@@ -545,5 +551,9 @@ def objective(
     absent = [n for n in pm.sigma_names if n not in sig]
     if absent:
         raise ArgumentError(f"sigma2: missing {', '.join(absent)}")
-    psi = pm.pack(lookup, lookup, _as_omega(omega, pm.d), sig)
+    iov = {k.removeprefix("omega_iov_"): float(v) for k, v in (omega_iov or {}).items()}
+    lacking = [n for n in pm.iov if n not in iov]
+    if lacking:
+        raise ArgumentError(f"omega_iov: missing {', '.join(lacking)} (model '{spec.name}' has IOV on them)")
+    psi = pm.pack(lookup, lookup, _as_omega(omega, pm.n_iiv), sig, iov)
     return float(Evaluator(problem, method).evaluate(psi).ofv)

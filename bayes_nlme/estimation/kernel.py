@@ -118,19 +118,38 @@ class EngineKernel:
             v[:, k] += h
         return v
 
-    def first_difference(self, u: np.ndarray, a: int) -> np.ndarray:
-        """``d jac / d shift_a`` (n_obs, max_seg, M) by a central difference."""
-        h = H_STEP
-        return (self.jacobian(self.shift(u, {a: h}))[1] - self.jacobian(self.shift(u, {a: -h}))[1]) / (2.0 * h)
+    @staticmethod
+    def move(u: np.ndarray, steps: list) -> np.ndarray:
+        """``U`` moved along directions: ``steps`` is a list of ``(direction, h)``, a
+        direction being a column (every segment shifted, as :meth:`shift`) or an
+        (n_segments, M) array."""
+        v = np.array(u, dtype=float, copy=True)
+        for direction, h in steps:
+            if isinstance(direction, (int, np.integer)):
+                v[:, direction] += h
+            else:
+                v += h * direction
+        return v
 
-    def second_difference(self, u: np.ndarray, a: int, b: int) -> np.ndarray:
-        """``d2 jac / d shift_a d shift_b`` (n_obs, max_seg, M) by central differences."""
-        h = T_STEP
+    def first_difference(self, u: np.ndarray, a) -> np.ndarray:
+        """``d jac / d shift_a`` (n_obs, max_seg, M) by a central difference.
+
+        ``a`` is a column (a common shift of every segment) or an (n_segments, M)
+        direction (a shift of some segments, e.g. one occasion's).
+        """
+        h, move = H_STEP, EngineKernel.move
+        return (self.jacobian(move(u, [(a, h)]))[1] - self.jacobian(move(u, [(a, -h)]))[1]) / (2.0 * h)
+
+    def second_difference(self, u: np.ndarray, a, b) -> np.ndarray:
+        """``d2 jac / d shift_a d shift_b`` (n_obs, max_seg, M) by central differences
+        (``a``, ``b`` as in :meth:`first_difference`; the same object twice: a pure second derivative)."""
+        h, move = T_STEP, EngineKernel.move
         jac = self.jacobian
-        if a == b:
-            return (jac(self.shift(u, {a: h}))[1] - 2.0 * jac(u)[1] + jac(self.shift(u, {a: -h}))[1]) / h**2
-        pp = jac(self.shift(u, {a: h, b: h}))[1]
-        pm = jac(self.shift(u, {a: h, b: -h}))[1]
-        mp = jac(self.shift(u, {a: -h, b: h}))[1]
-        mm = jac(self.shift(u, {a: -h, b: -h}))[1]
+        same = a is b or (isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)) and a == b)
+        if same:
+            return (jac(move(u, [(a, h)]))[1] - 2.0 * jac(u)[1] + jac(move(u, [(a, -h)]))[1]) / h**2
+        pp = jac(move(u, [(a, h), (b, h)]))[1]
+        pm = jac(move(u, [(a, h), (b, -h)]))[1]
+        mp = jac(move(u, [(a, -h), (b, h)]))[1]
+        mm = jac(move(u, [(a, -h), (b, -h)]))[1]
         return (pp - pm - mp + mm) / (4.0 * h * h)

@@ -44,17 +44,21 @@ def _pieces(problem: Problem, psi: np.ndarray, eta: np.ndarray, method: str, ord
     u, dbase = problem.log_parameters(psi, eta)
     kernel = problem.kernel
     f, jac = kernel.jacobian(u)
-    cols, d, n = problem.cols, problem.d, problem.n_obs
+    d, n = problem.d, problem.n_obs
+    steps, combos = problem.re_basis()
     bseg = dbase[problem.jac_index]
     g_eta = np.zeros((n, d, d))
     g_psi = np.zeros((n, d, problem.size))
-    for a, col in enumerate(cols):
-        djac = kernel.first_difference(u, col)
-        g_eta[:, :, a] = djac.sum(axis=1)[:, cols]
-        g_psi[:, a, :] = np.einsum("jsm,jsmp->jp", djac, bseg)
+    first = []
+    for step in steps:
+        djac = kernel.first_difference(u, step)
+        first.append((problem.re_sum(djac), np.einsum("jsm,jsmp->jp", djac, bseg)))
+    for a in range(d):
+        g_eta[:, :, a] = sum(first[i][0] for i in combos[a])
+        g_psi[:, a, :] = sum(first[i][1] for i in combos[a])
     pc = {
         "f": f,
-        "G": jac.sum(axis=1)[:, cols],
+        "G": problem.re_sum(jac),
         "f_psi": np.einsum("jsm,jsmp->jp", jac, bseg),
         "G_eta": 0.5 * (g_eta + np.swapaxes(g_eta, 1, 2)),
         "G_psi": g_psi,
@@ -62,11 +66,16 @@ def _pieces(problem: Problem, psi: np.ndarray, eta: np.ndarray, method: str, ord
     if order >= 3:
         g_etaeta = np.zeros((n, d, d, d))
         g_etapsi = np.zeros((n, d, d, problem.size))
-        for a, ca in enumerate(cols):
-            for b, cb in enumerate(cols[: a + 1]):
-                t = kernel.second_difference(u, ca, cb)
-                tc = t.sum(axis=1)[:, cols]
-                tp = np.einsum("jsm,jsmp->jp", t, bseg)
+        second: dict = {}
+        for i in range(len(steps)):
+            for j in range(i + 1):
+                t = kernel.second_difference(u, steps[i], steps[j])
+                second[i, j] = second[j, i] = (problem.re_sum(t), np.einsum("jsm,jsmp->jp", t, bseg))
+        for a in range(d):
+            for b in range(a + 1):
+                pairs = [second[i, j] for i in combos[a] for j in combos[b]]
+                tc = sum(q[0] for q in pairs)
+                tp = sum(q[1] for q in pairs)
                 for x, y in ((a, b), (b, a)):
                     g_etaeta[:, :, x, y] = tc
                     g_etapsi[:, x, y, :] = tp

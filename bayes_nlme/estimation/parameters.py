@@ -6,11 +6,19 @@ The optimiser works on an unconstrained vector ``psi``:
 - ``beta_<P>_<COL>`` as is, for each estimated covariate coefficient;
 - for each omega block, its lower Cholesky factor ``L`` (``omega_block = L L'``), row
   by row, with the diagonal on the log scale;
+- ``log(omega_iov_<P>)`` for each parameter with inter-occasion variability;
 - ``log(sigma2_*)`` for each residual variance.
+
+Random effects of a subject (``d`` of them): its etas (IIV parameters in declaration
+order), then for each parameter with IOV its kappas, one per occasion slot (``n_slots``,
+the most occasions of a subject; slots beyond a subject's occasions have no data).
+Their covariance :meth:`ParameterMap.omega_matrix` is block-diagonal: omega, then
+``omega_iov_<P> * I`` for each IOV parameter (NONMEM's ``BLOCK(1) SAME``).
 
 Results are reported on the natural scale under the canonical names of the CONTRACT:
 ``theta_<P>``, ``beta_<P>_<COL>``, ``omega_<P>_<Q>`` (upper triangle, row-major over
-the IIV parameters in declaration order, within blocks only) and ``sigma2_*``.
+the IIV parameters in declaration order, within blocks only), ``omega_iov_<P>`` and
+``sigma2_*``.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from ..spec.priors import LogNormal
 __all__ = ["ParameterMap", "start_values"]
 
 _RESIDUAL_KEYS = {"sigma2_add": "add", "sigma2_prop": "prop", "sigma2_exp": "exp"}
+#: Default start of an IOV variance (about 22% CV).
+IOV_START = 0.05
 
 
 class ParameterMap:
@@ -34,10 +44,15 @@ class ParameterMap:
     Parameters
     ----------
     spec : ModelSpec
+    n_slots : int
+        Occasion slots per subject (the most occasions of a subject) when the spec has
+        inter-occasion variability.
     """
 
-    def __init__(self, spec) -> None:
+    def __init__(self, spec, n_slots: int = 0) -> None:
         self.spec = spec
+        self.iov = list(getattr(spec, "iov_names", ()))
+        self.n_slots = int(n_slots) if self.iov else 0
         self.theta_names = [p.name for p in spec.estimated]
         self.beta_names = list(estimated_coefficients(spec))
         self.iiv = list(spec.iiv_names)
@@ -52,20 +67,32 @@ class ParameterMap:
         self.n_beta = len(self.beta_names)
         self.n_omega = sum(len(b) * (len(b) + 1) // 2 for b in self.blocks)
         self.n_sigma = len(self.sigma_names)
-        self.size = self.n_theta + self.n_beta + self.n_omega + self.n_sigma
+        self.n_iov = len(self.iov)
+        self.size = self.n_theta + self.n_beta + self.n_omega + self.n_iov + self.n_sigma
         self._omega_at = self.n_theta + self.n_beta
-        self._sigma_at = self._omega_at + self.n_omega
+        self._iov_at = self._omega_at + self.n_omega
+        self._sigma_at = self._iov_at + self.n_iov
         self.names = (
             [f"theta_{n}" for n in self.theta_names]
             + list(self.beta_names)
             + self._omega_names()
+            + [f"omega_iov_{n}" for n in self.iov]
             + list(self.sigma_names)
         )
 
     @property
     def d(self) -> int:
-        """Number of random effects (IIV parameters)."""
+        """Number of random effects of a subject: the etas, then the kappa slots."""
+        return len(self.iiv) + self.n_iov * self.n_slots
+
+    @property
+    def n_iiv(self) -> int:
+        """Number of etas (IIV parameters)."""
         return len(self.iiv)
+
+    def kappa_index(self, parameter: str, slot: int) -> int:
+        """Position among the random effects of the kappa of ``parameter`` in ``slot``."""
+        return self.n_iiv + self.iov.index(parameter) * self.n_slots + slot
 
     def _omega_names(self) -> list[str]:
         same = {(i, j) for b in self.blocks for i in b for j in b}
@@ -79,13 +106,21 @@ class ParameterMap:
         """Kind of each natural parameter: theta, beta, omega_var, omega_cov or sigma2."""
         out = ["theta"] * self.n_theta + ["beta"] * self.n_beta
         out += ["omega_var" if i == j else "omega_cov" for i, j in self._omega_pairs()]
-        return out + ["sigma2"] * self.n_sigma
+        return out + ["omega_var"] * self.n_iov + ["sigma2"] * self.n_sigma
 
     # ------------------------------------------------------------------ numeric maps
     def omega_matrix(self, psi) -> np.ndarray:
-        """The omega matrix (d x d, IIV order) of ``psi`` (complex input allowed)."""
+        """The covariance of the random effects (d x d) of ``psi`` (complex input allowed).
+
+        Omega of the etas (IIV order), then ``omega_iov_<P>`` on the diagonal of each
+        parameter's kappa slots.
+        """
         psi = np.asarray(psi)
         omega = np.zeros((self.d, self.d), dtype=psi.dtype)
+        for k in range(self.n_iov):
+            at = self.n_iiv + k * self.n_slots
+            idx = np.arange(at, at + self.n_slots)
+            omega[idx, idx] = np.exp(psi[self._iov_at + k])
         at = self._omega_at
         for idx in self.blocks:
             m = len(idx)
@@ -104,8 +139,9 @@ class ParameterMap:
         beta = psi[self.n_theta : self._omega_at]
         omega = self.omega_matrix(psi)
         om = np.array([omega[i, j] for i, j in self._omega_pairs()], dtype=psi.dtype)
+        iov = np.exp(psi[self._iov_at : self._sigma_at])
         sigma = np.exp(psi[self._sigma_at :])
-        return np.concatenate([theta, beta, om, sigma])
+        return np.concatenate([theta, beta, om, iov, sigma])
 
     def jacobian(self, psi) -> np.ndarray:
         """``d natural / d psi`` (exact, by complex step)."""
@@ -118,7 +154,7 @@ class ParameterMap:
             jac[:, k] = self.natural(z).imag / h
         return jac
 
-    def pack(self, theta: Mapping, betas: Mapping, omega, sigma2: Mapping) -> np.ndarray:
+    def pack(self, theta: Mapping, betas: Mapping, omega, sigma2: Mapping, iov: Mapping | None = None) -> np.ndarray:
         """``psi`` from natural values.
 
         Parameters
@@ -131,6 +167,8 @@ class ParameterMap:
             Omega in IIV order (only the blocks are read).
         sigma2 : mapping
             Canonical residual name (``sigma2_add`` ...) -> variance.
+        iov : mapping, optional
+            Parameter name -> IOV variance ``omega_iov_<P>`` (needed with IOV).
 
         Returns
         -------
@@ -141,7 +179,7 @@ class ParameterMap:
             psi[k] = np.log(float(theta[name]))
         for k, name in enumerate(self.beta_names):
             psi[self.n_theta + k] = float(betas[name])
-        omega = np.asarray(omega, dtype=float).reshape(self.d, self.d)
+        omega = np.asarray(omega, dtype=float).reshape(self.n_iiv, self.n_iiv)
         at = self._omega_at
         for idx in self.blocks:
             try:
@@ -153,6 +191,11 @@ class ParameterMap:
                 for j in range(i + 1):
                     psi[at] = np.log(low[i, j]) if i == j else low[i, j]
                     at += 1
+        for k, name in enumerate(self.iov):
+            value = float((iov or {})[name])
+            if not value > 0:
+                raise ArgumentError(f"omega_iov_{name} must be positive, got {value!r}")
+            psi[self._iov_at + k] = np.log(value)
         for k, name in enumerate(self.sigma_names):
             psi[self._sigma_at + k] = np.log(float(sigma2[name]))
         return psi
@@ -256,7 +299,9 @@ class ParameterMap:
             z = psi.astype(complex)
             z[k] += 1j * h
             dinv[k] = np.linalg.inv(self.omega_matrix(z)).imag / h
-            if self._is_log_diag(k):
+            if k >= self._iov_at:  # log|omega| has n_slots * log(omega_iov)
+                dlogdet[k] = float(self.n_slots)
+            elif self._is_log_diag(k):
                 dlogdet[k] = 2.0
         logdet = float(np.linalg.slogdet(self.omega_matrix(psi))[1]) if d else 0.0
         return inv, dinv, logdet, dlogdet
@@ -277,6 +322,7 @@ def start_values(spec, y: np.ndarray) -> dict:
       prior (``LogNormal.median``; the scipy median for other priors).
     - ``beta_*``: the median of the coefficient's prior.
     - omega: ``spec.omega.initial``, else 0.1 on the diagonal (about 32% CV).
+    - ``omega_iov_<P>``: the parameter's ``iov_initial``, else :data:`IOV_START`.
     - ``sigma2_add``: ``[residual] initial.add``, else 10% of the variance of the
       observations; ``sigma2_prop`` and ``sigma2_exp``: ``initial``, else 0.1.
 
@@ -289,7 +335,8 @@ def start_values(spec, y: np.ndarray) -> dict:
     Returns
     -------
     dict
-        Keys ``theta``, ``betas``, ``omega`` (matrix) and ``sigma2``.
+        Keys ``theta``, ``betas``, ``omega`` (matrix), ``sigma2`` and ``iov``
+        (parameter name -> IOV variance).
     """
     theta = {}
     for p in spec.estimated:
@@ -311,6 +358,10 @@ def start_values(spec, y: np.ndarray) -> dict:
             omega = np.diag(omega)
     else:
         omega = 0.1 * np.eye(d)
+    iov = {}
+    for name in getattr(spec, "iov_names", ()):
+        value = spec.parameter(name).iov_initial
+        iov[name] = IOV_START if value is None else float(value)
     initial = dict(spec.residual.initial or {})
     y = np.asarray(y, dtype=float)
     spread = float(np.var(y)) if y.size > 1 else 1.0
@@ -319,4 +370,4 @@ def start_values(spec, y: np.ndarray) -> dict:
     for name in spec.residual.variances:
         key = _RESIDUAL_KEYS[name]
         sigma2[name] = float(initial.get(key, initial.get(name, defaults[key])))
-    return {"theta": theta, "betas": betas, "omega": omega, "sigma2": sigma2}
+    return {"theta": theta, "betas": betas, "omega": omega, "sigma2": sigma2, "iov": iov}

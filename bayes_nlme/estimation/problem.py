@@ -26,7 +26,7 @@ import numpy as np
 from scipy import sparse
 
 from ..individual import estimated_coefficients, individual_parameters
-from .kernel import EngineKernel
+from .kernel import H_STEP, EngineKernel
 from .loss import observation_loss, total_partials
 from .parameters import ParameterMap
 
@@ -82,6 +82,11 @@ class Problem:
     positive : bool
         M4: every row is conditioned on ``y >= 0`` (contract 5.2); ignored under the
         exponential error model, where ``y > 0`` always.
+    occasions : tuple of numpy.ndarray, optional
+        With inter-occasion variability: ``(seg_occasion, occasion_subject,
+        occasion_label, occasion_slot)`` of the design
+        (:class:`~bayes_nlme.core.EngineDesign`). The kappas are then random effects of
+        the subject after its etas, one per occasion slot (see :mod:`.parameters`).
     """
 
     def __init__(
@@ -97,9 +102,13 @@ class Problem:
         censored=None,
         limit=None,
         positive: bool = False,
+        occasions=None,
     ):
         self.spec = spec
-        self.pmap = ParameterMap(spec)
+        n_slots = 0
+        if occasions is not None and getattr(spec, "iov_names", ()):
+            n_slots = int(np.max(occasions[3])) + 1 if len(occasions[3]) else 1
+        self.pmap = ParameterMap(spec, n_slots)
         self.y = np.asarray(y, dtype=float)
         self.subject = np.asarray(subject, dtype=np.int64)
         self.n_subjects = int(n_subjects)
@@ -119,6 +128,7 @@ class Problem:
         self.fixed_values: dict = {}
         self.kernel = kernel_factory(self.free, self._constants(spec), self.error == "exponential")
         self.cols = [self.free.index(name) for name in self.pmap.iiv]
+        self._random_effects(occasions)
         self.seg = sparse.csr_matrix(
             (np.ones(self.n_obs), (self.subject, np.arange(self.n_obs))), shape=(self.n_subjects, self.n_obs)
         )
@@ -128,6 +138,91 @@ class Problem:
         if "sigma2_exp" in names:
             self.ia = self.pmap.index("sigma2_exp")
         self.ib = self.pmap.index("sigma2_prop") if "sigma2_prop" in names else None
+
+    def _random_effects(self, occasions) -> None:
+        """The layout of the random effects: etas, then kappas (one per occasion slot).
+
+        ``re_cols[r]``: the free parameter column random effect ``r`` shifts;
+        ``re_seg`` (n_segments, d): 1 where it shifts a segment (None without IOV: every
+        effect shifts every segment of its subject); ``slot_label`` (n_subjects,
+        n_slots): the ``OCC`` value of each subject's slot (NaN: no such occasion).
+        """
+        pm = self.pmap
+        self.re_cols = list(self.cols)
+        self.re_seg = None
+        self.re_obs = None
+        self.slot_label = None
+        self.occasion_subject = self.occasion_slot = self.seg_occasion = None
+        if not pm.n_iov:
+            return
+        seg_occasion, occ_subject, occ_label, occ_slot = (np.asarray(a, dtype=np.int64) for a in occasions)
+        self.seg_occasion, self.occasion_subject, self.occasion_slot = seg_occasion, occ_subject, occ_slot
+        seg_slot = occ_slot[seg_occasion]
+        re_seg = np.zeros((len(self.seg_subject), pm.d))
+        re_seg[:, : pm.n_iiv] = 1.0
+        for name in pm.iov:
+            for k in range(pm.n_slots):
+                r = pm.kappa_index(name, k)
+                re_seg[:, r] = seg_slot == k
+        self.re_cols += [self.free.index(name) for name in pm.iov for _ in range(pm.n_slots)]
+        self.re_seg = re_seg
+        self.re_obs = re_seg[self.jac_index]
+        self._slot_obs = (seg_slot[self.jac_index][:, :, None] == np.arange(pm.n_slots)).astype(float)
+        self._iov_cols = [self.free.index(name) for name in pm.iov]
+        self.slot_label = np.full((self.n_subjects, pm.n_slots), np.nan)
+        self.slot_label[occ_subject, occ_slot] = occ_label
+        to_col = np.zeros((pm.d, len(self.free)))
+        to_col[np.arange(pm.d), self.re_cols] = 1.0
+        self._re_to_col = to_col
+
+    def re_sum(self, jac: np.ndarray) -> np.ndarray:
+        """Derivatives along the random effects from per-segment ones: (n_obs, d).
+
+        Parameters
+        ----------
+        jac : numpy.ndarray (n_obs, max_seg, M)
+            Derivatives with respect to each segment's log parameters.
+        """
+        base = jac.sum(axis=1)[:, self.cols]
+        if self.re_obs is None:
+            return base
+        slots = [np.einsum("js,jsk->jk", jac[:, :, c], self._slot_obs) for c in self._iov_cols]
+        return np.concatenate([base, *slots], axis=1)
+
+    def re_step(self, r: int):
+        """The direction of random effect ``r`` in ``U``: its column (an eta), or an
+        (n_segments, M) array (a kappa: its occasion's segments only)."""
+        if self.re_seg is None or r < self.pmap.n_iiv:
+            return self.re_cols[r]
+        direction = np.zeros((len(self.seg_subject), len(self.free)))
+        direction[:, self.re_cols[r]] = self.re_seg[:, r]
+        return direction
+
+    def re_basis(self) -> tuple[list, list]:
+        """Directions whose derivatives are computed, and how each random effect sums them.
+
+        Returns ``(steps, combos)``: ``steps`` are directions for the kernel
+        (:meth:`re_step`), ``combos[r]`` the indices of the steps whose sum is random
+        effect ``r``. The eta of a parameter with IOV shifts every segment, which is the
+        sum of its kappa slots' directions (every segment is in exactly one slot), so its
+        derivatives are sums of the kappas' and cost no engine call of their own.
+        """
+        cached = self.__dict__.get("_basis")
+        if cached is not None:
+            return cached
+        pm = self.pmap
+        steps: list = []
+        combos: list = [None] * pm.d
+        for r in range(pm.d):
+            if r < pm.n_iiv and pm.iiv[r] in pm.iov:
+                continue
+            combos[r] = [len(steps)]
+            steps.append(self.re_step(r))
+        for r in range(pm.n_iiv):
+            if pm.iiv[r] in pm.iov:
+                combos[r] = [combos[pm.kappa_index(pm.iiv[r], k)][0] for k in range(pm.n_slots)]
+        self._basis = (steps, combos)
+        return self._basis
 
     def _constants(self, spec) -> dict:
         """Per-segment values of the parameters that nothing estimated changes."""
@@ -204,11 +299,18 @@ class Problem:
                     if c.estimated:
                         dbase[:, m, kb] += slope
         if eta is not None and self.d:
-            base[:, self.cols] += np.asarray(eta)[self.seg_subject]
+            if self.re_seg is None:
+                base[:, self.cols] += np.asarray(eta)[self.seg_subject]
+            else:
+                base += (np.asarray(eta)[self.seg_subject] * self.re_seg) @ self._re_to_col
         return base, dbase
 
     def individual_values(self, psi: np.ndarray, eta: np.ndarray | None = None) -> dict:
-        """Individual parameter values per subject (at its first segment), by name."""
+        """Individual parameter values per subject (at its first segment, without the
+        kappas of inter-occasion variability), by name."""
+        if eta is not None and self.pmap.n_iov:
+            eta = np.array(eta, dtype=float, copy=True)
+            eta[:, self.pmap.n_iiv :] = 0.0
         base, _ = self.log_parameters(psi, eta)
         first = self.first_segment
         out = {name: np.exp(base[first, m]) for m, name in enumerate(self.free)}
@@ -261,14 +363,26 @@ class Problem:
         f0, jac0 = self.kernel.jacobian(u0)
         return f0, self.f_psi(jac0, dbase)
 
-    def eta_derivatives(self, u: np.ndarray):
-        """Predictions, ``G = df/deta`` (n_obs, d) and ``d G / d eta`` (n_obs, d, d) at ``U``."""
+    def eta_derivatives(self, u: np.ndarray, one_sided: bool = False):
+        """Predictions, ``G = df/deta`` (n_obs, d) and ``d G / d eta`` (n_obs, d, d) at ``U``.
+
+        ``one_sided``: ``d G / d eta`` by forward differences of the exact Jacobian (one
+        engine call per direction instead of two, relative error about 1e-5). Used for
+        the Hessian of the inner Newton steps with IOV, where it only changes the rate of
+        convergence (the mode itself is where the exact gradient vanishes); the OFV and
+        its gradient always use central differences.
+        """
         f, jac = self.kernel.jacobian(u)
-        cols = self.cols
-        g = jac.sum(axis=1)[:, cols]
+        g = self.re_sum(jac)
+        steps, combos = self.re_basis()
+        if one_sided:
+            h, move = H_STEP, EngineKernel.move
+            basis = [self.re_sum((self.kernel.jacobian(move(u, [(step, h)]))[1] - jac) / h) for step in steps]
+        else:
+            basis = [self.re_sum(self.kernel.first_difference(u, step)) for step in steps]
         g_eta = np.zeros((self.n_obs, self.d, self.d))
-        for b, col in enumerate(cols):
-            g_eta[:, :, b] = self.kernel.first_difference(u, col).sum(axis=1)[:, cols]
+        for b in range(self.d):
+            g_eta[:, :, b] = sum(basis[i] for i in combos[b])
         return f, g, 0.5 * (g_eta + np.swapaxes(g_eta, 1, 2))
 
     def inner_value(self, psi: np.ndarray, eta: np.ndarray, method: str, omega_inv: np.ndarray) -> np.ndarray:
@@ -307,7 +421,7 @@ class Problem:
     def inner(self, psi: np.ndarray, eta: np.ndarray, method: str, omega_inv: np.ndarray):
         """``O_i``, its gradient (n_subjects, d) and exact Hessian (n_subjects, d, d)."""
         u, _ = self.log_parameters(psi, eta)
-        f, g_eta, h_eta = self.eta_derivatives(u)
+        f, g_eta, h_eta = self.eta_derivatives(u, one_sided=self.pmap.n_iov > 0)
         f0 = None if INTERACTION[method] else self.population(psi)[0]
         res = self.residual(psi, f, INTERACTION[method], f0)
         lp = self.loss_partials(f, res)
@@ -359,4 +473,7 @@ def problem_from_design(
         censored=censored,
         limit=limit,
         positive=positive,
+        occasions=None
+        if getattr(design, "seg_occasion", None) is None
+        else (design.seg_occasion, design.occasion_subject, design.occasion_label, design.occasion_slot),
     )

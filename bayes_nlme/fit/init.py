@@ -168,6 +168,7 @@ def start_values(built, result) -> dict:
     if built.guard and f"theta_{ka}_raw" in model.named_vars and typical.get(ka) is not None:
         c = np.log(flipflop.terminal_rate({k: v for k, v in typical.items() if k != ka}, np))
         out[f"theta_{ka}_raw"] = float(np.exp(c + _log_softplus_inverse(np.log(typical[ka]) - c)))
+    out.update(_iov_start(built, result, est))
     if not spec.iiv_names:
         return out
     first = ka if built.guard and flipflop.individual_guard(spec) else None
@@ -193,6 +194,37 @@ def start_values(built, result) -> dict:
             k = names.index(first)
             z[:, k] = _bounded_z(spec, factor, eta, z, k, logs)
         out["eta_z"] = z
+    return out
+
+
+def _iov_start(built, result, est: dict) -> dict:
+    """IOV variances (floored at :data:`OMEGA_FLOOR`) and kappas from the frequentist fit:
+    ``omega_iov_<P>`` (or its SD ``omega_iov_sd_<P>`` under a half-normal prior), and
+    ``kappa_z = kappa / sqrt(omega_iov)`` (non-centred) or ``kappa_c = kappa`` (centred)
+    from the ``kappa_<P>_<OCC>`` columns of the EBEs."""
+    spec, model, design = built.spec, built.model, built.design
+    names = list(getattr(spec, "iov_names", ()))
+    out: dict = {}
+    if not names or any(f"omega_iov_{n}" not in est for n in names):
+        return out
+    variances = {n: max(est[f"omega_iov_{n}"], OMEGA_FLOOR) for n in names}
+    for n in names:
+        if f"omega_iov_sd_{n}" in model.named_vars:
+            out[f"omega_iov_sd_{n}"] = float(np.sqrt(variances[n]))
+        elif f"omega_iov_{n}" in model.named_vars:
+            out[f"omega_iov_{n}"] = float(variances[n])
+    ebe = result.ebe.set_index("ID")
+    ids = built.dataset.subject_ids
+    kappa = np.zeros((design.n_occasions, len(names)))
+    for j, n in enumerate(names):
+        for o, (s, label) in enumerate(zip(design.occasion_subject, design.occasion_label)):
+            column = f"kappa_{n}_{label}"
+            value = ebe.at[ids[s], column] if column in ebe.columns else np.nan
+            kappa[o, j] = value if np.isfinite(value) else 0.0
+    if "kappa_c" in model.named_vars:
+        out["kappa_c"] = kappa
+    elif "kappa_z" in model.named_vars:
+        out["kappa_z"] = kappa / np.sqrt([variances[n] for n in names])[None, :]
     return out
 
 

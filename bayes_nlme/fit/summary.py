@@ -6,6 +6,7 @@ Rows, in this order, with canonical names (CONTRACT section 3):
 * ``beta_<P>_<COL>`` for every estimated covariate coefficient;
 * ``omega_<P>_<Q>``: each pair once, the upper triangle row by row over the
   parameters with IIV (declaration order), only pairs within a block;
+* ``omega_iov_<P>``: the IOV variance of every parameter with ``iov`` (CONTRACT 5.3);
 * ``sigma2_add``, ``sigma2_prop``, ``sigma2_exp`` as the error model uses them.
 
 Columns: ``parameter, mean, sd, median, q5, q95`` and, for NUTS, ``ess_bulk,
@@ -65,6 +66,8 @@ def canonical_draws(spec, draws: xr.Dataset) -> xr.Dataset:
         omega = draws["omega"]
         for p, q in omega_pairs(spec):
             out[f"omega_{p}_{q}"] = omega.sel(parameter=p, parameter2=q, drop=True)
+    for name in getattr(spec, "iov_names", ()):
+        out[f"omega_iov_{name}"] = draws[f"omega_iov_{name}"]
     for name in spec.residual.variances:
         out[name] = draws[name]
     return xr.Dataset({k: v.reset_coords(drop=True) for k, v in out.items()})

@@ -103,7 +103,9 @@ def prior_distribution(spec, name: str):
     ----------
     spec : ModelSpec
     name : str
-        ``theta_<P>``, ``beta_<P>_<COL>``, ``omega_<P>_<P>`` (a variance) or ``sigma2_*``.
+        ``theta_<P>``, ``beta_<P>_<COL>``, ``omega_<P>_<P>`` (a variance),
+        ``omega_iov_<P>`` (the variance, also under a half-normal prior on its SD) or
+        ``sigma2_*``.
 
     Returns
     -------
@@ -124,6 +126,11 @@ def prior_distribution(spec, name: str):
     if name.startswith("sigma2_"):
         prior = getattr(spec.residual, name[len("sigma2_") :], None)
         return prior.scipy() if prior is not None and hasattr(prior, "scipy") else None
+    if name.startswith("omega_iov_"):
+        prior = getattr(spec.parameter(name[len("omega_iov_") :]), "iov", None)
+        if prior is not None and prior.kind == "half_normal":  # SD ~ HN(s): variance ~ Gamma(1/2, 2 s^2)
+            return stats.gamma(a=0.5, scale=2.0 * prior.sigma**2)
+        return prior.scipy() if prior is not None else None
     elements = omega_elements(spec)
     if name in elements and elements[name][0] == elements[name][1]:
         a = elements[name][0]

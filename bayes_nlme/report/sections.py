@@ -204,7 +204,8 @@ def convergence(page, ctx: Context, table: pd.DataFrame) -> None:
 
 def _cv(name: str, value: float, elements: dict) -> float:
     a, b = elements.get(name, (None, None))
-    return float(dg.omega_cv_pct(value)) if a is not None and a == b and value >= 0 else np.nan
+    variance = (a is not None and a == b) or name.startswith("omega_iov_")
+    return float(dg.omega_cv_pct(value)) if variance and value >= 0 else np.nan
 
 
 def parameters(page, ctx: Context, table: pd.DataFrame | None) -> None:
@@ -231,7 +232,8 @@ def parameters(page, ctx: Context, table: pd.DataFrame | None) -> None:
         what = "Summaries of the prior draws" if fd.method == "prior" else "Posterior summaries"
         parts.append(
             f"<p>{what}; 5% and 95% bound the 90% central credible interval. "
-            "CV% of a variance omega_PP is sqrt(exp(omega_PP) - 1) x 100 at its posterior mean.</p>"
+            "CV% of a variance omega_PP (or IOV variance omega_iov_P) is sqrt(exp(omega_PP) - 1) x 100 "
+            "at its posterior mean.</p>"
         )
         parts.append(table_html(out, {"R-hat": "rhat", "ESS bulk": "int", "ESS tail": "int", "CV% (omega)": "pct"}))
         derived = derived_quantities(fd)
@@ -274,7 +276,8 @@ def parameters(page, ctx: Context, table: pd.DataFrame | None) -> None:
     )
     parts.append(
         "<p>Maximum-likelihood estimates with standard errors (covariance step) and Wald 95% "
-        "intervals. CV% of a variance omega_PP is sqrt(exp(omega_PP) - 1) x 100.</p>"
+        "intervals. CV% of a variance omega_PP (or IOV variance omega_iov_P) is "
+        "sqrt(exp(omega_PP) - 1) x 100.</p>"
     )
     parts.append(table_html(out, {"RSE%": "pct", "CV% (omega)": "pct"}))
     derived = derived_quantities(fd)
@@ -477,6 +480,7 @@ def random_effects(page, ctx: Context, compare_fds=()) -> None:
     parts = page.section("random-effects", "Random effects")
     if not fd.spec.iiv_names:
         parts.append("<p>The model has no between-subject variability.</p>")
+        _occasions(parts, fd, "posterior means" if fd.bayesian else "EBEs")
         return
     shrink = {fd.label: dg.eta_shrinkage(fd)}
     for other in compare_fds:
@@ -489,12 +493,28 @@ def random_effects(page, ctx: Context, compare_fds=()) -> None:
     parts.append(f"<p>SD-based eta shrinkage, 1 - sd(eta) / sqrt(omega_PP), from the {escape(how)}.</p>")
     parts.append(table_html(shown, {c: "pct" for c in shown.columns}, index=True))
     _figure(page, parts, lambda: plots.plot_shrinkage(frame), "Eta shrinkage by parameter.")
+    _occasions(parts, fd, how)
     _figure(
         page,
         parts,
         lambda: plots.plot_eta_covariates(fd),
         "Etas against the covariates of the dataset, with least-squares lines and correlations.",
     )
+
+
+def _occasions(parts, fd, how: str) -> None:
+    """Kappa shrinkage (separate from the etas') and the kappas by occasion (IOV models)."""
+    if not getattr(fd.spec, "iov_names", ()):
+        return
+    shrink = (100 * dg.kappa_shrinkage(fd)).rename("kappa shrinkage %").to_frame()
+    parts.append(
+        "<p>Inter-occasion variability: SD-based kappa shrinkage, 1 - sd(kappa) / sqrt(omega_iov_P) over "
+        f"every subject-occasion, from the {escape(how.replace('etas', 'kappas').replace('omega', 'omega_iov'))}."
+        "</p>"
+    )
+    parts.append(table_html(shrink, {"kappa shrinkage %": "pct"}, index=True))
+    parts.append("<p>Kappas by occasion (OCC): number of subjects, mean, SD and range of the kappas.</p>")
+    parts.append(table_html(dg.kappas_by_occasion(fd)))
 
 
 def predictive_accuracy(page, ctx: Context) -> None:

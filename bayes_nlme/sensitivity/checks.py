@@ -94,11 +94,15 @@ def prior_quantiles(spec, canonical: xr.Dataset, seed: int = 0) -> dict:
     for name in spec.residual.variances:
         priors[name] = getattr(spec.residual, name.removeprefix("sigma2_"))
     simulated = _omega_prior_draws(spec, np.random.default_rng(seed)) if spec.iiv_names else {}
+    iov = {f"omega_iov_{p.name}": p.iov for p in spec.parameters if getattr(p, "iov", None) is not None}
     out = {}
     for name in canonical.data_vars:
         median = float(canonical[name].median())
         if name in simulated:
             out[name] = _empirical_cdf(simulated[name], median)
+        elif name in iov:  # a half-normal IOV prior is on the SD
+            value = np.sqrt(median) if iov[name].kind == "half_normal" else median
+            out[name] = float(iov[name].scipy().cdf(value))
         elif name in priors and hasattr(priors[name], "scipy"):
             out[name] = float(priors[name].scipy().cdf(median))
         else:

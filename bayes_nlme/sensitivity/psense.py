@@ -133,7 +133,8 @@ def log_prior_dataset(spec, posterior: xr.Dataset) -> xr.Dataset:
     -------
     xarray.Dataset
         One ``(chain, draw)`` variable per prior: ``theta_<P>``, ``beta_...``,
-        ``omega`` (all blocks together) and ``sigma2_<slot>``.
+        ``omega`` (all blocks together), ``omega_iov_<P>`` (IOV priors, on the scale
+        they are stated: the variance, or the SD under a half-normal) and ``sigma2_<slot>``.
     """
     coords = {d: posterior[d].values for d in _SAMPLE_DIMS}
     out = {}
@@ -146,6 +147,13 @@ def log_prior_dataset(spec, posterior: xr.Dataset) -> xr.Dataset:
         omega = posterior["omega"].transpose(*_SAMPLE_DIMS, "parameter", "parameter2")
         omega = omega.sel(parameter=list(spec.iiv_names), parameter2=list(spec.iiv_names))
         out["omega"] = _omega_logp(spec, np.asarray(omega.values, dtype=float))
+    for p in spec.parameters:
+        if getattr(p, "iov", None) is None:
+            continue
+        variance = _values(posterior[f"omega_iov_{p.name}"])
+        # the prior as stated: inverse-gamma on the variance, half-normal on the SD
+        value = np.sqrt(variance) if p.iov.kind == "half_normal" else variance
+        out[f"omega_iov_{p.name}"] = p.iov.scipy().logpdf(value)
     residual = spec.residual
     for name in residual.variances:
         prior = getattr(residual, name.removeprefix("sigma2_"))

@@ -37,6 +37,7 @@ __all__ = [
     "TYPICAL_PRIORS",
     "COEFFICIENT_PRIORS",
     "RESIDUAL_PRIORS",
+    "IOV_PRIORS",
     "COLUMN_ROLES",
 ]
 
@@ -61,8 +62,10 @@ OMEGA_PRIORS = {
 TYPICAL_PRIORS = ("lognormal",)
 COEFFICIENT_PRIORS = ("normal",)
 RESIDUAL_PRIORS = ("inverse_gamma", "half_normal", "lognormal")
+#: Priors of an IOV variance (CONTRACT 5.3): inverse-gamma on the variance, half-normal on the SD.
+IOV_PRIORS = ("inverse_gamma", "half_normal")
 #: NONMEM roles a ``[columns]`` table may map (CONTRACT section 1).
-COLUMN_ROLES = ("ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "RATE", "II", "ADDL", "SS", "BLQ")
+COLUMN_ROLES = ("ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "RATE", "II", "ADDL", "SS", "BLQ", "OCC")
 
 
 def _set(obj, name: str, value) -> None:
@@ -147,6 +150,15 @@ class Parameter:
         Start value for the frequentist path (not with ``fixed``).
     covariates : tuple of CovariateEffect
         At most one effect per covariate column.
+    iov : Prior, optional
+        Inter-occasion variability (CONTRACT 5.3): ``P_ik = theta_P * factors *
+        exp(eta_P,i + kappa_P,ik)``, ``kappa_P,ik ~ N(0, omega_iov_P)``. An
+        :class:`~bayes_nlme.spec.priors.InverseGamma` prior is on the variance
+        ``omega_iov_P``, a :class:`~bayes_nlme.spec.priors.HalfNormal` on its square
+        root. Not with ``fixed``.
+    iov_initial : float, optional
+        Start value of ``omega_iov_P`` (a variance) for the frequentist path; only with
+        ``iov``.
     """
 
     name: str
@@ -155,6 +167,8 @@ class Parameter:
     iiv: bool = True
     initial: float | None = None
     covariates: tuple[CovariateEffect, ...] = ()
+    iov: Prior | None = None
+    iov_initial: float | None = None
 
     def __post_init__(self) -> None:
         as_string(self.name, "parameters")
@@ -178,6 +192,7 @@ class Parameter:
         _set(self, "iiv", bool(self.iiv))
         if self.initial is not None:
             _set(self, "initial", as_number(self.initial, f"{key}.initial", positive=not lag, nonnegative=lag))
+        self._check_iov(key)
         if isinstance(self.covariates, (str, bytes)) or not isinstance(self.covariates, Sequence):
             fail(f"expected an array of tables, got {describe(self.covariates)}", f"{key}.covariates")
         _set(self, "covariates", tuple(self.covariates))
@@ -189,10 +204,25 @@ class Parameter:
                 fail(f"a second effect of column {cov.column!r}", f"{key}.covariates[{i}].column")
             columns.append(cov.column)
 
+    def _check_iov(self, key: str) -> None:
+        if self.iov is not None:
+            if self.fixed is not None:
+                fail("a fixed parameter has no inter-occasion variability: remove 'iov'", f"{key}.iov")
+            _check_prior(self.iov, f"{key}.iov", IOV_PRIORS)
+        if self.iov_initial is not None:
+            if self.iov is None:
+                fail("'iov_initial' needs 'iov' (a prior on the IOV variance)", f"{key}.iov_initial", ("iov",))
+            _set(self, "iov_initial", as_number(self.iov_initial, f"{key}.iov_initial", positive=True))
+
     @property
     def is_fixed(self) -> bool:
         """True when the parameter is fixed (no prior, no IIV)."""
         return self.fixed is not None
+
+    @property
+    def has_iov(self) -> bool:
+        """True when the parameter has inter-occasion variability."""
+        return self.iov is not None
 
 
 @dataclass(frozen=True)

@@ -259,6 +259,11 @@ class ModelSpec:
         return tuple(p.name for p in self.parameters if p.iiv and not p.is_fixed)
 
     @property
+    def iov_names(self) -> tuple[str, ...]:
+        """Names of the parameters with inter-occasion variability, in declaration order."""
+        return tuple(p.name for p in self.parameters if getattr(p, "iov", None) is not None)
+
+    @property
     def covariate_columns(self) -> tuple[str, ...]:
         """The dataset columns that covariate effects use."""
         seen: list[str] = []

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import SpecError
 from ._validate import as_string, describe, fail, join_key, rekey, spec_error
+from .components import IOV_PRIORS
 from .model import (
     COEFFICIENT_PRIORS,
     COVARIATE_EFFECTS,
@@ -69,7 +70,7 @@ TOP_KEYS = (
     "ode",
     "outputs",
 )
-PARAMETER_KEYS = ("typical", "fixed", "iiv", "initial", "covariates")
+PARAMETER_KEYS = ("typical", "fixed", "iiv", "initial", "covariates", "iov", "iov_initial")
 COVARIATE_KEYS = ("column", "effect", "reference", "exponent", "beta")
 OMEGA_KEYS = ("structure", "prior", "initial")
 RESIDUAL_KEYS = ("model", "add", "prop", "exp", "initial", "blq")
@@ -322,6 +323,11 @@ def _parameter(name: str, value) -> Parameter:
     typical = None
     if "typical" in table:
         typical = parse_prior(table["typical"], f"{key}.typical", TYPICAL_PRIORS, "for a typical value")
+    iov = None
+    if "iov" in table:
+        if "fixed" in table:
+            fail("a fixed parameter has no inter-occasion variability: remove 'iov'", f"{key}.iov")
+        iov = parse_prior(table["iov"], f"{key}.iov", IOV_PRIORS, "for an IOV variance")
     raw = table.get("covariates", [])
     if not isinstance(raw, list):
         fail(f"expected an array of tables ([[{key}.covariates]]), got {describe(raw)}", f"{key}.covariates")
@@ -333,6 +339,8 @@ def _parameter(name: str, value) -> Parameter:
         iiv=table.get("iiv", "fixed" not in table),
         initial=table.get("initial"),
         covariates=covariates,
+        iov=iov,
+        iov_initial=table.get("iov_initial"),
     )
 
 

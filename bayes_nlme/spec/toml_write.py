@@ -81,6 +81,10 @@ def _parameter_dict(p: Parameter) -> dict:
         out["iiv"] = p.iiv
     if p.initial is not None:
         out["initial"] = p.initial
+    if getattr(p, "iov", None) is not None:
+        out["iov"] = p.iov.to_dict()
+        if p.iov_initial is not None:
+            out["iov_initial"] = p.iov_initial
     if p.covariates:
         out["covariates"] = [
             {
