@@ -168,3 +168,19 @@ def test_cli_says_not_converged_on_stderr_json_report_and_compare(tmp_path, caps
     assert "not converged" in notes["focei"] and "no standard errors" in notes["focei"]
     assert main(["compare", str(out)]) == 0
     assert "focei: not converged" in capsys.readouterr().out
+
+
+def test_readme_diagonal_model_converges_with_finite_standard_errors(tmp_path, capsys):
+    """The README's converging FOCE-I example (diagonal omega) from the command line."""
+    import pandas as pd
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "focei_diag"
+    model = root / "models" / "theophylline_diagonal.toml"
+    assert f"bayes-nlme fit models/{model.name}" in (root / "README.md").read_text()
+    code = main(["fit", str(model), "--data", "theophylline", "--out", str(out), "--method", "focei", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    info = json.loads((out / "fit.json").read_text())
+    assert info["converged"] is True and abs(info["ofv"] - 116.8) < 0.1
+    se = pd.read_csv(out / "summary.csv")["se"]
+    assert np.all(np.isfinite(se)) and np.all(se > 0)
