@@ -222,7 +222,8 @@ class ParameterMap:
         """``z``: the parameterisation of the covariance step and of the curvature test.
 
         Log typical values, coefficients as they are, per omega element the log variance
-        (diagonal) or the correlation (off-diagonal), log residual variances. Unlike the
+        (diagonal) or the correlation (off-diagonal), log IOV variances, log residual
+        variances. Unlike the
         Cholesky elements of ``psi``, these keep their curvature when a correlation nears
         one (complex input allowed).
         """
@@ -235,7 +236,7 @@ class ParameterMap:
             else:
                 parts.append(omega[i, j] / np.sqrt(omega[i, i] * omega[j, j]))
         om = np.array(parts, dtype=psi.dtype)
-        return np.concatenate([psi[: self._omega_at], om, psi[self._sigma_at :]])
+        return np.concatenate([psi[: self._omega_at], om, psi[self._iov_at :]])  # log omega_iov as in psi
 
     def from_scaled(self, z) -> np.ndarray:
         """``psi`` of a point ``z`` of :meth:`scaled` (raises ArgumentError when its omega
@@ -253,7 +254,7 @@ class ParameterMap:
                 omega[i, j] = omega[j, i] = z[at + k] * sd[i] * sd[j]
         out = np.empty(self.size)
         out[:at] = z[:at]
-        out[self._sigma_at :] = z[self._sigma_at :]
+        out[self._iov_at :] = z[self._iov_at :]
         low_at = at
         for idx in self.blocks:
             try:
