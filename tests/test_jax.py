@@ -34,6 +34,7 @@ MODEL = "models/theophylline.toml"
 REFERENCE = {"theta_ka": 1.62, "theta_CL": 2.76, "theta_V": 31.9}
 
 
+@pytest.mark.slow  # about 75 s of JAX compilation
 def test_event_engine_in_jax_matches_numba():
     """The event engine's JAX implementation (a host callback) gives the Numba values,
     and ``jax.grad`` of the jaxified graph equals PyTensor's gradient."""

@@ -411,6 +411,7 @@ def _idr_reference(p, doses, times, reset_at=None):
     return np.array([out[t] for t in times])
 
 
+@pytest.mark.slow  # a third ODE model to compile cold (~40 s)
 def test_indirect_response_initial_state_reset_and_gradients():
     """A parameter-dependent initial state (baseline R0), restored by a reset (EVID 3):
     predictions equal solve_ivp to 1e-6 and the Jacobian (R0 included) equals finite

@@ -305,6 +305,7 @@ print(json.dumps({**fit.details["compilation"], "cl": post["theta_CL"].values.ra
 """
 
 
+@pytest.mark.slow  # a compilation in a second process
 def test_native_route_is_cached_across_processes(tmp_path):
     """The second process loads the compiled callbacks and gets the same draws."""
     env = {**os.environ, "BAYES_NLME_CACHE_DIR": str(tmp_path / "cache"), "CI": "true"}
