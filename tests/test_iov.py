@@ -493,3 +493,18 @@ def test_compiled_model_cache_tells_iov_models_apart():
     data = simulate_iov_study(4, occasions=2)
     keys = {structure_key(build(s, data)) for s in (spec, without_iov(spec), half)}
     assert len(keys) == 3
+
+
+def test_saem_refuses_iov_with_exit_2(tmp_path, capsys):
+    """SAEM does not integrate kappas yet: a clear refusal, not a crash."""
+    from bayes_nlme.cli import main
+    from bayes_nlme.spec import to_toml
+
+    data = tmp_path / "iov.csv"
+    simulate_iov_study(4, occasions=2, seed=3).to_csv(data, index=False)
+    model = tmp_path / "iov.toml"
+    model.write_text(to_toml(iov_spec()))
+    code = main(["fit", str(model), "--data", str(data), "--method", "saem", "--out", str(tmp_path / "f")])
+    assert code == 2
+    assert "does not handle inter-occasion variability" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()
