@@ -508,3 +508,17 @@ def test_saem_refuses_iov_with_exit_2(tmp_path, capsys):
     assert code == 2
     assert "does not handle inter-occasion variability" in capsys.readouterr().err
     assert not (tmp_path / "f").exists()
+
+
+def test_omega_boundary_check_reads_only_the_etas_omega():
+    """The boundary diagnosis of a non-converged fit looks at the etas' omega; the IOV slots
+    that follow it once made it fail with an IndexError."""
+    from bayes_nlme.estimation.estimator import build_problem
+    from bayes_nlme.estimation.starts import omega_boundary
+
+    problem = build_problem(iov_spec(), simulate_iov_study(4, occasions=2, seed=3))[0]
+    assert problem.pmap.d > len(problem.pmap.iiv)
+    psi = problem.pmap.pack(
+        {"CL": 4.0, "V": 70.0, "ka": 1.0}, {}, np.diag([0.09, 0.075, 0.1]), {"sigma2_prop": 0.02}, {"CL": 1e-9}
+    )
+    assert omega_boundary(problem, psi) == ""  # a vanishing IOV variance is not an IIV boundary

@@ -205,17 +205,18 @@ def omega_boundary(problem, psi: np.ndarray) -> str:
     str
     """
     pm = problem.pmap
-    if pm.d == 0:
+    d = len(pm.iiv)  # the etas' omega (the IOV slots that follow are diagonal)
+    if d == 0:
         return ""
-    omega = pm.omega_matrix(psi)
-    small = [pm.iiv[i] for i in range(pm.d) if omega[i, i] < 1e-6]
+    omega = pm.omega_matrix(psi)[:d, :d]
+    small = [pm.iiv[i] for i in range(d) if omega[i, i] < 1e-6]
     if small:
         return f"the IIV variance of {', '.join(small)} tends to zero"
     try:
         ratio = 1.0 / (np.diag(omega) * np.diag(np.linalg.inv(omega)))
     except np.linalg.LinAlgError:
         return "omega is singular"
-    low = [pm.iiv[i] for i in range(pm.d) if ratio[i] < BOUNDARY_RATIO]
+    low = [pm.iiv[i] for i in range(d) if ratio[i] < BOUNDARY_RATIO]
     if not low:
         return ""
     sd = np.sqrt(np.diag(omega))
