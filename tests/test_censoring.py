@@ -136,9 +136,9 @@ def test_nuts_m3_recovers_truth_and_m1_is_biased():
             warnings.simplefilter("ignore", ConvergenceWarning)
             fit = sample(spec, data, draws=400, tune=400, chains=2, seed=2, quiet=True)
         table = fit.summary().set_index("parameter")
-        assert fit.fit_info()["blq_method"] == blq
+        assert fit.info()["blq_method"] == blq
         if blq == "M3":
-            assert fit.fit_info()["n_blq"] == int(data["BLQ"].sum())
+            assert fit.info()["n_blq"] == int(data["BLQ"].sum())
             for p, value in TRUTH.items():
                 row = table.loc[f"theta_{p}"]
                 assert row["q5"] < value < row["q95"], (p, row.to_dict())
