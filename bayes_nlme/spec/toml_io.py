@@ -207,6 +207,12 @@ def _parse(mapping: Mapping) -> ModelSpec:
         if name not in valid:
             fail(f"unknown parameter {name!r} for the {structural} model", f"parameters.{name}", valid)
     parameters = tuple(_parameter(name, value) for name, value in tables.items())
+    return _model_spec(doc, structural, parameters)
+
+
+def _model_spec(doc: Mapping, structural: str, parameters: tuple, **extra) -> ModelSpec:
+    """The tables every model file shares (omega, residual, columns, sampling, saem) around
+    its parsed parameters; ``extra`` holds the ODE tables."""
     iiv = tuple(p.name for p in parameters if p.iiv and not p.is_fixed)
     if "residual" not in doc:
         fail("missing the [residual] table (with its 'model')", "residual", RESIDUAL_KEYS)
@@ -225,6 +231,7 @@ def _parse(mapping: Mapping) -> ModelSpec:
         flip_flop_guard=doc.get("flip_flop_guard"),
         **({"time_varying": doc["time_varying"]} if "time_varying" in doc else {}),
         **({"saem": dict(saem)} if saem else {}),
+        **extra,
     )
 
 
@@ -245,27 +252,7 @@ def _parse_ode_model(doc: Mapping) -> ModelSpec:
         fail("missing the [parameters.<P>] tables", "parameters")
     tables = _table(doc["parameters"], "parameters", "a table of [parameters.<P>] tables")
     parameters = tuple(_parameter(name, value) for name, value in tables.items())
-    iiv = tuple(p.name for p in parameters if p.iiv and not p.is_fixed)
-    if "residual" not in doc:
-        fail("missing the [residual] table (with its 'model')", "residual", RESIDUAL_KEYS)
-    sampling = _table(doc.get("sampling", {}), "sampling")
-    _check_keys(sampling, "sampling", SAMPLING_KEYS)
-    saem = _table(doc.get("saem", {}), "saem")
-    _check_keys(saem, "saem", SAEM_KEYS)
-    return ModelSpec(
-        name=doc["name"],
-        structural="ode",
-        parameters=parameters,
-        omega=_omega(doc.get("omega"), iiv),
-        residual=_residual(doc["residual"]),
-        columns=dict(_table(doc.get("columns", {}), "columns")),
-        sampling=Sampling(**sampling),
-        flip_flop_guard=doc.get("flip_flop_guard"),
-        ode=ode_spec,
-        outputs=tuple(outputs),
-        **({"time_varying": doc["time_varying"]} if "time_varying" in doc else {}),
-        **({"saem": dict(saem)} if saem else {}),
-    )
+    return _model_spec(doc, "ode", parameters, ode=ode_spec, outputs=tuple(outputs))
 
 
 def parse_prior(value, key: str | None = None, allowed: Sequence[str] | None = None, where: str = "here") -> Prior:
