@@ -256,3 +256,19 @@ def test_start_point_reproduces_the_estimates(omega, centered):
     np.testing.assert_allclose(individual_at, ebe[list(spec.parameter_names)].to_numpy(), rtol=1e-6)
     theta_ka = result.estimates.set_index("parameter").loc["theta_ka", "estimate"]
     np.testing.assert_allclose(ka_at, theta_ka, rtol=1e-6)
+
+
+def test_start_fit_that_does_not_converge_is_recorded_not_announced(caplog):
+    """The FOCE-I start of the full-omega Theophylline model ends on the omega boundary:
+    the NUTS fit records that in its init record, without the frequentist engine's
+    'NOT CONVERGED' line (which concerns a FOCE-I fit the user did not ask for)."""
+    import logging
+
+    from bayes_nlme.data import load_dataset
+    from bayes_nlme.fit.init import frequentist_fit
+
+    with caplog.at_level(logging.INFO, logger="bayes_nlme"):
+        result, info = frequentist_fit(load_model("models/theophylline.toml"), load_dataset("theophylline"), "auto")
+    assert result is not None and info["method"] == "focei" and info["converged"] is False
+    assert not [r for r in caplog.records if "NOT CONVERGED" in r.getMessage()], caplog.text
+    assert logging.getLogger("bayes_nlme.estimation").level == logging.NOTSET

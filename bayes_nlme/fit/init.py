@@ -18,6 +18,7 @@ recorded in ``fit.json`` (key ``init``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import warnings
@@ -337,9 +338,10 @@ def frequentist_fit(spec, dataset, init: str) -> tuple:
     reasons = []
     for method in methods:
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _quiet_estimation():
                 # the start only needs finite estimates; the frequentist fit's own
-                # warnings (e.g. about its convergence) do not concern the NUTS fit
+                # warnings and log lines (e.g. about its convergence) do not concern the
+                # NUTS fit: fit.json's init record says whether it converged
                 warnings.simplefilter("ignore")
                 result = estimate(spec, dataset, method=method, covariance=None, starts=1)
         except Exception as exc:  # noqa: BLE001 - any failure falls back to the next start
@@ -355,6 +357,18 @@ def frequentist_fit(spec, dataset, init: str) -> tuple:
     _fallback(info, reasons)
     info["seconds"] = time.perf_counter() - start
     return None, info
+
+
+@contextlib.contextmanager
+def _quiet_estimation():
+    """Hold back the frequentist engines' log lines below ERROR for the duration."""
+    log = logging.getLogger("bayes_nlme.estimation")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _fallback(info: dict, reasons: list) -> None:
