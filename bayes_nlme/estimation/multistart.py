@@ -29,9 +29,8 @@ def multistart_optimise(problem, method, psi0, evaluator, tol, maxiter, verbose,
 
     Parameters
     ----------
-    problem : EstimationProblem
-    method : str
-        The objective (``"focei"``, ``"foce"``, ``"fo"`` or ``"laplace"``).
+    problem : Problem
+    method : {"focei", "foce", "fo", "laplace"}
     psi0 : numpy.ndarray
         Packed start values.
     evaluator : Evaluator
