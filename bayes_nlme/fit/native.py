@@ -525,8 +525,6 @@ def compile_native(model, key: str, recipe=None):
         The compiled model and whether it was freshly compiled (False: loaded from the
         cache); None when the model cannot take this route (e.g. non-float data).
     """
-    from .compile import jittered_initial_points
-
     directory = cache_directory()
     meta_path = directory / f"{key}.pkl"
     meta = _read(meta_path) if meta_path.exists() else None
@@ -535,33 +533,53 @@ def compile_native(model, key: str, recipe=None):
         logp, expand = _cached("logp", meta, key), _cached("expand", meta, key)
     fresh = logp is None or expand is None
     if fresh:
-        meta = meta if logp is not None else _metadata(model)
-        helper = None
-        if logp is None and expand is None and recipe is not None:
-            from .native_worker import start_helper
-
-            helper = start_helper(recipe, key, directory)
-        if logp is None:
-            try:
-                logp = compile_callback(model, "logp", key, meta)
-            except BaseException:  # an error or an interrupt: do not leave the helper running
-                if helper is not None:
-                    helper.cancel()
-                raise
-            if logp is None:
-                if helper is not None:
-                    helper.cancel()
-                return None
-        if expand is None and helper is not None:
-            expand_meta = helper.result()
-            if expand_meta is not None and expand_meta["n_expanded"] == meta["n_expanded"]:
-                meta["expand_data"] = expand_meta["expand_data"]
-                expand = _cached("expand", meta, key)
-        if expand is None:
-            expand = compile_callback(model, "expand", key, meta)
-            if expand is None:
-                return None
+        callbacks = _compile_callbacks(model, key, recipe, directory, meta, logp, expand)
+        if callbacks is None:
+            return None
+        meta, logp, expand = callbacks
         _write(meta_path, meta)
+    return _nutpie_model(model, meta, logp, expand), fresh
+
+
+def _compile_callbacks(model, key: str, recipe, directory, meta, logp, expand):
+    """Compile the callbacks that the cache did not supply (``logp`` and/or ``expand`` None),
+    the expand callback by the helper process when both are missing and there is a recipe.
+
+    Returns ``(meta, logp, expand)``, or None when the model cannot take this route.
+    """
+    meta = meta if logp is not None else _metadata(model)
+    helper = None
+    if logp is None and expand is None and recipe is not None:
+        from .native_worker import start_helper
+
+        helper = start_helper(recipe, key, directory)
+    if logp is None:
+        try:
+            logp = compile_callback(model, "logp", key, meta)
+        except BaseException:  # an error or an interrupt: do not leave the helper running
+            if helper is not None:
+                helper.cancel()
+            raise
+        if logp is None:
+            if helper is not None:
+                helper.cancel()
+            return None
+    if expand is None and helper is not None:
+        expand_meta = helper.result()
+        if expand_meta is not None and expand_meta["n_expanded"] == meta["n_expanded"]:
+            meta["expand_data"] = expand_meta["expand_data"]
+            expand = _cached("expand", meta, key)
+    if expand is None:
+        expand = compile_callback(model, "expand", key, meta)
+        if expand is None:
+            return None
+    return meta, logp, expand
+
+
+def _nutpie_model(model, meta, logp, expand):
+    """nutpie's compiled model over the two callbacks, with the model's data as read-only arrays."""
+    from .compile import jittered_initial_points
+
     values = _model_data(model)
     names = sorted(meta["layout"], key=lambda n: meta["layout"][n][0])
     shared = {}
@@ -588,4 +606,4 @@ def compile_native(model, key: str, recipe=None):
         reparameterized_names=meta["reparameterized"],
         data_names=tuple(names),
     )
-    return compiled, fresh
+    return compiled
