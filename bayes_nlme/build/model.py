@@ -270,6 +270,53 @@ def _segment_parameters(spec, theta, eta, log_individual, segment_cov, coefficie
     return params
 
 
+def _subject_effects(spec, theta, covariates, coefficients, n, *, centered, individual_guard):
+    """The between-subject random effects, in the current model: omega (and its ``omega``
+    deterministic) and the etas, non-centred (``eta = F z``) or centred on the log
+    individual parameters (:func:`.etas.random_effects`).
+
+    Returns
+    -------
+    eta : list or None
+        The eta columns (None without IIV).
+    log_individual : dict
+        Log individual parameters of the centred form, by name (empty otherwise).
+    """
+    eta = None
+    log_individual: dict = {}
+    if spec.iiv_names:
+        bounded = flipflop.ABSORPTION if individual_guard else None
+        omega = omega_factor(spec, first=bounded)
+        pm.Deterministic("omega", omega.omega, dims=("parameter", "parameter2"))
+        mean = initial = bound = None
+        if centered is not False:
+            typical = individual_parameters(spec, theta, None, covariates, coefficients, n_subjects=n)
+            log_typical = {name: pt.log(value) for name, value in typical.items()}
+            mean = [log_typical[name] for name in spec.iiv_names]
+            initial = _initial_log_parameters(spec)
+            if bounded:
+
+                def bound(log_params, _typ=log_typical):
+                    merged = {name: log_params.get(name, _typ[name]) for name in _typ}
+                    return flipflop.log_terminal_rate(merged)
+
+        elif bounded:
+            bound = flipflop.eta_lower_bound(spec, theta, covariates, coefficients, n)
+        eta = []
+        random_effects(
+            spec,
+            omega,
+            centered=centered,
+            bounded=bounded,
+            lower_bound=bound,
+            mean=mean,
+            initial=initial,
+            log_individual=log_individual,
+            columns=eta,
+        )
+    return eta, log_individual
+
+
 def build(spec, data, *, centered: bool | tuple = False, guard: bool | None = None) -> BuiltModel:
     """Build the PyMC model of a spec and a dataset.
 
@@ -317,38 +364,9 @@ def build(spec, data, *, centered: bool | tuple = False, guard: bool | None = No
     with pm.Model(coords=coords) as model:
         theta = _thetas(spec, guard)
         coefficients = {name: prior_variable(name, prior) for name, prior in _coefficients(spec).items()}
-        eta = None
-        log_individual: dict = {}
-        if spec.iiv_names:
-            bounded = flipflop.ABSORPTION if individual_guard else None
-            omega = omega_factor(spec, first=bounded)
-            pm.Deterministic("omega", omega.omega, dims=("parameter", "parameter2"))
-            mean = initial = bound = None
-            if centered is not False:
-                typical = individual_parameters(spec, theta, None, covariates, coefficients, n_subjects=n)
-                log_typical = {name: pt.log(value) for name, value in typical.items()}
-                mean = [log_typical[name] for name in spec.iiv_names]
-                initial = _initial_log_parameters(spec)
-                if bounded:
-
-                    def bound(log_params, _typ=log_typical):
-                        merged = {name: log_params.get(name, _typ[name]) for name in _typ}
-                        return flipflop.log_terminal_rate(merged)
-
-            elif bounded:
-                bound = flipflop.eta_lower_bound(spec, theta, covariates, coefficients, n)
-            eta = []
-            random_effects(
-                spec,
-                omega,
-                centered=centered,
-                bounded=bounded,
-                lower_bound=bound,
-                mean=mean,
-                initial=initial,
-                log_individual=log_individual,
-                columns=eta,
-            )
+        eta, log_individual = _subject_effects(
+            spec, theta, covariates, coefficients, n, centered=centered, individual_guard=individual_guard
+        )
         params = individual_parameters(spec, theta, eta, covariates, coefficients, n_subjects=n)
         params.update({name: pt.exp(value) for name, value in log_individual.items()})
         pm.Deterministic(
