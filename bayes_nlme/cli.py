@@ -140,8 +140,12 @@ _FIT_STEPS = {
 
 
 def _nuts_kwargs(args) -> dict:
-    centered = {"true": True, "false": False}.get(args.centered, args.centered)
-    return {"target_accept": args.target_accept, "centered": centered, "init": args.init, "adaptation": args.adaptation}
+    return {
+        "target_accept": args.target_accept,
+        "centered": args.centered,
+        "init": args.init,
+        "adaptation": args.adaptation,
+    }
 
 
 def _fit_settings(args, method: str, quiet: bool) -> dict:

@@ -95,10 +95,29 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _centred_choice(text: str):
+    """``--centered``: auto, true, false or comma-separated parameter names."""
+    choice = {"auto": "auto", "true": True, "false": False}.get(text.strip().lower())
+    if choice is not None:
+        return choice
+    names = tuple(n.strip() for n in text.split(","))
+    if not all(n.isidentifier() for n in names):
+        raise argparse.ArgumentTypeError(
+            f"invalid choice {text!r}: expected auto, true, false or comma-separated parameter names (e.g. CL,V)"
+        )
+    return names
+
+
 def _add_nuts(p: argparse.ArgumentParser) -> None:
     """NUTS options of `fit` (issue 17); each defaults to the model's [sampling] table."""
     p.add_argument("--target-accept", type=_fraction, help="NUTS target acceptance rate, e.g. 0.95")
-    p.add_argument("--centered", choices=("auto", "true", "false"), help="centred etas (default: [sampling] or auto)")
+    p.add_argument(
+        "--centered",
+        type=_centred_choice,
+        metavar="{auto,true,false,NAMES}",
+        help="centred etas: auto (per parameter), true, false, or the centred parameters, e.g. CL,V "
+        "(default: [sampling] or auto)",
+    )
     p.add_argument(
         "--init",
         choices=("auto", "focei", "fo", "jitter"),

@@ -186,7 +186,7 @@ def test_sample_rejects_bad_options(study40):
     [
         (["--init", "pathfinder"], ["--init", "invalid choice"]),
         (["--target-accept", "1.2"], ["--target-accept", "(0, 1)"]),
-        (["--centered", "maybe"], ["--centered", "invalid choice"]),
+        (["--centered", "CL;V"], ["--centered", "invalid choice"]),
     ],
 )
 def test_cli_rejects_bad_nuts_options(tmp_path, capsys, args, words):
@@ -195,6 +195,24 @@ def test_cli_rejects_bad_nuts_options(tmp_path, capsys, args, words):
     err = capsys.readouterr().err
     assert code == 2 and not out.exists()
     assert all(w in err for w in words), err
+
+
+def test_cli_centred_parameters_must_have_iiv(tmp_path, capsys):
+    out = tmp_path / "fit"
+    code = main(["fit", "models/theophylline.toml", "--data", "theophylline", "--out", str(out), "--centered", "CL,Q"])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert "centered" in err and "Q have no IIV" in err and "ka, CL, V" in err, err
+    assert "Traceback" not in err
+
+
+def test_sampling_table_takes_centred_parameter_names():
+    doc = tomllib.loads(Path("models/theophylline.toml").read_text(encoding="utf-8"))
+    doc["sampling"]["centered"] = ["V", "CL"]
+    assert parse_model(doc).sampling.centered == ("V", "CL")
+    doc["sampling"]["centered"] = ["CL", "Q"]
+    with pytest.raises(SpecError, match="sampling.centered"):
+        parse_model(doc)
 
 
 # ----------------------------------------------------------- start point mapping
@@ -208,7 +226,7 @@ def _spec(omega: dict, **extra):
 
 
 @pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS:UserWarning")
-@pytest.mark.parametrize("centered", [True, False])
+@pytest.mark.parametrize("centered", [True, False, ("CL", "V"), ("ka",)], ids=["c", "nc", "mixed-ka-nc", "mixed-ka-c"])
 @pytest.mark.parametrize(
     "omega",
     [

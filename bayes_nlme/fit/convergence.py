@@ -332,6 +332,12 @@ def _reparameterise(centered, first: str) -> str:
     text = f"{first} (CLI --target-accept 0.95, or target_accept = 0.95 in [sampling])"
     if centered is None:
         return text + ", or try the other eta parameterisation, centred or non-centred (--centered true or false)"
+    if isinstance(centered, tuple):
+        listed = ",".join(centered)
+        return (
+            f"{text}, or refit with every eta non-centred (--centered false, or centered = false in [sampling]): "
+            f"{listed} were centred, and a centred variance with mass near zero makes a funnel"
+        )
     other = "false" if centered else "true"
     form = "non-centred" if centered else "centred"
     why = (
@@ -416,7 +422,7 @@ def assess(
     extra_messages=(),
     max_treedepth: int | None = None,
     init: str | None = None,
-    centered: bool | None = None,
+    centered: bool | tuple | None = None,
 ) -> ConvergenceVerdict:
     """Run the convergence checks.
 
@@ -433,8 +439,9 @@ def assess(
     init : str, optional
         How the chains were started (``"focei"``, ``"fo"``, ``"jitter"``), for the
         advice on stuck chains.
-    centered : bool, optional
-        Whether the etas were centred, for the advice on divergences and E-BFMI.
+    centered : bool or tuple of str, optional
+        Whether the etas were centred (or which were), for the advice on divergences
+        and E-BFMI.
 
     Returns
     -------

@@ -180,7 +180,9 @@ def start_values(built, result) -> dict:
     names = list(spec.iiv_names)
     if any(n not in logs for n in names):
         return out
-    if built.centered:
+    if isinstance(built.centered, tuple):
+        out.update(_mixed_start(spec, built.centered, factor, result, built.dataset, logs, first))
+    elif built.centered:
         cols = [logs[n].copy() for n in names]
         if first is not None:
             k = names.index(first)
@@ -196,6 +198,35 @@ def start_values(built, result) -> dict:
             z[:, k] = _bounded_z(spec, factor, eta, z, k, logs)
         out["eta_z"] = z
     return out
+
+
+def _mixed_start(spec, centred, factor, result, dataset, logs, first) -> dict:
+    """``eta_z`` and ``log_individual`` of the mixed parameterisation
+    (:func:`bayes_nlme.build.etas.random_effects`): ``z_N = L_NN^-1 eta_N`` with ``L``
+    the Cholesky factor of Omega in the order (non-centred, centred), the guarded
+    absorption rate last among the non-centred ones."""
+    names = list(spec.iiv_names)
+    k = names.index(first) if first is not None else None
+    c_idx = [j for j, n in enumerate(names) if n in centred]
+    n_idx = [j for j, n in enumerate(names) if n not in centred and j != k]
+    n_idx += [k] if k is not None and names[k] not in centred else []
+    m, order = len(n_idx), n_idx + c_idx
+    chol = np.linalg.cholesky((factor @ factor.T)[np.ix_(order, order)])
+    eta = result.ebe.set_index("ID").loc[list(dataset.subject_ids), [f"ETA_{n}" for n in names]]
+    eta = eta.to_numpy(dtype=float)
+    z = np.linalg.solve(chol[:m, :m], eta[:, n_idx].T).T
+    cols = {j: logs[names[j]].copy() for j in c_idx}
+    if k is not None:
+        others = {n: np.exp(v) for n, v in logs.items() if n != first}
+        bound = np.log(flipflop.terminal_rate(others, np))
+        if k in cols:
+            cols[k] = bound + _log_softplus_inverse(cols[k] - bound)
+        else:
+            lkk = chol[m - 1, m - 1]
+            rest = eta[:, k] - lkk * z[:, m - 1]
+            t = (bound - (logs[first] - eta[:, k]) - rest) / lkk
+            z[:, m - 1] = t + _log_softplus_inverse(z[:, m - 1] - t)
+    return {"eta_z": z, "log_individual": np.stack([cols[j] for j in c_idx], axis=1)}
 
 
 def _iov_start(built, result, est: dict) -> dict:

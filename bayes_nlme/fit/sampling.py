@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import xarray as xr
 
+from ..build.etas import centring
 from ..build.model import BuiltModel, build, prior_data, resolve_dataset
 from ..errors import ArgumentError
 from ..spec.components import SAMPLING_ADAPTATIONS
@@ -173,38 +174,44 @@ def _check_adaptation(adaptation, sampler: str) -> None:
         raise ArgumentError(f"adaptation {adaptation!r} needs the nutpie sampler (got sampler {sampler!r})")
 
 
-def _target_accept(value, centered: bool) -> float:
+def _target_accept(value, centered) -> float:
     if value is not None:
         return float(value)
-    return 0.8 if centered else 0.9
+    return 0.8 if centered is True else 0.9
 
 
-#: ``centered="auto"`` takes the non-centred form when the frequentist start's EBE
-#: shrinkage (SD-based) of some IIV parameter exceeds this: the data then barely
+#: ``centered="auto"`` takes the non-centred form for an IIV parameter whose EBE
+#: shrinkage (SD-based) at the frequentist start exceeds this: the data then barely
 #: inform that parameter per subject, its variance has mass near zero, and the
 #: centred form makes a funnel there.
 MAX_SHRINKAGE_CENTRED = 0.25
 
 
-def _centred(choice, dataset, spec, estimated=None) -> bool:
-    """``centered="auto"``: centred when the median subject has at least 2 observations per
-    IIV parameter (and 4 at least), the data then identify each subject's parameters,
-    and (with a frequentist fit) no IIV parameter's EBE shrinkage exceeds
-    :data:`MAX_SHRINKAGE_CENTRED`."""
-    if isinstance(choice, bool):
-        return choice
-    if choice != "auto":
-        raise ArgumentError(f"centered must be True, False or 'auto', got {choice!r}")
-    n_iiv = len(spec.iiv_names)
-    if n_iiv == 0:
-        return False
-    table = dataset.table
-    counts = table.loc[table["EVID"] == 0].groupby("SUBJECT").size()
-    rich = bool(len(counts)) and float(np.median(counts)) >= max(4, 2 * n_iiv)
-    if rich and estimated is not None:
-        shrinkage = [float(v) for v in getattr(estimated, "eta_shrinkage_sd", {}).values()]
-        rich = not any(v > MAX_SHRINKAGE_CENTRED for v in shrinkage if np.isfinite(v))
-    return rich
+def _centred(choice, dataset, spec, estimated=None) -> bool | tuple:
+    """The eta parameterisation: True, False or the names of the centred parameters.
+
+    ``"auto"`` decides per parameter: a parameter is centred when the median subject
+    has at least 2 observations per IIV parameter (and 4 at least), so the data
+    identify each subject's parameters, and (with a frequentist fit) its EBE shrinkage
+    is at most :data:`MAX_SHRINKAGE_CENTRED`; the others are non-centred
+    (:func:`bayes_nlme.build.etas.random_effects`, mixed form).
+    """
+    if choice == "auto":
+        names = list(spec.iiv_names)
+        if not names:
+            return False
+        table = dataset.table
+        counts = table.loc[table["EVID"] == 0].groupby("SUBJECT").size()
+        if not (len(counts) and float(np.median(counts)) >= max(4, 2 * len(names))):
+            return False
+        shrinkage = {} if estimated is None else getattr(estimated, "eta_shrinkage_sd", {})
+        choice = [n for n in names if not float(shrinkage.get(n, 0.0)) > MAX_SHRINKAGE_CENTRED]
+    elif not isinstance(choice, (bool, list, tuple)):
+        raise ArgumentError(f"centered must be True, False, 'auto' or parameter names, got {choice!r}")
+    try:
+        return centring(spec, choice)
+    except ValueError as exc:
+        raise ArgumentError(f"centered: {exc}") from None
 
 
 def _numeric(ds: xr.Dataset) -> xr.Dataset:
@@ -353,6 +360,8 @@ def sample(
     _check_sampler(sampler)
     draws, tune, chains, seed = _settings(spec, draws, tune, chains, seed)
     opts = _options(spec, sampler, chains, target_accept, centered, cores, init, adaptation)
+    if opts["centered"] != "auto":
+        _centred(opts["centered"], None, spec)  # a bad choice fails before any work
     progress = _progress(progressbar, quiet)
     dataset = resolve_dataset(spec, data)
     estimated, init_info = frequentist_fit(spec, dataset, opts["init"])
@@ -437,7 +446,7 @@ def _details(built, cm, sampler, centered, target_accept, adaptation, init_info)
     nutpie = sampler == "nutpie"
     return {
         "flip_flop_guard": bool(built.guard),
-        "centered": bool(centered),
+        "centered": list(centered) if isinstance(centered, tuple) else bool(centered),
         "compile_backend": cm.backend if nutpie else None,
         "compilation": {"backend": cm.backend, "seconds": cm.seconds, "fresh": bool(cm.fresh)} if nutpie else None,
         "target_accept": target_accept,
@@ -476,5 +485,5 @@ def _verdict(spec, tree, init_info, centered):
         extra_messages=[flip] if flip else [],
         max_treedepth=10,
         init=init_info.get("method"),
-        centered=bool(centered),
+        centered=centered,
     )
