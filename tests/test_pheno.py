@@ -60,14 +60,16 @@ def test_focei_on_pheno_matches_nonmem():
 def test_saem_on_pheno_within_5_percent_of_nonmem_focei_thetas():
     """Issue 14's acceptance: SAEM's thetas within 5% of NONMEM's FOCE-I thetas.
 
-    SAEM's omega_CL is larger than FOCE-I's (0.040 against 0.0294 with seed 1, +37%). It is
-    not that SAEM found a better exact likelihood: the importance-sampling OFV (the exact
-    marginal likelihood up to Monte-Carlo error) is the same at both points within their
-    MCSEs (586.18 +- 0.10 at SAEM's, 586.08 +- 0.10 at FOCE-I's, seed 1). The likelihood is
-    flat along omega_CL: 59 neonates with 1 to 6 samples each, CL's etas shrunk towards 0,
-    NONMEM's standard error of OMEGA(1,1) is 0.0134 (46%), and SAEM's value lies within one
-    SE of it. The two estimators (stochastic EM on the exact likelihood; the maximum of the
-    FOCE-I approximation) differ by less than the estimate's own uncertainty.
+    With seed 1 SAEM's omega_CL is 0.040 against FOCE-I's 0.0294 (+37%); seeds 2 and 3 give
+    0.0314 and 0.0308 (+7%, +5%). It is not that SAEM finds a better exact likelihood: by
+    importance sampling (20000 draws per subject, MCSE 0.04) the exact OFV is 586.26 at
+    FOCE-I's point and 586.37 at SAEM's (seed 1), slightly worse. The exact likelihood is
+    flat along omega_CL (59 neonates with 1 to 6 samples each; with pheno's size SAEM runs
+    one chain per subject, saemix's rule): moving FOCE-I's omega_CL to 0.035 / 0.040 / 0.050
+    raises the exact OFV by only 0.21 / 0.56 / 1.48, and NONMEM's standard error of
+    OMEGA(1,1) is 0.0134 (46%). So +37% is SAEM's Monte-Carlo error on a poorly determined
+    variance, within 1 SE; the two points are equivalent in exact likelihood (checked here
+    with the default 3000 draws).
     """
     spec = load_model(MODEL)
     saem = estimate(spec, "pheno", method="saem", seed=1, covariance=None)
@@ -78,6 +80,5 @@ def test_saem_on_pheno_within_5_percent_of_nonmem_focei_thetas():
     assert abs(saem.value["omega_CL_CL"] - NONMEM_OMEGA["omega_CL_CL"]) < 1.5 * NONMEM_SE_OMEGA_CL
     focei = estimate(spec, "pheno", method="focei", covariance=None, ofv="importance_sampling", seed=1)
     assert saem.info["ofv_method"] == focei.info["ofv_method"] == "importance_sampling"
-    mcse = np.hypot(saem.info["ofv_mcse"], focei.info["ofv_mcse"])
-    assert mcse < 0.5
-    assert abs(saem.ofv - focei.ofv) < 4 * mcse + 0.2
+    assert max(saem.info["ofv_mcse"], focei.info["ofv_mcse"]) < 0.3
+    assert abs(saem.ofv - focei.ofv) < 1.0  # far inside the 3.84 of a 95% likelihood interval
