@@ -17,9 +17,15 @@ from pytensor.gradient import DisconnectedType, disconnected_type
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
-from .engine import simulate
+from .engine import simulate, simulate_values
 
-__all__ = ["EventPredictions", "structural_predictions", "predict_numeric", "engine_function"]
+__all__ = [
+    "EventPredictions",
+    "structural_predictions",
+    "predict_numeric",
+    "predict_values",
+    "engine_function",
+]
 
 
 def engine_function(key: str = ""):
@@ -30,6 +36,16 @@ def engine_function(key: str = ""):
     from .odegen import loaded_module
 
     return loaded_module(key).simulate
+
+
+def _values_function(key: str = ""):
+    """The engine's ``simulate_values`` (predictions without sensitivities), as
+    :func:`engine_function`."""
+    if not key:
+        return simulate_values
+    from .odegen import loaded_module
+
+    return loaded_module(key).simulate_values
 
 
 class EventPredictions(Op):
@@ -223,6 +239,34 @@ def predict_numeric(design, params) -> tuple[np.ndarray, np.ndarray]:
         )
     inputs = design.engine_inputs
     return design.engine(
+        np.ascontiguousarray(params, dtype=float),
+        inputs["recf"],
+        inputs["reci"],
+        inputs["recl"],
+        inputs["subj"],
+        design.cfg,
+        design.n_obs,
+        design.max_seg,
+        design.capacity,
+    )
+
+
+def predict_values(design, params: np.ndarray) -> np.ndarray:
+    """Predictions only (no Jacobian), evaluated directly: the ``f`` of
+    :func:`predict_numeric`, bit for bit, without the cost of the sensitivities.
+
+    Parameters
+    ----------
+    design : EngineDesign
+    params : numpy.ndarray (n_segments, P)
+        In ``design.columns`` order.
+
+    Returns
+    -------
+    numpy.ndarray (n_obs,)
+    """
+    inputs = design.engine_inputs
+    return _values_function(design.engine_key)(
         np.ascontiguousarray(params, dtype=float),
         inputs["recf"],
         inputs["reci"],
