@@ -142,47 +142,55 @@ def random_effects(
     dims = ("subject", "parameter")
     n = len(pm.modelcontext(None).coords["subject"])
     centered = centring(spec, centered)
+    if centered is not False and mean is None:
+        raise ValueError("the centred and mixed parameterisations need the log typical parameters (mean)")
     if isinstance(centered, tuple):
-        if mean is None:
-            raise ValueError("the mixed parameterisation needs the log typical parameters (mean)")
         eta_cols, logs = _mixed(names, omega, centered, k, lower_bound, mean, initial, n)
-        if log_individual is not None:
-            log_individual.update(logs)
-    elif not centered:
-        z = pm.Normal("eta_z", 0.0, 1.0, dims=dims, shape=(n, p))
-        z_cols = [z[:, j] for j in range(p)]
-        if k is None:
-            eta_cols = sm.apply_columns(f, z_cols)
-        else:
-            eta_cols = sm.apply_columns(f, [None if j == k else z_cols[j] for j in range(p)])
-            rest = eta_cols[k] if eta_cols[k] is not None else pt.zeros_like(z_cols[k])
-            eta_cols[k] = rest
-            fkk = f[k][k]
-            t = (lower_bound(list(eta_cols)) - rest) / fkk
-            zk, log_jac = _bounded(z_cols[k], t)
-            pm.Potential("flip_flop_eta", pt.sum(-0.5 * zk**2 + 0.5 * z_cols[k] ** 2 + log_jac))
-            eta_cols[k] = rest + fkk * zk
+    elif centered:
+        eta_cols, logs = _centred(names, omega, k, lower_bound, mean, initial, n)
     else:
-        if mean is None:
-            raise ValueError("the centred parameterisation needs the log typical parameters (mean)")
-        init = None if initial is None else np.tile(np.asarray(initial, dtype=float), (n, 1))
-        free = pm.Flat("log_individual", dims=dims, shape=(n, p), initval=init)
-        log_cols = [free[:, j] for j in range(p)]
-        if k is not None:
-            bound = lower_bound({names[j]: log_cols[j] for j in range(p) if j != k})
-            log_cols[k], log_jac = _bounded(log_cols[k], bound)
-            pm.Potential("flip_flop_eta", pt.sum(log_jac))
-        if log_individual is not None:
-            log_individual.update({names[j]: log_cols[j] for j in range(p)})
-        eta_cols = [log_cols[j] - mean[j] for j in range(p)]
-        z_cols = sm.apply_columns(omega.inverse_factor, eta_cols)
-        pm.Potential(
-            "eta_prior",
-            -0.5 * sum(pt.sum(c**2) for c in z_cols) - n * omega.log_det_factor - 0.5 * n * p * _LOG_2PI,
-        )
+        eta_cols, logs = _non_centred(p, f, k, lower_bound, n), {}
+    if log_individual is not None:
+        log_individual.update(logs)
     if columns is not None:
         columns[:] = eta_cols
     return pm.Deterministic("eta", pt.stack(eta_cols, axis=1), dims=dims)
+
+
+def _non_centred(p, f, k, lower_bound, n) -> list:
+    """``eta = F z`` with ``z ~ N(0, 1)`` (``eta_z``); the bounded column ``k`` owns its ``z``."""
+    z = pm.Normal("eta_z", 0.0, 1.0, dims=("subject", "parameter"), shape=(n, p))
+    z_cols = [z[:, j] for j in range(p)]
+    if k is None:
+        return sm.apply_columns(f, z_cols)
+    eta_cols = sm.apply_columns(f, [None if j == k else z_cols[j] for j in range(p)])
+    rest = eta_cols[k] if eta_cols[k] is not None else pt.zeros_like(z_cols[k])
+    eta_cols[k] = rest
+    fkk = f[k][k]
+    t = (lower_bound(list(eta_cols)) - rest) / fkk
+    zk, log_jac = _bounded(z_cols[k], t)
+    pm.Potential("flip_flop_eta", pt.sum(-0.5 * zk**2 + 0.5 * z_cols[k] ** 2 + log_jac))
+    eta_cols[k] = rest + fkk * zk
+    return eta_cols
+
+
+def _centred(names, omega, k, lower_bound, mean, initial, n) -> tuple[list, dict]:
+    """Free log individual parameters (``log_individual``) with ``N(mean, Omega)`` as a potential."""
+    p = len(names)
+    init = None if initial is None else np.tile(np.asarray(initial, dtype=float), (n, 1))
+    free = pm.Flat("log_individual", dims=("subject", "parameter"), shape=(n, p), initval=init)
+    log_cols = [free[:, j] for j in range(p)]
+    if k is not None:
+        bound = lower_bound({names[j]: log_cols[j] for j in range(p) if j != k})
+        log_cols[k], log_jac = _bounded(log_cols[k], bound)
+        pm.Potential("flip_flop_eta", pt.sum(log_jac))
+    eta_cols = [log_cols[j] - mean[j] for j in range(p)]
+    z_cols = sm.apply_columns(omega.inverse_factor, eta_cols)
+    pm.Potential(
+        "eta_prior",
+        -0.5 * sum(pt.sum(c**2) for c in z_cols) - n * omega.log_det_factor - 0.5 * n * p * _LOG_2PI,
+    )
+    return eta_cols, {names[j]: log_cols[j] for j in range(p)}
 
 
 def _mixed(names, omega, centred, k, lower_bound, mean, initial, n) -> tuple[list, dict]:
