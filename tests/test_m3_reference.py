@@ -164,3 +164,23 @@ def test_focei_m1_matches_nonmem(data):
     assert fit.ofv == pytest.approx(M1_OFV, abs=0.01)
     for name, value in M1_ESTIMATES.items():
         assert fit.value[name] == pytest.approx(value, rel=5e-3), name
+
+
+@pytest.mark.slow
+def test_nuts_m3_posterior_covers_nonmem_estimates(data):
+    """NUTS with the M3 likelihood (weak priors): every NONMEM Laplace estimate lies in the 90%
+    posterior interval and the posterior medians of the typical values are within 5% of it."""
+    import warnings
+
+    from bayes_nlme import sample
+    from bayes_nlme.fit import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fit = sample(_spec(), data, draws=300, tune=300, chains=2, seed=1, quiet=True)
+    assert fit.info()["blq_method"] == "M3" and fit.info()["n_blq"] == 164
+    table = fit.summary().set_index("parameter")
+    for name, value in M3_ESTIMATES.items():
+        assert table.loc[name, "q5"] < value < table.loc[name, "q95"], (name, table.loc[name].to_dict())
+        if name.startswith("theta_"):
+            assert table.loc[name, "median"] == pytest.approx(value, rel=0.05), name
