@@ -129,6 +129,9 @@ def test_laplace_m3_objective_at_nonmem_estimates(data):
     (the OBJ column of 120m3.phi). Differences come from the estimates' 6 printed digits."""
     spec = _spec()
     assert _objective(spec, data, "laplace", M3_ESTIMATES) == pytest.approx(M3_OFV, abs=0.01)
+    # the source's own coding: DV = LLOQ/2 on BLQ rows, the limit in an LLOQ column
+    source = data.assign(LLOQ=LLOQ, DV=data["DV"].where(data["BLQ"] == 0, LLOQ / 2))
+    assert _objective(spec, source, "laplace", M3_ESTIMATES) == pytest.approx(M3_OFV, abs=0.01)
     phi = pd.read_csv(DATA / "pmx_120m3_phi.csv")
     assert phi["OBJ"].sum() == pytest.approx(M3_OFV, abs=1e-6)
     ours = [_objective(spec, data[data["ID"] == i], "laplace", M3_ESTIMATES) for i in phi["ID"]]
