@@ -374,7 +374,16 @@ def build(spec, data, *, centered: bool | tuple = False, guard: bool | None = No
             pt.stack([params[name] for name in spec.parameter_names], axis=1),
             dims=("subject", "structural_parameter"),
         )
-        kappa = occasion_effects(spec, design.n_occasions, centered=centered is True) if spec.iov_names else None
+        kappa = None
+        if spec.iov_names:
+            kappa = occasion_effects(
+                spec,
+                design.n_occasions,
+                centered=centered is True,
+                log_subject=log_individual,
+                subject=design.occasion_subject,
+                initial=dict(zip(spec.iiv_names, _initial_log_parameters(spec))),
+            )
         if varying:
             params = _segment_parameters(
                 spec, theta, eta, log_individual, segment_cov, coefficients, design, covariates, kappa

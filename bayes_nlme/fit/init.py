@@ -253,7 +253,15 @@ def _iov_start(built, result, est: dict) -> dict:
             column = f"kappa_{n}_{label}"
             value = ebe.at[ids[s], column] if column in ebe.columns else np.nan
             kappa[o, j] = value if np.isfinite(value) else 0.0
-    if "kappa_c" in model.named_vars:
+    if "log_occasion" in model.named_vars:  # occasion-centred (build/iov.py)
+        logs = _subject_log_params(spec, result, built.dataset)
+        level = [n for n in names if n in spec.iiv_names]
+        subject = np.asarray(design.occasion_subject, dtype=np.int64)
+        out["log_occasion"] = np.stack([logs[n][subject] + kappa[:, names.index(n)] for n in level], axis=1)
+        for j, n in enumerate(names):
+            if n not in level:
+                out[f"kappa_c_{n}"] = kappa[:, j]
+    elif "kappa_c" in model.named_vars:
         out["kappa_c"] = kappa
     elif "kappa_z" in model.named_vars:
         out["kappa_z"] = kappa / np.sqrt([variances[n] for n in names])[None, :]
