@@ -92,14 +92,17 @@ def _norm(e, y0, y1, n, mem, rtol):
     for i in range(N):
         big = max(abs(y0[i]), abs(y1[i]), PEAK_FLOOR * mem[PEAKS + i])
         inv = 1.0 / (ATOL + rtol * big)
-        acc += (e[i] * inv) ** 2
+        part = e[i] * e[i]
         if n > N:
+            c = N + i * N
             for j in range(N):
-                c = N + i * N + j
-                acc += (e[c] * mem[WEIGHTS + c] * inv) ** 2
+                v = e[c + j] * mem[WEIGHTS + c + j]
+                part += v * v
+            c = N + N * N + i * K
             for k in range(K):
-                c = N + N * N + i * K + k
-                acc += (e[c] * mem[WEIGHTS + c] * inv) ** 2
+                v = e[c + k] * mem[WEIGHTS + c + k]
+                part += v * v
+        acc += part * inv * inv
     return np.sqrt(acc / n)
 
 

@@ -25,13 +25,15 @@ from pathlib import Path
 
 from ..spec.expression import derivative, names_in, to_source
 
-__all__ = ["ode_source", "ode_engine", "ode_module", "loaded_module"]
+__all__ = ["ode_source", "ode_engine", "ode_module", "loaded_module", "prune_cache"]
 
 _MARKER = "# ---- template below ----\n"
 _AFTER = "# ---- after the engine ----\n"
 #: Engine kind of each ``[ode] solver`` (the generated ``advance`` reads it at run time).
 SOLVER_KINDS = {"auto": 100, "nonstiff": 101, "stiff": 102}
 _LOADED: dict = {}
+#: Generated modules kept in the cache (the most recently used ones).
+KEEP_MODULES = 32
 
 
 def _names(system) -> dict:
@@ -153,6 +155,53 @@ def _cache_root() -> Path:
     return Path(pytensor.config.base_compiledir) / "bayes_nlme" / "ode"
 
 
+def prune_cache(root: Path, keep: int = KEEP_MODULES, protect: str = "") -> list[str]:
+    """Delete all but the ``keep`` most recently used generated modules of ``root``.
+
+    A module is its ``bayes_nlme_ode_<digest>.py`` and its Numba cache files
+    (``__pycache__/bayes_nlme_ode_<digest>.*``). Recency is the source file's
+    modification time (touched at each use). Modules loaded in this process and
+    ``protect`` are kept; a file that vanishes meanwhile (another process pruning) or
+    cannot be removed is skipped.
+
+    Parameters
+    ----------
+    root : Path
+        The cache folder (``.../bayes_nlme/ode``).
+    keep : int
+    protect : str
+        A module name never to delete.
+
+    Returns
+    -------
+    list of str
+        The module names deleted.
+    """
+    entries = []
+    for path in root.glob("bayes_nlme_ode_*.py"):
+        try:
+            entries.append((path.stat().st_mtime, path))
+        except OSError:
+            continue
+    entries.sort(reverse=True)
+    removed = []
+    for _, path in entries[keep:]:
+        name = path.stem
+        if name == protect or name in _LOADED:
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        for cached in (root / "__pycache__").glob(f"{name}.*"):
+            try:
+                cached.unlink()
+            except OSError:
+                pass
+        removed.append(name)
+    return removed
+
+
 def ode_module(system):
     """The generated module of an ODE system (written and imported once per source).
 
@@ -178,6 +227,12 @@ def ode_module(system):
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(source)
         os.replace(tmp, path)
+    else:
+        try:
+            os.utime(path)  # recency, for prune_cache
+        except OSError:
+            pass
+    prune_cache(root, protect=name)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
