@@ -590,3 +590,25 @@ def test_prune_cache_keeps_the_most_recent_modules(tmp_path):
         "other.py"
     ]
     assert len(list((tmp_path / "__pycache__").iterdir())) == 4
+
+
+def test_solver_failure_is_minus_infinity_not_an_error():
+    """Where the integration fails (here the explicit method alone on a very stiff
+    Michaelis-Menten elimination: more than its step limit), the predictions are NaN
+    and the model's log density is -inf with a finite gradient, so that NUTS rejects the
+    point instead of stopping; elsewhere the log density is unchanged."""
+    from bayes_nlme.build.model import build
+
+    spec = load_model(MM_MODEL)
+    spec = replace(spec, ode=replace(spec.ode, solver="nonstiff"))
+    data = table([dict(TIME=0, AMT=100, EVID=1, CMT=1), *[dict(TIME=t) for t in (1, 4, 12)]])
+    design = engine_design(data, model_of(spec))
+    f, _ = predict_numeric(design, matrix(design, dict(MM_TRUE, Vmax=1e6, Km=1e-6)))
+    assert np.isnan(f).all()
+    model = build(spec, data).model
+    good = model.initial_point()
+    bad = dict(good, theta_Vmax_log__=np.log(1e6), theta_Km_log__=np.log(1e-6))
+    logp, dlogp = model.compile_logp(), model.compile_dlogp()
+    assert np.isfinite(logp(good))
+    assert logp(bad) == -np.inf
+    assert np.all(np.isfinite(dlogp(bad)))
