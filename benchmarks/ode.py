@@ -14,8 +14,14 @@ Prints
 Not yet available (issue 12): a Friberg fit (the model file exists, models/friberg.toml)
 and the comparison with Stan (pystan is not installed here).
 
-Measured (2-core machine shared with other jobs, load 7-9): closed form 12.8 us, ODE
-334 us per subject, ratio 26x (target 5x not met).
+Measured (2-core machine shared with other jobs, load 6-8; each run interleaves closed
+form and ODE, three rounds, and the before/after runs alternate, three times each):
+before (main at bb6d31f, rtol 1e-9) closed form 3.8-4.0 us, ODE 158-186 us per subject,
+ratio 41-47x; after (branch odeengine, default rtol 1e-7) closed form 3.9-4.1 us, ODE
+27.4-28.0 us, ratio 6.7-7.2x (target 5x not met). Accuracy at the new default: the
+bundled models' predictions match solve_ivp to 1e-6 (tests/test_ode.py); on this
+benchmark's model the ODE predictions and Jacobian equal the closed form to 4e-9 and
+1.3e-8 relative.
 
 Run: ``python benchmarks/ode.py [--nuts] [--subjects N]``.
 """

@@ -105,7 +105,7 @@ def ode_source(system) -> str:
         "import numpy as np\nfrom numba import njit\n\n",
         f"N = {n}\nP = {n_par}\nK = {len(cols)}\nSENS_COLS = np.array({cols!r}, dtype=np.int64)\n",
         f"RTOL = {system.rtol!r}\nATOL = {system.atol!r}\n",
-        f"STEADY_TOL = {max(100 * system.rtol, 1e-12)!r}\n\n\n",
+        f"STEADY_TOL = {max(min(100 * system.rtol, 1e-8), 1e-12)!r}\n\n\n",
     ]
     rhs = [f"out[{i}] = {to_source(tree, names)} + r[{i}]" for i, tree in enumerate(system.rhs)]
     out.append(_function("def _f(p, a, r, out):", rhs))
