@@ -499,3 +499,116 @@ def test_three_compartment_predict_cli_matches_textbook_closed_form(tmp_path, ca
     assert main(["predict", str(path), "--data", str(data), "--params", str(params), "--out", str(out)]) == 0
     pred = pd.read_csv(out).PRED.to_numpy()[1:]
     np.testing.assert_allclose(pred, closed_form_three(model, values, 100.0, np.array(times)), rtol=1e-8)
+
+
+STIFF_MODEL = '''
+name = "fast-effect-site"
+structural = "ode"
+[ode]
+compartments = ["depot", "central", "effect"]
+equations = """
+C = central / V
+d/dt(depot) = -ka * depot
+d/dt(central) = ka * depot - CL * C
+d/dt(effect) = keo * (C - effect)
+"""
+solver = "auto"
+[outputs]
+ce = { expression = "effect" }
+[parameters.ka]
+typical = { lognormal = { median = 1.0, sigma = 0.5 } }
+[parameters.CL]
+typical = { lognormal = { median = 4.0, sigma = 0.5 } }
+[parameters.V]
+typical = { lognormal = { median = 30.0, sigma = 0.5 } }
+[parameters.keo]
+typical = { lognormal = { median = 1.0, sigma = 0.5 } }
+[residual]
+model = "additive"
+add = { inverse_gamma = { alpha = 2.0, beta = 0.5 } }
+'''
+STIFF_TRUE = {"ka": 1.0, "CL": 4.0, "V": 30.0, "keo": 2e4}
+
+
+@pytest.mark.slow  # one more ODE model to compile cold (~60 s)
+def test_auto_detects_stiffness_early_and_stays_accurate():
+    """A fast effect site (keo = 20000/h against hours of kinetics) is stiff: with
+    ``solver = "auto"`` Dormand-Prince's stiffness test hands over to the stiff method
+    after a few dozen steps (not the 3,000-step fallback), and the predictions equal
+    solve_ivp (Radau, rtol 1e-11) to 1e-6; the Jacobian equals finite differences."""
+    spec = parse_model(tomllib.loads(STIFF_MODEL))
+    times = [0.5, 1, 2, 4, 8, 12, 24]
+    records = [dict(TIME=0, AMT=100, EVID=1, CMT=1), *[dict(TIME=t) for t in times]]
+    design = engine_design(table(records), model_of(spec))
+    m = matrix(design, STIFF_TRUE)
+    f, jac = predict_numeric(design, m)
+    p = dict(STIFF_TRUE)
+
+    def rhs(t, y):
+        c = y[1] / p["V"]
+        return [-p["ka"] * y[0], p["ka"] * y[0] - p["CL"] * c, p["keo"] * (c - y[2])]
+
+    def effect(values):
+        p.update(values)
+        return solve_ivp(rhs, (0, 24), [100.0, 0, 0], method="Radau", rtol=1e-12, atol=1e-14, t_eval=times).y[2]
+
+    sol = solve_ivp(rhs, (0, 24), [100.0, 0, 0], method="Radau", rtol=1e-11, atol=1e-13, t_eval=times)
+    np.testing.assert_allclose(f, sol.y[2], rtol=1e-6)
+    for q, name in enumerate(design.columns):  # central differences of the reference
+        h = 1e-4 * STIFF_TRUE[name]
+        ref = (effect({name: STIFF_TRUE[name] + h}) - effect({name: STIFF_TRUE[name] - h})) / (2 * h)
+        p.update(STIFF_TRUE)
+        np.testing.assert_allclose(jac[:, 0, q], ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max(), err_msg=name)
+    # the detector itself, on the integrator: from the state at 1 h, over 1 h
+    module = sys.modules[design.engine_key]
+    work, mem, _, _ = module._workspace()
+    y = np.zeros(module.M)
+    y[:3] = np.interp(1.0, sol.t, sol.y[0]), np.interp(1.0, sol.t, sol.y[1]), np.interp(1.0, sol.t, sol.y[2])
+    y[3 : 3 + 9 : 4] = 1.0
+    steps = module._dopri(m[0], y, np.zeros(3), 1.0, module.NONSTIFF_STEPS, True, work, mem)
+    assert steps == -2 and mem[module.T_REACHED] < 0.05
+    nonstiff = module._dopri(m[0], y, np.zeros(3), 1.0, 10**6, False, work, mem)
+    assert nonstiff > 1000  # what the explicit method alone would need
+
+
+def test_prune_cache_keeps_the_most_recent_modules(tmp_path):
+    import os
+
+    from bayes_nlme.core.odegen import prune_cache
+
+    (tmp_path / "__pycache__").mkdir()
+    for k in range(6):
+        name = f"bayes_nlme_ode_{k:020d}"
+        (tmp_path / f"{name}.py").write_text("#")
+        (tmp_path / "__pycache__" / f"{name}._f-10.py312.nbi").write_text("#")
+        os.utime(tmp_path / f"{name}.py", (1000 + k, 1000 + k))
+    (tmp_path / "other.py").write_text("#")
+    removed = prune_cache(tmp_path, keep=3, protect="bayes_nlme_ode_00000000000000000000")
+    assert sorted(removed) == [f"bayes_nlme_ode_{k:020d}" for k in (1, 2)]
+    left = sorted(p.name for p in tmp_path.glob("*.py"))
+    assert left == ["bayes_nlme_ode_00000000000000000000.py"] + [f"bayes_nlme_ode_{k:020d}.py" for k in (3, 4, 5)] + [
+        "other.py"
+    ]
+    assert len(list((tmp_path / "__pycache__").iterdir())) == 4
+
+
+def test_solver_failure_is_minus_infinity_not_an_error():
+    """Where the integration fails (here the explicit method alone on a very stiff
+    Michaelis-Menten elimination: more than its step limit), the predictions are NaN
+    and the model's log density is -inf with a finite gradient, so that NUTS rejects the
+    point instead of stopping; elsewhere the log density is unchanged."""
+    from bayes_nlme.build.model import build
+
+    spec = load_model(MM_MODEL)
+    spec = replace(spec, ode=replace(spec.ode, solver="nonstiff"))
+    data = table([dict(TIME=0, AMT=100, EVID=1, CMT=1), *[dict(TIME=t) for t in (1, 4, 12)]])
+    design = engine_design(data, model_of(spec))
+    f, _ = predict_numeric(design, matrix(design, dict(MM_TRUE, Vmax=1e6, Km=1e-6)))
+    assert np.isnan(f).all()
+    model = build(spec, data).model
+    good = model.initial_point()
+    bad = dict(good, theta_Vmax_log__=np.log(1e6), theta_Km_log__=np.log(1e-6))
+    logp, dlogp = model.compile_logp(), model.compile_dlogp()
+    assert np.isfinite(logp(good))
+    assert logp(bad) == -np.inf
+    assert np.all(np.isfinite(dlogp(bad)))

@@ -390,6 +390,10 @@ def build(spec, data, *, centered: bool | tuple = False, guard: bool | None = No
             )
         engine_data = {name: pm.Data(f"engine_{name}", value) for name, value in design.engine_inputs.items()}
         f = pm.Deterministic("ipred", structural_predictions(design, params, engine_data), dims="observation")
+        if design.engine_key:  # ODE: a failed integration (NaN predictions) is log density -inf
+            solved = pt.isfinite(f)
+            pm.Potential("ode_solver_failed", pt.switch(pt.all(solved), 0.0, -np.inf))
+            f = pt.switch(solved, f, 1.0)
         sigma2 = residual_variances(spec)
         dv_data = pm.Data("dv", dv, dims="observation")
         likelihood(spec, f, dv_data, sigma2, lower)

@@ -47,6 +47,13 @@ def _buffers(cfg):
 
 
 @njit(cache=True, error_model="numpy")
+def _new_subject(buf):
+    """Hook at the start of each subject (an ODE engine clears its solver memory there,
+    so that a subject's predictions do not depend on the subjects before it)."""
+    return
+
+
+@njit(cache=True, error_model="numpy")
 def _step(cfg, p, dt, a, s, r, c0, ncol, buf):
     """Advance ``a`` and the sensitivity block ``s`` over ``dt`` (in place).
 
@@ -369,6 +376,7 @@ def _walk(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity, sens):
         s = np.zeros((n, max_seg * n_par))
         rates = np.zeros(n)
         _reset(cfg, params[int(reci[r0, SEG])], a, s, (int(reci[r0, SEG]) - s0) * n_par, x0, dx0)
+        _new_subject(buf)
         count = 0
         t = recf[r0, 0]
         failed = False

@@ -62,7 +62,7 @@ class OdeSpec:
     bioavailability: dict = field(default_factory=dict, hash=False)
     lag: dict = field(default_factory=dict, hash=False)
     solver: str = "auto"
-    rtol: float = 1e-9
+    rtol: float = 1e-7
     atol: float = 1e-11
 
     def __post_init__(self) -> None:
