@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.events import check_dose_records
+from ..data.outputs import output_index
 from ..pk.models import StructuralModel, structural_model
 
 __all__ = ["EngineDesign", "engine_design", "MODEL_KINDS", "parameter_columns"]
@@ -105,6 +106,25 @@ class EngineDesign:
     occasion_subject: np.ndarray | None = None
     occasion_label: np.ndarray | None = None
     occasion_slot: np.ndarray | None = None
+    obs_output: np.ndarray | None = None
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The model's output names (``("C",)`` without ``[outputs]``)."""
+        return tuple(o[0] for o in self.structural.outputs) or ("C",)
+
+    @property
+    def output_map(self) -> tuple:
+        """The output trees of a built-in model with ``[outputs]`` (applied to the engine's
+        concentration by :mod:`.outputs`); empty for ODE models and plain built-ins."""
+        if getattr(self.structural, "is_ode", False):
+            return ()
+        return tuple((o[0], o[2]) for o in self.structural.outputs)
+
+    @property
+    def obs_segment(self) -> np.ndarray:
+        """The parameter segment of each prediction point (its own record's)."""
+        return self.reci[self.obs_row, 6]
 
     @property
     def n_occasions(self) -> int:
@@ -146,11 +166,21 @@ class EngineDesign:
 
 
 def parameter_columns(structural, declared) -> tuple[str, ...]:
-    """The engine's parameter columns: kinetic parameters, then ``tlag``/``F`` if declared."""
+    """The engine's parameter columns: kinetic parameters, then ``tlag``/``F`` if declared,
+    then the other parameters that a built-in model's ``[outputs]`` use."""
     model = structural_model(structural)
     if getattr(model, "is_ode", False):
         return tuple(model.parameters)
-    return tuple(model.parameters) + tuple(name for name in ("tlag", "F") if name in set(declared))
+    columns = tuple(model.parameters) + tuple(name for name in ("tlag", "F") if name in set(declared))
+    return columns + output_parameters(model, declared, columns)
+
+
+def output_parameters(model, declared, columns=()) -> tuple[str, ...]:
+    """The declared parameters that a built-in model's ``[outputs]`` use, beyond ``columns``."""
+    from ..spec.expression import names_in
+
+    used = set().union(*(names_in(o[2]) for o in model.outputs)) if model.outputs else set()
+    return tuple(name for name in declared if name in used and name not in columns)
 
 
 def _num(table: pd.DataFrame, name: str, default: float) -> np.ndarray:
@@ -268,7 +298,8 @@ def engine_design(
     counts = np.diff(seg_start)
     max_seg = int(counts.max()) if n_subjects else 1
 
-    reci = np.zeros((n, 8), dtype=np.int64)
+    outputs = output_index(table, model.output_ids)
+    reci = np.zeros((n, 9), dtype=np.int64)
     reci[:, 0] = dose
     reci[:, 1] = np.isin(evid, (3, 4)) | (dose & (ss == 1))
     reci[:, 2] = np.where(dose, addl, 0).astype(np.int64)
@@ -277,6 +308,7 @@ def engine_design(
     reci[:, 5] = obs_index
     reci[:, 6] = seg
     reci[:, 7] = iseg
+    reci[:, 8] = np.maximum(outputs, 0)
     recf = np.ascontiguousarray(np.stack([_num(table, "TIME", 0.0), amt, rate, ii], axis=1))
     per_record = np.where(dose, 2 * (reci[:, 2] + 1), 0)
     capacity = int(np.bincount(subject, weights=per_record, minlength=n_subjects).max(initial=0)) + 256
@@ -328,6 +360,7 @@ def engine_design(
         occasion_subject=occ[1],
         occasion_label=occ[2],
         occasion_slot=occ[3],
+        obs_output=reci[obs_row, 8].astype(np.int64),
     )
 
 

@@ -9,7 +9,7 @@ marker) into a generated module after the model's own functions, which define
 * ``_fjac(p, a, J)``: its Jacobian with respect to the states (N x N);
 * ``_fp(p, a, Jp)``: its Jacobian with respect to the parameters (N x P);
 * ``_x0(p, x, dx)``: initial amounts and their parameter derivatives;
-* ``_g(p, a, ga, gp)``: the output, with its derivatives;
+* ``_g(p, a, ga, gp, k)``: output ``k``, with its derivatives;
 
 and then the event engine's text (:mod:`bayes_nlme.core.engine`), which calls the
 protocol functions defined here: ``advance``, ``event_jump``, ``equilibrium``,
@@ -384,6 +384,6 @@ def initial_state(cfg, p, x, dx):
 
 
 @njit(cache=True, error_model="numpy")
-def observe(cfg, p, a, ga, gp):
-    """The model's output at an observation, with its derivatives."""
-    return _g(p, a, ga, gp)
+def observe(cfg, p, a, ga, gp, k):
+    """The model's output ``k`` (the row's output) at an observation, with its derivatives."""
+    return _g(p, a, ga, gp, k)
