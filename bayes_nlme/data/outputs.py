@@ -38,7 +38,9 @@ def output_index(table: pd.DataFrame, ids) -> np.ndarray:
     if len(ids) < 2:
         return np.zeros(n, dtype=np.int64)
     column = output_selector(table)
-    values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float) if column in table else np.full(n, np.nan)
+    values = (
+        pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float) if column in table else np.full(n, np.nan)
+    )
     out = np.full(n, -1, dtype=np.int64)
     for k, value in enumerate(ids):
         out[values == float(value)] = k

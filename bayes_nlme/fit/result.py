@@ -254,7 +254,11 @@ def _censoring_info(spec, dataset) -> dict:
     table = dataset.table
     observed = (table["EVID"] == 0) & (table["MDV"].fillna(0) == 0)
     n_blq = int((table.loc[observed, "BLQ"].fillna(0) > 0).sum())
-    return {"blq_method": spec.residual.blq, "n_blq": 0 if spec.residual.blq == "M1" else n_blq}
+    from ..spec.outputs import residual_parts
+
+    methods = tuple(dict.fromkeys(part.residual.blq for part in residual_parts(spec)))
+    method = methods[0] if len(methods) == 1 else ",".join(methods)
+    return {"blq_method": method, "n_blq": 0 if methods == ("M1",) else n_blq}
 
 
 def _version() -> str:

@@ -194,8 +194,8 @@ def check_output_residuals(residual, outputs):
         return residual
     if isinstance(residual, Residual):
         fail(
-            f"a model with several outputs needs one [residual.<output>] table per output, "
-            f"not a single [residual] table",
+            "a model with several outputs needs one [residual.<output>] table per output, "
+            "not a single [residual] table",
             "residual",
             tuple(f"residual.{n}" for n in names),
         )
@@ -204,7 +204,9 @@ def check_output_residuals(residual, outputs):
     given = residual.outputs
     for name in given:
         if name not in names:
-            fail(f"[residual.{name}] does not match an output", f"residual.{name}", tuple(f"residual.{n}" for n in names))
+            fail(
+                f"[residual.{name}] does not match an output", f"residual.{name}", tuple(f"residual.{n}" for n in names)
+            )
     for name in names:
         if name not in given:
             fail(f"missing the [residual.{name}] table of output {name!r}", f"residual.{name}", names)
