@@ -395,7 +395,7 @@ def likelihood(spec, f, dv, sigma2: dict, lower: np.ndarray | None = None, outpu
     def dist(mu, *args):
         *variances, size = args
         variances = dict(zip(names, variances))
-        z = pm.Normal.dist(mu=0.0, sigma=1.0, size=size)
+        z = pm.Normal.dist(mu=pt.zeros_like(mu), sigma=1.0, size=size)
         y = pt.zeros_like(mu)
         for part, rows in _rows(spec, output, None):
             model = part.residual.model

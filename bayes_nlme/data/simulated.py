@@ -296,7 +296,8 @@ def simulate_pk_emax_study(
         for t, yc, ye in zip(times, y_c, y_e):
             rows.append((i, float(t), float(round(yc, 6)), 0.0, 0, 0, 2, 1))
             rows.append((i, float(t), float(round(ye, 6)), 0.0, 0, 0, 2, 2))
-    return pd.DataFrame(rows, columns=["ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "DVID"])
+    frame = pd.DataFrame(rows, columns=["ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "DVID"])
+    return frame.astype({"DVID": "Int64"})
 
 
 #: True values of the simulated warfarin-like PK/PD turnover study (``models/warfarin_turnover.toml``).
@@ -357,4 +358,5 @@ def simulate_turnover_study(
         for t, yc, ye in zip(times, y_c, y_e):
             rows.append((i, float(t), float(round(yc, 6)), 0.0, 0, 0, 2, 1))
             rows.append((i, float(t), float(round(ye, 6)), 0.0, 0, 0, 3, 2))
-    return pd.DataFrame(rows, columns=["ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "DVID"])
+    frame = pd.DataFrame(rows, columns=["ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "DVID"])
+    return frame.astype({"DVID": "Int64"})
