@@ -199,18 +199,19 @@ def _parse(mapping: Mapping) -> ModelSpec:
     tables = _table(doc["parameters"], "parameters", "a table of [parameters.<P>] tables")
     valid = valid_parameter_names(structural)
     outputs = _outputs(doc) if "outputs" in doc else ()
-    extra = {name for o in outputs for name in _names_used(o)} if outputs else set()
+    extra = set()
+    if outputs:
+        from .expression import names_in
+        from .outputs import builtin_output_trees
+
+        trees = builtin_output_trees(outputs, tuple(tables), ("depot", "central", "peripheral"))
+        extra = set().union(*(names_in(tree) for _, tree in trees))
     for name in tables:
         if name not in valid and name not in extra:
-            fail(f"unknown parameter {name!r} for the {structural} model", f"parameters.{name}", valid)
+            why = " (and no output uses it)" if outputs else ""
+            fail(f"unknown parameter {name!r} for the {structural} model{why}", f"parameters.{name}", valid)
     parameters = tuple(_parameter(name, value) for name, value in tables.items())
     return _model_spec(doc, structural, parameters, **({"outputs": outputs} if outputs else {}))
-
-
-def _names_used(output) -> set:
-    from .expression import names_in, parse_expression
-
-    return names_in(parse_expression(output.expression, f"outputs.{output.name}.expression"))
 
 
 def _outputs(doc: Mapping) -> tuple:
@@ -223,6 +224,18 @@ def _outputs(doc: Mapping) -> tuple:
         entry = _table(value, f"outputs.{name}", "a table { expression = ..., id = N }")
         _check_keys(entry, f"outputs.{name}", OUTPUT_KEYS, required=("expression",))
         outputs.append(Output(name=name, **entry))
+    # names checked before the residual tables that refer to them
+    params = tuple(doc.get("parameters", {})) if isinstance(doc.get("parameters"), Mapping) else ()
+    ode = doc.get("ode") if isinstance(doc.get("ode"), Mapping) else {}
+    compartments = ode.get("compartments", ("depot", "central", "peripheral", "C"))
+    taken = set(params) | {str(c) for c in compartments if isinstance(c, str)}
+    for o in outputs:
+        if o.name in taken:
+            fail(
+                f"output name {o.name!r} is already a parameter or a compartment: output names must differ",
+                f"outputs.{o.name}",
+                sorted(params),
+            )
     return tuple(outputs)
 
 
@@ -386,6 +399,13 @@ def _residuals(value, outputs: tuple):
     table = _table(value, "residual")
     names = tuple(o.name for o in outputs)
     if len(names) < 2:
+        nested = [k for k, v in table.items() if isinstance(v, Mapping) and k not in RESIDUAL_KEYS]
+        if nested:
+            fail(
+                "a model with one output keeps a single [residual] table (model = ...), not [residual.<output>]",
+                f"residual.{nested[0]}",
+                RESIDUAL_KEYS,
+            )
         return _residual(table)
     for key in table:
         if key not in names:
