@@ -232,7 +232,7 @@ def _outputs(doc: Mapping) -> tuple:
     for o in outputs:
         if o.name in taken:
             fail(
-                f"output name {o.name!r} is already a parameter or a compartment: output names must differ",
+                f"output name {o.name!r} is already a parameter, compartment or intermediate: output names must differ",
                 f"outputs.{o.name}",
                 sorted(params),
             )
