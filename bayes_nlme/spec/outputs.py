@@ -15,7 +15,16 @@ from typing import NamedTuple
 from ._validate import describe, fail
 from .components import RESIDUAL_VARIANCES, Residual
 
-__all__ = ["OutputResiduals", "ResidualPart", "residual_parts", "variance_name", "BUILTIN_OUTPUT_NAMES"]
+__all__ = [
+    "OutputResiduals",
+    "ResidualPart",
+    "residual_parts",
+    "residual_priors",
+    "map_residuals",
+    "residual_models",
+    "variance_name",
+    "BUILTIN_OUTPUT_NAMES",
+]
 
 #: Names a built-in model's output expression may use besides the declared parameters.
 BUILTIN_OUTPUT_NAMES = ("C",)
@@ -114,6 +123,23 @@ def residual_parts(spec_or_residual) -> tuple[ResidualPart, ...]:
             for k, (name, res) in enumerate(residual.tables)
         )
     return (ResidualPart(None, 0, residual, {slot: variance_name(slot) for slot in residual.slots}),)
+
+
+def residual_priors(spec) -> dict:
+    """Canonical variance name -> its prior (None where the table gives none)."""
+    return {name: getattr(part.residual, slot) for part in residual_parts(spec) for slot, name in part.names.items()}
+
+
+def residual_models(spec) -> tuple:
+    """The residual model of each output (one entry for a single-output model)."""
+    return tuple(part.residual.model for part in residual_parts(spec))
+
+
+def map_residuals(residual, change):
+    """Apply ``change`` (Residual -> Residual) to one residual table or to each output's."""
+    if isinstance(residual, OutputResiduals):
+        return OutputResiduals(tuple((name, change(res)) for name, res in residual.tables))
+    return change(residual)
 
 
 def builtin_output_trees(outputs, parameters, compartments=()) -> tuple:
