@@ -19,13 +19,15 @@ def _subject_colours(n: int):
 
 
 @styled
-def plot_data(data):
+def plot_data(data, *, output=None):
     """Observed concentrations vs time, one line per subject, linear and log scale.
 
     Parameters
     ----------
     data : Dataset, path, FitDirectory or FitData
         A dataset, or a fit (its dataset is plotted).
+    output : int or str, optional
+        With a fit of several outputs: only this output's observations, titled with its name.
 
     Returns
     -------
@@ -34,11 +36,13 @@ def plot_data(data):
     from ..data import Dataset
     from ..diagnostics.units import dataset_units
 
+    suffix = ""
     if isinstance(data, Dataset):
         dataset, obs = data, data.observations
     else:
         fd = as_fit_data(data)
-        dataset, obs = fd.dataset, fd.obs
+        rows, suffix = output_rows(fd, output)
+        dataset, obs = fd.dataset, fd.obs[rows]
     units = dataset_units(dataset)
     fig, axes = new_figure(1, 2, width=9.0, height=3.8)
     colours = _subject_colours(dataset.n_subjects)
@@ -49,9 +53,9 @@ def plot_data(data):
     axes[0, 1].set_yscale("log")
     for ax, scale in zip(axes[0], ("linear scale", "log scale")):
         ax.set_xlabel(units.time_label)
-        ax.set_ylabel(units.conc_label)
-        ax.set_title(f"Observations ({scale})")
-    fig.suptitle(f"Data: {dataset.n_subjects} subjects, {len(obs)} observations (one colour per subject)")
+        ax.set_ylabel(units.conc_label if not suffix else suffix[3:])
+        ax.set_title(f"Observations{suffix} ({scale})")
+    fig.suptitle(f"Data{suffix}: {dataset.n_subjects} subjects, {len(obs)} observations (one colour per subject)")
     return fig
 
 

@@ -36,8 +36,8 @@ def plot_individual_fits(fit, curves=None, *, ncols: int = 4, log: bool = False,
     """
     fd = as_fit_data(fit)
     rows, suffix = output_rows(fd, output)
-    k = 0 if output is None else list(fd.output_names).index(output) if isinstance(output, str) else int(output)
-    curves = individual_curves(fd, output=k) if curves is None else curves
+    which = 0 if output is None else list(fd.output_names).index(output) if isinstance(output, str) else int(output)
+    curves = individual_curves(fd, output=which) if curves is None else curves
     observed = fd.obs[rows]
     n = fd.n_subjects
     rows, cols = grid_shape(n, ncols)
@@ -66,7 +66,7 @@ def plot_individual_fits(fit, curves=None, *, ncols: int = 4, log: bool = False,
             ax.set_xlabel(fd.units.time_label)
             ax.xaxis.set_tick_params(labelbottom=True)
         if k % cols == 0:
-            ax.set_ylabel(fd.units.conc_label if not suffix else fd.output_names[k])
+            ax.set_ylabel(fd.units.conc_label if not suffix else fd.output_names[which])
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=len(labels))
     fig.suptitle(f"Individual fits{suffix} ({fd.label})")

@@ -84,7 +84,7 @@ def plot_vpc(fit, simulated, *, prediction_corrected: bool = False, n_bins: int 
     source = "posterior predictive, new subjects" if fd.bayesian else "simulated from the estimates"
     ax.set_title(f"{what}{suffix} ({fd.label}; {simulated.shape[0]} replicates, {source}; {len(table)} time bins)")
     ax.set_xlabel(fd.units.time_label)
-    ylabel = fd.units.conc_label
+    ylabel = fd.units.conc_label if not suffix else suffix[3:]
     ax.set_ylabel(f"Prediction-corrected {ylabel[0].lower()}{ylabel[1:]}" if prediction_corrected else ylabel)
     ax.legend(loc="upper right", fontsize=8)
     return fig

@@ -125,12 +125,14 @@ def model_and_data(page, ctx: Context) -> None:
             }
         )
         parts.append("<p>Covariates per subject (first record):</p>" + table_html(summary))
-    _figure(
-        page,
-        parts,
-        lambda: plots.plot_data(fd),
-        "Observed concentrations against time, one colour per subject, on linear and log scales.",
-    )
+    for output, name in _outputs(fd):
+        _figure(
+            page,
+            parts,
+            lambda o=output: plots.plot_data(fd, output=o),
+            f"Observed {'concentrations' if not name else 'values' + name} against time, one colour per subject, "
+            "on linear and log scales.",
+        )
 
 
 def provenance(fd) -> pd.DataFrame:
