@@ -99,7 +99,10 @@ def observation_table(problem: Problem, method: str, psi: np.ndarray, eta: np.nd
         cw = np.where(problem.censored, np.nan, cw)
 
     def back(x):
-        return np.where(problem.log_rows, np.exp(x), x)
+        if not problem.log_rows.any():
+            return x
+        with np.errstate(over="ignore"):
+            return np.where(problem.log_rows, np.exp(np.where(problem.log_rows, x, 0.0)), x)
 
     out = frame.reset_index(drop=True).copy()
     out["PRED"] = back(f0)
