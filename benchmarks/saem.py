@@ -11,6 +11,11 @@ modes, the linearised covariance step and the importance-sampling OFV with 3000
 samples per subject), and the estimates against nlmixr2's published SAEM fit. The
 machine's load average is printed too: on a shared machine the wall times scale with it;
 the process's CPU time of the whole fit (``CPU``) is what a quiet machine would take.
+
+Then it prints the CPU time of one call of the model core on the chains' problem (36
+subjects) with the Jacobian (``predict_numeric``, what the FOCE-I steps use) and values
+only (``predict_values``, what SAEM's Metropolis steps and importance sampling use), and
+the number of such calls in one fit: the rest of the time is SAEM's own NumPy work.
 """
 
 from __future__ import annotations
@@ -26,7 +31,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bayes_nlme.core import op  # noqa: E402
+from bayes_nlme.core.op import predict_numeric, predict_values  # noqa: E402
 from bayes_nlme.estimation import estimate  # noqa: E402
+from bayes_nlme.estimation.estimator import build_problem  # noqa: E402
+from bayes_nlme.estimation.parameters import start_values  # noqa: E402
+from bayes_nlme.estimation.saem import replicate  # noqa: E402
 from bayes_nlme.spec import load_model  # noqa: E402
 
 MODEL = ROOT / "tests" / "data" / "theophylline_focei.toml"
@@ -56,6 +66,43 @@ def main() -> None:
             + " ".join(f"{n} {v:.1f}" for n, v in cv.items())
             + f" | add SD {np.sqrt(value['sigma2_add']):.3f} | IS OFV {fit.ofv:.2f} +- {fit.info['ofv_mcse']:.2f}"
         )
+
+    engine_cost(spec)
+
+
+def engine_cost(spec, calls: int = 2000) -> None:
+    """CPU time per call of the model core, with and without the Jacobian."""
+    problem, dataset = build_problem(spec, "theophylline")[:2]
+    chained = build_problem(spec, replicate(dataset, 3))[0]
+    start = start_values(spec, problem.y)
+    psi = problem.pmap.pack(start["theta"], start["betas"], start["omega"], start["sigma2"], start["iov"])
+    kernel = chained.kernel
+    params = kernel._params(chained.log_parameters(psi, None)[0])
+    for name, call in (("with Jacobian", predict_numeric), ("values only", predict_values)):
+        call(kernel.design, params)
+        cpu = time.process_time()
+        for _ in range(calls):
+            call(kernel.design, params)
+        per_call = (time.process_time() - cpu) / calls
+        print(f"model core, {chained.n_subjects} subjects, {name}: {1e3 * per_call:.3f} ms CPU per call")
+    counts = {"values only": 0, "with Jacobian": 0}
+
+    def counted(function, name):
+        def wrapper(*args, **kwargs):
+            counts[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    op.predict_values = counted(predict_values, "values only")
+    op.predict_numeric = counted(predict_numeric, "with Jacobian")
+    try:
+        started, cpu = time.perf_counter(), time.process_time()
+        estimate(spec, "theophylline", method="saem", seed=1)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - started
+    finally:
+        op.predict_values, op.predict_numeric = predict_values, predict_numeric
+    print(f"calls of the model core in one fit ({wall:.2f} s, CPU {cpu:.2f} s): {counts}")
 
 
 if __name__ == "__main__":

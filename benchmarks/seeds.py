@@ -16,6 +16,7 @@ Run (about 90 s per seed on a quiet 2-core machine, plus one compilation)::
     .venv/bin/python benchmarks/seeds.py                 # 10 seeds
     .venv/bin/python benchmarks/seeds.py --seeds 1 2     # a subset
     .venv/bin/python benchmarks/seeds.py --init jitter   # the pre-issue-17 start
+    .venv/bin/python benchmarks/seeds.py --model oral2 --seeds 1   # the two-compartment study
 
 Each seed's line is printed as soon as its fit ends, and ``--json`` writes every
 figure to a file.
@@ -38,15 +39,27 @@ sys.path.insert(0, str(ROOT))
 from bayes_nlme.data.simulated import simulate_oral_study  # noqa: E402
 from bayes_nlme.fit import ConvergenceWarning, sample  # noqa: E402
 
-MODEL = ROOT / "models" / "oral1_lkj.toml"
-ROWS = ("theta_CL", "theta_V", "theta_ka", "omega_CL_CL", "omega_V_V", "omega_ka_ka", "sigma2_prop")
+MODELS = {
+    "oral1": (
+        ROOT / "models" / "oral1_lkj.toml",
+        "one_compartment_oral",
+        ("theta_CL", "theta_V", "theta_ka", "omega_CL_CL", "omega_V_V", "omega_ka_ka", "sigma2_prop"),
+    ),
+    "oral2": (
+        ROOT / "models" / "oral2_lkj.toml",
+        "two_compartment_oral",
+        ("theta_CL", "theta_V1", "theta_Q", "theta_V2", "theta_ka", "omega_CL_CL", "omega_V1_V1", "omega_Q_Q")
+        + ("omega_V2_V2", "omega_ka_ka", "sigma2_prop"),
+    ),
+}
 
 
 def _fit(data, seed: int, args) -> dict:
+    rows = MODELS[args.model][2]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         fit = sample(
-            str(MODEL),
+            str(MODELS[args.model][0]),
             data,
             draws=args.draws,
             tune=args.tune,
@@ -74,15 +87,15 @@ def _fit(data, seed: int, args) -> dict:
         "stuck_chains": list(v.stuck_chains),
         "ok": bool(v.max_r_hat <= 1.01 and v.divergences == 0),
         "messages": list(v.messages),
-        "mean": {r: float(table.loc[r, "mean"]) for r in ROWS if r in table.index},
-        "sd": {r: float(table.loc[r, "sd"]) for r in ROWS if r in table.index},
+        "mean": {r: float(table.loc[r, "mean"]) for r in rows if r in table.index},
+        "sd": {r: float(table.loc[r, "sd"]) for r in rows if r in table.index},
     }
 
 
-def _agreement(runs: list[dict]) -> tuple[float, str]:
+def _agreement(runs: list[dict], rows) -> tuple[float, str]:
     """Largest ``|mean_seed - pooled mean| / pooled sd`` over seeds and parameters."""
     worst, where = 0.0, ""
-    for r in ROWS:
+    for r in rows:
         means = np.array([run["mean"][r] for run in runs if r in run["mean"]])
         sds = np.array([run["sd"][r] for run in runs if r in run["sd"]])
         if means.size < 2:
@@ -97,6 +110,7 @@ def main(argv=None) -> int:
     """Run the benchmark; exit 0 when the target is met, 1 otherwise."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 11)))
+    p.add_argument("--model", choices=tuple(MODELS), default="oral1", help="oral2: the two-compartment study")
     p.add_argument("--subjects", type=int, default=120)
     p.add_argument("--doses", type=int, default=1, help="1: single dose (1,800 obs); 3: 4,680 obs")
     p.add_argument("--draws", type=int, default=1000)
@@ -106,7 +120,7 @@ def main(argv=None) -> int:
     p.add_argument("--adaptation", default="diag")
     p.add_argument("--json", type=Path, help="write every figure to this file")
     args = p.parse_args(argv)
-    data = simulate_oral_study(args.subjects, doses=args.doses)
+    data = simulate_oral_study(args.subjects, doses=args.doses, structural=MODELS[args.model][1])
     n_obs = int((data["EVID"] == 0).sum())
     print(
         f"{args.subjects} subjects, {n_obs} observations; {args.chains} x ({args.tune} + {args.draws}), "
@@ -121,10 +135,10 @@ def main(argv=None) -> int:
         print(
             f"{seed:>4} {run['max_r_hat']:>9.3f} {run['divergences']:>5d} {run['treedepth_fraction']:>9.1%} "
             f"{run['seconds']:>7.1f} {run['leapfrog_per_draw']:>6.1f} {run['init']:>6}  "
-            f"{'yes' if run['ok'] else 'NO'}",
+            f"{'yes' if run['ok'] else 'NO'}  centred: {run['centered']}",
             flush=True,
         )
-    worst, where = _agreement(runs)
+    worst, where = _agreement(runs, MODELS[args.model][2])
     n_ok = sum(r["ok"] for r in runs)
     median = float(np.median([r["seconds"] for r in runs]))
     print(

@@ -51,6 +51,35 @@ def test_plateau_start_is_not_reported_as_converged():
     assert "--starts" in fit.info["advice"]
 
 
+def test_minimiser_returns_the_best_point_visited_not_its_last_iterate(monkeypatch):
+    """The OFV of a point can depend on the path (the inner step is warm-started): here every
+    evaluation after the first (the start) is 1e4 worse, so BFGS's last iterate, near the
+    optimum, is worse than the start. The minimiser must return the start, the best point it
+    visited, and must not call it converged (its gradient is not small)."""
+    from bayes_nlme.estimation import estimator, outer
+    from bayes_nlme.estimation.parameters import start_values
+
+    spec = _diagonal(ka=2.5, CL=4.0, V=25.0)
+    problem = estimator.build_problem(spec, "theophylline")[0]
+    start = start_values(spec, problem.y)
+    psi0 = problem.pmap.pack(start["theta"], start["betas"], start["omega"], start["sigma2"], start["iov"])
+    calls = {"n": 0}
+    exact = outer.contributions
+
+    def drifting(*args, **kwargs):
+        calls["n"] += 1
+        values, per_subject = exact(*args, **kwargs)
+        return (values if calls["n"] == 1 else values + 1e4 / len(values)), per_subject
+
+    monkeypatch.setattr(outer, "contributions", drifting)
+    evaluator = outer.Evaluator(problem, "focei")
+    result = outer.minimise(evaluator, psi0)
+    assert calls["n"] > 20 and result.n_iterations > 0  # BFGS did move away from the start
+    np.testing.assert_array_equal(result.psi, psi0)
+    assert evaluator.best == pytest.approx(exact(problem, "focei", psi0, result.evaluation.eta)[0].sum(), rel=1e-6)
+    assert not result.converged and "gradient" in result.message
+
+
 @pytest.mark.parametrize("method", ["focei", "fo"])
 def test_plateau_start_recovers_by_screened_starts(method):
     fit = estimate(_diagonal(ka=100.0, CL=300.0, V=0.3), "theophylline", method=method, covariance=None)

@@ -186,7 +186,7 @@ def test_sample_rejects_bad_options(study40):
     [
         (["--init", "pathfinder"], ["--init", "invalid choice"]),
         (["--target-accept", "1.2"], ["--target-accept", "(0, 1)"]),
-        (["--centered", "maybe"], ["--centered", "invalid choice"]),
+        (["--centered", "CL;V"], ["--centered", "invalid choice"]),
     ],
 )
 def test_cli_rejects_bad_nuts_options(tmp_path, capsys, args, words):
@@ -195,6 +195,24 @@ def test_cli_rejects_bad_nuts_options(tmp_path, capsys, args, words):
     err = capsys.readouterr().err
     assert code == 2 and not out.exists()
     assert all(w in err for w in words), err
+
+
+def test_cli_centred_parameters_must_have_iiv(tmp_path, capsys):
+    out = tmp_path / "fit"
+    code = main(["fit", "models/theophylline.toml", "--data", "theophylline", "--out", str(out), "--centered", "CL,Q"])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert "centered" in err and "Q have no IIV" in err and "ka, CL, V" in err, err
+    assert "Traceback" not in err
+
+
+def test_sampling_table_takes_centred_parameter_names():
+    doc = tomllib.loads(Path("models/theophylline.toml").read_text(encoding="utf-8"))
+    doc["sampling"]["centered"] = ["V", "CL"]
+    assert parse_model(doc).sampling.centered == ("V", "CL")
+    doc["sampling"]["centered"] = ["CL", "Q"]
+    with pytest.raises(SpecError, match="sampling.centered"):
+        parse_model(doc)
 
 
 # ----------------------------------------------------------- start point mapping
@@ -208,7 +226,7 @@ def _spec(omega: dict, **extra):
 
 
 @pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS:UserWarning")
-@pytest.mark.parametrize("centered", [True, False])
+@pytest.mark.parametrize("centered", [True, False, ("CL", "V"), ("ka",)], ids=["c", "nc", "mixed-ka-nc", "mixed-ka-c"])
 @pytest.mark.parametrize(
     "omega",
     [
@@ -256,3 +274,19 @@ def test_start_point_reproduces_the_estimates(omega, centered):
     np.testing.assert_allclose(individual_at, ebe[list(spec.parameter_names)].to_numpy(), rtol=1e-6)
     theta_ka = result.estimates.set_index("parameter").loc["theta_ka", "estimate"]
     np.testing.assert_allclose(ka_at, theta_ka, rtol=1e-6)
+
+
+def test_start_fit_that_does_not_converge_is_recorded_not_announced(caplog):
+    """The FOCE-I start of the full-omega Theophylline model ends on the omega boundary:
+    the NUTS fit records that in its init record, without the frequentist engine's
+    'NOT CONVERGED' line (which concerns a FOCE-I fit the user did not ask for)."""
+    import logging
+
+    from bayes_nlme.data import load_dataset
+    from bayes_nlme.fit.init import frequentist_fit
+
+    with caplog.at_level(logging.INFO, logger="bayes_nlme"):
+        result, info = frequentist_fit(load_model("models/theophylline.toml"), load_dataset("theophylline"), "auto")
+    assert result is not None and info["method"] == "focei" and info["converged"] is False
+    assert not [r for r in caplog.records if "NOT CONVERGED" in r.getMessage()], caplog.text
+    assert logging.getLogger("bayes_nlme.estimation").level == logging.NOTSET

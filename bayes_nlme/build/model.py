@@ -44,7 +44,7 @@ from ..individual import coefficient_name, individual_parameters, segment_covari
 from ..pk.models import model_of
 from ..spec.priors import HalfNormal, LogNormal, Normal
 from . import flipflop
-from .etas import random_effects
+from .etas import centring, random_effects
 from .iov import iov_coords, iov_hyperparameters, occasion_effects
 from .omega import omega_factor, omega_hyperparameters
 from .priors import POSITIVE, check_prior, hyperparameters, prior_variable
@@ -82,8 +82,8 @@ class BuiltModel:
         Censoring limits per observation (``-inf`` where not censored); None without BLQ.
     guard : bool
         Whether the flip-flop guard is on.
-    centered : bool
-        Whether the etas are centred.
+    centered : bool or tuple of str
+        Whether the etas are centred, or the names of the centred ones (mixed).
     """
 
     model: pm.Model
@@ -93,7 +93,7 @@ class BuiltModel:
     observations: pd.DataFrame
     lower: np.ndarray | None
     guard: bool
-    centered: bool
+    centered: bool | tuple
 
     @property
     def dv(self) -> np.ndarray:
@@ -272,15 +272,63 @@ def _segment_parameters(spec, theta, eta, log_individual, segment_cov, coefficie
     return params
 
 
-def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> BuiltModel:
+def _subject_effects(spec, theta, covariates, coefficients, n, *, centered, individual_guard):
+    """The between-subject random effects, in the current model: omega (and its ``omega``
+    deterministic) and the etas, non-centred (``eta = F z``) or centred on the log
+    individual parameters (:func:`.etas.random_effects`).
+
+    Returns
+    -------
+    eta : list or None
+        The eta columns (None without IIV).
+    log_individual : dict
+        Log individual parameters of the centred form, by name (empty otherwise).
+    """
+    eta = None
+    log_individual: dict = {}
+    if spec.iiv_names:
+        bounded = flipflop.ABSORPTION if individual_guard else None
+        omega = omega_factor(spec, first=bounded)
+        pm.Deterministic("omega", omega.omega, dims=("parameter", "parameter2"))
+        mean = initial = bound = None
+        if centered is not False:
+            typical = individual_parameters(spec, theta, None, covariates, coefficients, n_subjects=n)
+            log_typical = {name: pt.log(value) for name, value in typical.items()}
+            mean = [log_typical[name] for name in spec.iiv_names]
+            initial = _initial_log_parameters(spec)
+            if bounded:
+
+                def bound(log_params, _typ=log_typical):
+                    merged = {name: log_params.get(name, _typ[name]) for name in _typ}
+                    return flipflop.log_terminal_rate(merged)
+
+        elif bounded:
+            bound = flipflop.eta_lower_bound(spec, theta, covariates, coefficients, n)
+        eta = []
+        random_effects(
+            spec,
+            omega,
+            centered=centered,
+            bounded=bounded,
+            lower_bound=bound,
+            mean=mean,
+            initial=initial,
+            log_individual=log_individual,
+            columns=eta,
+        )
+    return eta, log_individual
+
+
+def build(spec, data, *, centered: bool | tuple = False, guard: bool | None = None) -> BuiltModel:
     """Build the PyMC model of a spec and a dataset.
 
     Parameters
     ----------
     spec : ModelSpec
     data : Dataset, path, bundled name or pandas.DataFrame
-    centered : bool
-        Centred etas (default False: non-centred, ``eta = F z``).
+    centered : bool or tuple of str
+        Centred etas (default False: non-centred, ``eta = F z``), or the names of the
+        centred IIV parameters (the others non-centred; :func:`~bayes_nlme.build.etas.random_effects`).
     guard : bool, optional
         Override the flip-flop guard (default: ``spec.flip_flop_guard``, on for oral
         models with an estimated ``ka``). Forward prior sampling builds without it.
@@ -300,6 +348,7 @@ def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> B
     from ..core.op import structural_predictions
 
     dataset = resolve_dataset(spec, data)
+    centered = centring(spec, centered)
     if guard is None:
         guard = flipflop.guard_enabled(spec)
     guard = bool(guard) and flipflop.guard_enabled(spec)
@@ -317,38 +366,9 @@ def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> B
     with pm.Model(coords=coords) as model:
         theta = _thetas(spec, guard)
         coefficients = {name: prior_variable(name, prior) for name, prior in _coefficients(spec).items()}
-        eta = None
-        log_individual: dict = {}
-        if spec.iiv_names:
-            bounded = flipflop.ABSORPTION if individual_guard else None
-            omega = omega_factor(spec, first=bounded)
-            pm.Deterministic("omega", omega.omega, dims=("parameter", "parameter2"))
-            mean = initial = bound = None
-            if centered:
-                typical = individual_parameters(spec, theta, None, covariates, coefficients, n_subjects=n)
-                log_typical = {name: pt.log(value) for name, value in typical.items()}
-                mean = [log_typical[name] for name in spec.iiv_names]
-                initial = _initial_log_parameters(spec)
-                if bounded:
-
-                    def bound(log_params, _typ=log_typical):
-                        merged = {name: log_params.get(name, _typ[name]) for name in _typ}
-                        return flipflop.log_terminal_rate(merged)
-
-            elif bounded:
-                bound = flipflop.eta_lower_bound(spec, theta, covariates, coefficients, n)
-            eta = []
-            random_effects(
-                spec,
-                omega,
-                centered=centered,
-                bounded=bounded,
-                lower_bound=bound,
-                mean=mean,
-                initial=initial,
-                log_individual=log_individual,
-                columns=eta,
-            )
+        eta, log_individual = _subject_effects(
+            spec, theta, covariates, coefficients, n, centered=centered, individual_guard=individual_guard
+        )
         params = individual_parameters(spec, theta, eta, covariates, coefficients, n_subjects=n)
         params.update({name: pt.exp(value) for name, value in log_individual.items()})
         pm.Deterministic(
@@ -356,7 +376,7 @@ def build(spec, data, *, centered: bool = False, guard: bool | None = None) -> B
             pt.stack([params[name] for name in spec.parameter_names], axis=1),
             dims=("subject", "structural_parameter"),
         )
-        kappa = occasion_effects(spec, design.n_occasions, centered=centered) if spec.iov_names else None
+        kappa = occasion_effects(spec, design.n_occasions, centered=centered is True) if spec.iov_names else None
         if varying:
             params = _segment_parameters(
                 spec, theta, eta, log_individual, segment_cov, coefficients, design, covariates, kappa

@@ -12,7 +12,17 @@ from __future__ import annotations
 
 import pytensor.tensor as pt
 
-__all__ = ["entries", "matmul", "transpose", "lower_inverse", "to_tensor", "apply_columns", "log_diagonal_sum"]
+__all__ = [
+    "entries",
+    "matmul",
+    "transpose",
+    "lower_inverse",
+    "cholesky",
+    "submatrix",
+    "to_tensor",
+    "apply_columns",
+    "log_diagonal_sum",
+]
 
 
 def entries(matrix, n: int, *, lower: bool = False) -> list[list]:
@@ -58,6 +68,32 @@ def lower_inverse(m: list[list]) -> list[list]:
             s = _sum(_mul(m[i][k], x[k][j]) for k in range(j, i))
             x[i][j] = None if s is None else -s / m[i][i]
     return x
+
+
+def cholesky(m: list[list]) -> list[list]:
+    """The lower-triangular Cholesky factor ``L`` of a symmetric positive-definite matrix.
+
+    ``L_jj = sqrt(M_jj - sum_{k<j} L_jk^2)`` and
+    ``L_ij = (M_ij - sum_{k<j} L_ik L_jk) / L_jj`` for ``i > j``; structural zeros
+    (``None``) stay zeros where the sums vanish.
+    """
+    n = len(m)
+    x: list[list] = [[None] * n for _ in range(n)]
+    for j in range(n):
+        s = _sum(_mul(x[j][k], x[j][k]) for k in range(j))
+        x[j][j] = pt.sqrt(m[j][j] if s is None else m[j][j] - s)
+        for i in range(j + 1, n):
+            s = _sum(_mul(x[i][k], x[j][k]) for k in range(j))
+            if m[i][j] is None and s is None:
+                continue
+            num = -s if m[i][j] is None else (m[i][j] if s is None else m[i][j] - s)
+            x[i][j] = num / x[j][j]
+    return x
+
+
+def submatrix(a: list[list], rows, cols) -> list[list]:
+    """The nested-list submatrix ``a[rows][:, cols]``."""
+    return [[a[i][j] for j in cols] for i in rows]
 
 
 def to_tensor(a: list[list]):

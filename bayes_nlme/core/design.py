@@ -166,8 +166,7 @@ class EngineDesign:
 
 
 def parameter_columns(structural, declared) -> tuple[str, ...]:
-    """The engine's parameter columns: kinetic parameters, then ``tlag``/``F`` if declared,
-    then the other parameters that a built-in model's ``[outputs]`` use."""
+    """The engine's parameter columns: kinetic parameters, then ``tlag``/``F`` if declared."""
     model = structural_model(structural)
     if getattr(model, "is_ode", False):
         return tuple(model.parameters)
@@ -261,15 +260,75 @@ def engine_design(
     model = structural_model(structural)
     table = dataset.table
     check_dose_records(dataset.table, model)
+    keys = tuple(covariates) + (("OCC",) if occasions else ())
+    fields = _record_layout(table, model, int(dataset.n_subjects), keys, time_varying, points)
+    columns = parameter_columns(model, declared)
+    if getattr(model, "is_ode", False):
+        cfg, engine_key = _ode_config(model, columns)
+    else:
+        cfg, engine_key = _linear_config(model, columns), ""
+    occ = _occasions(table, fields["seg_row"], fields["seg_subject"]) if occasions else (None, None, None, None)
+    return EngineDesign(
+        structural=model,
+        columns=columns,
+        cfg=cfg,
+        engine_key=engine_key,
+        seg_occasion=occ[0],
+        occasion_subject=occ[1],
+        occasion_label=occ[2],
+        occasion_slot=occ[3],
+        **fields,
+    )
+
+
+def _record_layout(table: pd.DataFrame, model, n_subjects: int, keys, time_varying: str, points: str) -> dict:
+    """The record arrays of :class:`EngineDesign` (``recf``, ``reci``, ``recl``, ``subj``,
+    segments, prediction points and the Jacobian index); ``keys``: the columns whose
+    change starts a parameter segment."""
     n = len(table)
     subject = table["SUBJECT"].to_numpy().astype(np.int64)
-    n_subjects = int(dataset.n_subjects)
     evid = _num(table, "EVID", 0.0)
     mdv = _num(table, "MDV", 0.0)
-    amt, rate, ii = _num(table, "AMT", 0.0), _num(table, "RATE", 0.0), _num(table, "II", 0.0)
-    addl, ss = _num(table, "ADDL", 0.0), _num(table, "SS", 0.0)
-    cmt = _num(table, "CMT", np.nan)
     dose = np.isin(evid, (1, 4))
+    state, applies = _dose_targets(table, model, n)
+    is_point = np.ones(n, dtype=bool) if points == "all" else (evid == 0) & (mdv == 0)
+    obs_row = np.flatnonzero(is_point)
+    obs_index = np.full(n, -1, dtype=np.int64)
+    obs_index[obs_row] = np.arange(len(obs_row))
+    seg, iseg, seg_row, seg_start, max_seg = _segment_layout(table, subject, n_subjects, keys, time_varying)
+    seg_subject = subject[seg_row]
+    rec_start = np.searchsorted(subject, np.arange(n_subjects + 1), side="left")
+    subj = np.stack([rec_start, seg_start], axis=1).astype(np.int64)
+    outputs = np.maximum(output_index(table, model.output_ids), 0)
+    reci = _record_integers(table, evid, dose, state, obs_index, seg, iseg, outputs)
+    amt, rate, ii = _num(table, "AMT", 0.0), _num(table, "RATE", 0.0), _num(table, "II", 0.0)
+    recf = np.ascontiguousarray(np.stack([_num(table, "TIME", 0.0), amt, rate, ii], axis=1))
+    per_record = np.where(dose, 2 * (reci[:, 2] + 1), 0)
+    capacity = int(np.bincount(subject, weights=per_record, minlength=n_subjects).max(initial=0)) + 256
+    obs_subject = subject[obs_row]
+    jac_index = seg_start[obs_subject][:, None] + np.arange(max_seg)[None, :]
+    jac_index = np.where(jac_index < seg_start[obs_subject + 1][:, None], jac_index, seg_start[obs_subject][:, None])
+    return {
+        "recf": recf,
+        "reci": np.ascontiguousarray(reci),
+        "recl": applies.astype(np.int64),
+        "subj": subj,
+        "n_obs": len(obs_row),
+        "max_seg": max(max_seg, 1),
+        "capacity": capacity,
+        "obs_row": obs_row.astype(np.int64),
+        "obs_subject": obs_subject.astype(np.int64),
+        "seg_subject": seg_subject.astype(np.int64),
+        "seg_row": seg_row.astype(np.int64),
+        "jac_index": np.ascontiguousarray(jac_index.astype(np.int64)),
+        "obs_output": reci[obs_row, 8].astype(np.int64),
+    }
+
+
+def _dose_targets(table: pd.DataFrame, model, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each record's state index (its ``CMT``, else the model's dose compartment) and
+    whether lag time and bioavailability apply to a dose there."""
+    cmt = _num(table, "CMT", np.nan)
     cmt = np.where(np.isnan(cmt) | (cmt == 0), model.default_dose_compartment, cmt)
     state = cmt.astype(np.int64) - 1
     roles = np.array([model.compartment_role(c) for c in cmt.astype(np.int64)], dtype=object)
@@ -277,12 +336,15 @@ def engine_design(
         applies = np.isin(roles, model.modified_compartments)
     else:
         applies = (roles == "depot") if model.oral else np.ones(n, dtype=bool)
-    is_point = np.ones(n, dtype=bool) if points == "all" else (evid == 0) & (mdv == 0)
-    obs_row = np.flatnonzero(is_point)
-    obs_index = np.full(n, -1, dtype=np.int64)
-    obs_index[obs_row] = np.arange(len(obs_row))
+    return state, applies
 
-    seg = _segments(table, subject, tuple(covariates) + (("OCC",) if occasions else ()))
+
+def _segment_layout(table: pd.DataFrame, subject: np.ndarray, n_subjects: int, keys, time_varying: str):
+    """Parameter segments: each record's segment and that of the interval ending at it
+    (LOCF: the previous record's, NOCB: its own), each segment's first row, each subject's
+    first segment (``n_subjects + 1`` bounds) and the most segments of one subject."""
+    n = len(table)
+    seg = _segments(table, subject, keys)
     first = np.ones(n, dtype=bool)
     if n:
         first[1:] = subject[1:] != subject[:-1]
@@ -292,14 +354,17 @@ def engine_design(
         iseg = np.where(first, seg, np.concatenate([[0], seg[:-1]]) if n else seg)
     seg_row = np.flatnonzero(np.concatenate([[True], seg[1:] != seg[:-1]])) if n else np.zeros(0, np.int64)
     seg_subject = subject[seg_row]
-    rec_start = np.searchsorted(subject, np.arange(n_subjects + 1), side="left")
     seg_start = np.searchsorted(seg_subject, np.arange(n_subjects + 1), side="left")
-    subj = np.stack([rec_start, seg_start], axis=1).astype(np.int64)
     counts = np.diff(seg_start)
     max_seg = int(counts.max()) if n_subjects else 1
+    return seg, iseg, seg_row, seg_start, max_seg
 
-    outputs = output_index(table, model.output_ids)
-    reci = np.zeros((n, 9), dtype=np.int64)
+
+def _record_integers(table: pd.DataFrame, evid, dose, state, obs_index, seg, iseg, outputs) -> np.ndarray:
+    """``reci``: dose, reset, ADDL, SS, state, observation index, segment, interval
+    segment, output (CONTRACT 5.4)."""
+    addl, ss = _num(table, "ADDL", 0.0), _num(table, "SS", 0.0)
+    reci = np.zeros((len(table), 9), dtype=np.int64)
     reci[:, 0] = dose
     reci[:, 1] = np.isin(evid, (3, 4)) | (dose & (ss == 1))
     reci[:, 2] = np.where(dose, addl, 0).astype(np.int64)
@@ -308,59 +373,28 @@ def engine_design(
     reci[:, 5] = obs_index
     reci[:, 6] = seg
     reci[:, 7] = iseg
-    reci[:, 8] = np.maximum(outputs, 0)
-    recf = np.ascontiguousarray(np.stack([_num(table, "TIME", 0.0), amt, rate, ii], axis=1))
-    per_record = np.where(dose, 2 * (reci[:, 2] + 1), 0)
-    capacity = int(np.bincount(subject, weights=per_record, minlength=n_subjects).max(initial=0)) + 256
+    reci[:, 8] = outputs
+    return reci
 
-    columns = parameter_columns(model, declared)
-    if getattr(model, "is_ode", False):
-        cfg, engine_key = _ode_config(model, columns)
-    else:
-        engine_key = ""
-        lag_col = columns.index("tlag") if "tlag" in columns else -1
-        f_col = columns.index("F") if "F" in columns else -1
-        kin = len(model.parameters)
-        central = 1 if model.oral else 0
-        cfg = np.array(
-            [
-                MODEL_KINDS[model.name],
-                len(model.compartments),
-                central,
-                columns.index(model.volume),
-                lag_col,
-                f_col,
-                kin,
-                len(columns),
-            ],
-            dtype=np.int64,
-        )
-    obs_subject = subject[obs_row]
-    jac_index = seg_start[obs_subject][:, None] + np.arange(max_seg)[None, :]
-    jac_index = np.where(jac_index < seg_start[obs_subject + 1][:, None], jac_index, seg_start[obs_subject][:, None])
-    occ = _occasions(table, seg_row, seg_subject) if occasions else (None, None, None, None)
-    return EngineDesign(
-        structural=model,
-        columns=columns,
-        cfg=cfg,
-        recf=recf,
-        reci=np.ascontiguousarray(reci),
-        recl=applies.astype(np.int64),
-        subj=subj,
-        n_obs=len(obs_row),
-        max_seg=max(max_seg, 1),
-        capacity=capacity,
-        obs_row=obs_row.astype(np.int64),
-        obs_subject=obs_subject.astype(np.int64),
-        seg_subject=seg_subject.astype(np.int64),
-        seg_row=seg_row.astype(np.int64),
-        jac_index=np.ascontiguousarray(jac_index.astype(np.int64)),
-        engine_key=engine_key,
-        seg_occasion=occ[0],
-        occasion_subject=occ[1],
-        occasion_label=occ[2],
-        occasion_slot=occ[3],
-        obs_output=reci[obs_row, 8].astype(np.int64),
+
+def _linear_config(model, columns) -> np.ndarray:
+    """The engine configuration of a built-in linear model (see :mod:`.kinetics`)."""
+    lag_col = columns.index("tlag") if "tlag" in columns else -1
+    f_col = columns.index("F") if "F" in columns else -1
+    kin = len(model.parameters)
+    central = 1 if model.oral else 0
+    return np.array(
+        [
+            MODEL_KINDS[model.name],
+            len(model.compartments),
+            central,
+            columns.index(model.volume),
+            lag_col,
+            f_col,
+            kin,
+            len(columns),
+        ],
+        dtype=np.int64,
     )
 
 

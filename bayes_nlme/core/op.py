@@ -17,10 +17,16 @@ from pytensor.gradient import DisconnectedType, disconnected_type
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
-from .engine import simulate
-from .outputs import apply_outputs, outputs_tensor
+from .engine import simulate, simulate_values
+from .outputs import apply_output_values, apply_outputs, outputs_tensor
 
-__all__ = ["EventPredictions", "structural_predictions", "predict_numeric", "engine_function"]
+__all__ = [
+    "EventPredictions",
+    "structural_predictions",
+    "predict_numeric",
+    "predict_values",
+    "engine_function",
+]
 
 
 def engine_function(key: str = ""):
@@ -31,6 +37,16 @@ def engine_function(key: str = ""):
     from .odegen import loaded_module
 
     return loaded_module(key).simulate
+
+
+def _values_function(key: str = ""):
+    """The engine's ``simulate_values`` (predictions without sensitivities), as
+    :func:`engine_function`."""
+    if not key:
+        return simulate_values
+    from .odegen import loaded_module
+
+    return loaded_module(key).simulate_values
 
 
 class EventPredictions(Op):
@@ -237,3 +253,33 @@ def predict_numeric(design, params) -> tuple[np.ndarray, np.ndarray]:
         design.capacity,
     )
     return apply_outputs(design, f, jac, params)
+
+
+def predict_values(design, params: np.ndarray) -> np.ndarray:
+    """Predictions only (no Jacobian), evaluated directly: the ``f`` of
+    :func:`predict_numeric`, bit for bit, without the cost of the sensitivities.
+
+    Parameters
+    ----------
+    design : EngineDesign
+    params : numpy.ndarray (n_segments, P)
+        In ``design.columns`` order.
+
+    Returns
+    -------
+    numpy.ndarray (n_obs,)
+    """
+    inputs = design.engine_inputs
+    params = np.ascontiguousarray(params, dtype=float)
+    f = _values_function(design.engine_key)(
+        params,
+        inputs["recf"],
+        inputs["reci"],
+        inputs["recl"],
+        inputs["subj"],
+        design.cfg,
+        design.n_obs,
+        design.max_seg,
+        design.capacity,
+    )
+    return apply_output_values(design, f, params)

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..spec.expression import derivative
 
-__all__ = ["evaluate", "apply_outputs", "outputs_tensor"]
+__all__ = ["evaluate", "apply_outputs", "apply_output_values", "outputs_tensor"]
 
 
 def evaluate(tree, values: dict, xp=np):
@@ -111,6 +111,35 @@ def apply_outputs(design, f: np.ndarray, jac: np.ndarray, params: np.ndarray):
                 if np.ndim(g_p) or g_p != 0.0:
                     out_jac[rows, local[rows], j] += g_p
     return y, out_jac
+
+
+def apply_output_values(design, f: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """The output map of :func:`apply_outputs` on the predictions alone (no Jacobian).
+
+    Parameters
+    ----------
+    design : EngineDesign
+    f : numpy.ndarray (n_obs,)
+    params : numpy.ndarray (n_segments, P)
+
+    Returns
+    -------
+    numpy.ndarray (n_obs,)
+    """
+    outputs = design.output_map
+    if not outputs:
+        return f
+    own = params[design.obs_segment]
+    y = np.full_like(f, np.nan)
+    for k, (_, tree) in enumerate(outputs):
+        rows = np.flatnonzero(design.obs_output == k)
+        if not len(rows):
+            continue
+        values = {"C": f[rows]}
+        values.update({name: own[rows, j] for j, name in enumerate(design.columns)})
+        with np.errstate(all="ignore"):
+            y[rows] = np.broadcast_to(evaluate(tree, values), rows.shape)
+    return y
 
 
 def outputs_tensor(design, f, params):

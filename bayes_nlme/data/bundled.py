@@ -44,6 +44,36 @@
         simulate_michaelis_menten_study().to_csv(
             "bayes_nlme/data/datasets/oral_mm.csv", index=False, na_rep=".")
 
+``pheno``
+    The phenobarbital study of Grasela and Donn (1985): 59 preterm neonates given
+    intravenous phenobarbital (a loading dose, then maintenance doses, as bolus records),
+    with 1 to 6 plasma concentrations each (155 observations, 589 dose records), the
+    classic example of NONMEM and Pharmpy (``pheno_real``; ``models/pheno.toml``).
+
+    ========  =====  ===========================================================
+    column    units  meaning
+    ========  =====  ===========================================================
+    ID               subject number (1..59)
+    TIME      h      time since the first dose
+    DV        mg/L   phenobarbital concentration (``.`` on dose records)
+    AMT       mg     dose (0 on observation records)
+    EVID             1 dose, 0 observation
+    MDV              1 on dose records, 0 on observations
+    WGT       kg     birth weight
+    APGR             Apgar score at 5 minutes (1..10)
+    APGRLT5          1 when ``APGR < 5``, else 0 (the covariate of ``pheno_real``)
+    ========  =====  ===========================================================
+
+    The file ``datasets/pheno.csv`` was made once from ``pheno.dta`` of Pharmpy 2.2.0
+    (``pharmpy/internals/example_models/pheno.dta`` in the ``pharmpy-core`` wheel;
+    columns ``ID TIME AMT WGT APGR DV FA1 FA2``)::
+
+        from bayes_nlme.data.bundled import pheno_from_nonmem
+        pheno_from_nonmem(pd.read_csv("pheno.dta", sep=r"\\s+", dtype=str)).to_csv(
+            "bayes_nlme/data/datasets/pheno.csv", index=False)
+
+    Only the data are taken (see ``datasets/PHENO_SOURCE.md``); values keep their text.
+
 ``pk_emax`` and ``warfarin_turnover``
     Simulated studies with two observed outputs (concentration ``DVID 1``, effect
     ``DVID 2``) for ``models/pk_emax.toml`` (a direct Emax effect on the built-in
@@ -63,7 +93,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["BUNDLED", "bundled_names", "bundled_path", "describe", "theophylline_from_r"]
+__all__ = ["BUNDLED", "bundled_names", "bundled_path", "describe", "theophylline_from_r", "pheno_from_nonmem"]
 
 _HERE = Path(__file__).resolve().parent / "datasets"
 
@@ -97,6 +127,20 @@ BUNDLED: dict[str, dict] = {
         "structural": "ode",
         "units": {"TIME": "h", "DV": "mg/L", "AMT": "mg"},
         "reference": "Simulated: bayes_nlme.data.simulated.simulate_michaelis_menten_study (seed 2).",
+    },
+    "pheno": {
+        "file": "pheno.csv",
+        "description": (
+            "Phenobarbital in 59 preterm neonates (Grasela and Donn 1985): intravenous bolus "
+            "doses, 155 plasma concentrations; covariates birth weight WGT and Apgar score APGR."
+        ),
+        "structural": "one_compartment_iv",
+        "units": {"TIME": "h", "DV": "mg/L", "AMT": "mg", "WGT": "kg"},
+        "reference": (
+            "Grasela TH Jr, Donn SM (1985). Neonatal population pharmacokinetics of "
+            "phenobarbital derived from routine clinical data. Dev Pharmacol Ther 8(6):374-383. "
+            "File: pheno.dta of Pharmpy 2.2.0 (LGPL-3.0-or-later); see datasets/PHENO_SOURCE.md."
+        ),
     },
     "pk_emax": {
         "file": "pk_emax.csv",
@@ -230,4 +274,40 @@ def theophylline_from_r(theoph: pd.DataFrame) -> pd.DataFrame:
                 }
             )
     names = ["ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "WT", "DOSE"]
+    return pd.DataFrame(records, columns=names)
+
+
+def pheno_from_nonmem(raw: pd.DataFrame) -> pd.DataFrame:
+    """Turn NONMEM's ``pheno.dta`` into the bundled layout.
+
+    Parameters
+    ----------
+    raw : pandas.DataFrame
+        Text columns ``ID TIME AMT WGT APGR DV`` (``FA1``, ``FA2`` are ignored), as read
+        with ``pd.read_csv(path, sep=r"\\s+", dtype=str)``; a record with ``AMT > 0`` is a
+        dose (its ``DV`` is 0 in the file), any other an observation.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Text columns ``ID, TIME, DV, AMT, EVID, MDV, WGT, APGR, APGRLT5`` in file order;
+        ``DV`` is ``.`` on dose records, ``APGRLT5`` is 1 when ``APGR < 5``.
+    """
+    records = []
+    for row in raw.itertuples(index=False):
+        dose = float(row.AMT) > 0
+        records.append(
+            {
+                "ID": _text(float(row.ID)),
+                "TIME": _text(float(row.TIME)),
+                "DV": "." if dose else _text(float(row.DV)),
+                "AMT": _text(float(row.AMT)),
+                "EVID": "1" if dose else "0",
+                "MDV": "1" if dose else "0",
+                "WGT": _text(float(row.WGT)),
+                "APGR": _text(float(row.APGR)),
+                "APGRLT5": "1" if float(row.APGR) < 5 else "0",
+            }
+        )
+    names = ["ID", "TIME", "DV", "AMT", "EVID", "MDV", "WGT", "APGR", "APGRLT5"]
     return pd.DataFrame(records, columns=names)

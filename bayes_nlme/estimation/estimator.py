@@ -14,13 +14,13 @@ from ..pk.models import model_of
 from .covariance import COVARIANCE_METHODS, covariance_step, nan_covariance
 from .diagnostics import ebe_table, eta_shrinkage, kappa_shrinkage, observation_table
 from .importance import importance_sampling_ofv
-from .outer import Evaluator, minimise
+from .multistart import ADVICE, multistart_optimise  # noqa: F401 (ADVICE: re-exported)
+from .outer import Evaluator
 from .parameters import start_values
 from .problem import METHODS, problem_from_design
 from .result import _Z95, EstimationResult
 from .saem import replicate, saem_settings
 from .saem_fit import run_saem_fit
-from .starts import choose_run, flip_flop_state, mirror_start, omega_boundary, screened_starts
 
 __all__ = ["estimate", "objective", "build_problem", "check_estimation_inputs", "ALL_METHODS", "OFV_METHODS"]
 
@@ -266,6 +266,57 @@ def estimate(
     - Covariates are those of each record (time-varying covariates per parameter
       segment, ``time_varying`` as in the Bayesian path).
     """
+    settings = _check_arguments(spec, method, covariance, ofv, starts, saem)
+    building = time.perf_counter()
+    problem, dataset, frame, n_dropped = build_problem(spec, data)
+    _check_censoring(spec, method, problem)
+    core = "focei" if method == "saem" else method  # SAEM's final objective pieces: FOCE-I's
+    psi0, evaluator = _start(spec, problem, core)
+    seconds_compile = time.perf_counter() - building
+    started = time.perf_counter()
+    _check_start_objective(spec, method, problem, evaluator, psi0, verbose)
+    if method == "saem":
+        outer, search = run_saem_fit(spec, dataset, problem, psi0, evaluator, settings, seed, verbose)
+    else:
+        outer, evaluator, search = multistart_optimise(
+            problem, method, psi0, evaluator, tol, maxiter, verbose, starts, seed
+        )
+    psi, ev = outer.psi, outer.evaluation
+    tables = {"saem_trajectory.csv": search.pop("trajectory")} if "trajectory" in search else {}
+    ofv_value, ofv_info = float(ev.ofv), {"ofv_method": method, "ofv_mcse": 0.0}
+    if method == "saem" or ofv == "importance_sampling":
+        ofv_value, ofv_info = _importance_ofv(spec, dataset, problem, evaluator, psi, ev, settings, seed, core)
+        if verbose:
+            _LOG.info(f"{method}: importance-sampling OFV {ofv_value:.3f} (Monte-Carlo SE {ofv_info['ofv_mcse']:.3f})")
+    cov = _covariance(problem, outer, search, covariance)
+    eta = _final_etas(problem, evaluator, outer)
+    result = _result(
+        spec,
+        method,
+        problem,
+        dataset,
+        frame,
+        n_dropped=n_dropped,
+        core=core,
+        psi0=psi0,
+        outer=outer,
+        search=search,
+        covariance=covariance,
+        cov=cov,
+        eta=eta,
+        ofv=(ofv_value, ofv_info),
+        tol=tol,
+        tables=tables,
+        seconds_compile=seconds_compile,
+    )
+    result.seconds_fit = time.perf_counter() - started
+    result.seconds = result.seconds_fit + seconds_compile
+    _log_outcome(result, method, search, verbose, seconds_compile)
+    return result
+
+
+def _check_arguments(spec, method, covariance, ofv, starts, saem):
+    """Refuse unknown method, covariance or ofv options and a bad ``starts``; the SAEM settings."""
     _check_choice(method, ALL_METHODS, "method")
     if covariance is not None:
         _check_choice(covariance, COVARIANCE_METHODS, "covariance")
@@ -274,17 +325,21 @@ def estimate(
     settings = saem_settings(getattr(spec, "saem", None), **(saem or {}))
     if starts is not None and (not isinstance(starts, (int, np.integer)) or starts < 1):
         raise ArgumentError(f"starts must be a whole number >= 1 (or None for automatic); got {starts!r}")
-    building = time.perf_counter()
-    problem, dataset, frame, n_dropped = build_problem(spec, data)
-    _check_censoring(spec, method, problem)
+    return settings
+
+
+def _start(spec, problem, core):
+    """The packed start values and the evaluator of ``core``'s objective, its kernel compiled."""
     start = start_values(spec, problem.y, problem.output)
     psi0 = problem.pmap.pack(start["theta"], start["betas"], start["omega"], start["sigma2"], start["iov"])
-    core = "focei" if method == "saem" else method  # SAEM's final objective pieces: FOCE-I's
     evaluator = Evaluator(problem, core)
     u0, _ = problem.log_parameters(psi0, None)
     problem.kernel.warm_up(u0)
-    seconds_compile = time.perf_counter() - building
-    started = time.perf_counter()
+    return psi0, evaluator
+
+
+def _check_start_objective(spec, method, problem, evaluator, psi0, verbose) -> None:
+    """Refuse start values where the objective is not finite (InputError)."""
     first = evaluator.evaluate(psi0)
     if not np.isfinite(first.ofv):
         raise InputError(
@@ -294,36 +349,61 @@ def estimate(
         )
     if verbose:
         _LOG.info(f"{method}: start OFV {first.ofv:.6f} ({problem.size} parameters)")
-    if method == "saem":
-        outer, search = run_saem_fit(spec, dataset, problem, psi0, evaluator, settings, seed, verbose)
-    else:
-        outer, evaluator, search = _optimise(problem, method, psi0, evaluator, tol, maxiter, verbose, starts, seed)
-    psi, ev = outer.psi, outer.evaluation
-    tables = {"saem_trajectory.csv": search.pop("trajectory")} if "trajectory" in search else {}
-    ofv_value, ofv_info = float(ev.ofv), {"ofv_method": method, "ofv_mcse": 0.0}
-    if method == "saem" or ofv == "importance_sampling":
-        ofv_value, ofv_info = _importance_ofv(spec, dataset, problem, evaluator, psi, ev, settings, seed, core)
-        if verbose:
-            _LOG.info(f"{method}: importance-sampling OFV {ofv_value:.3f} (Monte-Carlo SE {ofv_info['ofv_mcse']:.3f})")
+
+
+def _covariance(problem, outer, search, covariance):
+    """The covariance step at the estimates (NaN when ``covariance`` is None)."""
     if covariance is None:
-        cov = nan_covariance(problem.size, None)
-    else:  # on the well-scaled parameters z (log values, correlations), by the delta method
-        dpsi_dz = outer.dpsi_dz
-        jac = problem.pmap.jacobian(psi) @ dpsi_dz
-        cov = covariance_step(outer.scaled_hessian, ev.per_subject @ dpsi_dz, jac, covariance)
-        if not cov.ok and search["convergence_reason"]:
-            cov.message = f"{cov.message}; the fit did not converge: {search['convergence_reason'].split(' (')[0]}"
+        return nan_covariance(problem.size, None)
+    # on the well-scaled parameters z (log values, correlations), by the delta method
+    psi, ev = outer.psi, outer.evaluation
+    dpsi_dz = outer.dpsi_dz
+    jac = problem.pmap.jacobian(psi) @ dpsi_dz
+    cov = covariance_step(outer.scaled_hessian, ev.per_subject @ dpsi_dz, jac, covariance)
+    if not cov.ok and search["convergence_reason"]:
+        cov.message = f"{cov.message}; the fit did not converge: {search['convergence_reason'].split(' (')[0]}"
+    return cov
+
+
+def _final_etas(problem, evaluator, outer):
+    """The subjects' etas at the estimates: the EBEs, or for FO post-hoc conditional modes."""
+    psi, ev = outer.psi, outer.evaluation
     if evaluator.has_inner or problem.d == 0:
-        eta = ev.eta
-    else:  # FO: post-hoc conditional modes (without interaction)
-        eta = evaluator.ebe(psi, np.zeros_like(ev.eta), method="foce").eta
+        return ev.eta
+    # FO: post-hoc conditional modes (without interaction)
+    return evaluator.ebe(psi, np.zeros_like(ev.eta), method="foce").eta
+
+
+def _result(
+    spec,
+    method,
+    problem,
+    dataset,
+    frame,
+    *,
+    n_dropped,
+    core,
+    psi0,
+    outer,
+    search,
+    covariance,
+    cov,
+    eta,
+    ofv,
+    tol,
+    tables,
+    seconds_compile,
+):
+    """The :class:`EstimationResult` of a finished fit (``ofv``: the reported value and its ``fit.json`` entries)."""
+    psi, ev = outer.psi, outer.evaluation
+    ofv_value, ofv_info = ofv
     ids = _whole(dataset.table.groupby("SUBJECT", sort=True)["ID"].first().to_numpy())
     estimates = _natural_table(problem, psi, cov)
     n_obs = problem.n_obs + n_dropped
     minus2ll = ofv_value + (problem.n_obs - problem.n_censored) * np.log(2.0 * np.pi)
     k = problem.size
     names = problem.pmap.names
-    result = EstimationResult(
+    return EstimationResult(
         method=method,
         spec=spec,
         dataset=dataset,
@@ -362,8 +442,10 @@ def estimate(
         },
         tables=tables,
     )
-    result.seconds_fit = time.perf_counter() - started
-    result.seconds = result.seconds_fit + seconds_compile
+
+
+def _log_outcome(result, method, search, verbose, seconds_compile) -> None:
+    """Warn about a fit that did not converge; with ``verbose``, log its OFV and times."""
     if not result.converged:
         _LOG.warning(f"{method}: NOT CONVERGED: {search['convergence_reason']}. {search['advice']}")
     if verbose:
@@ -371,7 +453,6 @@ def estimate(
             f"{method}: OFV {result.ofv:.6f} converged={result.converged} in {result.seconds_fit:.2f} s "
             f"(compile {seconds_compile:.2f} s)"
         )
-    return result
 
 
 def _importance_ofv(spec, dataset, problem, evaluator, psi, ev, settings, seed, core):
@@ -385,84 +466,6 @@ def _importance_ofv(spec, dataset, problem, evaluator, psi, ev, settings, seed, 
     batch = build_problem(spec, replicate(dataset, copies))[0] if copies > 1 else problem
     value, mcse, _ = importance_sampling_ofv(batch, psi, mode.eta, mode.hessian, samples=settings.is_samples, seed=seed)
     return value, {"ofv_method": "importance_sampling", "ofv_mcse": mcse, f"ofv_{core}": float(ev.ofv)}
-
-
-#: What to try after a fit that did not converge.
-ADVICE = (
-    "Try better initial values in the model file (e.g. from a plot of the data or an FO fit), "
-    "more starts (--starts N), or a simpler model (diagonal omega, fewer IIV parameters)"
-)
-
-
-def _optimise(problem, method, psi0, evaluator, tol, maxiter, verbose, starts, seed):
-    """The outer optimisation from the start values, screened starts and the flip-flop mirror.
-
-    Returns
-    -------
-    outer : OuterResult
-        The chosen run.
-    evaluator : Evaluator
-        Its evaluator.
-    search : dict
-        ``starts`` (OFV, converged and start of every run), ``flip_flop``,
-        ``convergence_reason``, ``advice`` and ``n_evaluations``.
-    """
-    runs = [(minimise(evaluator, psi0, tol=tol, maxiter=maxiter, verbose=verbose), evaluator, "initial")]
-    first = runs[0][0]
-    # other starts cannot help a maximum on omega's boundary: that needs a simpler omega
-    hopeless = first.converged or "singular matrix" in omega_boundary(problem, first.psi)
-    extra = (starts - 1) if starts is not None else (0 if hopeless else 4)
-    if extra > 0:
-        if verbose:
-            _LOG.info(f"{method}: screening {extra} more start points")
-        for psi in screened_starts(problem, psi0, extra, seed=seed):
-            ev = Evaluator(problem, method)
-            runs.append((minimise(ev, psi, tol=tol, maxiter=maxiter, verbose=verbose), ev, "screened"))
-    chosen = choose_run([r[0] for r in runs])
-    flip = flip_flop_state(problem, chosen.psi)
-    if flip is not None and flip["violated"]:
-        mirror = mirror_start(problem, chosen.psi, psi0)
-        flip["mirror_tried"] = mirror is not None
-        if mirror is not None:
-            if verbose:
-                _LOG.info(
-                    f"{method}: flip-flop optimum (ka {flip['ka']:.4g} <= k {flip['terminal_rate']:.4g}); "
-                    "refit from its mirror"
-                )
-            ev = Evaluator(problem, method)
-            runs.append((minimise(ev, mirror, tol=tol, maxiter=maxiter, verbose=verbose), ev, "flip-flop mirror"))
-        allowed = [r[0] for r in runs if not flip_flop_state(problem, r[0].psi)["violated"]]
-        chosen = choose_run(allowed) if allowed else chosen
-    outer = chosen
-    evaluator = next(r[1] for r in runs if r[0] is chosen)
-    reason = "" if outer.converged else outer.message.split("not converged: ")[-1]
-    boundary = "" if outer.converged else omega_boundary(problem, outer.psi)
-    advice = ADVICE
-    if boundary:
-        reason = f"{boundary} ({reason})"
-        advice = (
-            "Remove that IIV (iiv = false)"
-            if "tends to zero" in boundary
-            else "Simplify omega: a diagonal omega, or blocks without the perfectly correlated pair ([omega] blocks)"
-        )
-    flip = flip_flop_state(problem, outer.psi)
-    if flip is not None and flip["violated"]:
-        outer.converged = False
-        reason = (
-            f"flip-flop: the absorption rate ka {flip['ka']:.4g} is not above the terminal elimination rate "
-            f"{flip['terminal_rate']:.4g} (the rule of the Bayesian path), and the mirrored start did not reach "
-            "an optimum with ka above it"
-        )
-    search = {
-        "starts": [
-            {"kind": kind, "ofv": float(r.evaluation.ofv), "converged": bool(r.converged)} for r, _, kind in runs
-        ],
-        "flip_flop": flip,
-        "convergence_reason": reason,
-        "advice": "" if outer.converged else advice,
-        "n_evaluations": int(sum(r[1].n_evaluations for r in runs)),
-    }
-    return outer, evaluator, search
 
 
 def check_estimation_inputs(spec, data, method: str) -> None:

@@ -78,13 +78,14 @@ class EngineKernel:
         return self.jacobian(u)[0]
 
     def predict(self, u: np.ndarray) -> np.ndarray:
-        """Predictions only, uncached and without the Jacobian's scaling (SAEM and
-        importance sampling call it many times at points never repeated)."""
-        from ..core.op import predict_numeric
+        """Predictions only, uncached, from the engine's value-only walk (no
+        sensitivities): SAEM's Metropolis steps and importance sampling call it many times
+        at points never repeated. The same values as :meth:`value`, bit for bit."""
+        from ..core.op import predict_values
 
         self.n_calls += 1
         with np.errstate(all="ignore"):
-            f = predict_numeric(self.design, self._params(np.ascontiguousarray(u, dtype=float)))[0][self.keep]
+            f = predict_values(self.design, self._params(np.ascontiguousarray(u, dtype=float)))[self.keep]
             return _log_rows(f, self.log_transform)
 
     def jacobian(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -273,6 +273,8 @@ class _Regression:
             self.rows.append(rows)
         self.z = np.column_stack(columns)
         self.gram = self.z.T @ self.z
+        # index pairs of the blocks of the Gram matrix (np.ix_ per iteration is costly)
+        self.blocks = {(p, q): np.ix_(rp, rq) for p, rp in enumerate(self.rows) for q, rq in enumerate(self.rows)}
 
     def coefficients(self, psi: np.ndarray) -> np.ndarray:
         """The regression coefficients ``g`` of ``psi``."""
@@ -292,12 +294,12 @@ class _Regression:
         gram = self.gram / n_copies
         g = np.zeros(len(self.terms))
         for p, rows in enumerate(self.rows):
-            g[rows] = np.linalg.solve(gram[np.ix_(rows, rows)], t[rows, p])
+            g[rows] = np.linalg.solve(gram[self.blocks[p, p]], t[rows, p])
         d = len(self.rows)
         omega = np.empty((d, d))
         for p, rp in enumerate(self.rows):
             for q, rq in enumerate(self.rows):
-                omega[p, q] = s2[p, q] - g[rp] @ t[rp, q] - g[rq] @ t[rq, p] + g[rp] @ gram[np.ix_(rp, rq)] @ g[rq]
+                omega[p, q] = s2[p, q] - g[rp] @ t[rp, q] - g[rq] @ t[rq, p] + g[rp] @ gram[self.blocks[p, q]] @ g[rq]
         return g, omega
 
 

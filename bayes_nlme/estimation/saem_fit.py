@@ -57,25 +57,7 @@ def run_saem_fit(spec, dataset, problem, psi0, evaluator, settings, seed: int, v
         _LOG.info(f"saem: {settings.n_burn} + {settings.n_em} iterations, {chains} chains per subject")
     psi, trajectory = run_saem(chained, psi0, settings, chains=chains, seed=seed, verbose=verbose)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    ev = evaluator.evaluate(psi)
-    h_z, dpsi_dz = scaled_hessian(evaluator, psi)
-    g_z = dpsi_dz.T @ ev.gradient
-    # no gradient test: SAEM's estimate is not the FOCE-I optimum (tolerance inf)
-    ok, reason = convergence_check(ev.ofv, ev.gradient, h_z, np.inf, ev.ebe_converged, scaled_gradient=0 * g_z)
-    flip = flip_flop_state(problem, psi)
-    if flip is not None and flip["violated"]:
-        ok, reason = (
-            False,
-            (
-                f"flip-flop: the absorption rate ka {flip['ka']:.4g} is not above the terminal elimination rate "
-                f"{flip['terminal_rate']:.4g} (the rule of the Bayesian path)"
-            ),
-        )
-    boundary = "" if ok else omega_boundary(problem, psi)
-    if boundary:
-        reason = f"{boundary} ({reason})"
-    if not np.all(np.isfinite(psi)):
-        ok, reason = False, "the estimates are not finite"
+    ev, h_z, dpsi_dz, ok, reason, flip = _saem_verdict(problem, evaluator, psi)
     message = f"SAEM: {settings.n_burn} + {settings.n_em} iterations, {chains} chains per subject"
     outer = OuterResult(psi, ev, None, ok, message, settings.n_burn + settings.n_em, h_z, dpsi_dz)
     search = {
@@ -100,3 +82,31 @@ def run_saem_fit(spec, dataset, problem, psi0, evaluator, settings, seed: int, v
         "trajectory": trajectory,
     }
     return outer, search
+
+
+def _saem_verdict(problem, evaluator, psi):
+    """The FOCE-I evaluation at SAEM's estimates, its scaled Hessian, and whether they pass
+    (positive definite information, flip-flop rule, finite estimates) with the reason.
+
+    Returns ``evaluation, h_z, dpsi_dz, ok, reason, flip_flop``.
+    """
+    ev = evaluator.evaluate(psi)
+    h_z, dpsi_dz = scaled_hessian(evaluator, psi)
+    g_z = dpsi_dz.T @ ev.gradient
+    # no gradient test: SAEM's estimate is not the FOCE-I optimum (tolerance inf)
+    ok, reason = convergence_check(ev.ofv, ev.gradient, h_z, np.inf, ev.ebe_converged, scaled_gradient=0 * g_z)
+    flip = flip_flop_state(problem, psi)
+    if flip is not None and flip["violated"]:
+        ok, reason = (
+            False,
+            (
+                f"flip-flop: the absorption rate ka {flip['ka']:.4g} is not above the terminal elimination rate "
+                f"{flip['terminal_rate']:.4g} (the rule of the Bayesian path)"
+            ),
+        )
+    boundary = "" if ok else omega_boundary(problem, psi)
+    if boundary:
+        reason = f"{boundary} ({reason})"
+    if not np.all(np.isfinite(psi)):
+        ok, reason = False, "the estimates are not finite"
+    return ev, h_z, dpsi_dz, ok, reason, flip

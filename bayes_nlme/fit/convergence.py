@@ -332,6 +332,12 @@ def _reparameterise(centered, first: str) -> str:
     text = f"{first} (CLI --target-accept 0.95, or target_accept = 0.95 in [sampling])"
     if centered is None:
         return text + ", or try the other eta parameterisation, centred or non-centred (--centered true or false)"
+    if isinstance(centered, tuple):
+        listed = ",".join(centered)
+        return (
+            f"{text}, or refit with every eta non-centred (--centered false, or centered = false in [sampling]): "
+            f"{listed} were centred, and a centred variance with mass near zero makes a funnel"
+        )
     other = "false" if centered else "true"
     form = "non-centred" if centered else "centred"
     why = (
@@ -376,6 +382,39 @@ def _chain_messages(draws, stats, max_rhat, init) -> tuple[list[str], list[int],
     return messages, stuck, disagree
 
 
+def _bfmi_check(stats: xr.Dataset, centered, messages: list) -> float:
+    """The smallest E-BFMI of the chains (NaN without energy); a message when it is low
+    or cannot be computed."""
+    energy = _stat(stats, "energy")
+    bfmi = _bfmi(np.asarray(energy)) if energy is not None else None
+    min_bfmi = float(np.min(bfmi)) if bfmi is not None and bfmi.size else float("nan")
+    if bfmi is not None and (not np.isfinite(min_bfmi) or min_bfmi < THRESHOLDS["min_bfmi"]):
+        chain = int(np.argmin(np.where(np.isfinite(bfmi), bfmi, -np.inf)))
+        messages.append(
+            f"E-BFMI {min_bfmi:.2f} < {THRESHOLDS['min_bfmi']} in chain {chain}: the sampler explores the "
+            f"energy poorly, typical of funnels and heavy tails. {_reparameterise(centered, 'Raise target_accept')}"
+            if np.isfinite(min_bfmi)
+            else f"E-BFMI cannot be computed in chain {chain} (energy missing or not finite): the sampling "
+            "was interrupted or failed"
+        )
+    return min_bfmi
+
+
+def _treedepth_check(stats: xr.Dataset, max_treedepth, messages: list) -> float:
+    """The fraction of draws at the maximum tree depth; a message when it is too large."""
+    saturated = _stat(stats, "maxdepth_reached", "reached_max_treedepth")
+    if saturated is None and max_treedepth is not None and _stat(stats, "depth", "tree_depth") is not None:
+        saturated = np.asarray(_stat(stats, "depth", "tree_depth")) >= max_treedepth
+    saturated = np.asarray(saturated) if saturated is not None else np.zeros(0)
+    fraction = float(np.mean(saturated)) if saturated.size else 0.0
+    if fraction > THRESHOLDS["max_treedepth_fraction"]:
+        messages.append(
+            f"{fraction:.1%} of the draws hit the maximum tree depth: the sampler is inefficient (not "
+            "biased). Reparameterise, or rescale parameters that differ by orders of magnitude"
+        )
+    return fraction
+
+
 def assess(
     draws: xr.Dataset,
     stats: xr.Dataset,
@@ -383,7 +422,7 @@ def assess(
     extra_messages=(),
     max_treedepth: int | None = None,
     init: str | None = None,
-    centered: bool | None = None,
+    centered: bool | tuple | None = None,
 ) -> ConvergenceVerdict:
     """Run the convergence checks.
 
@@ -400,8 +439,9 @@ def assess(
     init : str, optional
         How the chains were started (``"focei"``, ``"fo"``, ``"jitter"``), for the
         advice on stuck chains.
-    centered : bool, optional
-        Whether the etas were centred, for the advice on divergences and E-BFMI.
+    centered : bool or tuple of str, optional
+        Whether the etas were centred (or which were), for the advice on divergences
+        and E-BFMI.
 
     Returns
     -------
@@ -421,28 +461,8 @@ def assess(
     max_rhat, rhat_var = per["r_hat"]
     min_bulk, bulk_var = per["ess_bulk"]
     min_tail, tail_var = per["ess_tail"]
-    energy = _stat(stats, "energy")
-    bfmi = _bfmi(np.asarray(energy)) if energy is not None else None
-    min_bfmi = float(np.min(bfmi)) if bfmi is not None and bfmi.size else float("nan")
-    if bfmi is not None and (not np.isfinite(min_bfmi) or min_bfmi < THRESHOLDS["min_bfmi"]):
-        chain = int(np.argmin(np.where(np.isfinite(bfmi), bfmi, -np.inf)))
-        messages.append(
-            f"E-BFMI {min_bfmi:.2f} < {THRESHOLDS['min_bfmi']} in chain {chain}: the sampler explores the "
-            f"energy poorly, typical of funnels and heavy tails. {_reparameterise(centered, 'Raise target_accept')}"
-            if np.isfinite(min_bfmi)
-            else f"E-BFMI cannot be computed in chain {chain} (energy missing or not finite): the sampling "
-            "was interrupted or failed"
-        )
-    saturated = _stat(stats, "maxdepth_reached", "reached_max_treedepth")
-    if saturated is None and max_treedepth is not None and _stat(stats, "depth", "tree_depth") is not None:
-        saturated = np.asarray(_stat(stats, "depth", "tree_depth")) >= max_treedepth
-    saturated = np.asarray(saturated) if saturated is not None else np.zeros(0)
-    fraction = float(np.mean(saturated)) if saturated.size else 0.0
-    if fraction > THRESHOLDS["max_treedepth_fraction"]:
-        messages.append(
-            f"{fraction:.1%} of the draws hit the maximum tree depth: the sampler is inefficient (not "
-            "biased). Reparameterise, or rescale parameters that differ by orders of magnitude"
-        )
+    min_bfmi = _bfmi_check(stats, centered, messages)
+    fraction = _treedepth_check(stats, max_treedepth, messages)
     chain_messages, stuck, disagree = _chain_messages(draws, stats, max_rhat, init)
     messages.extend(chain_messages)
     messages.extend(extra_messages)

@@ -18,6 +18,7 @@ recorded in ``fit.json`` (key ``init``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import warnings
@@ -179,7 +180,9 @@ def start_values(built, result) -> dict:
     names = list(spec.iiv_names)
     if any(n not in logs for n in names):
         return out
-    if built.centered:
+    if isinstance(built.centered, tuple):
+        out.update(_mixed_start(spec, built.centered, factor, result, built.dataset, logs, first))
+    elif built.centered:
         cols = [logs[n].copy() for n in names]
         if first is not None:
             k = names.index(first)
@@ -195,6 +198,35 @@ def start_values(built, result) -> dict:
             z[:, k] = _bounded_z(spec, factor, eta, z, k, logs)
         out["eta_z"] = z
     return out
+
+
+def _mixed_start(spec, centred, factor, result, dataset, logs, first) -> dict:
+    """``eta_z`` and ``log_individual`` of the mixed parameterisation
+    (:func:`bayes_nlme.build.etas.random_effects`): ``z_N = L_NN^-1 eta_N`` with ``L``
+    the Cholesky factor of Omega in the order (non-centred, centred), the guarded
+    absorption rate last among the non-centred ones."""
+    names = list(spec.iiv_names)
+    k = names.index(first) if first is not None else None
+    c_idx = [j for j, n in enumerate(names) if n in centred]
+    n_idx = [j for j, n in enumerate(names) if n not in centred and j != k]
+    n_idx += [k] if k is not None and names[k] not in centred else []
+    m, order = len(n_idx), n_idx + c_idx
+    chol = np.linalg.cholesky((factor @ factor.T)[np.ix_(order, order)])
+    eta = result.ebe.set_index("ID").loc[list(dataset.subject_ids), [f"ETA_{n}" for n in names]]
+    eta = eta.to_numpy(dtype=float)
+    z = np.linalg.solve(chol[:m, :m], eta[:, n_idx].T).T
+    cols = {j: logs[names[j]].copy() for j in c_idx}
+    if k is not None:
+        others = {n: np.exp(v) for n, v in logs.items() if n != first}
+        bound = np.log(flipflop.terminal_rate(others, np))
+        if k in cols:
+            cols[k] = bound + _log_softplus_inverse(cols[k] - bound)
+        else:
+            lkk = chol[m - 1, m - 1]
+            rest = eta[:, k] - lkk * z[:, m - 1]
+            t = (bound - (logs[first] - eta[:, k]) - rest) / lkk
+            z[:, m - 1] = t + _log_softplus_inverse(z[:, m - 1] - t)
+    return {"eta_z": z, "log_individual": np.stack([cols[j] for j in c_idx], axis=1)}
 
 
 def _iov_start(built, result, est: dict) -> dict:
@@ -337,9 +369,10 @@ def frequentist_fit(spec, dataset, init: str) -> tuple:
     reasons = []
     for method in methods:
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _quiet_estimation():
                 # the start only needs finite estimates; the frequentist fit's own
-                # warnings (e.g. about its convergence) do not concern the NUTS fit
+                # warnings and log lines (e.g. about its convergence) do not concern the
+                # NUTS fit: fit.json's init record says whether it converged
                 warnings.simplefilter("ignore")
                 result = estimate(spec, dataset, method=method, covariance=None, starts=1)
         except Exception as exc:  # noqa: BLE001 - any failure falls back to the next start
@@ -355,6 +388,18 @@ def frequentist_fit(spec, dataset, init: str) -> tuple:
     _fallback(info, reasons)
     info["seconds"] = time.perf_counter() - start
     return None, info
+
+
+@contextlib.contextmanager
+def _quiet_estimation():
+    """Hold back the frequentist engines' log lines below ERROR for the duration."""
+    log = logging.getLogger("bayes_nlme.estimation")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _fallback(info: dict, reasons: list) -> None:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import os
 import pickle
 import warnings
@@ -39,77 +38,9 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from .native_key import cache_directory, graph_key
+
 __all__ = ["compile_native", "graph_key", "cache_directory"]
-
-#: Bumped when the generated callbacks or the metadata layout change.
-_FORMAT = 3
-
-
-def cache_directory() -> Path:
-    """Where the native route keeps its metadata.
-
-    ``BAYES_NLME_CACHE_DIR`` if set, else ``<pytensor base_compiledir>/bayes_nlme``
-    (the machine code itself lives in PyTensor's Numba cache, ``.../numba``).
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    env = os.environ.get("BAYES_NLME_CACHE_DIR")
-    if env:
-        return Path(env)
-    import pytensor
-
-    return Path(pytensor.config.base_compiledir) / "bayes_nlme"
-
-
-_SOURCE_DIGEST: str | None = None
-#: Modules whose code shapes the compiled graph or the callbacks.
-_GRAPH_SOURCES = ("build", "core", "pk", "spec", "data", "individual.py", "fit/native.py", "fit/compile.py")
-
-
-def _source_digest() -> str:
-    """Digest of the sources that shape the graph: a change there invalidates the cache."""
-    global _SOURCE_DIGEST
-    if _SOURCE_DIGEST is None:
-        root = Path(__file__).resolve().parent.parent
-        h = hashlib.sha256()
-        paths = [
-            p
-            for part in _GRAPH_SOURCES
-            for p in (sorted((root / part).rglob("*.py")) if (root / part).is_dir() else [root / part])
-        ]
-        for path in paths:
-            h.update(str(path.relative_to(root)).encode())
-            h.update(path.read_bytes())
-        _SOURCE_DIGEST = h.hexdigest()
-    return _SOURCE_DIGEST
-
-
-def graph_key(*parts) -> str:
-    """Cache key of a model graph.
-
-    Parameters
-    ----------
-    *parts
-        What fixes the graph besides the library versions (the model structure and the
-        dataset digest); they are hashed through their ``repr``.
-
-    Returns
-    -------
-    str
-        A hex digest covering ``parts``, the bayes_nlme source, and the versions of
-        PyTensor, PyMC, Numba, nutpie and NumPy.
-    """
-    import numba
-    import nutpie
-    import pymc
-    import pytensor
-
-    versions = (pytensor.__version__, pymc.__version__, numba.__version__, nutpie.__version__, np.__version__)
-    text = repr((_FORMAT, versions, _source_digest(), parts))
-    return hashlib.sha256(text.encode()).hexdigest()
-
 
 # --------------------------------------------------------------------------- sources
 
@@ -525,8 +456,6 @@ def compile_native(model, key: str, recipe=None):
         The compiled model and whether it was freshly compiled (False: loaded from the
         cache); None when the model cannot take this route (e.g. non-float data).
     """
-    from .compile import jittered_initial_points
-
     directory = cache_directory()
     meta_path = directory / f"{key}.pkl"
     meta = _read(meta_path) if meta_path.exists() else None
@@ -535,33 +464,53 @@ def compile_native(model, key: str, recipe=None):
         logp, expand = _cached("logp", meta, key), _cached("expand", meta, key)
     fresh = logp is None or expand is None
     if fresh:
-        meta = meta if logp is not None else _metadata(model)
-        helper = None
-        if logp is None and expand is None and recipe is not None:
-            from .native_worker import start_helper
-
-            helper = start_helper(recipe, key, directory)
-        if logp is None:
-            try:
-                logp = compile_callback(model, "logp", key, meta)
-            except BaseException:  # an error or an interrupt: do not leave the helper running
-                if helper is not None:
-                    helper.cancel()
-                raise
-            if logp is None:
-                if helper is not None:
-                    helper.cancel()
-                return None
-        if expand is None and helper is not None:
-            expand_meta = helper.result()
-            if expand_meta is not None and expand_meta["n_expanded"] == meta["n_expanded"]:
-                meta["expand_data"] = expand_meta["expand_data"]
-                expand = _cached("expand", meta, key)
-        if expand is None:
-            expand = compile_callback(model, "expand", key, meta)
-            if expand is None:
-                return None
+        callbacks = _compile_callbacks(model, key, recipe, directory, meta, logp, expand)
+        if callbacks is None:
+            return None
+        meta, logp, expand = callbacks
         _write(meta_path, meta)
+    return _nutpie_model(model, meta, logp, expand), fresh
+
+
+def _compile_callbacks(model, key: str, recipe, directory, meta, logp, expand):
+    """Compile the callbacks that the cache did not supply (``logp`` and/or ``expand`` None),
+    the expand callback by the helper process when both are missing and there is a recipe.
+
+    Returns ``(meta, logp, expand)``, or None when the model cannot take this route.
+    """
+    meta = meta if logp is not None else _metadata(model)
+    helper = None
+    if logp is None and expand is None and recipe is not None:
+        from .native_worker import start_helper
+
+        helper = start_helper(recipe, key, directory)
+    if logp is None:
+        try:
+            logp = compile_callback(model, "logp", key, meta)
+        except BaseException:  # an error or an interrupt: do not leave the helper running
+            if helper is not None:
+                helper.cancel()
+            raise
+        if logp is None:
+            if helper is not None:
+                helper.cancel()
+            return None
+    if expand is None and helper is not None:
+        expand_meta = helper.result()
+        if expand_meta is not None and expand_meta["n_expanded"] == meta["n_expanded"]:
+            meta["expand_data"] = expand_meta["expand_data"]
+            expand = _cached("expand", meta, key)
+    if expand is None:
+        expand = compile_callback(model, "expand", key, meta)
+        if expand is None:
+            return None
+    return meta, logp, expand
+
+
+def _nutpie_model(model, meta, logp, expand):
+    """nutpie's compiled model over the two callbacks, with the model's data as read-only arrays."""
+    from .compile import jittered_initial_points
+
     values = _model_data(model)
     names = sorted(meta["layout"], key=lambda n: meta["layout"][n][0])
     shared = {}
@@ -588,4 +537,4 @@ def compile_native(model, key: str, recipe=None):
         reparameterized_names=meta["reparameterized"],
         data_names=tuple(names),
     )
-    return compiled, fresh
+    return compiled

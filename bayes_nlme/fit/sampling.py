@@ -11,26 +11,26 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import logging
 import os
 import sys
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from ..build import flipflop as guard
+from ..build.etas import centring
 from ..build.model import BuiltModel, build, prior_data, resolve_dataset
 from ..errors import ArgumentError
 from ..spec.components import SAMPLING_ADAPTATIONS
+from .arguments import _load_spec, _positive, _settings
 from .compile import compile_nutpie
 from .convergence import assess
 from .flipflop import flip_flop_check
 from .init import check_init, frequentist_fit, start_point, with_start
 from .native import graph_key
+from .prior_sampling import sample_prior
 from .result import BayesFit
 from .structure import structure_key
 from .summary import canonical_draws
@@ -125,31 +125,6 @@ def compile_model(spec, data, *, centered: bool = False, backend: str = "native"
     return result
 
 
-def _load_spec(spec):
-    if isinstance(spec, (str, Path)):
-        from ..spec import load_model
-
-        return load_model(spec)
-    return spec
-
-
-def _positive(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _settings(spec, draws, tune, chains, seed) -> tuple:
-    s = spec.sampling
-    draws = _positive("draws", s.draws if draws is None else draws)
-    tune = _positive("tune", s.tune if tune is None else tune, minimum=0)
-    chains = _positive("chains", s.chains if chains is None else chains)
-    seed = s.seed if seed is None else seed
-    if seed is not None:
-        seed = _positive("seed", seed, minimum=0)
-    return draws, tune, chains, seed
-
-
 def _progress(progressbar, quiet: bool) -> bool:
     if progressbar is not None:
         return bool(progressbar)
@@ -199,38 +174,44 @@ def _check_adaptation(adaptation, sampler: str) -> None:
         raise ArgumentError(f"adaptation {adaptation!r} needs the nutpie sampler (got sampler {sampler!r})")
 
 
-def _target_accept(value, centered: bool) -> float:
+def _target_accept(value, centered) -> float:
     if value is not None:
         return float(value)
-    return 0.8 if centered else 0.9
+    return 0.8 if centered is True else 0.9
 
 
-#: ``centered="auto"`` takes the non-centred form when the frequentist start's EBE
-#: shrinkage (SD-based) of some IIV parameter exceeds this: the data then barely
+#: ``centered="auto"`` takes the non-centred form for an IIV parameter whose EBE
+#: shrinkage (SD-based) at the frequentist start exceeds this: the data then barely
 #: inform that parameter per subject, its variance has mass near zero, and the
 #: centred form makes a funnel there.
 MAX_SHRINKAGE_CENTRED = 0.25
 
 
-def _centred(choice, dataset, spec, estimated=None) -> bool:
-    """``centered="auto"``: centred when the median subject has at least 2 observations per
-    IIV parameter (and 4 at least), the data then identify each subject's parameters,
-    and (with a frequentist fit) no IIV parameter's EBE shrinkage exceeds
-    :data:`MAX_SHRINKAGE_CENTRED`."""
-    if isinstance(choice, bool):
-        return choice
-    if choice != "auto":
-        raise ArgumentError(f"centered must be True, False or 'auto', got {choice!r}")
-    n_iiv = len(spec.iiv_names)
-    if n_iiv == 0:
-        return False
-    table = dataset.table
-    counts = table.loc[table["EVID"] == 0].groupby("SUBJECT").size()
-    rich = bool(len(counts)) and float(np.median(counts)) >= max(4, 2 * n_iiv)
-    if rich and estimated is not None:
-        shrinkage = [float(v) for v in getattr(estimated, "eta_shrinkage_sd", {}).values()]
-        rich = not any(v > MAX_SHRINKAGE_CENTRED for v in shrinkage if np.isfinite(v))
-    return rich
+def _centred(choice, dataset, spec, estimated=None) -> bool | tuple:
+    """The eta parameterisation: True, False or the names of the centred parameters.
+
+    ``"auto"`` decides per parameter: a parameter is centred when the median subject
+    has at least 2 observations per IIV parameter (and 4 at least), so the data
+    identify each subject's parameters, and (with a frequentist fit) its EBE shrinkage
+    is at most :data:`MAX_SHRINKAGE_CENTRED`; the others are non-centred
+    (:func:`bayes_nlme.build.etas.random_effects`, mixed form).
+    """
+    if choice == "auto":
+        names = list(spec.iiv_names)
+        if not names:
+            return False
+        table = dataset.table
+        counts = table.loc[table["EVID"] == 0].groupby("SUBJECT").size()
+        if not (len(counts) and float(np.median(counts)) >= max(4, 2 * len(names))):
+            return False
+        shrinkage = {} if estimated is None else getattr(estimated, "eta_shrinkage_sd", {})
+        choice = [n for n in names if not float(shrinkage.get(n, 0.0)) > MAX_SHRINKAGE_CENTRED]
+    elif not isinstance(choice, (bool, list, tuple)):
+        raise ArgumentError(f"centered must be True, False, 'auto' or parameter names, got {choice!r}")
+    try:
+        return centring(spec, choice)
+    except ValueError as exc:
+        raise ArgumentError(f"centered: {exc}") from None
 
 
 def _numeric(ds: xr.Dataset) -> xr.Dataset:
@@ -379,6 +360,8 @@ def sample(
     _check_sampler(sampler)
     draws, tune, chains, seed = _settings(spec, draws, tune, chains, seed)
     opts = _options(spec, sampler, chains, target_accept, centered, cores, init, adaptation)
+    if opts["centered"] != "auto":
+        _centred(opts["centered"], None, spec)  # a bad choice fails before any work
     progress = _progress(progressbar, quiet)
     dataset = resolve_dataset(spec, data)
     estimated, init_info = frequentist_fit(spec, dataset, opts["init"])
@@ -392,7 +375,8 @@ def sample(
     t1 = time.perf_counter()
     tree = _posterior_tree(raw, built, sampler, seed)
     verdict = _verdict(spec, tree, init_info, centered)
-    nutpie = sampler == "nutpie"
+    details = _details(built, cm, sampler, centered, target_accept, opts["adaptation"], init_info)
+    details["seconds_postprocess"] = time.perf_counter() - t1
     fit = BayesFit(
         tree=tree,
         spec=spec,
@@ -407,16 +391,7 @@ def sample(
         seed=seed,
         sampler=sampler,
         convergence=verdict,
-        details={
-            "flip_flop_guard": bool(built.guard),
-            "centered": bool(centered),
-            "compile_backend": cm.backend if nutpie else None,
-            "compilation": {"backend": cm.backend, "seconds": cm.seconds, "fresh": bool(cm.fresh)} if nutpie else None,
-            "target_accept": target_accept,
-            "adaptation": opts["adaptation"] if nutpie else None,
-            "init": init_info,
-            "seconds_postprocess": time.perf_counter() - t1,
-        },
+        details=details,
     )
     if not quiet:
         print(verdict.report(), file=sys.stderr)
@@ -466,6 +441,20 @@ def _run_chains(spec, dataset, sampler, compile_backend, centered, estimated, in
     return built, None, raw, seconds_build, time.perf_counter() - t0
 
 
+def _details(built, cm, sampler, centered, target_accept, adaptation, init_info) -> dict:
+    """The fit's ``details``: guard, parameterisation, compilation and NUTS settings, start."""
+    nutpie = sampler == "nutpie"
+    return {
+        "flip_flop_guard": bool(built.guard),
+        "centered": list(centered) if isinstance(centered, tuple) else bool(centered),
+        "compile_backend": cm.backend if nutpie else None,
+        "compilation": {"backend": cm.backend, "seconds": cm.seconds, "fresh": bool(cm.fresh)} if nutpie else None,
+        "target_accept": target_accept,
+        "adaptation": adaptation if nutpie else None,
+        "init": init_info,
+    }
+
+
 def _posterior_tree(raw, built, sampler: str, seed) -> xr.DataTree:
     """The fit's DataTree from the sampler's raw draws and statistics."""
     tree = xr.DataTree.from_dict(
@@ -496,107 +485,5 @@ def _verdict(spec, tree, init_info, centered):
         extra_messages=[flip] if flip else [],
         max_treedepth=10,
         init=init_info.get("method"),
-        centered=bool(centered),
-    )
-
-
-def _accepted(spec, draws: xr.Dataset) -> np.ndarray:
-    """Which forward draws lie in the region the flip-flop guard allows."""
-    if not guard.guard_enabled(spec):
-        return np.ones(draws.sizes["draw"], dtype=bool)
-    individual = draws["individual"].isel(chain=0)
-    ind = {p: np.asarray(individual.sel(structural_parameter=p).values) for p in spec.parameter_names}
-    theta = {p.name: np.asarray(draws[f"theta_{p.name}"].isel(chain=0).values) for p in spec.estimated}
-    return ~guard.numeric_violations(spec, ind, theta)
-
-
-def _prior_batches(model, names, draws, rng, max_batches):
-    """Batches of forward prior draws (Python linker: nothing to compile)."""
-    import pymc as pm
-    from pytensor.compile.mode import Mode
-
-    mode = Mode(linker="py", optimizer="fast_run")
-    for _ in range(max_batches):
-        batch = pm.sample_prior_predictive(
-            draws=draws, model=model, var_names=names, random_seed=rng, compile_kwargs={"mode": mode}
-        )
-        yield batch["prior"].to_dataset()
-
-
-def sample_prior(spec, data, *, draws: int | None = None, seed: int | None = None, max_batches: int = 50) -> BayesFit:
-    """Exact forward draws from the prior (and the prior predictive distribution).
-
-    With the flip-flop guard on, draws outside the allowed region are rejected and
-    replaced (rejection sampling), so the draws follow the restricted prior exactly.
-
-    Parameters
-    ----------
-    spec : ModelSpec or path
-    data : Dataset, path, bundled name or pandas.DataFrame
-    draws : int, optional
-        Default: the spec's ``sampling.draws``.
-    seed : int, optional
-        Default: the spec's ``sampling.seed``.
-    max_batches : int
-        Give up after this many batches of rejected draws.
-
-    Returns
-    -------
-    BayesFit
-        Method ``"prior"``; the tree has ``prior`` and ``prior_predictive`` groups.
-
-    Raises
-    ------
-    ArgumentError
-        When the flip-flop guard rejects nearly every draw (a ``ka`` prior that sits
-        below the elimination rate).
-    """
-    start = time.perf_counter()
-    spec = _load_spec(spec)
-    draws, _, _, seed = _settings(spec, draws, None, None, seed)
-    built = build(spec, resolve_dataset(spec, data), guard=False)
-    seconds_build = time.perf_counter() - start
-    t0 = time.perf_counter()
-    names = [v.name for v in built.model.unobserved_value_vars if not v.name.endswith("__")]
-    rng = np.random.default_rng(seed)
-    kept, n_total, n_accepted = [], 0, 0
-    logger = logging.getLogger("pymc")
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # PyMC logs "Sampling: [...]" for each batch
-    try:
-        batches = _prior_batches(built.model, names, draws, rng, max_batches)
-        for prior in batches:
-            ok = _accepted(spec, prior)
-            n_total += ok.size
-            n_accepted += int(ok.sum())
-            kept.append(prior.isel(draw=np.flatnonzero(ok)))
-            if sum(k.sizes["draw"] for k in kept) >= draws:
-                break
-    finally:
-        logger.setLevel(level)
-    prior = xr.concat(kept, dim="draw").isel(draw=slice(0, draws))
-    if prior.sizes["draw"] < draws:
-        raise ArgumentError(
-            f"the flip-flop guard rejected {n_total - prior.sizes['draw']} of {n_total} prior draws "
-            "(ka <= CL/V): the priors put almost no mass on ka above the elimination rate; revise the ka prior"
-        )
-    prior = prior.assign_coords(draw=np.arange(draws))
-    tree = finish_tree(xr.DataTree.from_dict({"/prior": xr.DataTree(prior)}), built, seed=rng, prior=True)
-    return BayesFit(
-        tree=tree,
-        spec=spec,
-        dataset=built.dataset,
-        method="prior",
-        seconds_build=seconds_build,
-        seconds_sample=time.perf_counter() - t0,
-        seconds=time.perf_counter() - start,
-        draws=draws,
-        tune=0,
-        chains=1,
-        seed=seed,
-        sampler="forward",
-        details={
-            "flip_flop_guard": guard.guard_enabled(spec),
-            "prior_acceptance": n_accepted / n_total,
-        },
+        centered=centered,
     )

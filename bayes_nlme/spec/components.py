@@ -420,8 +420,9 @@ class Sampling:
         >= 0.
     target_accept : float, optional
         NUTS target acceptance rate in (0, 1); None: 0.8 centred, 0.9 non-centred.
-    centered : "auto", True or False
-        Centred or non-centred etas (see :func:`bayes_nlme.fit.sample`).
+    centered : "auto", True, False or tuple of str
+        Centred or non-centred etas, or the names of the centred parameters (see
+        :func:`bayes_nlme.fit.sample`).
     init : {"auto", "focei", "fo", "jitter"}
         Where the chains start (:mod:`bayes_nlme.fit.init`).
     adaptation : {"diag", "draw_diag", "low_rank"}
@@ -433,7 +434,7 @@ class Sampling:
     chains: int = 4
     seed: int = 1
     target_accept: float | None = None
-    centered: bool | str = "auto"
+    centered: bool | str | tuple = "auto"
     init: str = "auto"
     adaptation: str = "diag"
 
@@ -445,11 +446,16 @@ class Sampling:
             if not value < 1.0:
                 fail(f"expected a number in (0, 1), got {value!r}", "sampling.target_accept")
             _set(self, "target_accept", value)
-        if not isinstance(self.centered, bool) and self.centered != "auto":
+        if isinstance(self.centered, (list, tuple)):
+            if not self.centered or not all(isinstance(n, str) and n.isidentifier() for n in self.centered):
+                fail(f"expected a non-empty list of parameter names, got {self.centered!r}", "sampling.centered")
+            _set(self, "centered", tuple(self.centered))
+        elif not isinstance(self.centered, bool) and self.centered != "auto":
             fail(
-                f'expected "auto", true or false, got {describe(self.centered)} ({self.centered!r})',
+                f'expected "auto", true, false or a list of parameter names, got {describe(self.centered)} '
+                f"({self.centered!r})",
                 "sampling.centered",
-                ["auto", "true", "false"],
+                ["auto", "true", "false", '["CL", "V"]'],
             )
         for name, valid in (("init", SAMPLING_INITS), ("adaptation", SAMPLING_ADAPTATIONS)):
             value = getattr(self, name)

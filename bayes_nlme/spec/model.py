@@ -222,6 +222,11 @@ class ModelSpec:
         if not isinstance(omega, Omega):
             fail(f"expected an Omega, got {describe(omega)}", "omega")
         iiv = self.iiv_names
+        centred = getattr(self.sampling, "centered", None)
+        centred = centred if isinstance(centred, tuple) else ()
+        for name in centred:
+            if name not in iiv:
+                fail(f"parameter {name!r} has no IIV, so it cannot be centred", "sampling.centered", iiv)
         for name in omega.names:
             if name not in self.parameter_names:
                 fail(f"unknown parameter {name!r} in the omega structure", "omega.structure", iiv)

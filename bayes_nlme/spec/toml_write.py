@@ -57,8 +57,9 @@ def model_to_dict(spec: ModelSpec) -> dict:
     doc["sampling"] = {"draws": s.draws, "tune": s.tune, "chains": s.chains, "seed": s.seed}
     defaults = Sampling()
     for name in ("target_accept", "centered", "init", "adaptation"):
-        if getattr(s, name) != getattr(defaults, name):
-            doc["sampling"][name] = getattr(s, name)
+        value = getattr(s, name)
+        if value != getattr(defaults, name):
+            doc["sampling"][name] = list(value) if isinstance(value, tuple) else value
     if getattr(spec, "saem", None):
         doc["saem"] = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.saem.items()}
     return doc
