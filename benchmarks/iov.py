@@ -63,7 +63,8 @@ def _nuts(spec, frame, seed: int) -> tuple[float, float, float]:
     steps = float(fit.tree["sample_stats"]["n_steps"].mean())
     print(
         f"  {'with' if spec.iov_names else 'without'} IOV: {steps:.1f} leapfrog steps per draw, "
-        f"{info['seconds_sample'] / (steps * 4 * 1000) * 1e6:.1f} us of sampling wall time per leapfrog step of all chains, "
+        f"{info['seconds_sample'] / (steps * 4 * 1000) * 1e6:.1f} us of sampling wall time per leapfrog step "
+        "of all chains, "
         f"centred: {fit.details.get('centered')}"
     )
     for name in ("omega_CL_CL", "omega_iov_CL"):

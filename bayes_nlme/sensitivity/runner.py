@@ -220,6 +220,36 @@ def structure_groups(named, data, centered: bool = False) -> list[list[str]]:
     return list(groups.values())
 
 
+def _run_settings(spec, workers, scheduler, draws, tune, chains, seed) -> tuple:
+    """The study's worker count and sampler settings, checked (defaults: ``[sampling]``)."""
+    workers = _positive_int("workers", workers, None)
+    sampling = spec.sampling
+    draws = _positive_int("draws", draws, sampling.draws)
+    chains = _positive_int("chains", chains, sampling.chains)
+    if workers is None:
+        workers = default_workers(chains)
+    tune = sampling.tune if tune is None else tune
+    if isinstance(tune, bool) or not isinstance(tune, int) or tune < 0:
+        raise ArgumentError(f"tune: expected a whole number >= 0, got {tune!r}")
+    seed = sampling.seed if seed is None else seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ArgumentError(f"seed: expected a whole number >= 0, got {seed!r}")
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+        raise ArgumentError(f"scheduler: expected an address such as 'tcp://host:8786', got {scheduler!r}")
+    return workers, draws, tune, chains, seed
+
+
+def _collect(results) -> tuple[list, list, pd.DataFrame | None]:
+    """The variants' summaries (tagged with the variant), their notes and the base's psense."""
+    tables, notes, psense = [], [], None
+    for res in results:
+        tables.append(res["summary"].assign(variant=res["name"]))
+        notes.extend(res["notes"])
+        if res["psense"] is not None:
+            psense = res["psense"]
+    return tables, notes, psense
+
+
 def _centred(spec, data) -> bool:
     """Centred etas or not, as ``sample(centered="auto")`` would choose.
 
@@ -417,20 +447,7 @@ def run_sensitivity(
         from ..spec import load_model
 
         spec = load_model(spec)
-    workers = _positive_int("workers", workers, None)
-    sampling = spec.sampling
-    draws = _positive_int("draws", draws, sampling.draws)
-    chains = _positive_int("chains", chains, sampling.chains)
-    if workers is None:
-        workers = default_workers(chains)
-    tune = sampling.tune if tune is None else tune
-    if isinstance(tune, bool) or not isinstance(tune, int) or tune < 0:
-        raise ArgumentError(f"tune: expected a whole number >= 0, got {tune!r}")
-    seed = sampling.seed if seed is None else seed
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ArgumentError(f"seed: expected a whole number >= 0, got {seed!r}")
-    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
-        raise ArgumentError(f"scheduler: expected an address such as 'tcp://host:8786', got {scheduler!r}")
+    workers, draws, tune, chains, seed = _run_settings(spec, workers, scheduler, draws, tune, chains, seed)
     data = resolve_dataset(spec, dataset)
     named = prior_variants(spec, scales, variants)
     client = _dask_client(scheduler) if scheduler else None
@@ -464,12 +481,7 @@ def run_sensitivity(
             client.close()
         if pool is not None:
             pool.close()
-    tables, notes, psense = [], [], None
-    for res in results:
-        tables.append(res["summary"].assign(variant=res["name"]))
-        notes.extend(res["notes"])
-        if res["psense"] is not None:
-            psense = res["psense"]
+    tables, notes, psense = _collect(results)
     if not quiet:
         for note in notes:
             print(f"sensitivity: {note}", file=sys.stderr)
