@@ -325,6 +325,7 @@ def test_report_has_one_panel_per_output(emax_focei, capsys):
     for name in ("conc", "effect"):
         assert f"Visual predictive check ({name})" in html
         assert f"Observations ({name}) against population predictions" in html
+        assert f"NPDE tests ({name})" in html
 
 
 @pytest.mark.slow

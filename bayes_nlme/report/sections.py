@@ -441,11 +441,14 @@ def goodness_of_fit(page, ctx: Context) -> None:
         lambda: plots.plot_npde_distribution(ctx.npde["npde"].to_numpy()),
         "Distribution of the NPDE against the standard normal.",
     )
-    summary = dg.npde_summary(ctx.npde["npde"]).reset_index()
-    parts.append(
-        "<p>NPDE tests (Wilcoxon for the mean, Fisher for the variance, Shapiro-Wilk for "
-        "normality):</p>" + table_html(summary, {"p_value": "g"})
-    )
+    values = ctx.npde["npde"].to_numpy()
+    for output, name in _outputs(fd):
+        rows = slice(None) if output is None else fd.output == output
+        summary = dg.npde_summary(values[rows]).reset_index()
+        parts.append(
+            f"<p>NPDE tests{name} (Wilcoxon for the mean, Fisher for the variance, Shapiro-Wilk for "
+            "normality):</p>" + table_html(summary, {"p_value": "g"})
+        )
 
 
 def individual(page, ctx: Context) -> None:
