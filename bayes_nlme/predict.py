@@ -111,7 +111,10 @@ def predict(spec, data, params: Mapping[str, float], *, source: str = "params") 
     Returns
     -------
     pandas.DataFrame
-        Every input column, plus ``PRED``: the central concentration at each row's time.
+        Every input column, plus ``PRED``: the central concentration at each row's time,
+        or, for a model with several outputs, the prediction of each observation row's own
+        output (its ``DVID``, or ``CMT`` without ``DVID``; CONTRACT 5.4). Other rows get
+        the output their ``DVID``/``CMT`` selects, else the first output.
 
     Raises
     ------

@@ -243,7 +243,9 @@ def check_model_data(spec, dataset):
     )
     obs, lower = _observations(dataset, design)
     dv = obs["DV"].to_numpy(dtype=float)
-    check_observations(spec, dv, obs["ROW"].to_numpy(), str(dataset.source), zero_observations(design), lower)
+    check_observations(
+        spec, dv, obs["ROW"].to_numpy(), str(dataset.source), zero_observations(design), lower, design.obs_output
+    )
     return design, obs, lower
 
 
@@ -396,7 +398,7 @@ def build(spec, data, *, centered: bool | tuple = False, guard: bool | None = No
             f = pt.switch(solved, f, 1.0)
         sigma2 = residual_variances(spec)
         dv_data = pm.Data("dv", dv, dims="observation")
-        likelihood(spec, f, dv_data, sigma2, lower)
+        likelihood(spec, f, dv_data, sigma2, lower, design.obs_output)
     return BuiltModel(
         model=model,
         spec=spec,

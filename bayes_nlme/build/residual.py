@@ -32,6 +32,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from ..errors import DataError
+from ..spec.outputs import residual_parts
 from .priors import POSITIVE, check_prior, hyper_data, hyperparameters, prior_variable
 
 __all__ = [
@@ -40,20 +41,89 @@ __all__ = [
     "check_observations",
     "censoring_limits",
     "observation_loglik",
+    "outputs_loglik",
     "likelihood",
     "pointwise_loglik",
     "predictive_draws",
 ]
 
-_FIELD = {"sigma2_add": "add", "sigma2_prop": "prop", "sigma2_exp": "exp"}
-
 
 def _priors(spec) -> dict:
-    residual = spec.residual
     return {
-        name: check_prior(getattr(residual, _FIELD[name]), f"residual.{_FIELD[name]}", POSITIVE)
-        for name in residual.variances
+        name: check_prior(getattr(part.residual, slot), f"{part.label}.{slot}", POSITIVE)
+        for part in residual_parts(spec)
+        for slot, name in part.names.items()
     }
+
+
+def _rows(spec, output, n: int):
+    """``(part, rows)`` for each output: the observation positions of that output.
+
+    ``output`` is the design's ``obs_output`` (the output of each observation); a model
+    with several outputs needs it.
+    """
+    parts = residual_parts(spec)
+    if len(parts) == 1:
+        return [(parts[0], slice(None))]
+    if output is None:
+        raise ValueError("a model with several outputs needs the output of each observation")
+    output = np.asarray(output)
+    return [(part, np.flatnonzero(output == part.index)) for part in parts]
+
+
+def _own(sigma2: dict, part) -> dict:
+    """The variances of one output under their single-output names (``sigma2_add`` ...)."""
+    return {f"sigma2_{slot}": sigma2[name] for slot, name in part.names.items()}
+
+
+def _at(values, rows):
+    """``values[rows]`` for an array or tensor (None and scalars unchanged)."""
+    if values is None or np.ndim(values) == 0 and not hasattr(values, "type"):
+        return values
+    if isinstance(rows, slice):
+        return values
+    return values[..., rows]
+
+
+def outputs_loglik(spec, y, f, sigma2: dict, lower=None, output=None, xp=pt):
+    """Log-likelihood of every observation, each with its output's residual model and
+    censoring (CONTRACT 5.4): :func:`observation_loglik` per output.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    y, f : array-like (..., n_obs)
+    sigma2 : dict
+        Residual variances by canonical name (``sigma2_<output>_add`` ...); arrays
+        broadcast against ``f``.
+    lower : array-like, optional
+        Censoring limits.
+    output : array-like of int, optional
+        The output of each observation (``EngineDesign.obs_output``); required with
+        several outputs.
+    xp : module
+
+    Returns
+    -------
+    tensor or numpy.ndarray
+    """
+    groups = _rows(spec, output, None)
+    if len(groups) == 1:
+        part = groups[0][0]
+        res = part.residual
+        return observation_loglik(res.model, res.blq, y, f, _own(sigma2, part), lower, xp)
+    out = xp.zeros_like(f) if xp is pt else np.zeros(np.broadcast_shapes(np.shape(f), np.shape(y)))
+    for part, rows in groups:
+        if not len(rows):
+            continue
+        res = part.residual
+        low = None if lower is None else np.asarray(lower)[rows]
+        value = observation_loglik(res.model, res.blq, _at(y, rows), _at(f, rows), _own(sigma2, part), low, xp)
+        if xp is pt:
+            out = pt.set_subtensor(out[..., rows], value)
+        else:
+            out[..., rows] = value
+    return out
 
 
 def residual_hyperparameters(spec) -> dict[str, np.ndarray]:
@@ -93,8 +163,8 @@ def residual_variances(spec) -> dict[str, pt.TensorVariable]:
     return {name: prior_variable(name, prior) for name, prior in _priors(spec).items()}
 
 
-def check_observations(spec, dv: np.ndarray, rows: np.ndarray, source: str, zero=None, lower=None) -> None:
-    """Check that the observations suit the error model.
+def check_observations(spec, dv: np.ndarray, rows: np.ndarray, source: str, zero=None, lower=None, output=None) -> None:
+    """Check that the observations suit the error model (of their output).
 
     Parameters
     ----------
@@ -111,6 +181,8 @@ def check_observations(spec, dv: np.ndarray, rows: np.ndarray, source: str, zero
     lower : numpy.ndarray, optional
         Censoring limits (:func:`censoring_limits`): censored rows are checked on their
         limit instead of their ``DV``.
+    output : numpy.ndarray of int, optional
+        The output of each observation (required with several outputs).
 
     Raises
     ------
@@ -120,12 +192,40 @@ def check_observations(spec, dv: np.ndarray, rows: np.ndarray, source: str, zero
         the model predicts exactly 0 (before the first dose acts), since the error
         variance is 0 there.
     """
-    from ..errors import format_rows
-
-    model = spec.residual.model
-    items = []
     if lower is not None:
         dv = np.where(np.isfinite(lower), lower, dv)
+    items = []
+    models = []
+    for part, sel in _rows(spec, output, None):
+        sel = np.arange(len(dv)) if isinstance(sel, slice) else sel
+        model = part.residual.model
+        models.append(model if part.output is None else f"{part.output}: {model}")
+        z = None if zero is None else np.asarray(zero)[sel]
+        # a built-in model's effect output is not zero before the dose: only concentrations are
+        if part.output is not None and z is not None and not _is_concentration(spec, part.output):
+            z = None
+        items += _observation_problems(model, dv[sel], np.asarray(rows)[sel], z, part.output)
+    if items:
+        import pandas as pd
+
+        raise DataError(
+            f"Dataset '{source}' cannot be used with model '{spec.name}' ({', '.join(models)} residual error)",
+            violations=pd.DataFrame(items),
+            source=source,
+        )
+
+
+def _is_concentration(spec, output: str) -> bool:
+    """Whether an output is the central concentration itself (its prediction is 0 before a dose)."""
+    expression = next((o.expression for o in spec.outputs if o.name == output), "")
+    return spec.structural != "ode" and expression.strip() == "C"
+
+
+def _observation_problems(model: str, dv, rows, zero, output) -> list:
+    from ..errors import format_rows
+
+    items = []
+    what = "" if output is None else f" of output {output!r}"
     if model == "exponential":
         bad = ~(dv > 0)
         if bad.any():
@@ -135,8 +235,8 @@ def check_observations(spec, dv: np.ndarray, rows: np.ndarray, source: str, zero
                     "check": "dv_positive",
                     "column": "DV",
                     "rows": bad_rows,
-                    "message": f"DV <= 0 in {format_rows(bad_rows)}: the exponential error model needs positive "
-                    "observations (use an additive or combined error model, or set MDV = 1 on those rows)",
+                    "message": f"DV <= 0 in {format_rows(bad_rows)}{what}: the exponential error model needs "
+                    "positive observations (use an additive or combined error model, or set MDV = 1 on those rows)",
                 }
             )
     if model in ("proportional", "exponential") and zero is not None and np.any(zero):
@@ -146,19 +246,12 @@ def check_observations(spec, dv: np.ndarray, rows: np.ndarray, source: str, zero
                 "check": "zero_prediction",
                 "column": "TIME",
                 "rows": bad_rows,
-                "message": f"observations before any dose acts (prediction 0) in {format_rows(bad_rows)}: the "
+                "message": f"observations{what} before any dose acts (prediction 0) in {format_rows(bad_rows)}: the "
                 f"{model} error model has zero variance there (use a combined error model, or set MDV = 1 "
                 "on those rows)",
             }
         )
-    if items:
-        import pandas as pd
-
-        raise DataError(
-            f"Dataset '{source}' cannot be used with model '{spec.name}' ({model} residual error)",
-            violations=pd.DataFrame(items),
-            source=source,
-        )
+    return items
 
 
 def _scale(model: str, f, sigma2: dict, xp):
@@ -269,11 +362,12 @@ def observation_loglik(model: str, blq: str, y, f, sigma2: dict, lower=None, xp=
     return xp.where(censored, cens, dens) if xp is np else pt.switch(censored, cens, dens)
 
 
-def likelihood(spec, f, dv, sigma2: dict, lower: np.ndarray | None = None):
+def likelihood(spec, f, dv, sigma2: dict, lower: np.ndarray | None = None, output=None):
     """Create the observed variable ``y`` (dims ``observation``) in the current model.
 
-    Its log density is :func:`observation_loglik` (residual model and the spec's
-    censoring method); its draws (prior predictive) are the residual model's.
+    Its log density is :func:`outputs_loglik` (each observation with its output's
+    residual model and censoring method); its draws (prior predictive) are the residual
+    models'.
 
     Parameters
     ----------
@@ -286,30 +380,40 @@ def likelihood(spec, f, dv, sigma2: dict, lower: np.ndarray | None = None):
         The residual variances (:func:`residual_variances`).
     lower : numpy.ndarray, optional
         Censoring limits: the LLOQ on BLQ rows, ``-inf`` elsewhere. None: no censoring.
+    output : numpy.ndarray of int, optional
+        The output of each observation (required with several outputs).
 
     Returns
     -------
     tensor
     """
-    model, blq = spec.residual.model, spec.residual.blq
     names = sorted(sigma2)
 
     def logp(value, mu, *variances):
-        return observation_loglik(model, blq, value, mu, dict(zip(names, variances)), lower, pt)
+        return outputs_loglik(spec, value, mu, dict(zip(names, variances)), lower, output, pt)
 
     def dist(mu, *args):
         *variances, size = args
-        sd = _scale(model, mu, dict(zip(names, variances)), pt)
-        if model == "exponential":
-            return pm.LogNormal.dist(mu=pt.log(mu), sigma=sd, size=size)
-        return pm.Normal.dist(mu=mu, sigma=sd, size=size)
+        variances = dict(zip(names, variances))
+        z = pm.Normal.dist(mu=pt.zeros_like(mu), sigma=1.0, size=size)
+        y = pt.zeros_like(mu)
+        for part, rows in _rows(spec, output, None):
+            model = part.residual.model
+            m = mu if isinstance(rows, slice) else mu[rows]
+            e = z if isinstance(rows, slice) else z[rows]
+            sd = _scale(model, m, _own(variances, part), pt)
+            value = m * pt.exp(sd * e) if model == "exponential" else m + sd * e
+            y = value if isinstance(rows, slice) else pt.set_subtensor(y[rows], value)
+        return y
 
     return pm.CustomDist(
         "y", f, *[sigma2[name] for name in names], logp=logp, dist=dist, observed=dv, dims="observation"
     )
 
 
-def pointwise_loglik(spec, f: np.ndarray, sigma2: dict, dv: np.ndarray, lower: np.ndarray | None = None) -> np.ndarray:
+def pointwise_loglik(
+    spec, f: np.ndarray, sigma2: dict, dv: np.ndarray, lower: np.ndarray | None = None, output=None
+) -> np.ndarray:
     """Log-likelihood of every observation for every draw (numpy).
 
     Parameters
@@ -322,6 +426,8 @@ def pointwise_loglik(spec, f: np.ndarray, sigma2: dict, dv: np.ndarray, lower: n
     dv : numpy.ndarray (n_obs,)
     lower : numpy.ndarray (n_obs,), optional
         Censoring limits (see :func:`likelihood`).
+    output : numpy.ndarray of int (n_obs,), optional
+        The output of each observation (required with several outputs).
 
     Returns
     -------
@@ -329,11 +435,14 @@ def pointwise_loglik(spec, f: np.ndarray, sigma2: dict, dv: np.ndarray, lower: n
     """
     s2 = {k: np.asarray(v)[..., None] for k, v in sigma2.items()}
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return observation_loglik(spec.residual.model, spec.residual.blq, dv, f, s2, lower, np)
+        return outputs_loglik(spec, dv, f, s2, lower, output, np)
 
 
-def predictive_draws(spec, f: np.ndarray, sigma2: dict, rng, lower: np.ndarray | None = None) -> np.ndarray:
-    """Draws of the observations, residual error included (numpy).
+def predictive_draws(
+    spec, f: np.ndarray, sigma2: dict, rng, lower: np.ndarray | None = None, output=None
+) -> np.ndarray:
+    """Draws of the observations, residual error included (numpy): each observation
+    with its output's residual model.
 
     Parameters
     ----------
@@ -343,17 +452,23 @@ def predictive_draws(spec, f: np.ndarray, sigma2: dict, rng, lower: np.ndarray |
     rng : numpy.random.Generator
     lower : numpy.ndarray (n_obs,), optional
         Censoring limits: draws below are reported at the limit.
+    output : numpy.ndarray of int (n_obs,), optional
+        The output of each observation (required with several outputs).
 
     Returns
     -------
     numpy.ndarray (..., n_obs)
     """
-    model = spec.residual.model
-    s2 = {k: np.asarray(v)[..., None] for k, v in sigma2.items()}
-    scale = _scale(model, f, s2, np)
+    f = np.asarray(f, dtype=float)
     noise = rng.standard_normal(np.shape(f))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        y = f * np.exp(scale * noise) if model == "exponential" else f + scale * noise
+    y = np.empty(np.shape(f))
+    for part, rows in _rows(spec, output, None):
+        model = part.residual.model
+        s2 = {k: np.asarray(v)[..., None] for k, v in _own(sigma2, part).items()}
+        fk, ek = f[..., rows], noise[..., rows]
+        scale = _scale(model, fk, s2, np)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y[..., rows] = fk * np.exp(scale * ek) if model == "exponential" else fk + scale * ek
     if lower is not None:
         y = np.where(np.isfinite(lower) & (y < lower), lower, y)
     return y

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.events import check_dose_records
+from ..data.outputs import output_index
 from ..pk.models import StructuralModel, structural_model
 
 __all__ = ["EngineDesign", "engine_design", "MODEL_KINDS", "parameter_columns"]
@@ -105,6 +106,25 @@ class EngineDesign:
     occasion_subject: np.ndarray | None = None
     occasion_label: np.ndarray | None = None
     occasion_slot: np.ndarray | None = None
+    obs_output: np.ndarray | None = None
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The model's output names (``("C",)`` without ``[outputs]``)."""
+        return tuple(o[0] for o in self.structural.outputs) or ("C",)
+
+    @property
+    def output_map(self) -> tuple:
+        """The output trees of a built-in model with ``[outputs]`` (applied to the engine's
+        concentration by :mod:`.outputs`); empty for ODE models and plain built-ins."""
+        if getattr(self.structural, "is_ode", False):
+            return ()
+        return tuple((o[0], o[2]) for o in self.structural.outputs)
+
+    @property
+    def obs_segment(self) -> np.ndarray:
+        """The parameter segment of each prediction point (its own record's)."""
+        return self.reci[self.obs_row, 6]
 
     @property
     def n_occasions(self) -> int:
@@ -150,7 +170,16 @@ def parameter_columns(structural, declared) -> tuple[str, ...]:
     model = structural_model(structural)
     if getattr(model, "is_ode", False):
         return tuple(model.parameters)
-    return tuple(model.parameters) + tuple(name for name in ("tlag", "F") if name in set(declared))
+    columns = tuple(model.parameters) + tuple(name for name in ("tlag", "F") if name in set(declared))
+    return columns + output_parameters(model, declared, columns)
+
+
+def output_parameters(model, declared, columns=()) -> tuple[str, ...]:
+    """The declared parameters that a built-in model's ``[outputs]`` use, beyond ``columns``."""
+    from ..spec.expression import names_in
+
+    used = set().union(*(names_in(o[2]) for o in model.outputs)) if model.outputs else set()
+    return tuple(name for name in declared if name in used and name not in columns)
 
 
 def _num(table: pd.DataFrame, name: str, default: float) -> np.ndarray:
@@ -270,7 +299,8 @@ def _record_layout(table: pd.DataFrame, model, n_subjects: int, keys, time_varyi
     seg_subject = subject[seg_row]
     rec_start = np.searchsorted(subject, np.arange(n_subjects + 1), side="left")
     subj = np.stack([rec_start, seg_start], axis=1).astype(np.int64)
-    reci = _record_integers(table, evid, dose, state, obs_index, seg, iseg)
+    outputs = np.maximum(output_index(table, model.output_ids), 0)
+    reci = _record_integers(table, evid, dose, state, obs_index, seg, iseg, outputs)
     amt, rate, ii = _num(table, "AMT", 0.0), _num(table, "RATE", 0.0), _num(table, "II", 0.0)
     recf = np.ascontiguousarray(np.stack([_num(table, "TIME", 0.0), amt, rate, ii], axis=1))
     per_record = np.where(dose, 2 * (reci[:, 2] + 1), 0)
@@ -291,6 +321,7 @@ def _record_layout(table: pd.DataFrame, model, n_subjects: int, keys, time_varyi
         "seg_subject": seg_subject.astype(np.int64),
         "seg_row": seg_row.astype(np.int64),
         "jac_index": np.ascontiguousarray(jac_index.astype(np.int64)),
+        "obs_output": reci[obs_row, 8].astype(np.int64),
     }
 
 
@@ -329,10 +360,11 @@ def _segment_layout(table: pd.DataFrame, subject: np.ndarray, n_subjects: int, k
     return seg, iseg, seg_row, seg_start, max_seg
 
 
-def _record_integers(table: pd.DataFrame, evid, dose, state, obs_index, seg, iseg) -> np.ndarray:
-    """``reci``: dose, reset, ADDL, SS, state, observation index, segment, interval segment."""
+def _record_integers(table: pd.DataFrame, evid, dose, state, obs_index, seg, iseg, outputs) -> np.ndarray:
+    """``reci``: dose, reset, ADDL, SS, state, observation index, segment, interval
+    segment, output (CONTRACT 5.4)."""
     addl, ss = _num(table, "ADDL", 0.0), _num(table, "SS", 0.0)
-    reci = np.zeros((len(table), 8), dtype=np.int64)
+    reci = np.zeros((len(table), 9), dtype=np.int64)
     reci[:, 0] = dose
     reci[:, 1] = np.isin(evid, (3, 4)) | (dose & (ss == 1))
     reci[:, 2] = np.where(dose, addl, 0).astype(np.int64)
@@ -341,6 +373,7 @@ def _record_integers(table: pd.DataFrame, evid, dose, state, obs_index, seg, ise
     reci[:, 5] = obs_index
     reci[:, 6] = seg
     reci[:, 7] = iseg
+    reci[:, 8] = outputs
     return reci
 
 

@@ -19,9 +19,10 @@ sensitivities by the implicit function theorem; a steady-state constant infusion
 the root of the right-hand side.
 
 Record layout (see :mod:`.design`): ``recf`` (n_records, 4) = time, amount, rate,
-interval; ``reci`` (n_records, 8) = dose (1: dose record), reset (1: EVID 3/4 or
+interval; ``reci`` (n_records, 9) = dose (1: dose record), reset (1: EVID 3/4 or
 SS = 1), addl, ss, state index, observation index (-1: none), parameter segment of the
-record, parameter segment of the interval that ends at the record; plus the F/lag flag
+record, parameter segment of the interval that ends at the record, output of the
+observation (``observe``'s index; CONTRACT 5.4); plus the F/lag flag
 in ``recl``. Every array is float64 (whole numbers where they are counts or indices), so
 that the compiled log density takes them as data, not as compiled-in constants.
 """
@@ -35,8 +36,8 @@ from .kinetics import STEADY_TOL, advance, equilibrium, event_jump, initial_stat
 
 __all__ = ["simulate", "simulate_values"]
 
-# reci columns
-DOSE, RESET, ADDL, SS, CMT, OBS, SEG, ISEG = range(8)
+# reci columns (OUT: the output of an observation, CONTRACT 5.4)
+DOSE, RESET, ADDL, SS, CMT, OBS, SEG, ISEG, OUT = range(9)
 
 
 @njit(cache=True, error_model="numpy")
@@ -421,7 +422,7 @@ def _walk(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity, sens):
                     count = _compact(pend, pendv, count)
             obs = int(reci[rec, OBS])
             if obs >= 0:
-                f[obs] = observe(cfg, p, a, ga, gp)
+                f[obs] = observe(cfg, p, a, ga, gp, int(reci[rec, OUT]))
                 if not sens:
                     continue
                 k = 0

@@ -264,11 +264,12 @@ def initial_state(cfg, p, x, dx):
 
 
 @njit(cache=True, error_model="numpy")
-def observe(cfg, p, a, ga, gp):
+def observe(cfg, p, a, ga, gp, k):
     """The prediction at an observation: the central concentration ``a[central] / V``.
 
     ``ga`` (n,) and ``gp`` (P,) receive its derivatives with respect to the amounts and
-    the parameters.
+    the parameters. ``k`` (the row's output) is unused: a built-in model's ``[outputs]``
+    are applied to this concentration afterwards (:mod:`.outputs`).
     """
     cen, vcol = cfg[2], cfg[3]
     v = p[vcol]

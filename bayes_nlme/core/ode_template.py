@@ -15,7 +15,7 @@ first marker) into a generated module after the model's own functions, which def
 * ``_fjac(p, a, J)``: the Jacobian with respect to the states (N x N);
 * ``_fp(p, a, Jp)``: the Jacobian with respect to the parameters (N x P);
 * ``_x0(p, x, dx)``: initial amounts and their parameter derivatives;
-* ``_g(p, a, ga, gp)``: the output, with its derivatives;
+* ``_g(p, a, ga, gp, k)``: output ``k``, with its derivatives;
 
 then the event engine's text (:mod:`bayes_nlme.core.engine`), which calls the protocol
 functions defined here (``advance``, ``event_jump``, ``equilibrium``, ``initial_state``,
@@ -503,9 +503,9 @@ def initial_state(cfg, p, x, dx):
 
 
 @njit(cache=True, error_model="numpy")
-def observe(cfg, p, a, ga, gp):
-    """The model's output at an observation, with its derivatives."""
-    return _g(p, a, ga, gp)
+def observe(cfg, p, a, ga, gp, k):
+    """The model's output ``k`` (the row's output) at an observation, with its derivatives."""
+    return _g(p, a, ga, gp, k)
 
 
 # ---- after the engine ----

@@ -85,6 +85,21 @@ def _sensitivity_lines(system, names: dict) -> list[str]:
     return lines
 
 
+def _output_lines(system, names: dict) -> list[str]:
+    """Body of ``_g``: output ``k`` (the observation row's output) and its derivatives."""
+    lines = []
+    for k, (_, tree) in enumerate(system.outputs):
+        body = [f"ga[{j}] = {to_source(derivative(tree, s), names)}" for j, s in enumerate(system.states)]
+        body += [f"gp[{q}] = {to_source(derivative(tree, n), names)}" for q, n in enumerate(system.parameters)]
+        body.append(f"return {to_source(tree, names)}")
+        if len(system.outputs) == 1:
+            return body
+        lines.append(f"{'if' if k == 0 else 'elif'} k == {k}:")
+        lines += [f"    {line}" for line in body]
+    lines += ["ga[:] = np.nan", "gp[:] = np.nan", "return np.nan"]
+    return lines
+
+
 def ode_source(system) -> str:
     """The generated module's text for an ODE system.
 
@@ -124,10 +139,7 @@ def ode_source(system) -> str:
         for q, name in enumerate(system.parameters):
             init.append(f"dx[{i}, {q}] = {to_source(derivative(tree, name), names)}")
     out.append(_function("def _x0(p, x, dx):", init))
-    _, tree = system.outputs[0]
-    obs = [f"ga[{j}] = {to_source(derivative(tree, s), names)}" for j, s in enumerate(system.states)]
-    obs += [f"gp[{q}] = {to_source(derivative(tree, name), names)}" for q, name in enumerate(system.parameters)]
-    out.append(_function("def _g(p, a, ga, gp):", obs, to_source(tree, names)))
+    out.append(_function("def _g(p, a, ga, gp, k):", _output_lines(system, names)))
     template = (here / "ode_template.py").read_text(encoding="utf-8")
     body = template[template.index(_MARKER) + len(_MARKER) :]
     before, after = body.split(_AFTER)

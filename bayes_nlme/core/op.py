@@ -18,6 +18,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
 from .engine import simulate, simulate_values
+from .outputs import apply_output_values, apply_outputs, outputs_tensor
 
 __all__ = [
     "EventPredictions",
@@ -194,7 +195,8 @@ _register_jax()
 
 
 def structural_predictions(design, params, data: dict | None = None):
-    """Central concentrations at the observations of a design (PyTensor).
+    """Predictions at the observations of a design (PyTensor): the central
+    concentration, or each row's output (CONTRACT 5.4).
 
     Parameters
     ----------
@@ -216,7 +218,7 @@ def structural_predictions(design, params, data: dict | None = None):
     data = design.engine_inputs if data is None else data
     op = EventPredictions(design.cfg, design.n_obs, design.max_seg, design.capacity, design.engine_key)
     f, _ = op(params, *(data[name] for name in ("recf", "reci", "recl", "subj", "jac_index")))
-    return f
+    return outputs_tensor(design, f, params)
 
 
 def predict_numeric(design, params) -> tuple[np.ndarray, np.ndarray]:
@@ -238,8 +240,9 @@ def predict_numeric(design, params) -> tuple[np.ndarray, np.ndarray]:
             [np.broadcast_to(np.asarray(params[c], dtype=float), (design.n_segments,)) for c in design.columns], axis=1
         )
     inputs = design.engine_inputs
-    return design.engine(
-        np.ascontiguousarray(params, dtype=float),
+    params = np.ascontiguousarray(params, dtype=float)
+    f, jac = design.engine(
+        params,
         inputs["recf"],
         inputs["reci"],
         inputs["recl"],
@@ -249,6 +252,7 @@ def predict_numeric(design, params) -> tuple[np.ndarray, np.ndarray]:
         design.max_seg,
         design.capacity,
     )
+    return apply_outputs(design, f, jac, params)
 
 
 def predict_values(design, params: np.ndarray) -> np.ndarray:
@@ -266,8 +270,9 @@ def predict_values(design, params: np.ndarray) -> np.ndarray:
     numpy.ndarray (n_obs,)
     """
     inputs = design.engine_inputs
-    return _values_function(design.engine_key)(
-        np.ascontiguousarray(params, dtype=float),
+    params = np.ascontiguousarray(params, dtype=float)
+    f = _values_function(design.engine_key)(
+        params,
         inputs["recf"],
         inputs["reci"],
         inputs["recl"],
@@ -277,3 +282,4 @@ def predict_values(design, params: np.ndarray) -> np.ndarray:
         design.max_seg,
         design.capacity,
     )
+    return apply_output_values(design, f, params)

@@ -73,6 +73,17 @@
             "bayes_nlme/data/datasets/pheno.csv", index=False)
 
     Only the data are taken (see ``datasets/PHENO_SOURCE.md``); values keep their text.
+
+``pk_emax`` and ``warfarin_turnover``
+    Simulated studies with two observed outputs (concentration ``DVID 1``, effect
+    ``DVID 2``) for ``models/pk_emax.toml`` (a direct Emax effect on the built-in
+    one-compartment oral model) and ``models/warfarin_turnover.toml`` (a PK/PD turnover
+    ODE model), made once with::
+
+        from bayes_nlme.data.simulated import simulate_pk_emax_study, simulate_turnover_study
+        simulate_pk_emax_study().to_csv("bayes_nlme/data/datasets/pk_emax.csv", index=False, na_rep=".")
+        simulate_turnover_study().to_csv(
+            "bayes_nlme/data/datasets/warfarin_turnover.csv", index=False, na_rep=".")
 """
 
 from __future__ import annotations
@@ -130,6 +141,26 @@ BUNDLED: dict[str, dict] = {
             "phenobarbital derived from routine clinical data. Dev Pharmacol Ther 8(6):374-383. "
             "File: pheno.dta of Pharmpy 2.2.0 (LGPL-3.0-or-later); see datasets/PHENO_SOURCE.md."
         ),
+    },
+    "pk_emax": {
+        "file": "pk_emax.csv",
+        "description": (
+            "Simulated oral study with a direct Emax effect: 30 subjects, one 100 mg dose, 8 "
+            "concentrations (DVID 1) and 8 effects (DVID 2) each (480 observations)."
+        ),
+        "structural": "one_compartment_oral",
+        "units": {"TIME": "h", "DV": "mg/L (DVID 1), effect units (DVID 2)", "AMT": "mg"},
+        "reference": "Simulated: bayes_nlme.data.simulated.simulate_pk_emax_study (seed 12).",
+    },
+    "warfarin_turnover": {
+        "file": "warfarin_turnover.csv",
+        "description": (
+            "Simulated warfarin-like PK/PD study (turnover, inhibition of production): 30 subjects, "
+            "one 100 mg oral dose, 9 concentrations (DVID 1) and 9 effects (DVID 2) each (540 observations)."
+        ),
+        "structural": "ode",
+        "units": {"TIME": "h", "DV": "mg/L (DVID 1), % of normal (DVID 2)", "AMT": "mg"},
+        "reference": "Simulated: bayes_nlme.data.simulated.simulate_turnover_study (seed 13).",
     },
 }
 

@@ -40,6 +40,7 @@ ROLES: tuple[str, ...] = (
     "BLQ",
     "LLOQ",
     "OCC",
+    "DVID",
 )
 
 #: Roles that every dataset must have.
@@ -57,6 +58,7 @@ DEFAULTS: dict[str, float] = {
     "LLOQ": float("nan"),
     "CMT": float("nan"),
     "OCC": float("nan"),
+    "DVID": float("nan"),
 }
 
 #: Column names that ``Dataset.table`` adds; input columns of these names are not covariates.

@@ -480,5 +480,27 @@ def check_for_model(dataset: Dataset, structural: str, covariates: Sequence[str]
             f"doses into the peripheral compartment are not supported ({layout})",
         )
     ode = getattr(model, "is_ode", False)
-    check_model_records(dataset, structural, compartments, problems, spec, observations=not ode)
+    several = spec is not None and len(getattr(spec, "outputs", ())) > 1
+    if several:
+        _check_outputs(dataset, spec, obs, problems)
+    check_model_records(dataset, structural, compartments, problems, spec, observations=not ode and not several)
     problems.raise_if_any()
+
+
+def _check_outputs(dataset: Dataset, spec, obs: np.ndarray, problems) -> None:
+    """Every observation's DVID (or CMT without DVID) must be the id of an output."""
+    from .outputs import output_index, output_selector
+
+    table = dataset.table
+    ids = [o.id for o in spec.outputs]
+    unmatched = obs & (output_index(table, ids) < 0)
+    if unmatched.any():
+        role = output_selector(table)
+        valid = ", ".join(f"{o.id} ({o.name})" for o in spec.outputs)
+        problems.add(
+            "output",
+            dataset.columns.get(role, role),
+            table["ROW"][unmatched],
+            f"{column_label(role, dataset.columns.get(role))}: an observation in {{where}} matches no output "
+            f"(the model's outputs have ids {valid})",
+        )

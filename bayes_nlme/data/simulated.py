@@ -244,3 +244,119 @@ def simulate_iov_study(
             rows.append((i, start, dose, 1 if k == 0 else 4, np.nan, k + 1))
             rows.extend((i, start + float(t), 0.0, 0, float(y), k + 1) for t, y in zip(times, dv))
     return pd.DataFrame(rows, columns=["ID", "TIME", "AMT", "EVID", "DV", "OCC"])
+
+
+#: True values of the simulated PK + direct Emax study (``models/pk_emax.toml``).
+EMAX_TRUTH = {
+    "ka": 1.0,
+    "CL": 2.0,
+    "V": 20.0,
+    "E0": 10.0,
+    "Emax": 50.0,
+    "EC50": 2.0,
+    "omega": 0.09,
+    "prop_sd": 0.1,
+    "add_sd": 2.0,
+}
+
+
+def simulate_pk_emax_study(
+    n_subjects: int = 30, *, seed: int = 12, times=(0.5, 1, 2, 4, 6, 8, 12, 24), dose: float = 100.0
+) -> pd.DataFrame:
+    """A simulated oral study with a direct Emax effect (two outputs, ``models/pk_emax.toml``).
+
+    One dose into the depot; at each time a concentration (``DVID 1``) and an effect
+    (``DVID 2``, ``E0 + Emax C / (EC50 + C)``). Truth :data:`EMAX_TRUTH`: log-normal
+    IIV on ka, CL, V and EC50; proportional error on the concentration, additive on the
+    effect. Closed-form one-compartment oral concentrations.
+
+    Parameters
+    ----------
+    n_subjects, seed : int
+    times : sequence of float
+    dose : float
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``ID, TIME, DV, AMT, EVID, MDV, CMT, DVID``.
+    """
+    truth = EMAX_TRUTH
+    rng = np.random.default_rng(seed)
+    times = np.asarray(times, dtype=float)
+    rows = []
+    for i in range(1, n_subjects + 1):
+        p = {k: truth[k] * np.exp(rng.normal(0.0, np.sqrt(truth["omega"]))) for k in ("ka", "CL", "V", "EC50")}
+        k = p["CL"] / p["V"]
+        conc = dose * p["ka"] / (p["V"] * (p["ka"] - k)) * (np.exp(-k * times) - np.exp(-p["ka"] * times))
+        effect = truth["E0"] + truth["Emax"] * conc / (p["EC50"] + conc)
+        y_c = conc * (1.0 + truth["prop_sd"] * rng.standard_normal(conc.size))
+        y_e = effect + truth["add_sd"] * rng.standard_normal(conc.size)
+        rows.append((i, 0.0, np.nan, dose, 1, 1, 1, np.nan))
+        for t, yc, ye in zip(times, y_c, y_e):
+            rows.append((i, float(t), float(round(yc, 6)), 0.0, 0, 0, 2, 1))
+            rows.append((i, float(t), float(round(ye, 6)), 0.0, 0, 0, 2, 2))
+    frame = pd.DataFrame(rows, columns=["ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "DVID"])
+    return frame.astype({"DVID": "Int64"})
+
+
+#: True values of the simulated warfarin-like PK/PD turnover study (``models/warfarin_turnover.toml``).
+TURNOVER_TRUTH = {
+    "ka": 1.0,
+    "CL": 0.15,
+    "V": 8.0,
+    "E0": 100.0,
+    "kout": 0.05,
+    "IC50": 1.0,
+    "omega": 0.09,
+    "prop_sd": 0.1,
+    "add_sd": 3.0,
+}
+
+
+def turnover_solution(p: dict, dose: float, times) -> tuple[np.ndarray, np.ndarray]:
+    """Concentration and effect of the turnover model after one oral dose at time 0
+    (``scipy.integrate.solve_ivp``, LSODA, rtol 1e-10): independent of the package's ODE code."""
+    from scipy.integrate import solve_ivp
+
+    kin = p["E0"] * p["kout"]
+
+    def rhs(t, y):
+        c = y[1] / p["V"]
+        return [-p["ka"] * y[0], p["ka"] * y[0] - p["CL"] * c, kin * (1.0 - c / (p["IC50"] + c)) - p["kout"] * y[2]]
+
+    times = np.asarray(times, dtype=float)
+    sol = solve_ivp(rhs, (0.0, times.max()), [dose, 0.0, p["E0"]], method="LSODA", rtol=1e-10, atol=1e-12, t_eval=times)
+    return sol.y[1] / p["V"], sol.y[2]
+
+
+def simulate_turnover_study(
+    n_subjects: int = 30, *, seed: int = 13, times=(1, 3, 6, 12, 24, 48, 72, 96, 120), dose: float = 100.0
+) -> pd.DataFrame:
+    """A simulated warfarin-like PK/PD study: an indirect response (inhibition of the
+    production) observed with the concentration (``models/warfarin_turnover.toml``).
+
+    One oral dose; at each time a concentration (``DVID 1``) and an effect (``DVID 2``).
+    Truth :data:`TURNOVER_TRUTH`: log-normal IIV on ka, CL, V and IC50; proportional
+    error on the concentration, additive on the effect.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``ID, TIME, DV, AMT, EVID, MDV, CMT, DVID``.
+    """
+    truth = TURNOVER_TRUTH
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(1, n_subjects + 1):
+        p = dict(truth)
+        p.update({k: truth[k] * np.exp(rng.normal(0.0, np.sqrt(truth["omega"]))) for k in ("ka", "CL", "V", "IC50")})
+        conc, effect = turnover_solution(p, dose, times)
+        y_c = conc * (1.0 + truth["prop_sd"] * rng.standard_normal(conc.size))
+        y_e = effect + truth["add_sd"] * rng.standard_normal(conc.size)
+        rows.append((i, 0.0, np.nan, dose, 1, 1, 1, np.nan))
+        for t, yc, ye in zip(times, y_c, y_e):
+            rows.append((i, float(t), float(round(yc, 6)), 0.0, 0, 0, 2, 1))
+            rows.append((i, float(t), float(round(ye, 6)), 0.0, 0, 0, 3, 2))
+    frame = pd.DataFrame(rows, columns=["ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "DVID"])
+    return frame.astype({"DVID": "Int64"})

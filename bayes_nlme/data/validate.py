@@ -226,7 +226,9 @@ def complete_roles(
     bad_mdv = _in_set("MDV", (0, 1), "mdv")
     _in_set("SS", (0, 1, 2), "ss")
     _in_set("BLQ", (0, 1), "blq")
-    for role in ("ADDL", "CMT"):
+    for role in ("ADDL", "CMT", "DVID"):
+        if role not in get:
+            continue
         col = get[role]
         frac = ~np.isnan(col) & (col != np.round(col))
         if frac.any():

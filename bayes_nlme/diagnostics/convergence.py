@@ -47,13 +47,12 @@ def population_names(spec) -> list[str]:
     list of str
     """
     from ..individual import estimated_coefficients
-    from ..spec.components import RESIDUAL_VARIANCES
 
     names = [f"theta_{p.name}" for p in spec.estimated]
     names += list(estimated_coefficients(spec))
     names += list(omega_elements(spec))
     names += [f"omega_iov_{n}" for n in getattr(spec, "iov_names", ())]
-    names += [f"sigma2_{k}" for k in RESIDUAL_VARIANCES[spec.residual.model]]
+    names += list(spec.residual.variances)
     return names
 
 

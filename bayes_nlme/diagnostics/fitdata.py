@@ -23,8 +23,6 @@ from .units import Units, dataset_units
 
 __all__ = ["FitData", "Population", "as_fit_data", "individual_values"]
 
-_SIGMA2 = ("sigma2_add", "sigma2_prop", "sigma2_exp")
-
 
 @dataclass(frozen=True)
 class Population:
@@ -178,9 +176,22 @@ class FitData:
 
     @cached_property
     def obs(self) -> pd.DataFrame:
-        """Observations in model order: ``ROW, SUBJECT, ID, TIME, DV, BLQ``."""
+        """Observations in model order: ``ROW, SUBJECT, ID, TIME, DV, BLQ, OUTPUT`` (the
+        name of each row's output, CONTRACT 5.4)."""
         table = self.dataset.table.iloc[np.asarray(self.design.obs_row, dtype=int)]
-        return table[["ROW", "SUBJECT", "ID", "TIME", "DV", "BLQ"]].reset_index(drop=True)
+        out = table[["ROW", "SUBJECT", "ID", "TIME", "DV", "BLQ"]].reset_index(drop=True)
+        out["OUTPUT"] = np.asarray(self.spec.output_names, dtype=object)[self.output]
+        return out
+
+    @property
+    def output(self) -> np.ndarray:
+        """The output (position in ``spec.output_names``) of each observation."""
+        return np.asarray(self.design.obs_output, dtype=int)
+
+    @property
+    def output_names(self) -> tuple:
+        """The model's output names (``("C",)`` without ``[outputs]``)."""
+        return self.spec.output_names
 
     @cached_property
     def lower(self) -> np.ndarray | None:
@@ -230,7 +241,7 @@ class FitData:
             theta={q.name: np.array([float(values[f"theta_{q.name}"])]) for q in spec.estimated},
             coefficients={k: np.array([float(values[k])]) for k in estimated_coefficients(spec)},
             omega=omega,
-            sigma2={k: np.array([float(values[k])]) for k in _SIGMA2 if k in values.index},
+            sigma2={k: np.array([float(values[k])]) for k in spec.residual.variances if k in values.index},
             iov={q: np.array([float(values[f"omega_iov_{q}"])]) for q in spec.iov_names},
         )
 
@@ -249,7 +260,7 @@ class FitData:
             theta=theta,
             coefficients={k: _stack(post[k]) for k in estimated_coefficients(spec)},
             omega=omega,
-            sigma2={k: _stack(post[k]) for k in _SIGMA2 if k in post.data_vars},
+            sigma2={k: _stack(post[k]) for k in spec.residual.variances if k in post.data_vars},
             iov={q: _stack(post[f"omega_iov_{q}"]) for q in spec.iov_names if f"omega_iov_{q}" in post.data_vars},
         )
 

@@ -130,13 +130,13 @@ class _Replicated:
 
     def loglik(self, spec, theta, coefficients, sigma2, eta) -> np.ndarray:
         """``log p(y_i | eta)`` as (copies, n_held) for etas (copies * n_held, p)."""
-        from ..build.residual import observation_loglik
+        from ..build.residual import outputs_loglik
         from ..core.op import predict_numeric
 
         values = individual_values(spec, theta, coefficients, eta, self.covariates, self.n, self.design.seg_subject)
         f = predict_numeric(self.design, values)[0]
         with np.errstate(all="ignore"):
-            ll = observation_loglik(spec.residual.model, spec.residual.blq, self.y, f, sigma2, self.lower, np)
+            ll = outputs_loglik(spec, self.y, f, sigma2, self.lower, self.design.obs_output, np)
         per = np.bincount(self.subject, weights=ll, minlength=self.n)
         per = np.where(np.isfinite(per), per, -np.inf)
         return per.reshape(self.copies, self.n_held)

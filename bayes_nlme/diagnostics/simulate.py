@@ -79,11 +79,11 @@ def simulate_replicates(fd: FitData, n: int = 500, *, seed: int = 20240601) -> n
         kappa = _draw_kappas(fd, pop, k, rng)
         f = fd.predictions(pop, eta, s=k, kappa=kappa)
         sigma2 = {a: v[k] for a, v in pop.sigma2.items()}
-        out[k] = predictive_draws(fd.spec, f, sigma2, rng, fd.lower)
+        out[k] = predictive_draws(fd.spec, f, sigma2, rng, fd.lower, fd.output)
     return out
 
 
-def grid_design(fd: FitData, n_points: int = 80):
+def grid_design(fd: FitData, n_points: int = 80, output: int = 0):
     """The records of the fit with ``n_points`` extra times per subject, from 0 to its
     last record, as a model-core design.
 
@@ -91,6 +91,8 @@ def grid_design(fd: FitData, n_points: int = 80):
     ----------
     fd : FitData
     n_points : int
+    output : int
+        The output predicted at the grid points (position in ``spec.output_names``).
 
     Returns
     -------
@@ -114,6 +116,10 @@ def grid_design(fd: FitData, n_points: int = 80):
         grid = pd.DataFrame(
             {"ID": group["ID"].iloc[0], "TIME": times, "EVID": 2.0, "MDV": 1.0, "SUBJECT": s, "_order": 1}
         )
+        if len(fd.spec.outputs) > 1:  # the grid points are of the output asked for
+            from ..data.outputs import output_selector
+
+            grid[output_selector(table)] = float(fd.spec.outputs[output].id)
         pieces.append(grid)
     merged = pd.concat(pieces, ignore_index=True, sort=False)
     merged = merged.sort_values(["SUBJECT", "TIME", "_order"], kind="stable").reset_index(drop=True)
@@ -148,7 +154,9 @@ def grid_design(fd: FitData, n_points: int = 80):
     return design, keep, covariates, points.loc[keep, ["SUBJECT", "ID", "TIME"]].reset_index(drop=True)
 
 
-def individual_curves(fd: FitData, *, n_draws: int = 200, n_points: int = 80, probs=(0.05, 0.5, 0.95)) -> pd.DataFrame:
+def individual_curves(
+    fd: FitData, *, n_draws: int = 200, n_points: int = 80, probs=(0.05, 0.5, 0.95), output: int = 0
+) -> pd.DataFrame:
     """Individual concentration curves on a grid, with quantiles over posterior draws.
 
     Parameters
@@ -160,6 +168,8 @@ def individual_curves(fd: FitData, *, n_draws: int = 200, n_points: int = 80, pr
         Grid points per subject.
     probs : tuple of float
         Quantiles of the individual prediction across draws.
+    output : int
+        Which output (position in ``spec.output_names``).
 
     Returns
     -------
@@ -167,7 +177,7 @@ def individual_curves(fd: FitData, *, n_draws: int = 200, n_points: int = 80, pr
         ``SUBJECT, ID, TIME``, one column ``q<100 p>`` per quantile (``q5, q50, q95``),
         and ``PRED`` (the population prediction at the typical values).
     """
-    design, keep, covariates, points = grid_design(fd, n_points)
+    design, keep, covariates, points = grid_design(fd, n_points, output)
     etas = fd.eta_draws
     if fd.bayesian:
         index = fd.draw_index(min(n_draws, etas.shape[0]))
@@ -204,19 +214,21 @@ def _grid_kappas(fd: FitData, design, index) -> dict:
     return out
 
 
-def population_curve(fd: FitData, *, n_points: int = 80) -> pd.DataFrame:
+def population_curve(fd: FitData, *, n_points: int = 80, output: int = 0) -> pd.DataFrame:
     """Population predictions (etas zero) of every subject on a time grid.
 
     Parameters
     ----------
     fd : FitData
     n_points : int
+    output : int
+        Which output (position in ``spec.output_names``).
 
     Returns
     -------
     pandas.DataFrame
         ``SUBJECT, ID, TIME, PRED``.
     """
-    design, keep, covariates, points = grid_design(fd, n_points)
+    design, keep, covariates, points = grid_design(fd, n_points, output)
     points["PRED"] = fd.predictions(fd.typical, None, design=design, covariates=covariates)[keep]
     return points

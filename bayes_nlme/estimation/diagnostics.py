@@ -97,7 +97,13 @@ def observation_table(problem: Problem, method: str, psi: np.ndarray, eta: np.nd
     if problem.censored is not None:  # residuals are not defined for censored rows
         iwres = np.where(problem.censored, np.nan, iwres)
         cw = np.where(problem.censored, np.nan, cw)
-    back = np.exp if problem.error == "exponential" else (lambda x: x)
+
+    def back(x):
+        if not problem.log_rows.any():
+            return x
+        with np.errstate(over="ignore"):
+            return np.where(problem.log_rows, np.exp(np.where(problem.log_rows, x, 0.0)), x)
+
     out = frame.reset_index(drop=True).copy()
     out["PRED"] = back(f0)
     out["IPRED"] = back(f)

@@ -79,13 +79,14 @@ def build_problem(spec, data):
     obs_table = table.iloc[rows]
     limits = censoring_limits(obs_table)
     blq = np.isfinite(limits) if limits is not None else np.zeros(len(rows), dtype=bool)
-    drop = blq & (spec.residual.blq == "M1")
+    method, exponential = _row_residuals(spec, design.obs_output)
+    drop = blq & (method == "M1")
     keep = ~drop
     censored = blq[keep]
     y = table["DV"].to_numpy(dtype=float)[rows][keep]
     y = np.where(censored, limits[keep] if limits is not None else y, y)
-    if spec.residual.model == "exponential" and np.any(y <= 0):
-        bad = table["ROW"].to_numpy()[rows][keep][y <= 0]
+    if np.any(exponential[keep] & (y <= 0)):
+        bad = table["ROW"].to_numpy()[rows][keep][exponential[keep] & (y <= 0)]
         raise DataError(f"Dataset '{dataset.source}': the exponential error model needs DV > 0 ({format_rows(bad)})")
     frame = pd.DataFrame(
         {
@@ -97,7 +98,15 @@ def build_problem(spec, data):
     )
     observed = ~censored
     zero = zero_observations(design)[keep]
-    check_observations(spec, y[observed], frame["ROW"].to_numpy()[observed], str(dataset.source), zero[observed])
+    output = np.asarray(design.obs_output)[keep]
+    check_observations(
+        spec,
+        y[observed],
+        frame["ROW"].to_numpy()[observed],
+        str(dataset.source),
+        zero[observed],
+        output=output[observed],
+    )
     problem = problem_from_design(
         spec,
         y,
@@ -106,9 +115,24 @@ def build_problem(spec, data):
         segment_covariates(spec, dataset, design),
         censored=censored,
         limit=np.where(censored, y, np.nan),
-        positive=spec.residual.blq == "M4",
+        positive=(method == "M4")[keep],
     )
     return problem, dataset, frame, int(drop.sum())
+
+
+def _row_residuals(spec, output) -> tuple[np.ndarray, np.ndarray]:
+    """The BLQ method and whether the error model is exponential, for each observation
+    (from its output's residual table, CONTRACT 5.4)."""
+    from ..spec.outputs import residual_parts
+
+    output = np.asarray(output)
+    method = np.empty(len(output), dtype=object)
+    exponential = np.zeros(len(output), dtype=bool)
+    for part in residual_parts(spec):
+        rows = output == part.index
+        method[rows] = part.residual.blq
+        exponential[rows] = part.residual.model == "exponential"
+    return method, exponential
 
 
 def _whole(values: np.ndarray) -> np.ndarray:
@@ -306,7 +330,7 @@ def _check_arguments(spec, method, covariance, ofv, starts, saem):
 
 def _start(spec, problem, core):
     """The packed start values and the evaluator of ``core``'s objective, its kernel compiled."""
-    start = start_values(spec, problem.y)
+    start = start_values(spec, problem.y, problem.output)
     psi0 = problem.pmap.pack(start["theta"], start["betas"], start["omega"], start["sigma2"], start["iov"])
     evaluator = Evaluator(problem, core)
     u0, _ = problem.log_parameters(psi0, None)
@@ -408,7 +432,7 @@ def _result(
             "n_evaluations": search["n_evaluations"],
             "max_abs_gradient": float(np.max(np.abs(ev.gradient))) if k else 0.0,
             "tol": tol,
-            "blq_method": spec.residual.blq,
+            "blq_method": _blq_method(spec),
             "n_blq": problem.n_censored,
             "n_blq_omitted": n_dropped,
             "start": dict(zip(names, problem.pmap.natural(psi0).tolist())),
@@ -474,14 +498,14 @@ def _check_censoring(spec, method: str, problem) -> None:
         raise ArgumentError(
             f"method 'saem' needs at least one parameter with IIV (iiv = true); model '{spec.name}' has none: use focei"
         )
-    m4 = problem.positive
+    m4 = np.any(problem.positive)
     if problem.n_censored == 0 and not m4:
         return
     if problem.n_censored == problem.n_obs:
         raise InputError(
             f"every observation is censored (BLQ = 1): nothing is observed, so model '{spec.name}' cannot be fitted"
         )
-    blq = spec.residual.blq
+    blq = _blq_method(spec)
     if method in ("fo", "foce"):
         what = (
             f"censored observations ({problem.n_censored} rows with BLQ = 1 under "
@@ -492,6 +516,13 @@ def _check_censoring(spec, method: str, problem) -> None:
             f"method '{method}' does not handle {what}"
             f'[residual] blq = "{blq}"): use focei, laplace, saem or nuts, or blq = "M1" to drop censored rows'
         )
+
+
+def _blq_method(spec) -> str:
+    """``[residual] blq``; with several outputs their methods, comma-separated when they differ."""
+    from ..spec.outputs import residual_parts
+
+    return ",".join(dict.fromkeys(part.residual.blq for part in residual_parts(spec)))
 
 
 def _as_omega(omega, d: int) -> np.ndarray:

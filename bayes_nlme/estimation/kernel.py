@@ -38,8 +38,9 @@ class EngineKernel:
         Values per segment of the other parameters.
     keep : numpy.ndarray of bool, optional
         Observations that enter the objective (default all).
-    log_transform : bool
-        Return ``log f`` (exponential residual error model).
+    log_transform : bool or numpy.ndarray of bool
+        Return ``log f`` (exponential residual error model), on every kept row or on
+        the rows marked (several outputs, CONTRACT 5.4).
     """
 
     def __init__(self, design, names, constants: dict, keep=None, log_transform: bool = False) -> None:
@@ -85,7 +86,7 @@ class EngineKernel:
         self.n_calls += 1
         with np.errstate(all="ignore"):
             f = predict_values(self.design, self._params(np.ascontiguousarray(u, dtype=float)))[self.keep]
-            return np.log(f) if self.log_transform else f
+            return _log_rows(f, self.log_transform)
 
     def jacobian(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Predictions and ``d f / d U`` per segment: (n_obs,), (n_obs, max_seg, M)."""
@@ -102,9 +103,10 @@ class EngineKernel:
             f, jac = predict_numeric(self.design, params)
             f, jac = f[self.keep], jac[self.keep]
             jac = jac[:, :, self._free_cols] * params[self.jac_index][:, :, self._free_cols]
-            if self.log_transform:
-                jac = jac / f[:, None, None]
-                f = np.log(f)
+            if np.any(self.log_transform):
+                mask = np.broadcast_to(np.asarray(self.log_transform, dtype=bool), f.shape)
+                jac = np.where(mask[:, None, None], jac / f[:, None, None], jac)
+                f = np.where(mask, np.log(f), f)
         out = (f, jac)
         self._cache[key] = out
         if len(self._cache) > 16:
@@ -154,3 +156,10 @@ class EngineKernel:
         mp = jac(move(u, [(a, -h), (b, h)]))[1]
         mm = jac(move(u, [(a, -h), (b, -h)]))[1]
         return (pp - pm - mp + mm) / (4.0 * h * h)
+
+
+def _log_rows(f: np.ndarray, log_transform) -> np.ndarray:
+    """``log f`` on every row (``True``), none (``False``) or the rows of a mask."""
+    if isinstance(log_transform, np.ndarray):
+        return np.where(log_transform, np.log(f), f)
+    return np.log(f) if log_transform else f

@@ -113,6 +113,8 @@ def observation_loss(
     dict of str to numpy.ndarray
     """
     any_censored = censored is not None and np.any(censored)
+    if isinstance(positive, np.ndarray):
+        return _loss_some_positive(y, f, r, censored if any_censored else None, limit, positive)
     with np.errstate(all="ignore"):
         out = _gaussian(y - f, r)
         if positive:
@@ -125,6 +127,22 @@ def observation_loss(
             return out
         cens = _censored(np.where(censored, limit, 0.0), f, r)
     return {key: np.where(censored, cens[key], value) for key, value in out.items()}
+
+
+def _loss_some_positive(y, f, r, censored, limit, positive: np.ndarray) -> dict:
+    """:func:`observation_loss` when only the rows marked ``positive`` follow M4 (the
+    outputs of a model with several outputs may use different BLQ methods)."""
+    with np.errstate(all="ignore"):
+        out = _gaussian(y - f, r)
+        terms = _m4_terms(np.where(censored, limit, 1.0) if censored is not None else None, f, r, censored)
+        out = {key: value + np.where(positive, terms["condition"][key], 0.0) for key, value in out.items()}
+        if censored is None:
+            return out
+        cens = _censored(np.where(censored, limit, 0.0), f, r)
+        return {
+            key: np.where(censored & positive, terms["censored"][key], np.where(censored, cens[key], value))
+            for key, value in out.items()
+        }
 
 
 def observation_loss_value(
@@ -148,16 +166,18 @@ def observation_loss_value(
     """
     with np.errstate(all="ignore"):
         out = np.log(r) + (y - f) ** 2 / r
-        condition = 2.0 * log_ndtr(f / np.sqrt(r)) if positive else 0.0
+        condition = 2.0 * log_ndtr(f / np.sqrt(r)) if np.any(positive) else 0.0
+        if isinstance(positive, np.ndarray):
+            condition = np.where(positive, condition, 0.0)
         out = out + condition
         if censored is None or not np.any(censored):
             return out
         upper = log_ndtr((np.where(censored, limit, 0.0) - f) / np.sqrt(r))
-        if positive:
+        cens = -2.0 * upper
+        if np.any(positive):
             lower = log_ndtr(-f / np.sqrt(r))
-            cens = -2.0 * (upper + np.log(-np.expm1(lower - upper))) + condition
-        else:
-            cens = -2.0 * upper
+            band = -2.0 * (upper + np.log(-np.expm1(lower - upper))) + condition
+            cens = np.where(positive, band, cens)
     return np.where(censored, cens, out)
 
 

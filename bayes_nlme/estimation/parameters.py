@@ -316,7 +316,7 @@ class ParameterMap:
         return self._sigma_at + self.sigma_names.index(name)
 
 
-def start_values(spec, y: np.ndarray) -> dict:
+def start_values(spec, y: np.ndarray, output=None) -> dict:
     """Start values of the optimisation, on the natural scale.
 
     - ``theta_P``: the parameter's ``initial``, else the median of its typical-value
@@ -332,6 +332,9 @@ def start_values(spec, y: np.ndarray) -> dict:
     spec : ModelSpec
     y : numpy.ndarray
         The observations.
+    output : numpy.ndarray of int, optional
+        The output of each observation (several outputs: each ``sigma2_<output>_add``
+        starts at 10% of the variance of its own output's observations).
 
     Returns
     -------
@@ -363,12 +366,15 @@ def start_values(spec, y: np.ndarray) -> dict:
     for name in getattr(spec, "iov_names", ()):
         value = spec.parameter(name).iov_initial
         iov[name] = IOV_START if value is None else float(value)
-    initial = dict(spec.residual.initial or {})
+    from ..spec.outputs import residual_parts
+
     y = np.asarray(y, dtype=float)
-    spread = float(np.var(y)) if y.size > 1 else 1.0
-    defaults = {"add": 0.1 * spread if spread > 0 else 1.0, "prop": 0.1, "exp": 0.1}
     sigma2 = {}
-    for name in spec.residual.variances:
-        key = _RESIDUAL_KEYS[name]
-        sigma2[name] = float(initial.get(key, initial.get(name, defaults[key])))
+    for part in residual_parts(spec):
+        initial = dict(part.residual.initial or {})
+        mine = y if output is None or part.output is None else y[np.asarray(output) == part.index]
+        spread = float(np.var(mine)) if mine.size > 1 else 1.0
+        defaults = {"add": 0.1 * spread if spread > 0 else 1.0, "prop": 0.1, "exp": 0.1}
+        for key, name in part.names.items():
+            sigma2[name] = float(initial.get(key, initial.get(name, defaults[key])))
     return {"theta": theta, "betas": betas, "omega": omega, "sigma2": sigma2, "iov": iov}

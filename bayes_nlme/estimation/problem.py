@@ -87,6 +87,10 @@ class Problem:
         occasion_label, occasion_slot)`` of the design
         (:class:`~bayes_nlme.core.EngineDesign`). The kappas are then random effects of
         the subject after its etas, one per occasion slot (see :mod:`.parameters`).
+    output : numpy.ndarray of int, optional
+        The output of each observation (CONTRACT 5.4): each row takes its output's
+        residual model (variances, exponential transform, M4 conditioning). ``positive``
+        may then be a mask of rows.
     """
 
     def __init__(
@@ -101,8 +105,9 @@ class Problem:
         jac_index=None,
         censored=None,
         limit=None,
-        positive: bool = False,
+        positive=False,
         occasions=None,
+        output=None,
     ):
         self.spec = spec
         n_slots = 0
@@ -117,27 +122,53 @@ class Problem:
         self.jac_index = self.subject[:, None] if jac_index is None else np.asarray(jac_index, dtype=np.int64)
         self.first_segment = np.searchsorted(self.seg_subject, np.arange(self.n_subjects))
         self.covariates = dict(covariates or {})
-        self.error = spec.residual.model
+        self._residual_layout(spec, output)
         self.censored = None if censored is None or not np.any(censored) else np.asarray(censored, dtype=bool)
-        self.positive = bool(positive) and self.error != "exponential"
+        positive = np.broadcast_to(np.asarray(positive, dtype=bool), (self.n_obs,)) & ~self.log_rows
+        self.positive = bool(positive.all()) if positive.all() or not positive.any() else positive.copy()
         with np.errstate(divide="ignore", invalid="ignore"):
-            transform = np.log if self.error == "exponential" else (lambda x: x)
-            self.y_t = transform(self.y)
-            self.limit_t = None if self.censored is None else transform(np.where(self.censored, limit, 1.0))
+            self.y_t = np.where(self.log_rows, np.log(self.y), self.y)
+            self.limit_t = (
+                None
+                if self.censored is None
+                else np.where(
+                    self.log_rows, np.log(np.where(self.censored, limit, 1.0)), np.where(self.censored, limit, 1.0)
+                )
+            )
         self.free = [p.name for p in spec.parameters if not p.is_fixed or any(c.estimated for c in p.covariates)]
         self.fixed_values: dict = {}
-        self.kernel = kernel_factory(self.free, self._constants(spec), self.error == "exponential")
+        log_transform = bool(self.log_rows.all()) if self.log_rows.all() or not self.log_rows.any() else self.log_rows
+        self.kernel = kernel_factory(self.free, self._constants(spec), log_transform)
         self.cols = [self.free.index(name) for name in self.pmap.iiv]
         self._random_effects(occasions)
         self.seg = sparse.csr_matrix(
             (np.ones(self.n_obs), (self.subject, np.arange(self.n_obs))), shape=(self.n_subjects, self.n_obs)
         )
         self.n_per_subject = np.bincount(self.subject, minlength=self.n_subjects)
-        names = self.pmap.sigma_names
-        self.ia = self.pmap.index("sigma2_add") if "sigma2_add" in names else None
-        if "sigma2_exp" in names:
-            self.ia = self.pmap.index("sigma2_exp")
-        self.ib = self.pmap.index("sigma2_prop") if "sigma2_prop" in names else None
+
+    def _residual_layout(self, spec, output) -> None:
+        """Per output: its rows, and the psi positions of its ``a`` (add or exp) and ``b``
+        (prop) variances; ``log_rows`` marks the rows of exponential outputs."""
+        from ..spec.outputs import residual_parts
+
+        parts = residual_parts(spec)
+        output = np.zeros(self.n_obs, dtype=np.int64) if output is None else np.asarray(output, dtype=np.int64)
+        self.output = output
+        if len(parts) > 1 and len(output) != self.n_obs:
+            raise ValueError("a model with several outputs needs the output of each observation")
+        self.error = parts[0].residual.model if len(parts) == 1 else "several"
+        self.log_rows = np.zeros(self.n_obs, dtype=bool)
+        self.residual_groups = []
+        for part in parts:
+            rows = output == part.index if len(parts) > 1 else np.ones(self.n_obs, dtype=bool)
+            names = part.names
+            ia = self.pmap.index(names["add"]) if "add" in names else None
+            if "exp" in names:
+                ia = self.pmap.index(names["exp"])
+                self.log_rows |= rows
+            ib = self.pmap.index(names["prop"]) if "prop" in names else None
+            self.residual_groups.append((rows, ia, ib))
+        self.ia, self.ib = self.residual_groups[0][1:] if len(parts) == 1 else (None, None)
 
     def _random_effects(self, occasions) -> None:
         """The layout of the random effects: etas, then kappas (one per occasion slot).
@@ -321,8 +352,21 @@ class Problem:
         """``d f / d psi`` (n_obs, size) from the per-segment Jacobian."""
         return np.einsum("jsm,jsmp->jp", jac, dbase[self.jac_index])
 
+    def variance(self, psi: np.ndarray, f: np.ndarray) -> np.ndarray:
+        """The residual variance ``r = a + b f^2`` of every row at predictions ``f`` (any
+        leading axes), with each row's output's ``a`` and ``b``."""
+        n = self.n_obs
+        a, b = np.zeros(n), np.zeros(n)
+        for rows, ia, ib in self.residual_groups:
+            if ia is not None:
+                a[rows] = np.exp(psi[ia])
+            if ib is not None:
+                b[rows] = np.exp(psi[ib])
+        return a + b * f**2
+
     def residual(self, psi: np.ndarray, f: np.ndarray, interaction: bool, f0=None, f0_psi=None) -> Residual:
-        """Residual variances ``r = a + b * f^2`` and derivatives.
+        """Residual variances ``r = a + b * f^2`` and derivatives (``a``, ``b`` those of
+        each row's output).
 
         Parameters
         ----------
@@ -334,26 +378,31 @@ class Problem:
             Population predictions and their psi-derivatives (without interaction).
         """
         n, size = self.n_obs, self.size
-        a = float(np.exp(psi[self.ia])) if self.ia is not None else 0.0
-        b = float(np.exp(psi[self.ib])) if self.ib is not None else 0.0
+        a, b = np.zeros(n), np.zeros(n)
+        for rows, ia, ib in self.residual_groups:
+            if ia is not None:
+                a[rows] = np.exp(psi[ia])
+            if ib is not None:
+                b[rows] = np.exp(psi[ib])
         r_psi = np.zeros((n, size))
         r_fpsi = np.zeros((n, size))
         r_ffpsi = np.zeros((n, size))
         zero = np.zeros(n)
+        base = f if interaction else f0
         if interaction:
-            r, r_f, r_ff = a + b * f**2, 2.0 * b * f, np.full(n, 2.0 * b)
-            if self.ib is not None:
-                r_psi[:, self.ib] = b * f**2
-                r_fpsi[:, self.ib] = 2.0 * b * f
-                r_ffpsi[:, self.ib] = 2.0 * b
+            r, r_f, r_ff = a + b * f**2, 2.0 * b * f, 2.0 * b
         else:
             r, r_f, r_ff = a + b * f0**2, zero, zero
-            if self.ib is not None:
-                r_psi[:, self.ib] = b * f0**2
-                if f0_psi is not None:
-                    r_psi += 2.0 * b * f0[:, None] * f0_psi
-        if self.ia is not None:
-            r_psi[:, self.ia] = a
+        for rows, ia, ib in self.residual_groups:
+            if ib is not None:
+                r_psi[rows, ib] = b[rows] * base[rows] ** 2
+                if interaction:
+                    r_fpsi[rows, ib] = 2.0 * b[rows] * f[rows]
+                    r_ffpsi[rows, ib] = 2.0 * b[rows]
+            if ia is not None:
+                r_psi[rows, ia] = a[rows]
+        if not interaction and f0_psi is not None:
+            r_psi += (2.0 * b * f0)[:, None] * f0_psi
         return Residual(r, r_f, r_ff, r_psi, r_fpsi, r_ffpsi)
 
     # ----------------------------------------------------------- inner objective
@@ -406,6 +455,8 @@ class Problem:
     @property
     def nongaussian(self):
         """Rows whose loss is not a Gaussian density (censored, or every row under M4), or None."""
+        if isinstance(self.positive, np.ndarray):
+            return self.positive | (self.censored if self.censored is not None else False)
         if self.positive:
             return np.ones(self.n_obs, dtype=bool)
         return self.censored
@@ -434,7 +485,7 @@ class Problem:
 
 
 def problem_from_design(
-    spec, y, design, keep, covariates: dict | None = None, censored=None, limit=None, positive: bool = False
+    spec, y, design, keep, covariates: dict | None = None, censored=None, limit=None, positive=False
 ) -> Problem:
     """The :class:`Problem` of the observations ``keep`` of a model-core design.
 
@@ -449,8 +500,8 @@ def problem_from_design(
         Covariate values per parameter segment.
     censored, limit : numpy.ndarray, optional
         Censored rows among the kept ones, and their limits (M3, M4).
-    positive : bool
-        M4: condition every row on ``y >= 0``.
+    positive : bool or numpy.ndarray of bool
+        M4: condition every row (or the rows marked) on ``y >= 0``.
 
     Returns
     -------
@@ -476,4 +527,5 @@ def problem_from_design(
         occasions=None
         if getattr(design, "seg_occasion", None) is None
         else (design.seg_occasion, design.occasion_subject, design.occasion_label, design.occasion_slot),
+        output=None if getattr(design, "obs_output", None) is None else np.asarray(design.obs_output)[keep],
     )

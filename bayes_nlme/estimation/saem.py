@@ -156,10 +156,8 @@ class _Target:
         """Per-observation losses ``l`` at predictions ``f``."""
         problem = self.problem
         psi = self.psi if psi is None else psi
-        a = math.exp(psi[problem.ia]) if problem.ia is not None else 0.0
-        b = math.exp(psi[problem.ib]) if problem.ib is not None else 0.0
         with np.errstate(all="ignore"):
-            r = a + b * f**2
+            r = problem.variance(psi, f)
             loss = observation_loss_value(problem.y_t, f, r, problem.censored, problem.limit_t, problem.positive)
         return np.where(np.isfinite(loss), loss, np.inf)
 

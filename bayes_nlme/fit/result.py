@@ -250,11 +250,19 @@ class BayesFit:
 
 
 def _censoring_info(spec, dataset) -> dict:
-    """``blq_method`` and ``n_blq`` (censored rows in the likelihood; 0 under M1)."""
+    """``blq_method`` and ``n_blq`` (censored rows in the likelihood; 0 under M1). With
+    several outputs each row follows its output's method (comma-separated when they differ)."""
+    from ..data.outputs import output_index
+    from ..spec.outputs import residual_parts
+
     table = dataset.table
-    observed = (table["EVID"] == 0) & (table["MDV"].fillna(0) == 0)
-    n_blq = int((table.loc[observed, "BLQ"].fillna(0) > 0).sum())
-    return {"blq_method": spec.residual.blq, "n_blq": 0 if spec.residual.blq == "M1" else n_blq}
+    observed = ((table["EVID"] == 0) & (table["MDV"].fillna(0) == 0)).to_numpy()
+    censored = observed & (table["BLQ"].fillna(0) > 0).to_numpy()
+    parts = residual_parts(spec)
+    output = output_index(table, [o.id for o in spec.outputs] if len(parts) > 1 else [])
+    n_blq = sum(int((censored & (output == p.index)).sum()) for p in parts if p.residual.blq != "M1")
+    methods = tuple(dict.fromkeys(p.residual.blq for p in parts))
+    return {"blq_method": ",".join(methods), "n_blq": n_blq}
 
 
 def _version() -> str:

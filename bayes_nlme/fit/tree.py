@@ -99,7 +99,7 @@ def likelihood_groups(built, draws: xr.Dataset, seed) -> tuple[xr.Dataset, xr.Da
     sigma2 = _sigma2(built, draws)
     coords = {d: draws[d].values for d in _SAMPLE_DIMS}
     obs_coord = ipred["observation"].values
-    loglik = pointwise_loglik(built.spec, f, sigma2, built.dv, built.lower)
+    loglik = pointwise_loglik(built.spec, f, sigma2, built.dv, built.lower, built.design.obs_output)
     subject = built.observations["SUBJECT"].to_numpy(dtype=int)
     n_subjects = built.dataset.n_subjects
     per_subject = np.stack([loglik[..., subject == s].sum(axis=-1) for s in range(n_subjects)], axis=-1)
@@ -111,7 +111,7 @@ def likelihood_groups(built, draws: xr.Dataset, seed) -> tuple[xr.Dataset, xr.Da
         coords={**coords, "observation": obs_coord, "subject": list(built.dataset.subject_ids)},
     )
     rng = np.random.default_rng(seed)
-    y = predictive_draws(built.spec, f, sigma2, rng, built.lower)
+    y = predictive_draws(built.spec, f, sigma2, rng, built.lower, built.design.obs_output)
     predictive = xr.Dataset({"y": ((*_SAMPLE_DIMS, "observation"), y)}, coords={**coords, "observation": obs_coord})
     return log_likelihood, predictive
 

@@ -70,6 +70,15 @@ class StructuralModel:
     oral: bool
     advan: int
     compartments: dict[int, str] = field(hash=False, compare=True)
+    #: The observed outputs (CONTRACT 5.4): ``(name, id, tree)``; empty for a built-in
+    #: model whose only output is the central concentration. A built-in model's trees
+    #: use ``C`` and parameters; an ODE model's are compiled into its engine.
+    outputs: tuple = field(default=(), hash=False, compare=False)
+
+    @property
+    def output_ids(self) -> tuple:
+        """The outputs' ids (DVID/CMT values), in order (empty without ``[outputs]``)."""
+        return tuple(o[1] for o in self.outputs)
 
     @property
     def optional(self) -> tuple[str, ...]:
@@ -214,8 +223,13 @@ def model_of(spec) -> StructuralModel:
     -------
     StructuralModel
     """
+    from dataclasses import replace
+
+    ids = {o.name: o.id for o in spec.outputs}
     if spec.structural != "ode":
-        return structural_model(spec.structural)
+        base = structural_model(spec.structural)
+        trees = spec.output_trees
+        return replace(base, outputs=tuple((n, ids[n], t) for n, t in trees)) if trees else base
     system = spec.ode_system
     return OdeModel(
         "ode",
@@ -223,5 +237,6 @@ def model_of(spec) -> StructuralModel:
         False,
         13,
         {i + 1: name for i, name in enumerate(system.states)},
+        outputs=tuple((n, ids[n], t) for n, t in system.outputs),
         system=system,
     )

@@ -11,6 +11,7 @@ import io
 from contextlib import contextmanager
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
 
 __all__ = [
@@ -155,3 +156,25 @@ def new_figure_raw(width: float, height: float):
     """An empty constrained-layout figure (no axes) of ``width`` x ``height`` inches."""
     with style():
         return Figure(figsize=(width, height), layout="constrained")
+
+
+def output_rows(fd, output):
+    """The observations of one output (CONTRACT 5.4) and the title suffix naming it.
+
+    Parameters
+    ----------
+    fd : FitData
+    output : int, str or None
+        An output's position or name; None: every observation.
+
+    Returns
+    -------
+    (numpy.ndarray of bool, str)
+        The mask of the observations, and ``""`` or ``" - <output name>"``.
+    """
+    n = len(fd.obs)
+    if output is None:
+        return np.ones(n, dtype=bool), ""
+    names = list(fd.output_names)
+    k = names.index(output) if isinstance(output, str) else int(output)
+    return np.asarray(fd.output == k), f" - {names[k]}"

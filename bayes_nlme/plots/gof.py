@@ -6,7 +6,7 @@ import numpy as np
 from scipy import stats
 
 from ..diagnostics.fitdata import as_fit_data
-from ._common import MODEL, OBS, REF, new_figure, styled
+from ._common import MODEL, OBS, REF, new_figure, output_rows, styled
 
 __all__ = ["plot_data", "plot_dv_vs_pred", "plot_residuals", "plot_npde_distribution", "plot_pareto_k"]
 
@@ -19,13 +19,15 @@ def _subject_colours(n: int):
 
 
 @styled
-def plot_data(data):
+def plot_data(data, *, output=None):
     """Observed concentrations vs time, one line per subject, linear and log scale.
 
     Parameters
     ----------
     data : Dataset, path, FitDirectory or FitData
         A dataset, or a fit (its dataset is plotted).
+    output : int or str, optional
+        With a fit of several outputs: only this output's observations, titled with its name.
 
     Returns
     -------
@@ -34,11 +36,13 @@ def plot_data(data):
     from ..data import Dataset
     from ..diagnostics.units import dataset_units
 
+    suffix = ""
     if isinstance(data, Dataset):
         dataset, obs = data, data.observations
     else:
         fd = as_fit_data(data)
-        dataset, obs = fd.dataset, fd.obs
+        rows, suffix = output_rows(fd, output)
+        dataset, obs = fd.dataset, fd.obs[rows]
     units = dataset_units(dataset)
     fig, axes = new_figure(1, 2, width=9.0, height=3.8)
     colours = _subject_colours(dataset.n_subjects)
@@ -49,9 +53,9 @@ def plot_data(data):
     axes[0, 1].set_yscale("log")
     for ax, scale in zip(axes[0], ("linear scale", "log scale")):
         ax.set_xlabel(units.time_label)
-        ax.set_ylabel(units.conc_label)
-        ax.set_title(f"Observations ({scale})")
-    fig.suptitle(f"Data: {dataset.n_subjects} subjects, {len(obs)} observations (one colour per subject)")
+        ax.set_ylabel(units.conc_label if not suffix else suffix[3:])
+        ax.set_title(f"Observations{suffix} ({scale})")
+    fig.suptitle(f"Data{suffix}: {dataset.n_subjects} subjects, {len(obs)} observations (one colour per subject)")
     return fig
 
 
@@ -68,7 +72,7 @@ def _identity(ax, x, y, log: bool):
 
 
 @styled
-def plot_dv_vs_pred(fit, *, log: bool = False):
+def plot_dv_vs_pred(fit, *, log: bool = False, output=None):
     """Observations vs population (PRED) and individual (IPRED) predictions.
 
     PRED is the prediction of the typical subject (etas zero) at the point estimates
@@ -80,16 +84,19 @@ def plot_dv_vs_pred(fit, *, log: bool = False):
     fit : path, FitDirectory or FitData
     log : bool
         Log-log axes (positive values only).
+    output : int or str, optional
+        Only the observations of this output (position or name), titled with its name.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     fd = as_fit_data(fit)
-    dv = fd.obs["DV"].to_numpy(float)
+    rows, suffix = output_rows(fd, output)
+    dv = fd.obs["DV"].to_numpy(float)[rows]
     fig, axes = new_figure(1, 2, width=9.0, height=4.2)
-    unit = fd.units.concentration
-    for ax, (name, pred) in zip(axes[0], (("PRED", fd.pred), ("IPRED", fd.ipred))):
+    unit = fd.units.concentration if not suffix else None
+    for ax, (name, pred) in zip(axes[0], (("PRED", fd.pred[rows]), ("IPRED", fd.ipred[rows]))):
         keep = (dv > 0) & (pred > 0) if log else np.isfinite(pred)
         ax.scatter(pred[keep], dv[keep], s=14, color=OBS, alpha=0.7, lw=0, label="observation")
         _identity(ax, pred[keep], dv[keep], log)
@@ -100,7 +107,7 @@ def plot_dv_vs_pred(fit, *, log: bool = False):
         ax.set_title(f"DV vs {name}")
     axes[0, 0].legend(loc="upper left")
     what = "posterior median" if fd.bayesian else "EBE"
-    fig.suptitle(f"Observations vs predictions ({fd.label}; IPRED at the {what})")
+    fig.suptitle(f"Observations vs predictions{suffix} ({fd.label}; IPRED at the {what})")
     return fig
 
 
@@ -113,7 +120,7 @@ def _binned_median(x, y, n_bins: int = 8):
 
 
 @styled
-def plot_residuals(fit, values, *, name: str = "NPDE"):
+def plot_residuals(fit, values, *, name: str = "NPDE", output=None):
     """Residuals (NPDE or CWRES) vs time and vs population prediction.
 
     Parameters
@@ -123,18 +130,21 @@ def plot_residuals(fit, values, *, name: str = "NPDE"):
         Residuals in the order of the observations.
     name : str
         Their name, for labels.
+    output : int or str, optional
+        Only the observations of this output (position or name), titled with its name.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     fd = as_fit_data(fit)
-    values = np.asarray(values, dtype=float)
-    x_time = fd.obs["TIME"].to_numpy(float)
+    rows, suffix = output_rows(fd, output)
+    values = np.asarray(values, dtype=float)[rows]
+    x_time = fd.obs["TIME"].to_numpy(float)[rows]
     fig, axes = new_figure(1, 2, width=9.0, height=3.8, sharey=True)
     for ax, x, label in (
         (axes[0, 0], x_time, fd.units.time_label),
-        (axes[0, 1], fd.pred, fd.units.label("PRED", fd.units.concentration)),
+        (axes[0, 1], fd.pred[rows], fd.units.label("PRED", None if suffix else fd.units.concentration)),
     ):
         ok = np.isfinite(values) & np.isfinite(x)
         ax.scatter(x[ok], values[ok], s=14, color=OBS, alpha=0.7, lw=0)
@@ -147,7 +157,7 @@ def plot_residuals(fit, values, *, name: str = "NPDE"):
         ax.set_title(f"{name} vs {label.split(' (')[0].lower() if label.startswith('Time') else 'PRED'}")
     axes[0, 0].set_ylabel(name)
     axes[0, 1].legend(loc="upper right")
-    fig.suptitle(f"{name} ({fd.label}); dashed lines at ±1.96")
+    fig.suptitle(f"{name}{suffix} ({fd.label}); dashed lines at ±1.96")
     return fig
 
 

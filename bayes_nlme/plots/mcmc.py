@@ -124,7 +124,17 @@ def prior_distribution(spec, name: str):
     if name in coefficients:
         return coefficients[name].scipy()
     if name.startswith("sigma2_"):
-        prior = getattr(spec.residual, name[len("sigma2_") :], None)
+        from ..spec.outputs import residual_parts
+
+        prior = next(
+            (
+                getattr(part.residual, slot)
+                for part in residual_parts(spec)
+                for slot, n in part.names.items()
+                if n == name
+            ),
+            None,
+        )
         return prior.scipy() if prior is not None and hasattr(prior, "scipy") else None
     if name.startswith("omega_iov_"):
         prior = getattr(spec.parameter(name[len("omega_iov_") :]), "iov", None)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..diagnostics.fitdata import as_fit_data
 from ..diagnostics.vpc import prediction_correct, vpc_table
-from ._common import OBS, new_figure, styled
+from ._common import OBS, new_figure, output_rows, styled
 
 __all__ = ["plot_vpc"]
 
@@ -13,7 +15,7 @@ _MEDIAN = "#d9534f"
 
 
 @styled
-def plot_vpc(fit, simulated, *, prediction_corrected: bool = False, n_bins: int | None = None, ax=None):
+def plot_vpc(fit, simulated, *, prediction_corrected: bool = False, n_bins: int | None = None, ax=None, output=None):
     """VPC: observed 5/50/95th percentiles over the 90% intervals of simulated ones.
 
     Parameters
@@ -27,16 +29,20 @@ def plot_vpc(fit, simulated, *, prediction_corrected: bool = False, n_bins: int 
         Number of time bins (see :func:`bayes_nlme.diagnostics.vpc.vpc_table`).
     ax : matplotlib Axes, optional
         Draw into this axes (a new figure otherwise).
+    output : int or str, optional
+        Only the observations of this output (position or name), titled with its name.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     fd = as_fit_data(fit)
-    t = fd.obs["TIME"].to_numpy(float)
-    y = fd.obs["DV"].to_numpy(float)
-    pred = fd.pred if prediction_corrected else None
-    table = vpc_table(t, y, simulated, pred=pred, n_bins=n_bins, subject=fd.obs["SUBJECT"].to_numpy())
+    rows, suffix = output_rows(fd, output)
+    t = fd.obs["TIME"].to_numpy(float)[rows]
+    y = fd.obs["DV"].to_numpy(float)[rows]
+    simulated = np.asarray(simulated)[:, rows]
+    pred = fd.pred[rows] if prediction_corrected else None
+    table = vpc_table(t, y, simulated, pred=pred, n_bins=n_bins, subject=fd.obs["SUBJECT"].to_numpy()[rows])
     if ax is None:
         fig, axes = new_figure(1, 1, width=9.0, height=4.6)
         ax = axes[0, 0]
@@ -76,9 +82,9 @@ def plot_vpc(fit, simulated, *, prediction_corrected: bool = False, n_bins: int 
         ax.axvline(edge, color="#bbbbbb", lw=0.6, ls=":")
     what = "Prediction-corrected VPC" if prediction_corrected else "VPC"
     source = "posterior predictive, new subjects" if fd.bayesian else "simulated from the estimates"
-    ax.set_title(f"{what} ({fd.label}; {simulated.shape[0]} replicates, {source}; {len(table)} time bins)")
+    ax.set_title(f"{what}{suffix} ({fd.label}; {simulated.shape[0]} replicates, {source}; {len(table)} time bins)")
     ax.set_xlabel(fd.units.time_label)
-    ylabel = fd.units.conc_label
+    ylabel = fd.units.conc_label if not suffix else suffix[3:]
     ax.set_ylabel(f"Prediction-corrected {ylabel[0].lower()}{ylabel[1:]}" if prediction_corrected else ylabel)
     ax.legend(loc="upper right", fontsize=8)
     return fig

@@ -59,7 +59,7 @@ def build_report(fit, *, compare=()) -> str:
     page = Page(
         f"bayes_nlme report: {fd.spec.name}",
         f"{kind}; {fd.n_subjects} subjects, {len(fd.obs)} observations; structural model "
-        f"{fd.spec.structural}, {fd.spec.residual.model} residual error.",
+        f"{fd.spec.structural}, {_residual_text(fd.spec)} residual error.",
     )
     sections.model_and_data(page, ctx)
     table = dg.convergence_table(fd) if fd.bayesian else None
@@ -138,3 +138,13 @@ def write_report(fit_dir, *, out=None, compare=()) -> Path:
     os.chmod(tmp.name, 0o666 & ~umask)  # NamedTemporaryFile is private (0600); a report is not
     os.replace(tmp.name, out)
     return out
+
+
+def _residual_text(spec) -> str:
+    """``proportional``, or ``conc: proportional, effect: additive`` with several outputs."""
+    from ..spec.outputs import residual_parts
+
+    parts = residual_parts(spec)
+    if len(parts) == 1:
+        return parts[0].residual.model
+    return ", ".join(f"{p.output}: {p.residual.model}" for p in parts)

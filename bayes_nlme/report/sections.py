@@ -125,12 +125,14 @@ def model_and_data(page, ctx: Context) -> None:
             }
         )
         parts.append("<p>Covariates per subject (first record):</p>" + table_html(summary))
-    _figure(
-        page,
-        parts,
-        lambda: plots.plot_data(fd),
-        "Observed concentrations against time, one colour per subject, on linear and log scales.",
-    )
+    for output, name in _outputs(fd):
+        _figure(
+            page,
+            parts,
+            lambda o=output: plots.plot_data(fd, output=o),
+            f"Observed {'concentrations' if not name else 'values' + name} against time, one colour per subject, "
+            "on linear and log scales.",
+        )
 
 
 def provenance(fd) -> pd.DataFrame:
@@ -397,60 +399,74 @@ def estimation(page, ctx: Context) -> None:
         )
 
 
+def _outputs(fd) -> list:
+    """``(output, " (name)")`` per output of a model with several outputs (one panel
+    each, CONTRACT 5.4); ``[(None, "")]`` otherwise."""
+    names = fd.output_names
+    if len(names) < 2:
+        return [(None, "")]
+    return [(k, f" ({name})") for k, name in enumerate(names)]
+
+
 def goodness_of_fit(page, ctx: Context) -> None:
-    """DV vs PRED/IPRED, residual plots (NPDE; CWRES for frequentist fits)."""
+    """DV vs PRED/IPRED, residual plots (NPDE; CWRES for frequentist fits), per output."""
     fd = ctx.fd
     parts = page.section("gof", "Goodness of fit")
-    _figure(
-        page,
-        parts,
-        lambda: plots.plot_dv_vs_pred(fd),
-        "Observations against population predictions (PRED: typical subject with its covariates, etas "
-        "zero) and individual predictions (IPRED), with the identity line and a binned median.",
-    )
     cw = fd.cwres
-    if cw is not None:
+    for output, name in _outputs(fd):
         _figure(
             page,
             parts,
-            lambda: plots.plot_residuals(fd, cw, name="CWRES"),
-            "Conditional weighted residuals (CWRES, from the estimation) against time and PRED.",
+            lambda o=output: plots.plot_dv_vs_pred(fd, output=o),
+            f"Observations{name} against population predictions (PRED: typical subject with its covariates, "
+            "etas zero) and individual predictions (IPRED), with the identity line and a binned median.",
         )
-    _figure(
-        page,
-        parts,
-        lambda: plots.plot_residuals(fd, ctx.npde["npde"].to_numpy(), name="NPDE"),
-        f"NPDE against time and PRED ({N_REPLICATES} replicates, decorrelated per subject with the "
-        "Cholesky factor of the simulated covariance; Comets et al. 2008).",
-    )
+        if cw is not None:
+            _figure(
+                page,
+                parts,
+                lambda o=output: plots.plot_residuals(fd, cw, name="CWRES", output=o),
+                f"Conditional weighted residuals{name} (CWRES, from the estimation) against time and PRED.",
+            )
+        _figure(
+            page,
+            parts,
+            lambda o=output: plots.plot_residuals(fd, ctx.npde["npde"].to_numpy(), name="NPDE", output=o),
+            f"NPDE{name} against time and PRED ({N_REPLICATES} replicates, decorrelated per subject with the "
+            "Cholesky factor of the simulated covariance; Comets et al. 2008).",
+        )
     _figure(
         page,
         parts,
         lambda: plots.plot_npde_distribution(ctx.npde["npde"].to_numpy()),
         "Distribution of the NPDE against the standard normal.",
     )
-    summary = dg.npde_summary(ctx.npde["npde"]).reset_index()
-    parts.append(
-        "<p>NPDE tests (Wilcoxon for the mean, Fisher for the variance, Shapiro-Wilk for "
-        "normality):</p>" + table_html(summary, {"p_value": "g"})
-    )
+    values = ctx.npde["npde"].to_numpy()
+    for output, name in _outputs(fd):
+        rows = slice(None) if output is None else fd.output == output
+        summary = dg.npde_summary(values[rows]).reset_index()
+        parts.append(
+            f"<p>NPDE tests{name} (Wilcoxon for the mean, Fisher for the variance, Shapiro-Wilk for "
+            "normality):</p>" + table_html(summary, {"p_value": "g"})
+        )
 
 
 def individual(page, ctx: Context) -> None:
-    """Individual fits."""
+    """Individual fits (one figure per output)."""
     fd = ctx.fd
     parts = page.section("individual", "Individual fits")
     band = "posterior median and 90% credible band" if fd.bayesian else "prediction at the EBEs"
-    _figure(
-        page,
-        parts,
-        lambda: plots.plot_individual_fits(fd),
-        f"Observations and individual predictions ({band}); dashed: population prediction.",
-    )
+    for output, name in _outputs(fd):
+        _figure(
+            page,
+            parts,
+            lambda o=output: plots.plot_individual_fits(fd, output=o),
+            f"Observations{name} and individual predictions ({band}); dashed: population prediction.",
+        )
 
 
 def vpc(page, ctx: Context) -> None:
-    """VPC and prediction-corrected VPC."""
+    """VPC and prediction-corrected VPC (per output)."""
     fd = ctx.fd
     parts = page.section("vpc", "Visual predictive checks")
     source = (
@@ -464,14 +480,15 @@ def vpc(page, ctx: Context) -> None:
         "Bands: 90% intervals of the simulated 5th, 50th and 95th percentiles in each time bin; "
         "lines: the observed percentiles.</p>"
     )
-    _figure(page, parts, lambda: plots.plot_vpc(fd, ctx.sims), "Visual predictive check.")
-    _figure(
-        page,
-        parts,
-        lambda: plots.plot_vpc(fd, ctx.sims, prediction_corrected=True),
-        "Prediction-corrected VPC (Bergstrand et al. 2011): values scaled by the median PRED of the bin "
-        "over their PRED; observations with PRED = 0 (at the dose time) are left out.",
-    )
+    for output, name in _outputs(fd):
+        _figure(page, parts, lambda o=output: plots.plot_vpc(fd, ctx.sims, output=o), f"Visual predictive check{name}.")
+        _figure(
+            page,
+            parts,
+            lambda o=output: plots.plot_vpc(fd, ctx.sims, prediction_corrected=True, output=o),
+            f"Prediction-corrected VPC{name} (Bergstrand et al. 2011): values scaled by the median PRED of the "
+            "bin over their PRED; observations with PRED = 0 (at the dose time) are left out.",
+        )
 
 
 def random_effects(page, ctx: Context, compare_fds=()) -> None:

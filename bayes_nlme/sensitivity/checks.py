@@ -91,8 +91,9 @@ def prior_quantiles(spec, canonical: xr.Dataset, seed: int = 0) -> dict:
     priors.update(
         {c.canonical_name(p.name): c.coefficient for p in spec.parameters for c in p.covariates if c.estimated}
     )
-    for name in spec.residual.variances:
-        priors[name] = getattr(spec.residual, name.removeprefix("sigma2_"))
+    from ..spec.outputs import residual_priors
+
+    priors.update(residual_priors(spec))
     simulated = _omega_prior_draws(spec, np.random.default_rng(seed)) if spec.iiv_names else {}
     iov = {f"omega_iov_{p.name}": p.iov for p in spec.parameters if getattr(p, "iov", None) is not None}
     out = {}

@@ -154,9 +154,9 @@ def log_prior_dataset(spec, posterior: xr.Dataset) -> xr.Dataset:
         # the prior as stated: inverse-gamma on the variance, half-normal on the SD
         value = np.sqrt(variance) if p.iov.kind == "half_normal" else variance
         out[f"omega_iov_{p.name}"] = p.iov.scipy().logpdf(value)
-    residual = spec.residual
-    for name in residual.variances:
-        prior = getattr(residual, name.removeprefix("sigma2_"))
+    from ..spec.outputs import residual_priors
+
+    for name, prior in residual_priors(spec).items():
         out[name] = prior.scipy().logpdf(_values(posterior[name]))
     return xr.Dataset({k: (_SAMPLE_DIMS, np.asarray(v, dtype=float)) for k, v in out.items()}, coords=coords)
 

@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ArgumentError, SpecError
+from ..spec.outputs import map_residuals, residual_models
 from ..spec.priors import LKJ, HalfNormal, InverseGamma, InverseWishart, LogNormal, Prior
 
 __all__ = ["prior_variants", "scale_name", "scaled_spec", "check_same_structure"]
@@ -57,8 +58,9 @@ def scaled_spec(spec, factor: float):
         covs = tuple(replace(c, coefficient=_scaled(c.coefficient, factor)) for c in p.covariates)
         params.append(replace(p, typical=_scaled(p.typical, factor), covariates=covs))
     omega = replace(spec.omega, prior=_scaled(spec.omega.prior, factor))
-    residual = spec.residual
-    residual = replace(residual, **{s: _scaled(getattr(residual, s), factor) for s in ("add", "prop", "exp")})
+    residual = map_residuals(
+        spec.residual, lambda res: replace(res, **{s: _scaled(getattr(res, s), factor) for s in ("add", "prop", "exp")})
+    )
     return replace(spec, parameters=tuple(params), omega=omega, residual=residual)
 
 
@@ -81,15 +83,21 @@ def _typical_variance(prior) -> float | None:
 
 
 def _residual_halfnormal_spec(spec):
-    residual = spec.residual
-    changes = {}
-    for slot in ("add", "prop", "exp"):
-        typical = _typical_variance(getattr(residual, slot))
-        if typical is not None:
-            changes[slot] = HalfNormal(sigma=2.0 * typical)
-    if not changes:
+    changed = []
+
+    def change(residual):
+        changes = {}
+        for slot in ("add", "prop", "exp"):
+            typical = _typical_variance(getattr(residual, slot))
+            if typical is not None:
+                changes[slot] = HalfNormal(sigma=2.0 * typical)
+        changed.append(bool(changes))
+        return replace(residual, **changes)
+
+    residual = map_residuals(spec.residual, change)
+    if not any(changed):
         return None
-    return replace(spec, residual=replace(residual, **changes))
+    return replace(spec, residual=residual)
 
 
 def _structure(spec) -> tuple:
@@ -102,7 +110,7 @@ def _structure(spec) -> tuple:
         )
         for p in spec.parameters
     )
-    return (spec.structural, params, spec.omega.blocks, spec.residual.model)
+    return (spec.structural, params, spec.omega.blocks, residual_models(spec))
 
 
 def check_same_structure(base, other, source: str) -> None:
@@ -118,7 +126,7 @@ def check_same_structure(base, other, source: str) -> None:
         ("structural", base.structural, other.structural),
         ("parameters", base.parameter_names, other.parameter_names),
         ("omega.structure", base.omega.blocks, other.omega.blocks),
-        ("residual.model", base.residual.model, other.residual.model),
+        ("residual.model", residual_models(base), residual_models(other)),
     )
     for key, a, b in checks:
         if a != b:

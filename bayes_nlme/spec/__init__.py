@@ -21,6 +21,7 @@ from .model import (
     Residual,
     Sampling,
 )
+from .outputs import OutputResiduals, ResidualPart, residual_parts
 from .priors import (
     LKJ,
     PRIOR_KINDS,
@@ -51,6 +52,9 @@ __all__ = [
     "CovariateEffect",
     "Omega",
     "Residual",
+    "OutputResiduals",
+    "ResidualPart",
+    "residual_parts",
     "Sampling",
     "Prior",
     "LogNormal",

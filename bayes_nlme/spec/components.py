@@ -65,7 +65,7 @@ RESIDUAL_PRIORS = ("inverse_gamma", "half_normal", "lognormal")
 #: Priors of an IOV variance (CONTRACT 5.3): inverse-gamma on the variance, half-normal on the SD.
 IOV_PRIORS = ("inverse_gamma", "half_normal")
 #: NONMEM roles a ``[columns]`` table may map (CONTRACT section 1).
-COLUMN_ROLES = ("ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "RATE", "II", "ADDL", "SS", "BLQ", "OCC")
+COLUMN_ROLES = ("ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "RATE", "II", "ADDL", "SS", "BLQ", "OCC", "DVID")
 
 
 def _set(obj, name: str, value) -> None:

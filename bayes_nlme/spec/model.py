@@ -31,7 +31,14 @@ from .components import (
     Residual,
     Sampling,
 )
+from .expression import names_in
 from .ode import OdeSpec, Output, ode_system
+from .outputs import (
+    OutputResiduals,
+    builtin_output_trees,
+    check_output_ids,
+    check_output_residuals,
+)
 from .priors import InverseWishart
 from .structural_names import ORAL_MODELS, STRUCTURAL_PARAMETERS, valid_parameter_names
 
@@ -73,7 +80,8 @@ class ModelSpec:
     omega : Omega
         Must cover every parameter with IIV exactly once; its blocks are put in
         declaration order.
-    residual : Residual
+    residual : Residual or OutputResiduals
+        One residual model; with several outputs, one per output (``[residual.<output>]``).
     columns : dict
         Role -> dataset column (the ``[columns]`` table); role keys are matched
         case-insensitively and stored upper-case.
@@ -89,14 +97,15 @@ class ModelSpec:
     ode : OdeSpec or None
         The ``[ode]`` table; required when ``structural == "ode"`` (CONTRACT 5.4).
     outputs : tuple of Output
-        The ``[outputs]`` table (required for ODE models).
+        The ``[outputs]`` table (required for ODE models; optional for built-in models,
+        whose expressions use ``C`` and the declared parameters).
     """
 
     name: str
     structural: str
     parameters: tuple[Parameter, ...]
     omega: Omega
-    residual: Residual
+    residual: Residual | OutputResiduals
     columns: dict = field(default_factory=dict, hash=False)
     sampling: Sampling = Sampling()
     flip_flop_guard: bool | None = None
@@ -116,9 +125,11 @@ class ModelSpec:
         else:
             self._check_parameters()
         self._check_omega()
-        for attr, cls in (("residual", Residual), ("sampling", Sampling)):
+        for attr, cls in (("residual", (Residual, OutputResiduals)), ("sampling", (Sampling,))):
             if not isinstance(getattr(self, attr), cls):
-                fail(f"expected a {cls.__name__}, got {describe(getattr(self, attr))}", attr)
+                fail(f"expected a {cls[0].__name__}, got {describe(getattr(self, attr))}", attr)
+        check_output_ids(self.outputs)
+        _set(self, "residual", check_output_residuals(self.residual, self.outputs))
         self._check_columns()
         guard = self.flip_flop_guard
         if guard is not None and not isinstance(guard, (bool, np.bool_)):
@@ -134,6 +145,9 @@ class ModelSpec:
             fail(f"expected a sequence of Parameter, got {describe(params)}", "parameters")
         _set(self, "parameters", tuple(params))
         valid = valid_parameter_names(self.structural)
+        outputs = self._builtin_outputs()
+        if outputs:
+            valid = valid + tuple(p.name for p in self.parameters if isinstance(p, Parameter) and p.name not in valid)
         seen: list[str] = []
         for p in self.parameters:
             if not isinstance(p, Parameter):
@@ -153,6 +167,33 @@ class ModelSpec:
                     required,
                 )
 
+    def _builtin_outputs(self) -> tuple:
+        """Check the ``[outputs]`` of a built-in model (CONTRACT 5.4): the parsed trees."""
+        outputs = self.outputs
+        if isinstance(outputs, Mapping) or not isinstance(outputs, Sequence):
+            fail(f"expected a sequence of Output, got {describe(outputs)}", "outputs")
+        _set(self, "outputs", tuple(outputs))
+        if not self.outputs:
+            return ()
+        if any(not isinstance(o, Output) for o in self.outputs):
+            fail("expected Output entries", "outputs")
+        names = [o.name for o in self.outputs]
+        if len(set(names)) != len(names):
+            fail("an output is listed twice", "outputs", tuple(names))
+        declared = [p.name for p in self.parameters if isinstance(p, Parameter)]
+        trees = builtin_output_trees(self.outputs, declared, ("depot", "central", "peripheral"))
+        structural = set(valid_parameter_names(self.structural))
+        used = set().union(*(names_in(tree) for _, tree in trees))
+        for name in declared:
+            if name not in structural and name not in used:
+                fail(
+                    f"unknown parameter {name!r} for the {self.structural} model: it is not a parameter of "
+                    "the model and no output uses it",
+                    f"parameters.{name}",
+                    valid_parameter_names(self.structural),
+                )
+        return trees
+
     def _check_ode(self) -> None:
         if not isinstance(self.ode, OdeSpec):
             fail("a model with structural = 'ode' needs an [ode] table", "ode", ("compartments", "equations"))
@@ -163,8 +204,6 @@ class ModelSpec:
         names = [o.name for o in self.outputs if isinstance(o, Output)]
         if len(names) != len(self.outputs) or len(set(names)) != len(names):
             fail("expected distinct Output entries", "outputs")
-        if len(self.outputs) > 1:
-            fail("several outputs are not supported yet (one output per model)", "outputs", tuple(names))
         params = self.parameters
         if isinstance(params, (str, bytes, Mapping)) or not isinstance(params, Sequence):
             fail(f"expected a sequence of Parameter, got {describe(params)}", "parameters")
@@ -288,6 +327,25 @@ class ModelSpec:
             cached = ode_system(self.ode, self.outputs, self.parameter_names)
             _set(self, "_ode_system", cached)
         return cached
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The names of the outputs (``("C",)`` for a built-in model without ``[outputs]``)."""
+        return tuple(o.name for o in self.outputs) if self.outputs else ("C",)
+
+    @property
+    def n_outputs(self) -> int:
+        """Number of observed outputs (1 without ``[outputs]``)."""
+        return max(1, len(self.outputs))
+
+    @property
+    def output_trees(self) -> tuple:
+        """The parsed output expressions ``(name, tree)`` of a built-in model with ``[outputs]``
+        (empty otherwise; an ODE model's are in :attr:`ode_system`)."""
+        if self.structural == "ode" or not self.outputs:
+            return ()
+        declared = self.parameter_names
+        return builtin_output_trees(self.outputs, declared, ("depot", "central", "peripheral"))
 
     @property
     def uses_flip_flop_guard(self) -> bool:

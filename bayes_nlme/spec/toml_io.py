@@ -190,24 +190,53 @@ def _parse(mapping: Mapping) -> ModelSpec:
     structural = doc["structural"]
     if structural == "ode":
         return _parse_ode_model(doc)
-    for key in ("ode", "outputs"):
-        if key in doc:
-            fail(
-                f"[{key}] is for models with structural = 'ode' (several outputs of built-in models are "
-                "not supported yet)",
-                key,
-            )
+    if "ode" in doc:
+        fail("[ode] is for models with structural = 'ode'", "ode")
     if not isinstance(structural, str) or structural not in STRUCTURAL_PARAMETERS:
         fail(f"unknown structural model {structural!r}", "structural", tuple(STRUCTURAL_PARAMETERS))
     if "parameters" not in doc:
         fail("missing the [parameters.<P>] tables", "parameters", STRUCTURAL_PARAMETERS[structural])
     tables = _table(doc["parameters"], "parameters", "a table of [parameters.<P>] tables")
     valid = valid_parameter_names(structural)
+    outputs = _outputs(doc) if "outputs" in doc else ()
+    extra = set()
+    if outputs:
+        from .expression import names_in
+        from .outputs import builtin_output_trees
+
+        trees = builtin_output_trees(outputs, tuple(tables), ("depot", "central", "peripheral"))
+        extra = set().union(*(names_in(tree) for _, tree in trees))
     for name in tables:
-        if name not in valid:
-            fail(f"unknown parameter {name!r} for the {structural} model", f"parameters.{name}", valid)
+        if name not in valid and name not in extra:
+            why = " (and no output uses it)" if outputs else ""
+            fail(f"unknown parameter {name!r} for the {structural} model{why}", f"parameters.{name}", valid)
     parameters = tuple(_parameter(name, value) for name, value in tables.items())
-    return _model_spec(doc, structural, parameters)
+    return _model_spec(doc, structural, parameters, **({"outputs": outputs} if outputs else {}))
+
+
+def _outputs(doc: Mapping) -> tuple:
+    """The ``[outputs]`` table: name -> ``{ expression = "...", id = N }``."""
+    from .ode import OUTPUT_KEYS, Output
+
+    outputs_table = _table(doc.get("outputs"), "outputs", "an [outputs] table (name = { expression = ... })")
+    outputs = []
+    for name, value in outputs_table.items():
+        entry = _table(value, f"outputs.{name}", "a table { expression = ..., id = N }")
+        _check_keys(entry, f"outputs.{name}", OUTPUT_KEYS, required=("expression",))
+        outputs.append(Output(name=name, **entry))
+    # names checked before the residual tables that refer to them
+    params = tuple(doc.get("parameters", {})) if isinstance(doc.get("parameters"), Mapping) else ()
+    ode = doc.get("ode") if isinstance(doc.get("ode"), Mapping) else {}
+    compartments = ode.get("compartments", ("depot", "central", "peripheral", "C"))
+    taken = set(params) | {str(c) for c in compartments if isinstance(c, str)}
+    for o in outputs:
+        if o.name in taken:
+            fail(
+                f"output name {o.name!r} is already a parameter, compartment or intermediate: output names must differ",
+                f"outputs.{o.name}",
+                sorted(params),
+            )
+    return tuple(outputs)
 
 
 def _model_spec(doc: Mapping, structural: str, parameters: tuple, **extra) -> ModelSpec:
@@ -225,7 +254,7 @@ def _model_spec(doc: Mapping, structural: str, parameters: tuple, **extra) -> Mo
         structural=structural,
         parameters=parameters,
         omega=_omega(doc.get("omega"), iiv),
-        residual=_residual(doc["residual"]),
+        residual=_residuals(doc["residual"], extra.get("outputs", ())),
         columns=dict(_table(doc.get("columns", {}), "columns")),
         sampling=Sampling(**sampling),
         flip_flop_guard=doc.get("flip_flop_guard"),
@@ -237,17 +266,12 @@ def _model_spec(doc: Mapping, structural: str, parameters: tuple, **extra) -> Mo
 
 def _parse_ode_model(doc: Mapping) -> ModelSpec:
     """The model of a file with ``structural = "ode"`` (CONTRACT 5.4)."""
-    from .ode import ODE_KEYS, OUTPUT_KEYS, OdeSpec, Output
+    from .ode import ODE_KEYS, OdeSpec
 
     ode = _table(doc.get("ode"), "ode", "an [ode] table with 'compartments' and 'equations'")
     _check_keys(ode, "ode", ODE_KEYS, required=("compartments", "equations"))
     ode_spec = _build(lambda: OdeSpec(**ode), "ode")
-    outputs_table = _table(doc.get("outputs"), "outputs", "an [outputs] table (name = { expression = ... })")
-    outputs = []
-    for name, value in outputs_table.items():
-        entry = _table(value, f"outputs.{name}", "a table { expression = ..., id = N }")
-        _check_keys(entry, f"outputs.{name}", OUTPUT_KEYS, required=("expression",))
-        outputs.append(Output(name=name, **entry))
+    outputs = _outputs(doc)
     if "parameters" not in doc:
         fail("missing the [parameters.<P>] tables", "parameters")
     tables = _table(doc["parameters"], "parameters", "a table of [parameters.<P>] tables")
@@ -368,21 +392,60 @@ def _omega(value, iiv: tuple[str, ...]) -> Omega:
     return Omega.from_structure(structure, iiv, prior=prior, initial=table.get("initial"))
 
 
-def _residual(value) -> Residual:
+def _residuals(value, outputs: tuple):
+    """``[residual]``, or one ``[residual.<output>]`` table per output (CONTRACT 5.4)."""
+    from .outputs import OutputResiduals
+
     table = _table(value, "residual")
-    _check_keys(table, "residual", RESIDUAL_KEYS)
+    names = tuple(o.name for o in outputs)
+    if len(names) < 2:
+        nested = [k for k, v in table.items() if isinstance(v, Mapping) and k not in RESIDUAL_KEYS]
+        if nested:
+            fail(
+                "a model with one output keeps a single [residual] table (model = ...), not [residual.<output>]",
+                f"residual.{nested[0]}",
+                RESIDUAL_KEYS,
+            )
+        return _residual(table)
+    for key in table:
+        if key not in names:
+            fail(
+                f"a model with several outputs has one [residual.<output>] table per output; {key!r} is not an output",
+                f"residual.{key}",
+                tuple(f"residual.{n}" for n in names),
+            )
+    for name in names:
+        if name not in table:
+            fail(f"missing the [residual.{name}] table of output {name!r}", f"residual.{name}", RESIDUAL_KEYS)
+    return OutputResiduals(tuple((n, _output_residual(table[n], n)) for n in names))
+
+
+def _output_residual(value, output: str) -> Residual:
+    key = f"residual.{output}"
+    try:
+        return _residual(value, key)
+    except SpecError as err:
+        detail, old = getattr(err, "detail", None), err.key or ""
+        if detail is None or old.startswith(key) or not old.startswith("residual"):
+            raise
+        raise spec_error(detail, key=key + old[len("residual") :], valid=err.valid) from None
+
+
+def _residual(value, key: str = "residual") -> Residual:
+    table = _table(value, key)
+    _check_keys(table, key, RESIDUAL_KEYS)
     model = table.get("model")
     if not isinstance(model, str) or model not in RESIDUAL_MODELS:
         what = "missing residual model" if model is None else f"unknown residual model {model!r}"
-        fail(what, "residual.model", RESIDUAL_MODELS)
+        fail(what, f"{key}.model", RESIDUAL_MODELS)
     used = RESIDUAL_VARIANCES[model]
     priors = {}
     for slot in ("add", "prop", "exp"):
         if slot not in table:
             continue
         if slot not in used:
-            fail(f"the {model} model has no variance {slot!r}: remove this prior", f"residual.{slot}", used)
-        priors[slot] = parse_prior(table[slot], f"residual.{slot}", RESIDUAL_PRIORS, "for a residual variance")
-    initial = _table(table.get("initial", {}), "residual.initial")
+            fail(f"the {model} model has no variance {slot!r}: remove this prior", f"{key}.{slot}", used)
+        priors[slot] = parse_prior(table[slot], f"{key}.{slot}", RESIDUAL_PRIORS, "for a residual variance")
+    initial = _table(table.get("initial", {}), f"{key}.initial")
     extra = {"blq": table["blq"]} if "blq" in table else {}
     return Residual(model=model, initial=dict(initial), **priors, **extra)

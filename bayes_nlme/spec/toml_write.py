@@ -49,7 +49,10 @@ def model_to_dict(spec: ModelSpec) -> dict:
     doc["parameters"] = {p.name: _parameter_dict(p) for p in spec.parameters}
     if spec.omega != Omega(()):
         doc["omega"] = _omega_dict(spec.omega)
-    doc["residual"] = _residual_dict(spec.residual)
+    if hasattr(spec.residual, "tables"):  # one [residual.<output>] table per output
+        doc["residual"] = {name: _residual_dict(res) for name, res in spec.residual.tables}
+    else:
+        doc["residual"] = _residual_dict(spec.residual)
     s = spec.sampling
     doc["sampling"] = {"draws": s.draws, "tune": s.tune, "chains": s.chains, "seed": s.seed}
     defaults = Sampling()
@@ -149,6 +152,10 @@ def to_toml(spec: ModelSpec) -> str:
             lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
     for section, table in doc.items():
         if not isinstance(table, Mapping):
+            continue
+        if section == "residual" and all(isinstance(v, Mapping) for v in table.values()):
+            for name, sub in table.items():
+                _emit_table(lines, f"residual.{_toml_key(name)}", sub)
             continue
         if section != "parameters":
             _emit_table(lines, _toml_key(section), table)
