@@ -592,6 +592,7 @@ def test_prune_cache_keeps_the_most_recent_modules(tmp_path):
     assert len(list((tmp_path / "__pycache__").iterdir())) == 4
 
 
+@pytest.mark.slow  # compiles its own ODE model (~40 s cold)
 def test_solver_failure_is_minus_infinity_not_an_error():
     """Where the integration fails (here the explicit method alone on a very stiff
     Michaelis-Menten elimination: more than its step limit), the predictions are NaN
