@@ -15,7 +15,12 @@ step). The issue's bound is a ratio of at most 2.
 Measured (2-core machine shared with other jobs, 2026-12-07): NUTS with IOV 15.0 leapfrog
 steps per draw, as without IOV, sampling ratio 1.24 (centred etas; the kappas' free
 variable is the log occasion parameter). Before the occasion-level centring (free
-``kappa_c``) it was 30.3 steps against 15.0, ratio 2.34.
+``kappa_c``) it was 30.3 steps against 15.0, ratio 2.34. FOCE-I: 1.14 s CPU against 0.61 s,
+ratio 1.86 (2.04 before the chain rule to the population parameters became one batched
+matrix product). FOCE-I's cost grows with the random effects per subject: the kappa
+slots add central differences of the engine's Jacobian (3 etas + 3 slots, where the
+etas of parameters with IOV are sums of their slots) and each engine call carries
+sensitivities for more parameter segments.
 """
 
 from __future__ import annotations

@@ -34,6 +34,13 @@ from .problem import INTERACTION, Problem
 __all__ = ["contributions"]
 
 
+def _chain(jac: np.ndarray, bseg: np.ndarray) -> np.ndarray:
+    """``sum_{s,m} jac[j, s, m] bseg[j, s, m, p]`` (the chain rule to the population
+    parameters) as one batched matrix product: ``einsum`` took twice as long here."""
+    n, p = bseg.shape[0], bseg.shape[-1]
+    return np.matmul(jac.reshape(n, 1, -1), bseg.reshape(n, -1, p))[:, 0, :]
+
+
 def _pieces(problem: Problem, psi: np.ndarray, eta: np.ndarray, method: str, order: int) -> dict:
     """Predictions, their derivatives and the residual model at ``(psi, eta)``.
 
@@ -52,14 +59,14 @@ def _pieces(problem: Problem, psi: np.ndarray, eta: np.ndarray, method: str, ord
     first = []
     for step in steps:
         djac = kernel.first_difference(u, step)
-        first.append((problem.re_sum(djac), np.einsum("jsm,jsmp->jp", djac, bseg)))
+        first.append((problem.re_sum(djac), _chain(djac, bseg)))
     for a in range(d):
         g_eta[:, :, a] = sum(first[i][0] for i in combos[a])
         g_psi[:, a, :] = sum(first[i][1] for i in combos[a])
     pc = {
         "f": f,
         "G": problem.re_sum(jac),
-        "f_psi": np.einsum("jsm,jsmp->jp", jac, bseg),
+        "f_psi": _chain(jac, bseg),
         "G_eta": 0.5 * (g_eta + np.swapaxes(g_eta, 1, 2)),
         "G_psi": g_psi,
     }
@@ -70,7 +77,7 @@ def _pieces(problem: Problem, psi: np.ndarray, eta: np.ndarray, method: str, ord
         for i in range(len(steps)):
             for j in range(i + 1):
                 t = kernel.second_difference(u, steps[i], steps[j])
-                second[i, j] = second[j, i] = (problem.re_sum(t), np.einsum("jsm,jsmp->jp", t, bseg))
+                second[i, j] = second[j, i] = (problem.re_sum(t), _chain(t, bseg))
         for a in range(d):
             for b in range(a + 1):
                 pairs = [second[i, j] for i in combos[a] for j in combos[b]]
