@@ -499,7 +499,8 @@ def test_saem_fits_iov_with_a_missing_occasion():
     """SAEM samples the kappas like the etas and updates the IOV variance in closed form:
     on a study where one subject lacks its second occasion (an empty kappa slot) it runs,
     reports omega_iov_CL and its trajectory with a finite importance-sampling OFV, lands
-    near FOCE-I's estimates on the same data, and a seed reproduces it."""
+    near FOCE-I's estimates on the same data, and a seed reproduces it. Measured: thetas
+    within 2.4% of FOCE-I's, omega_iov_CL +10%, omega_ka_ka -13%."""
     frame = simulate_iov_study(16, occasions=2, seed=3)
     frame = frame[~((frame["ID"] == frame["ID"].iloc[0]) & (frame["OCC"] == 2))]
     settings = {"n_burn": 60, "n_em": 80, "chains": 2, "is_samples": 300}
@@ -510,7 +511,10 @@ def test_saem_fits_iov_with_a_missing_occasion():
     assert info["ofv_method"] == "importance_sampling" and info["ofv_mcse"] > 0
     trajectory = a.tables["saem_trajectory.csv"]
     assert len(trajectory) == 140 and np.all(trajectory["omega_iov_CL"] > 0)
-    focei = estimate(iov_spec(), frame, method="focei", covariance=None)
+    # the importance-sampling OFV of an IOV fit applies each kappa to its occasion only (it
+    # once crashed on the kappa columns): FOCE-I's point and SAEM's are equivalent in it
+    focei = estimate(iov_spec(), frame, method="focei", covariance=None, ofv="importance_sampling", seed=5)
+    assert focei.info["ofv_method"] == "importance_sampling" and abs(a.ofv - focei.ofv) < 1.5
     for name in ("theta_CL", "theta_V", "theta_ka"):
         assert a.value[name] == pytest.approx(focei.value[name], rel=0.05), name
     assert a.value["omega_iov_CL"] == pytest.approx(focei.value["omega_iov_CL"], rel=0.3)
