@@ -489,12 +489,7 @@ def check_estimation_inputs(spec, data, method: str) -> None:
 def _check_censoring(spec, method: str, problem) -> None:
     """Methods that cannot take the censored rows in the objective say so (exit 2); SAEM
     needs a parameter with IIV."""
-    if method == "saem" and problem.pmap.n_iov:
-        raise ArgumentError(
-            f"method 'saem' does not handle inter-occasion variability yet (model '{spec.name}' has iov on "
-            f"{', '.join(problem.pmap.iov)}): use focei, laplace or nuts"
-        )
-    if method == "saem" and problem.d == 0:
+    if method == "saem" and problem.pmap.n_iiv == 0:
         raise ArgumentError(
             f"method 'saem' needs at least one parameter with IIV (iiv = true); model '{spec.name}' has none: use focei"
         )

@@ -28,6 +28,13 @@ Each iteration:
    During the exploration phase omega's diagonal and the residual variances decrease
    by at most 5% per iteration (simulated annealing, as saemix).
 
+With inter-occasion variability the kappas (one per occasion slot of each IOV parameter,
+:mod:`.parameters`) are random effects of the subject after its etas: the same kernels
+sample them (each kappa shifts its occasion's parameter segments only), a slot a subject
+lacks is held at 0 (no data, nothing to simulate), and the M-step of each IOV variance is
+the closed form ``sum kappa^2 / (number of subject-occasions)``, one variance shared by
+every occasion (NONMEM's ``$OMEGA BLOCK(1) SAME``); it is annealed like omega.
+
 Defaults follow nlmixr2's ``saemControl`` (``nBurn = 200``, ``nEm = 300``, kernel steps
 ``nu = c(2, 2, 2)``, ``nmc = 3`` chains), with fewer chains when fewer give 50 simulated
 subjects (saemix's rule, ``ceil(50 / n_subjects)``).
@@ -128,12 +135,27 @@ def default_chains(settings: SaemSettings, n_subjects: int) -> int:
     return settings.chains or max(1, min(3, math.ceil(50 / n_subjects)))
 
 
+def present_effects(problem) -> np.ndarray:
+    """Which random effects of each subject exist (n_subjects, d): every eta, and the
+    kappas of the occasion slots the subject has (a missing slot has no data; SAEM holds
+    its kappa at 0 so it contributes nothing)."""
+    pm = problem.pmap
+    present = np.ones((problem.n_subjects, pm.d), dtype=bool)
+    if pm.n_iov:
+        has = ~np.isnan(problem.slot_label)
+        for name in pm.iov:
+            at = pm.kappa_index(name, 0)
+            present[:, at : at + pm.n_slots] = has
+    return present
+
+
 class _Target:
     """The complete-data objective per subject at fixed population parameters."""
 
     def __init__(self, problem) -> None:
         self.problem = problem
         self.cols = problem.cols
+        self.present = present_effects(problem)
 
     def set(self, psi: np.ndarray) -> None:
         """Fix the population parameters ``psi``."""
@@ -146,8 +168,12 @@ class _Target:
 
     def predictions(self, eta: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
         """Predictions (error-model scale) at the etas."""
+        problem = self.problem
         u = (self.base if base is None else base).copy()
-        u[:, self.cols] += eta[self.problem.seg_subject]
+        if problem.re_seg is None:
+            u[:, self.cols] += eta[problem.seg_subject]
+        else:  # etas on every segment, each kappa on its occasion's segments only
+            u += (eta[problem.seg_subject] * problem.re_seg) @ problem._re_to_col
         kernel = self.problem.kernel
         predict = getattr(kernel, "predict", kernel.value)
         return predict(u)
@@ -183,6 +209,7 @@ def _simulate(target: _Target, state: dict, rng, steps) -> None:
     eta, data, f, scales = state["eta"], state["data"], state["f"], state["scales"]
     n, d = eta.shape
     obs = target.problem.subject
+    present = target.present
 
     def propose(prop, with_prior, current):
         pred = target.predictions(prop)
@@ -194,20 +221,21 @@ def _simulate(target: _Target, state: dict, rng, steps) -> None:
         return ok, new
 
     for _ in range(steps[0]):  # independent proposals from the prior
-        propose(rng.standard_normal((n, d)) @ target.chol.T, False, data)
+        propose(present * (rng.standard_normal((n, d)) @ target.chol.T), False, data)
     current = data + target.prior_part(eta)
     for _ in range(steps[1]):  # random walk on the whole vector
-        ok, new = propose(eta + scales[d] * rng.standard_normal((n, d)) @ target.chol.T, True, current)
+        ok, new = propose(eta + present * (scales[d] * rng.standard_normal((n, d)) @ target.chol.T), True, current)
         current[ok] = new[ok]
         scales[d] *= 1.0 + 0.4 * (ok.mean() - _ACCEPT)
     sd = np.sqrt(np.diag(target.omega))
     for _ in range(steps[2]):  # component-wise random walks
         for k in range(d):
             prop = eta.copy()
-            prop[:, k] += scales[k] * sd[k] * rng.standard_normal(n)
+            prop[:, k] += present[:, k] * scales[k] * sd[k] * rng.standard_normal(n)
             ok, new = propose(prop, True, current)
             current[ok] = new[ok]
-            scales[k] *= 1.0 + 0.4 * (ok.mean() - _ACCEPT)
+            if present[:, k].any():
+                scales[k] *= 1.0 + 0.4 * (ok[present[:, k]].mean() - _ACCEPT)
 
 
 class _Layout:
@@ -220,10 +248,14 @@ class _Layout:
         self.numeric = [pm.index(p.name) for p in spec.estimated if p.name not in pm.iiv]
         self.numeric += [pm.n_theta + k for k in range(pm.n_beta) if pm.n_theta + k not in self.regression.handled]
         self.omega = list(range(pm.n_theta + pm.n_beta, pm.n_theta + pm.n_beta + pm.n_omega))
+        self.iov = list(range(pm.n_theta + pm.n_beta + pm.n_omega, pm.size - pm.n_sigma))
         self.sigma = list(range(pm.size - pm.n_sigma, pm.size))
-        self.mask = np.zeros((pm.d, pm.d), dtype=bool)
+        self.mask = np.zeros((pm.n_iiv, pm.n_iiv), dtype=bool)
         for block in pm.blocks:
             self.mask[np.ix_(block, block)] = True
+        present = present_effects(problem)
+        self.kappa_slots = [slice(pm.kappa_index(name, 0), pm.kappa_index(name, 0) + pm.n_slots) for name in pm.iov]
+        self.kappa_count = np.array([present[:, at].sum() for at in self.kappa_slots], dtype=float)
         single = pm.n_sigma == 1 and problem.censored is None
         self.closed_sigma = single and (problem.ia is not None or problem.ib is not None)
 
@@ -346,11 +378,14 @@ def _m_step(target, layout, psi, stats, eta, gamma, exploring, n):
     reg.set(new, g)
     omega = np.where(layout.mask, omega / n, 0.0)
     if exploring:
-        floor = _ANNEAL * np.diag(pm.omega_matrix(psi))
+        floor = _ANNEAL * np.diag(pm.omega_matrix(psi))[: pm.n_iiv]
         scale = np.sqrt(np.maximum(np.diag(omega), floor) / np.maximum(np.diag(omega), 1e-300))
         omega = omega * np.outer(scale, scale)
-    new[layout.omega] = _pack_omega(pm, omega + 1e-10 * np.eye(pm.d))
-    eta = eta + reg.mean(g_old) - reg.mean(g)  # the individual log parameters stay put
+    new[layout.omega] = _pack_omega(pm, omega + 1e-10 * np.eye(pm.n_iiv))
+    if layout.iov:
+        new[layout.iov] = _iov_step(layout, psi, stats["k2"], exploring)
+    eta = eta.copy()
+    eta[:, : pm.n_iiv] += reg.mean(g_old) - reg.mean(g)  # the individual log parameters stay put
     target.set(new)
     if layout.numeric:
         x = _numeric_step(target, new, eta, layout.numeric)
@@ -367,6 +402,22 @@ def _m_step(target, layout, psi, stats, eta, gamma, exploring, n):
         new[layout.sigma] = value
         target.set(new)
     return new, eta
+
+
+def _kappa_squares(layout, eta: np.ndarray) -> np.ndarray:
+    """Per IOV parameter, the summed squared kappas of every subject-occasion (a missing
+    occasion's kappa is held at 0)."""
+    return np.array([np.sum(eta[:, slots] ** 2) for slots in layout.kappa_slots])
+
+
+def _iov_step(layout, psi: np.ndarray, k2: np.ndarray, exploring: bool) -> np.ndarray:
+    """The M-step of the IOV variances (log scale): the averaged ``sum kappa^2`` over the
+    subject-occasions that exist, one variance shared by every occasion (NONMEM's
+    ``BLOCK(1) SAME``); in the exploration phase it decreases by at most 5% per iteration."""
+    value = np.log(np.maximum(k2 / layout.kappa_count, 1e-10))
+    if exploring:
+        value = np.maximum(value, psi[layout.iov] + np.log(_ANNEAL))
+    return value
 
 
 def _pack_omega(pm, omega: np.ndarray) -> np.ndarray:
@@ -405,7 +456,7 @@ def run_saem(problem, psi0: np.ndarray, settings: SaemSettings, *, chains: int, 
     """
     rng = np.random.default_rng(seed)
     pm = problem.pmap
-    if pm.d == 0:
+    if pm.n_iiv == 0:
         raise SpecError("method saem needs at least one parameter with IIV", "parameters.*.iiv", ["iiv = true"])
     layout = _Layout(problem)
     n = problem.n_subjects // chains
@@ -416,14 +467,16 @@ def run_saem(problem, psi0: np.ndarray, settings: SaemSettings, *, chains: int, 
     f = target.predictions(eta)
     state = {"eta": eta, "f": f, "data": problem.segsum(target.losses(f)), "scales": np.full(pm.d + 1, 0.5)}
     reg = layout.regression
-    stats = {"t": np.zeros((len(reg.terms), pm.d)), "s2": np.zeros((pm.d, pm.d)), "sr": 0.0}
+    stats = {"t": np.zeros((len(reg.terms), pm.n_iiv)), "s2": np.zeros((pm.n_iiv, pm.n_iiv)), "sr": 0.0}
+    stats["k2"] = np.zeros(pm.n_iov)
     rows = []
     total = settings.n_burn + settings.n_em
     for k in range(1, total + 1):
         exploring = k <= settings.n_burn
         gamma = 1.0 if exploring else 1.0 / (k - settings.n_burn)
         _simulate(target, state, rng, settings.kernel_steps)
-        phi = reg.mean(reg.coefficients(psi)) + state["eta"]
+        phi = reg.mean(reg.coefficients(psi)) + state["eta"][:, : pm.n_iiv]
+        stats["k2"] += gamma * (_kappa_squares(layout, state["eta"]) - stats["k2"])
         stats["t"] += gamma * (reg.z.T @ phi / chains - stats["t"])
         stats["s2"] += gamma * (phi.T @ phi / chains - stats["s2"])
         if layout.closed_sigma:
