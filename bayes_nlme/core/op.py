@@ -239,10 +239,15 @@ def predict_numeric(design, params) -> tuple[np.ndarray, np.ndarray]:
         params = np.stack(
             [np.broadcast_to(np.asarray(params[c], dtype=float), (design.n_segments,)) for c in design.columns], axis=1
         )
-    inputs = design.engine_inputs
     params = np.ascontiguousarray(params, dtype=float)
-    f, jac = design.engine(
-        params,
+    f, jac = design.engine(params, *_engine_arguments(design))
+    return apply_outputs(design, f, jac, params)
+
+
+def _engine_arguments(design) -> tuple:
+    """The engine's arguments after the parameters: the record arrays and the layout."""
+    inputs = design.engine_inputs
+    return (
         inputs["recf"],
         inputs["reci"],
         inputs["recl"],
@@ -252,7 +257,6 @@ def predict_numeric(design, params) -> tuple[np.ndarray, np.ndarray]:
         design.max_seg,
         design.capacity,
     )
-    return apply_outputs(design, f, jac, params)
 
 
 def predict_values(design, params: np.ndarray) -> np.ndarray:
@@ -269,17 +273,6 @@ def predict_values(design, params: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray (n_obs,)
     """
-    inputs = design.engine_inputs
     params = np.ascontiguousarray(params, dtype=float)
-    f = _values_function(design.engine_key)(
-        params,
-        inputs["recf"],
-        inputs["reci"],
-        inputs["recl"],
-        inputs["subj"],
-        design.cfg,
-        design.n_obs,
-        design.max_seg,
-        design.capacity,
-    )
+    f = _values_function(design.engine_key)(params, *_engine_arguments(design))
     return apply_output_values(design, f, params)

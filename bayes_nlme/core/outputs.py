@@ -89,19 +89,12 @@ def apply_outputs(design, f: np.ndarray, jac: np.ndarray, params: np.ndarray):
     y : numpy.ndarray (n_obs,)
     jac_y : numpy.ndarray (n_obs, max_seg, P)
     """
-    outputs = design.output_map
-    if not outputs:
+    if not design.output_map:
         return f, jac
-    own = params[design.obs_segment]
     local = _local_segment(design)
     y = np.full_like(f, np.nan)
     out_jac = np.zeros_like(jac)
-    for k, (_, tree) in enumerate(outputs):
-        rows = np.flatnonzero(design.obs_output == k)
-        if not len(rows):
-            continue
-        values = {"C": f[rows]}
-        values.update({name: own[rows, j] for j, name in enumerate(design.columns)})
+    for tree, rows, values in _output_rows(design, f, params):
         with np.errstate(all="ignore"):
             y[rows] = np.broadcast_to(evaluate(tree, values), rows.shape)
             g_c = np.broadcast_to(evaluate(derivative(tree, "C"), values), rows.shape)
@@ -126,20 +119,25 @@ def apply_output_values(design, f: np.ndarray, params: np.ndarray) -> np.ndarray
     -------
     numpy.ndarray (n_obs,)
     """
-    outputs = design.output_map
-    if not outputs:
+    if not design.output_map:
         return f
-    own = params[design.obs_segment]
     y = np.full_like(f, np.nan)
-    for k, (_, tree) in enumerate(outputs):
-        rows = np.flatnonzero(design.obs_output == k)
-        if not len(rows):
-            continue
-        values = {"C": f[rows]}
-        values.update({name: own[rows, j] for j, name in enumerate(design.columns)})
+    for tree, rows, values in _output_rows(design, f, params):
         with np.errstate(all="ignore"):
             y[rows] = np.broadcast_to(evaluate(tree, values), rows.shape)
     return y
+
+
+def _output_rows(design, f: np.ndarray, params: np.ndarray):
+    """Per output with observations: its expression, its rows, and the values of ``C``
+    and of every parameter (each row's own segment) on those rows."""
+    own = params[design.obs_segment]
+    for k, (_, tree) in enumerate(design.output_map):
+        rows = np.flatnonzero(design.obs_output == k)
+        if len(rows):
+            values = {"C": f[rows]}
+            values.update({name: own[rows, j] for j, name in enumerate(design.columns)})
+            yield tree, rows, values
 
 
 def outputs_tensor(design, f, params):
