@@ -14,8 +14,9 @@ import pandas as pd
 from ..errors import ArgumentError, DataError, SpecError
 from .bundled import bundled_names, bundled_path
 from .columns import COMPARTMENTS, REQUIRED, ROLES, column_label, resolve_columns
+from .model_checks import check_model_records
 from .reader import MISSING_TEXT, RawTable, from_frame, parse_numeric, read_csv_file
-from .validate import Problems, check_model_records, complete_roles, format_value
+from .validate import Problems, complete_roles, format_value
 
 __all__ = ["Dataset", "load_dataset", "read_dataset", "check_for_model", "id_array", "subject_keys"]
 
@@ -407,7 +408,7 @@ def check_for_model(dataset: Dataset, structural: str, covariates: Sequence[str]
         observations has no dose; or if a dose's CMT is not a compartment of the model,
         or is the peripheral compartment (not supported); if an observation's CMT is not
         the central compartment; if every observation is BLQ; and the checks of
-        :func:`~bayes_nlme.data.validate.check_model_records`.
+        :func:`~bayes_nlme.data.model_checks.check_model_records`.
     """
     model = None
     if not isinstance(structural, str):  # a StructuralModel object (an ODE model: bayes_nlme.pk.model_of)

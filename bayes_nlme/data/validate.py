@@ -21,7 +21,6 @@ __all__ = [
     "Problems",
     "complete_roles",
     "format_value",
-    "check_model_records",
     "check_occasion_records",
     "MAX_MAGNITUDE",
     "MAX_ID",
@@ -200,7 +199,7 @@ def complete_roles(
     lab = {r: column_label(r, names.get(r)) for r in ROLES}
     get = {r: np.asarray(values.get(r, nan), dtype=float) for r in ROLES}
     notbad = {r: ~np.asarray(bad.get(r, np.zeros(n, bool))) for r in ROLES}
-    ident, time, dv = get["ID"], get["TIME"], get["DV"]
+    ident, time = get["ID"], get["TIME"]
 
     for role in ("ID", "TIME"):
         miss = np.isnan(get[role]) & notbad[role]
@@ -211,7 +210,30 @@ def complete_roles(
         problems.add("negative_time", names["TIME"], _rows(neg), f"{lab['TIME']}: negative time")
     inexact = _exact_ids_and_magnitudes(get, names, lab, problems, check_ids=id_labels is None)
 
-    # Flags with a closed set of values.
+    bad_evid, bad_mdv = _check_flags(get, names, lab, problems)
+    evid, mdv, mdv_given, has_dv, observation, dose = _derive_evid_mdv(
+        get, bad_evid, bad_mdv, notbad, names, lab, problems
+    )
+    amt = get["AMT"]
+    constant = _check_doses(get, dose, notbad, names, lab, problems)
+
+    _contradictions(get, evid, mdv_given, has_dv, dose, constant, names, lab, problems)
+    if not inexact.any():
+        _check_subjects(ident, time, evid, observation, names, lab, problems, id_labels)
+
+    out = {role: get[role].copy() for role in ROLES}
+    for role, default in DEFAULTS.items():
+        out[role] = np.where(np.isnan(out[role]), default, out[role])
+    out["AMT"] = np.where(np.isnan(amt), 0.0, amt)
+    out["EVID"] = evid
+    out["MDV"] = mdv
+    return out
+
+
+def _check_flags(get, names, lab, problems: Problems) -> tuple[np.ndarray, np.ndarray]:
+    """Flags with a closed set of values, whole numbers, OCC and CMT; returns the rows
+    whose EVID and MDV are invalid."""
+
     def _in_set(role: str, allowed: tuple[int, ...], check: str) -> np.ndarray:
         col = get[role]
         wrong = ~np.isnan(col) & ~np.isin(col, allowed)
@@ -244,8 +266,13 @@ def complete_roles(
             f"{lab['CMT']}: compartment numbers must be positive (turning a compartment off "
             "with a negative CMT is not supported)",
         )
+    return bad_evid, bad_mdv
 
-    # EVID and MDV.
+
+def _derive_evid_mdv(get, bad_evid, bad_mdv, notbad, names, lab, problems: Problems) -> tuple:
+    """EVID and MDV where absent or missing (see :func:`complete_roles`), with the
+    record kinds they imply: ``(evid, mdv, mdv_given, has_dv, observation, dose)``."""
+    dv = get["DV"]
     mdv_given = np.where(bad_mdv, np.nan, get["MDV"])
     amt = get["AMT"]
     has_dv = ~np.isnan(dv)
@@ -276,8 +303,13 @@ def complete_roles(
             _rows(nodv),
             f"{lab['DV']}: observation without DV in {{where}}; set MDV = 1 to skip it",
         )
+    return evid, mdv, mdv_given, has_dv, observation, dose
 
-    # Dose records.
+
+def _check_doses(get, dose, notbad, names, lab, problems: Problems) -> np.ndarray:
+    """Amounts, rates, intervals, ADDL and SS of the dose records; returns the rows that
+    are constant infusions at steady state (SS = 1, AMT = 0, RATE > 0)."""
+    amt = get["AMT"]
     ss = np.nan_to_num(get["SS"], nan=0.0)
     rate = np.nan_to_num(get["RATE"], nan=0.0)
     ii = np.nan_to_num(get["II"], nan=0.0)
@@ -328,18 +360,7 @@ def complete_roles(
             "in {where}; "
             "a constant infusion has SS = 1, AMT = 0 and RATE > 0",
         )
-
-    _contradictions(get, evid, mdv_given, has_dv, dose, constant, names, lab, problems)
-    if not inexact.any():
-        _check_subjects(ident, time, evid, observation, names, lab, problems, id_labels)
-
-    out = {role: get[role].copy() for role in ROLES}
-    for role, default in DEFAULTS.items():
-        out[role] = np.where(np.isnan(out[role]), default, out[role])
-    out["AMT"] = np.where(np.isnan(amt), 0.0, amt)
-    out["EVID"] = evid
-    out["MDV"] = mdv
-    return out
+    return constant
 
 
 def _exact_ids_and_magnitudes(get, names, lab, problems: Problems, check_ids: bool = True) -> np.ndarray:
@@ -489,104 +510,3 @@ def _check_subjects(
             rows,
             f"{lab['ID']}: {word} {shown} without observations (EVID 0, MDV 0) in {{where}}",
         )
-
-
-def check_model_records(
-    dataset, structural: str, compartments: Mapping[int, str], problems: Problems, spec=None, observations=True
-) -> None:
-    """Dataset checks that depend on the model; violations go to ``problems``.
-
-    Parameters
-    ----------
-    dataset : Dataset
-        A loaded dataset.
-    structural : str
-        The structural model.
-    compartments : mapping of int to str
-        Its compartments (number -> ``depot``, ``central`` or ``peripheral``).
-    problems : Problems
-        Receives every violation.
-    spec : ModelSpec, optional
-        The model; when given, the values under its covariate effects are checked too.
-    observations : bool
-        Check the ``CMT`` of observations (built-in models predict the central
-        compartment only); ``False`` for ODE models, whose output is an expression.
-
-    Notes
-    -----
-    * An observation's CMT, when given, must be the central compartment: the built-in
-      models predict only the central concentration, so an observation of another
-      compartment (say neutrophil counts on CMT 3) would be fitted as a concentration.
-    * At least one observation must be uncensored (``BLQ`` 0): with every observation
-      below the limit of quantification nothing is measured.
-    * Under a ``power`` covariate effect ``(x / ref) ** exponent`` every value must be
-      positive; 0, or a missing-value code such as -99, gives 0, infinity or NaN.
-    * Covariate values used by the model must be below :data:`MAX_MAGNITUDE`.
-    """
-    table = dataset.table
-    obs = dataset.observation_mask
-    cmt = table["CMT"].to_numpy()
-    central = [k for k, v in compartments.items() if v == "central"]
-    label = column_label("CMT", dataset.columns.get("CMT"))
-    other = obs & ~np.isnan(cmt) & ~np.isin(cmt, central)
-    if observations and other.any():
-        shown = ", ".join(sorted({format_value(v) for v in cmt[other]}))
-        layout = ", ".join(f"{k} = {v}" for k, v in compartments.items())
-        problems.add(
-            "observation_cmt",
-            dataset.columns.get("CMT", "CMT"),
-            table["ROW"][other],
-            f"{label}: observation of compartment {shown} in {{where}}, but {structural} predicts only the "
-            f"central compartment (CMT {central[0]}; {layout}); remove those rows, set MDV 1 on them, "
-            f"or give CMT {central[0]} (or '.')",
-        )
-    blq = table["BLQ"].fillna(0.0).to_numpy() > 0
-    if obs.any() and (blq[obs]).all():
-        problems.add(
-            "all_blq",
-            dataset.columns.get("BLQ", "BLQ"),
-            [],
-            f"{column_label('BLQ', dataset.columns.get('BLQ'))}: every observation is below the limit of "
-            f"quantification (BLQ 1 on all {int(obs.sum())} observation rows): nothing is measured, "
-            "so there is nothing to fit",
-        )
-    if spec is None:
-        return
-    check_occasion_records(dataset, spec, problems)
-    for name in spec.covariate_columns:
-        if name not in table.columns:
-            continue
-        values = table[name].to_numpy(dtype=float)
-        huge = np.abs(values) >= MAX_MAGNITUDE
-        if huge.any():
-            problems.add(
-                "magnitude",
-                name,
-                table["ROW"][huge],
-                f"column {name!r}: covariate value too large in {{where}} (below {MAX_MAGNITUDE:g} needed)",
-            )
-    _power_covariates(table, spec, problems)
-
-
-def _power_covariates(table: pd.DataFrame, spec, problems: Problems) -> None:
-    """Values under a ``power`` covariate effect must be positive."""
-    for p in spec.parameters:
-        for c in p.covariates:
-            if c.effect != "power" or c.column not in table.columns:
-                continue
-            values = table[c.column].to_numpy(dtype=float)
-            bad = ~np.isnan(values) & ~(values > 0)
-            if bad.any():
-                shown = ", ".join(sorted({format_value(v) for v in values[bad]})[:5])
-                code = (
-                    " (-99 and similar are missing-value codes: leave the field empty or '.')"
-                    if (values[bad] < 0).any()
-                    else ""
-                )
-                problems.add(
-                    "power_covariate",
-                    c.column,
-                    table["ROW"][bad],
-                    f"column {c.column!r}: value {shown} in {{where}} under the power effect on {p.name} "
-                    f"(({c.column} / {format_value(c.reference)}) ^ exponent needs values > 0){code}",
-                )
