@@ -319,6 +319,19 @@ def _subject_effects(spec, theta, covariates, coefficients, n, *, centered, indi
     return eta, log_individual
 
 
+def _kappas(spec, design, centered, log_individual: dict) -> dict:
+    """The IOV variances and kappas (:func:`.iov.occasion_effects`); with centred etas the
+    kappas' free variable is the log occasion parameter, centred on ``log_individual``."""
+    return occasion_effects(
+        spec,
+        design.n_occasions,
+        centered=centered is True,
+        log_subject=log_individual,
+        subject=design.occasion_subject,
+        initial=dict(zip(spec.iiv_names, _initial_log_parameters(spec))),
+    )
+
+
 def build(spec, data, *, centered: bool | tuple = False, guard: bool | None = None) -> BuiltModel:
     """Build the PyMC model of a spec and a dataset.
 
@@ -376,16 +389,7 @@ def build(spec, data, *, centered: bool | tuple = False, guard: bool | None = No
             pt.stack([params[name] for name in spec.parameter_names], axis=1),
             dims=("subject", "structural_parameter"),
         )
-        kappa = None
-        if spec.iov_names:
-            kappa = occasion_effects(
-                spec,
-                design.n_occasions,
-                centered=centered is True,
-                log_subject=log_individual,
-                subject=design.occasion_subject,
-                initial=dict(zip(spec.iiv_names, _initial_log_parameters(spec))),
-            )
+        kappa = _kappas(spec, design, centered, log_individual) if spec.iov_names else None
         if varying:
             params = _segment_parameters(
                 spec, theta, eta, log_individual, segment_cov, coefficients, design, covariates, kappa
