@@ -290,12 +290,23 @@ def simulate_pk_emax_study(
         k = p["CL"] / p["V"]
         conc = dose * p["ka"] / (p["V"] * (p["ka"] - k)) * (np.exp(-k * times) - np.exp(-p["ka"] * times))
         effect = truth["E0"] + truth["Emax"] * conc / (p["EC50"] + conc)
-        y_c = conc * (1.0 + truth["prop_sd"] * rng.standard_normal(conc.size))
-        y_e = effect + truth["add_sd"] * rng.standard_normal(conc.size)
-        rows.append((i, 0.0, np.nan, dose, 1, 1, 1, np.nan))
-        for t, yc, ye in zip(times, y_c, y_e):
-            rows.append((i, float(t), float(round(yc, 6)), 0.0, 0, 0, 2, 1))
-            rows.append((i, float(t), float(round(ye, 6)), 0.0, 0, 0, 2, 2))
+        rows += _two_output_rows(i, dose, times, conc, effect, truth, rng, effect_cmt=2)
+    return _two_output_frame(rows)
+
+
+def _two_output_rows(i, dose, times, conc, effect, truth, rng, effect_cmt: int) -> list[tuple]:
+    """One subject's records: the dose, then at each time a concentration (proportional
+    error, DVID 1) and an effect (additive error, DVID 2, into ``effect_cmt``)."""
+    y_c = conc * (1.0 + truth["prop_sd"] * rng.standard_normal(conc.size))
+    y_e = effect + truth["add_sd"] * rng.standard_normal(conc.size)
+    rows = [(i, 0.0, np.nan, dose, 1, 1, 1, np.nan)]
+    for t, yc, ye in zip(times, y_c, y_e):
+        rows.append((i, float(t), float(round(yc, 6)), 0.0, 0, 0, 2, 1))
+        rows.append((i, float(t), float(round(ye, 6)), 0.0, 0, 0, effect_cmt, 2))
+    return rows
+
+
+def _two_output_frame(rows: list[tuple]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "DVID"])
     return frame.astype({"DVID": "Int64"})
 
@@ -352,11 +363,5 @@ def simulate_turnover_study(
         p = dict(truth)
         p.update({k: truth[k] * np.exp(rng.normal(0.0, np.sqrt(truth["omega"]))) for k in ("ka", "CL", "V", "IC50")})
         conc, effect = turnover_solution(p, dose, times)
-        y_c = conc * (1.0 + truth["prop_sd"] * rng.standard_normal(conc.size))
-        y_e = effect + truth["add_sd"] * rng.standard_normal(conc.size)
-        rows.append((i, 0.0, np.nan, dose, 1, 1, 1, np.nan))
-        for t, yc, ye in zip(times, y_c, y_e):
-            rows.append((i, float(t), float(round(yc, 6)), 0.0, 0, 0, 2, 1))
-            rows.append((i, float(t), float(round(ye, 6)), 0.0, 0, 0, 3, 2))
-    frame = pd.DataFrame(rows, columns=["ID", "TIME", "DV", "AMT", "EVID", "MDV", "CMT", "DVID"])
-    return frame.astype({"DVID": "Int64"})
+        rows += _two_output_rows(i, dose, times, conc, effect, truth, rng, effect_cmt=3)
+    return _two_output_frame(rows)
