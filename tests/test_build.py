@@ -435,6 +435,11 @@ def test_lkj_omega_builds_and_draws():
     for i in range(3):
         assert stats.kstest(sds[:, i], stats.halfnorm(scale=0.5).cdf).pvalue > 1e-3
     assert np.all(np.linalg.eigvalsh(omega) > 0)
+    # LKJ(eta) in dimension K: each correlation r has (r + 1) / 2 ~ Beta(eta - 1 + K/2, same)
+    corr = omega / (sds[:, :, None] * sds[:, None, :])
+    marginal = stats.beta(2.0 - 1.0 + 1.5, 2.0 - 1.0 + 1.5, loc=-1.0, scale=2.0)
+    for i, j in ((1, 0), (2, 0), (2, 1)):
+        assert stats.kstest(corr[:, i, j], marginal.cdf).pvalue > 1e-3
     point = model.initial_point()
     assert np.isfinite(model.compile_logp(**FAST)(point))
 

@@ -36,7 +36,7 @@ import pytensor.tensor as pt
 from ..errors import SpecError
 from ..spec.priors import LKJ, HalfNormal, InverseGamma, InverseWishart, LogNormal
 from . import smallmatrix as sm
-from .priors import check_prior, hyper_data, hyper_name, hyperparameters, prior_distribution, prior_variable
+from .priors import check_prior, hyper_data, hyper_name, hyperparameters, prior_variable
 
 __all__ = ["OmegaFactor", "omega_hyperparameters", "omega_factor", "variance_name", "block_name"]
 
@@ -190,9 +190,9 @@ def _bartlett(b: int, n: int, data) -> tuple:
 def _lkj(b: int, n: int, prior: LKJ, data) -> tuple:
     """Lower-triangular Cholesky factor of an LKJ block, its inverse and ``log|det|``."""
     eta = data[hyper_name(block_name(b), "eta")]
-    sd = prior_distribution(f"{block_name(b)}_sd", prior.sd, shape=(n,))
-    chol, _, _ = pm.LKJCholeskyCov(f"{block_name(b)}_lkj", n=n, eta=eta, sd_dist=sd, compute_corr=True)
-    lower = sm.entries(chol, n, lower=True)
+    sd = prior_variable(f"{block_name(b)}_sd", prior.sd, shape=(n,))
+    corr = pm.LKJCorr(f"{block_name(b)}_corr", n=n, eta=eta)
+    lower = sm.entries(sd[:, None] * corr, n, lower=True)
     return lower, sm.lower_inverse(lower), sm.log_diagonal_sum(lower)
 
 

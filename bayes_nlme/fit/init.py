@@ -121,7 +121,9 @@ def _omega_values(spec, omega: np.ndarray, first) -> tuple[dict, np.ndarray]:
         sub = omega[np.ix_(order, order)]
         if last:
             block = np.linalg.cholesky(sub)
-            out[f"{block_name(b)}_lkj"] = block[np.tril_indices(len(order))]
+            sd = np.sqrt(np.diag(sub))
+            out[f"{block_name(b)}_sd"] = sd
+            out[f"{block_name(b)}_corr"] = block / sd[:, None]
         else:
             scale = prior.scale_matrix[np.ix_(order, order)]
             chol_inv = np.linalg.cholesky(np.linalg.inv(scale))
