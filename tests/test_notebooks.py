@@ -80,3 +80,30 @@ def test_prior_sensitivity_notebook_runs_with_small_draws(tmp_path, monkeypatch)
     assert len(images) >= 1  # the forest plot
     text = "".join(o.get("text", "") for c in cells if c.cell_type == "code" for o in c.outputs)
     assert "theta_CL" in text and "-> prior-data conflict" in text
+
+
+@pytest.mark.slow  # fits every model of the library (compiles the ODE models on a cold cache)
+def test_model_library_notebook_fits_every_bundled_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    import nbformat
+    import papermill
+
+    out = tmp_path / "out"
+    executed = tmp_path / "03_model_library.ipynb"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "03_model_library.ipynb"),
+        str(executed),
+        parameters={"method": "focei", "models_dir": str(ROOT / "models"), "out_dir": str(out)},
+        kernel_name="python3",
+        cwd=str(tmp_path),
+        progress_bar=False,
+        log_output=False,
+    )
+    datasets = ("oral_mm", "pk_emax", "indirect_response", "friberg", "warfarin_turnover")
+    for name in datasets:
+        assert (out / name / "fit.json").is_file(), name
+    cells = nbformat.read(executed, as_version=4).cells
+    errors = [o for c in cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+    text = "".join(o.get("text", "") for c in cells if c.cell_type == "code" for o in c.outputs)
+    assert text.count("converged True") == len(datasets), text

@@ -84,6 +84,20 @@
         simulate_pk_emax_study().to_csv("bayes_nlme/data/datasets/pk_emax.csv", index=False, na_rep=".")
         simulate_turnover_study().to_csv(
             "bayes_nlme/data/datasets/warfarin_turnover.csv", index=False, na_rep=".")
+
+``indirect_response`` and ``friberg``
+    Simulated PD studies for ``models/indirect_response.toml`` (indirect response I on a
+    fixed oral PK model: 30 subjects, 100 mg every 24 h three times, 10 responses each,
+    ``CMT 3``) and ``models/friberg.toml`` (Friberg myelosuppression on a fixed IV PK
+    model: 30 subjects, a 1 h infusion of 1000 mg every 21 days three times, 13
+    neutrophil counts each over 1512 h, ``CMT 6``, the first before the first dose);
+    truth in :data:`bayes_nlme.data.simulated_pd.IDR_TRUTH` and ``FRIBERG_TRUTH``;
+    made once with::
+
+        from bayes_nlme.data.simulated_pd import simulate_friberg_study, simulate_indirect_response_study
+        simulate_indirect_response_study().to_csv(
+            "bayes_nlme/data/datasets/indirect_response.csv", index=False, na_rep=".")
+        simulate_friberg_study().to_csv("bayes_nlme/data/datasets/friberg.csv", index=False, na_rep=".")
 """
 
 from __future__ import annotations
@@ -161,6 +175,26 @@ BUNDLED: dict[str, dict] = {
         "structural": "ode",
         "units": {"TIME": "h", "DV": "mg/L (DVID 1), % of normal (DVID 2)", "AMT": "mg"},
         "reference": "Simulated: bayes_nlme.data.simulated.simulate_turnover_study (seed 13).",
+    },
+    "indirect_response": {
+        "file": "indirect_response.csv",
+        "description": (
+            "Simulated indirect response (type I, inhibition of production) on a fixed oral PK model: "
+            "30 subjects, 100 mg every 24 h (3 doses), 10 responses each (300 observations)."
+        ),
+        "structural": "ode",
+        "units": {"TIME": "h", "DV": "response units", "AMT": "mg"},
+        "reference": "Simulated: bayes_nlme.data.simulated_pd.simulate_indirect_response_study (seed 21).",
+    },
+    "friberg": {
+        "file": "friberg.csv",
+        "description": (
+            "Simulated Friberg myelosuppression study: 30 subjects, a 1 h IV infusion of 1000 mg every "
+            "21 days (3 cycles), 13 neutrophil counts each over 1512 h (390 observations)."
+        ),
+        "structural": "ode",
+        "units": {"TIME": "h", "DV": "1e9/L", "AMT": "mg", "RATE": "mg/h"},
+        "reference": "Simulated: bayes_nlme.data.simulated_pd.simulate_friberg_study (seed 22).",
     },
 }
 
