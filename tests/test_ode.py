@@ -376,6 +376,8 @@ def test_nuts_recovers_michaelis_menten_truth(tmp_path, capsys):
     assert summary["r_hat"].max() < 1.02
     for name, value in (("theta_ka", 1.0), ("theta_V", 30.0), ("theta_Vmax", 10.0), ("theta_Km", 2.0)):
         assert summary.loc[name, "q5"] <= value <= summary.loc[name, "q95"], name
+    info = json.loads((out / "fit.json").read_text())
+    assert info["non_finite_log_density"] == 0  # solver failures during sampling, counted
 
 
 IDR_MODEL = ROOT / "models" / "indirect_response.toml"

@@ -55,8 +55,10 @@ def _new_subject(buf):
 
 
 @njit(cache=True, error_model="numpy")
-def _step(cfg, p, dt, a, s, r, c0, ncol, buf):
-    """Advance ``a`` and the sensitivity block ``s`` over ``dt`` (in place).
+def _step(cfg, p, t0, dt, a, s, r, c0, ncol, buf):
+    """Advance ``a`` and the sensitivity block ``s`` from time ``t0`` over ``dt`` (in place).
+
+    ``t0`` is the absolute time (the dataset's ``TIME``); the closed forms ignore it.
 
     ``s`` columns ``c0 .. c0 + n_kin`` receive the parameter derivatives of ``p``.
     Only the first ``ncol`` columns of ``s`` are propagated. ``buf`` holds work
@@ -82,7 +84,7 @@ def _step(cfg, p, dt, a, s, r, c0, ncol, buf):
 
 
 @njit(cache=True, error_model="numpy")
-def _jump(cfg, p, a, r, s, cmt, bolus, drate, dtau, c0_tau):
+def _jump(cfg, p, t, a, r, s, cmt, bolus, drate, dtau, c0_tau):
     """Sensitivity correction of an event at a parameter-dependent time.
 
     ``bolus``: amount added to ``cmt``; ``drate``: change of the input rate into
@@ -98,7 +100,7 @@ def _jump(cfg, p, a, r, s, cmt, bolus, drate, dtau, c0_tau):
     if not nonzero:
         return
     diff = np.empty(n)
-    event_jump(cfg, p, a, r, cmt, bolus, drate, diff)
+    event_jump(cfg, p, t, a, r, cmt, bolus, drate, diff)
     for i in range(n):
         if diff[i] != 0.0:
             for q in range(n_par):
@@ -155,10 +157,10 @@ def _apply(cfg, p_int, a, s, r, pend, pendv, e):
         a[cmt] += value
         for q in range(n_par):
             s[cmt, c0 + q] += pendv[e, n_par + q]
-        _jump(cfg, p_int, a, r, s, cmt, value, 0.0, pendv[e, :n_par], c0)
+        _jump(cfg, p_int, pend[e, 0], a, r, s, cmt, value, 0.0, pendv[e, :n_par], c0)
     else:
         r[cmt] += value
-        _jump(cfg, p_int, a, r, s, cmt, 0.0, value, pendv[e, :n_par], c0)
+        _jump(cfg, p_int, pend[e, 0], a, r, s, cmt, 0.0, value, pendv[e, :n_par], c0)
     pend[e, 5] = 0.0
 
 
@@ -175,10 +177,10 @@ def _run_until(cfg, p_int, t, t_end, a, s, r, pend, pendv, count, ncol, c0_int, 
                 best_t = pend[e, 0]
         if best < 0:
             break
-        _step(cfg, p_int, best_t - t, a, s, r, c0_int, ncol, buf)
+        _step(cfg, p_int, t, best_t - t, a, s, r, c0_int, ncol, buf)
         t = max(t, best_t)
         _apply(cfg, p_int, a, s, r, pend, pendv, best)
-    _step(cfg, p_int, t_end - t, a, s, r, c0_int, ncol, buf)
+    _step(cfg, p_int, t, t_end - t, a, s, r, c0_int, ncol, buf)
     return max(t, t_end)
 
 
@@ -215,7 +217,7 @@ def _period(cfg, p, x0, cmt, amt, rate, ii, fl, w):
         dtau[1] = dlag + ddur
         for e in range(2):
             if phase[e] == 0.0:  # at phase 0: in the initial rate; only its time derivative is left
-                _jump(cfg, p, a, r, w, cmt, 0.0, value[e], dtau[e], n)
+                _jump(cfg, p, 0.0, a, r, w, cmt, 0.0, value[e], dtau[e], n)
                 phase[e] = np.inf
     else:
         phase[0] = lag % ii
@@ -226,24 +228,24 @@ def _period(cfg, p, x0, cmt, amt, rate, ii, fl, w):
             a[cmt] += famt
             for q in range(n_par):
                 w[cmt, n + q] += damt[q]
-            _jump(cfg, p, a, r, w, cmt, famt, 0.0, dlag, n)
+            _jump(cfg, p, 0.0, a, r, w, cmt, famt, 0.0, dlag, n)
             phase[0] = np.inf
     order = (0, 1) if phase[0] <= phase[1] else (1, 0)
     t = 0.0
     for e in order:
         if not np.isfinite(phase[e]):
             continue
-        _step(cfg, p, phase[e] - t, a, w, r, n, ncol, buf)
+        _step(cfg, p, t, phase[e] - t, a, w, r, n, ncol, buf)
         t = phase[e]
         if kinds[e] == 0.0:
             a[cmt] += value[e]
             for q in range(n_par):
                 w[cmt, n + q] += dval[e, q]
-            _jump(cfg, p, a, r, w, cmt, value[e], 0.0, dtau[e], n)
+            _jump(cfg, p, t, a, r, w, cmt, value[e], 0.0, dtau[e], n)
         else:
             r[cmt] += value[e]
-            _jump(cfg, p, a, r, w, cmt, 0.0, value[e], dtau[e], n)
-    _step(cfg, p, ii - t, a, w, r, n, ncol, buf)
+            _jump(cfg, p, t, a, r, w, cmt, 0.0, value[e], dtau[e], n)
+    _step(cfg, p, t, ii - t, a, w, r, n, ncol, buf)
     return a
 
 
@@ -253,7 +255,7 @@ def _steady(cfg, p, cmt, amt, rate, ii, fl):
     parameter derivatives (n, P)."""
     n, n_par = cfg[1], cfg[7]
     x = np.zeros(n)
-    initial_state(cfg, p, x, np.zeros((n, n_par)))
+    initial_state(cfg, p, 0.0, x, np.zeros((n, n_par)))
     w = np.zeros((n, n + n_par))
     eye = np.eye(n)
     for it in range(60):
@@ -289,7 +291,7 @@ def _dose(cfg, p, t, amt, rate, ii, addl, ss, cmt, fl, a, s, r, pend, pendv, cou
         # x is the whole state: superposed on the amounts less the initial state
         x0 = np.zeros(x.shape[0])
         dx0 = np.zeros((x.shape[0], n_par))
-        initial_state(cfg, p, x0, dx0)
+        initial_state(cfg, p, t, x0, dx0)
         for i in range(x.shape[0]):
             a[i] += x[i] - x0[i]
             for q in range(n_par):
@@ -305,12 +307,12 @@ def _dose(cfg, p, t, amt, rate, ii, addl, ss, cmt, fl, a, s, r, pend, pendv, cou
             if rate > 0.0:
                 if base + dur <= t:
                     if base + dur == t:  # ended exactly now: only its time derivative is left
-                        _jump(cfg, p, a, r, s, cmt, 0.0, -rate, dend, c0)
+                        _jump(cfg, p, t, a, r, s, cmt, 0.0, -rate, dend, c0)
                     break
                 if base > t:
                     count = _push(pend, pendv, count, base, 1.0, cmt, rate, dlag, zero, c0)
                 elif base == t:  # started exactly now: in the rate already; its time derivative
-                    _jump(cfg, p, a, r, s, cmt, 0.0, rate, dlag, c0)
+                    _jump(cfg, p, t, a, r, s, cmt, 0.0, rate, dlag, c0)
                 count = _push(pend, pendv, count, base + dur, 1.0, cmt, -rate, dend, zero, c0)
             else:
                 if base < t:
@@ -333,9 +335,9 @@ def _dose(cfg, p, t, amt, rate, ii, addl, ss, cmt, fl, a, s, r, pend, pendv, cou
 
 
 @njit(cache=True, error_model="numpy")
-def _reset(cfg, p, a, s, c0, x0, dx0):
-    """Amounts to the initial state (of parameters ``p``, columns from ``c0``)."""
-    initial_state(cfg, p, x0, dx0)
+def _reset(cfg, p, t, a, s, c0, x0, dx0):
+    """Amounts to the initial state at time ``t`` (of parameters ``p``, columns from ``c0``)."""
+    initial_state(cfg, p, t, x0, dx0)
     s[:] = 0.0
     for i in range(a.shape[0]):
         a[i] = x0[i]
@@ -376,7 +378,7 @@ def _walk(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity, sens):
         a = np.zeros(n)
         s = np.zeros((n, max_seg * n_par))
         rates = np.zeros(n)
-        _reset(cfg, params[int(reci[r0, SEG])], a, s, (int(reci[r0, SEG]) - s0) * n_par, x0, dx0)
+        _reset(cfg, params[int(reci[r0, SEG])], recf[r0, 0], a, s, (int(reci[r0, SEG]) - s0) * n_par, x0, dx0)
         _new_subject(buf)
         count = 0
         t = recf[r0, 0]
@@ -390,7 +392,7 @@ def _walk(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity, sens):
             p = params[seg]
             c0 = (seg - s0) * n_par
             if reci[rec, RESET]:
-                _reset(cfg, p, a, s, c0, x0, dx0)
+                _reset(cfg, p, ti, a, s, c0, x0, dx0)
                 rates[:] = 0.0
                 count = 0
                 t = ti
@@ -422,7 +424,7 @@ def _walk(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity, sens):
                     count = _compact(pend, pendv, count)
             obs = int(reci[rec, OBS])
             if obs >= 0:
-                f[obs] = observe(cfg, p, a, ga, gp, int(reci[rec, OUT]))
+                f[obs] = observe(cfg, p, ti, a, ga, gp, int(reci[rec, OUT]))
                 if not sens:
                     continue
                 k = 0

@@ -223,8 +223,8 @@ def advance(kind, p, dt, a, r, a_new, phi, jp, n, n_par):
 
 
 @njit(cache=True, error_model="numpy")
-def event_jump(cfg, p, a, r, cmt, bolus, drate, diff):
-    """Right-hand side before an event minus after it, into ``diff`` (n,).
+def event_jump(cfg, p, t, a, r, cmt, bolus, drate, diff):
+    """Right-hand side before an event at time ``t`` minus after it, into ``diff`` (n,).
 
     The event added ``bolus`` to the amount and ``drate`` to the input rate of state
     ``cmt``; ``a`` and ``r`` are the amounts and rates after it.
@@ -256,16 +256,17 @@ def equilibrium(cfg, p, cmt, rate):
 
 
 @njit(cache=True, error_model="numpy")
-def initial_state(cfg, p, x, dx):
-    """Amounts at the start of a subject and after a reset (``x`` (n,)) and their
-    parameter derivatives (``dx`` (n, P)): zero for the linear models."""
+def initial_state(cfg, p, t, x, dx):
+    """Amounts at the start of a subject and after a reset at time ``t`` (``x`` (n,)) and
+    their parameter derivatives (``dx`` (n, P)): zero for the linear models."""
     x[:] = 0.0
     dx[:] = 0.0
 
 
 @njit(cache=True, error_model="numpy")
-def observe(cfg, p, a, ga, gp, k):
-    """The prediction at an observation: the central concentration ``a[central] / V``.
+def observe(cfg, p, t, a, ga, gp, k):
+    """The prediction at an observation at time ``t``: the central concentration
+    ``a[central] / V``.
 
     ``ga`` (n,) and ``gp`` (P,) receive its derivatives with respect to the amounts and
     the parameters. ``k`` (the row's output) is unused: a built-in model's ``[outputs]``

@@ -8,14 +8,15 @@ first marker) into a generated module after the model's own functions, which def
   right-hand side and ``SENS_COLS`` their columns (the others, such as ``F`` and a lag,
   have zero sensitivities over an interval and are not integrated); ``RTOL``,
   ``ATOL``, ``STEADY_TOL``;
-* ``_f(p, a, r, out)``: the right-hand side plus the input rates (``out[:N]``);
-* ``_sens(p, a, y, out, o)``: the right-hand side of the sensitivities at amounts ``a``
+* ``USES_T``: whether the equations use the time ``t``;
+* ``_f(p, t, a, r, out)``: the right-hand side at time ``t`` plus the input rates (``out[:N]``);
+* ``_sens(p, t, a, y, out, o)``: the right-hand side of the sensitivities at amounts ``a``
   with the sensitivities of ``y``, written from ``out[o]`` (generated with only the
   structurally non-zero Jacobian entries, unrolled);
-* ``_fjac(p, a, J)``: the Jacobian with respect to the states (N x N);
-* ``_fp(p, a, Jp)``: the Jacobian with respect to the parameters (N x P);
-* ``_x0(p, x, dx)``: initial amounts and their parameter derivatives;
-* ``_g(p, a, ga, gp, k)``: output ``k``, with its derivatives;
+* ``_fjac(p, t, a, J)``: the Jacobian with respect to the states (N x N);
+* ``_fp(p, t, a, Jp)``: the Jacobian with respect to the parameters (N x P);
+* ``_x0(p, t, x, dx)``: initial amounts and their parameter derivatives;
+* ``_g(p, t, a, ga, gp, k)``: output ``k``, with its derivatives;
 
 then the event engine's text (:mod:`bayes_nlme.core.engine`), which calls the protocol
 functions defined here (``advance``, ``event_jump``, ``equilibrium``, ``initial_state``,
@@ -37,7 +38,8 @@ in the tests), with Hairer's stiffness test. Stiff: the L-stable Rosenbrock meth
 ``ode23s`` (Shampine and Reichelt 1997, order 2 with a third-order error estimate) on
 the same system, with its exact block-triangular Jacobian (the coupling of the
 sensitivities to the state by a directional difference), its error controlled on
-every component. ``auto`` starts with Dormand-Prince and switches to the stiff method
+every component (for equations that use ``t``, with the time derivative of the
+right-hand side, by a forward difference). ``auto`` starts with Dormand-Prince and switches to the stiff method
 when Hairer's test (``h |lambda| > 3.25`` at 15 accepted steps without 6 non-stiff
 ones between) or the step limit says so; the next interval then starts stiff, until a
 stiff interval's steps are all within the explicit method's stability region.
@@ -70,14 +72,14 @@ WEIGHTS = PEAKS + N
 @njit(cache=True, error_model="numpy")
 def _workspace():
     """Work arrays of the integrators (rows of M) and the solver memory."""
-    return np.zeros((17, M)), np.zeros(4 + N + M), np.empty((N, N)), np.empty((N, N))
+    return np.zeros((18, M)), np.zeros(4 + N + M), np.empty((N, N)), np.empty((N, N))
 
 
 @njit(cache=True, error_model="numpy")
-def _aug(p, y, r, out):
-    """Right-hand side of the state with its sensitivities."""
-    _f(p, y, r, out)
-    _sens(p, y, y, out, N)
+def _aug(p, t, y, r, out):
+    """Right-hand side of the state with its sensitivities at time ``t``."""
+    _f(p, t, y, r, out)
+    _sens(p, t, y, y, out, N)
 
 
 @njit(cache=True, error_model="numpy")
@@ -123,7 +125,7 @@ def _weights(p, a, mem):
 
 
 @njit(cache=True, error_model="numpy")
-def _first_step(p, y, r, f0, dt, y1, f1, order, n, mem, rtol):
+def _first_step(p, t0, y, r, f0, dt, y1, f1, order, n, mem, rtol):
     """Hairer's starting step size (one right-hand side evaluation)."""
     d0 = _norm(y, y, y, n, mem, rtol)
     d1 = _norm(f0, y, y, n, mem, rtol)
@@ -131,7 +133,7 @@ def _first_step(p, y, r, f0, dt, y1, f1, order, n, mem, rtol):
     h0 = min(h0, dt)
     for i in range(M):
         y1[i] = y[i] + h0 * f0[i]
-    _aug(p, y1, r, f1)
+    _aug(p, t0 + h0, y1, r, f1)
     for i in range(M):
         y1[i] = f1[i] - f0[i]
     d2 = _norm(y1, y, y, n, mem, rtol) / h0
@@ -171,16 +173,16 @@ def _stiffness(h, k6, k7, ys, y1):
 
 
 @njit(cache=True, error_model="numpy")
-def _dopri(p, y, r, dt, limit, detect, work, mem):
-    """Dormand-Prince 5(4) over ``dt`` (in place). Returns the number of steps; -1 when
+def _dopri(p, t0, y, r, dt, limit, detect, work, mem):
+    """Dormand-Prince 5(4) from time ``t0`` over ``dt`` (in place). Returns the number of steps; -1 when
     it failed or needed more than ``limit`` steps; -2 when ``detect`` and the problem is
     stiff (``y`` then holds the state at ``mem[T_REACHED]``)."""
     k1, k2, k3, k4, k5, k6, k7 = work[0], work[1], work[2], work[3], work[4], work[5], work[6]
     ys, y1, e = work[7], work[8], work[9]
-    _aug(p, y, r, k1)
+    _aug(p, t0, y, r, k1)
     h = mem[H_NONSTIFF]
     if h <= 0.0:
-        h = _first_step(p, y, r, k1, dt, ys, k2, 4.0, M, mem, RTOL)
+        h = _first_step(p, t0, y, r, k1, dt, ys, k2, 4.0, M, mem, RTOL)
     t = 0.0
     steps = 0
     signals = 0
@@ -195,22 +197,22 @@ def _dopri(p, y, r, dt, limit, detect, work, mem):
             h = dt - t
         for i in range(M):
             ys[i] = y[i] + h * _A21 * k1[i]
-        _aug(p, ys, r, k2)
+        _aug(p, t0 + t + 0.2 * h, ys, r, k2)
         for i in range(M):
             ys[i] = y[i] + h * (_A31 * k1[i] + _A32 * k2[i])
-        _aug(p, ys, r, k3)
+        _aug(p, t0 + t + 0.3 * h, ys, r, k3)
         for i in range(M):
             ys[i] = y[i] + h * (_A41 * k1[i] + _A42 * k2[i] + _A43 * k3[i])
-        _aug(p, ys, r, k4)
+        _aug(p, t0 + t + 0.8 * h, ys, r, k4)
         for i in range(M):
             ys[i] = y[i] + h * (_A51 * k1[i] + _A52 * k2[i] + _A53 * k3[i] + _A54 * k4[i])
-        _aug(p, ys, r, k5)
+        _aug(p, t0 + t + 8.0 / 9.0 * h, ys, r, k5)
         for i in range(M):
             ys[i] = y[i] + h * (_A61 * k1[i] + _A62 * k2[i] + _A63 * k3[i] + _A64 * k4[i] + _A65 * k5[i])
-        _aug(p, ys, r, k6)
+        _aug(p, t0 + t + h, ys, r, k6)
         for i in range(M):
             y1[i] = y[i] + h * (_B1 * k1[i] + _B3 * k3[i] + _B4 * k4[i] + _B5 * k5[i] + _B6 * k6[i])
-        _aug(p, y1, r, k7)
+        _aug(p, t0 + t + h, y1, r, k7)
         for i in range(M):
             e[i] = h * (_E1 * k1[i] + _E3 * k3[i] + _E4 * k4[i] + _E5 * k5[i] + _E6 * k6[i] + _E7 * k7[i])
         err = _norm(e, y, y1, M, mem, RTOL)
@@ -289,7 +291,7 @@ def _lu_solve(lu, piv, b, x):
 
 
 @njit(cache=True, error_model="numpy")
-def _wsolve(p, y, lu, piv, hd, v, x, base, work):
+def _wsolve(p, t, y, lu, piv, hd, v, x, base, work):
     """``x = W^-1 v`` for the augmented ``W = I - h d J_aug`` (block lower triangular).
 
     ``base``: the sensitivity right-hand side at ``y`` (from index N); ``work``: rows
@@ -308,7 +310,7 @@ def _wsolve(p, y, lu, piv, hd, v, x, base, work):
         eps = 1.4901161193847656e-08 * (1.0 + scale) / size
         for i in range(N):
             probe[i] = y[i] + eps * xa[i]
-        _sens(p, probe, y, coupling, N)
+        _sens(p, t, probe, y, coupling, N)
         for i in range(N, M):
             coupling[i] = (coupling[i] - base[i]) / eps
     for col in range(N + K):
@@ -322,8 +324,8 @@ def _wsolve(p, y, lu, piv, hd, v, x, base, work):
 
 
 @njit(cache=True, error_model="numpy")
-def _rosenbrock(p, y, r, dt, work, mem, J, w):
-    """The ``ode23s`` Rosenbrock method over ``dt`` (in place); steps or -1. Sets the
+def _rosenbrock(p, t0, y, r, dt, work, mem, J, w):
+    """The ``ode23s`` Rosenbrock method from time ``t0`` over ``dt`` (in place); steps or -1. Sets the
     stiff flag of ``mem`` unless every step stayed within Dormand-Prince's stability
     region (``h ||J|| < 3.3``)."""
     d = 1.0 / (2.0 + np.sqrt(2.0))
@@ -339,11 +341,11 @@ def _rosenbrock(p, y, r, dt, work, mem, J, w):
         work[7],
         work[8],
     )
-    piv = work[14]
-    _aug(p, y, r, f0)
+    piv, tdot = work[14], work[17]
+    _aug(p, t0, y, r, f0)
     h = mem[H_STIFF]
     if h <= 0.0:
-        h = _first_step(p, y, r, f0, dt, k1, k2, 2.0, M, mem, RTOL * STIFF_RTOL)
+        h = _first_step(p, t0, y, r, f0, dt, k1, k2, 2.0, M, mem, RTOL * STIFF_RTOL)
     t = 0.0
     steps = 0
     stiff = False
@@ -354,9 +356,14 @@ def _rosenbrock(p, y, r, dt, work, mem, J, w):
         last = t + h >= dt * (1.0 - 1e-12)
         if last:
             h = dt - t
-        _aug(p, y, r, f0)
+        _aug(p, t0 + t, y, r, f0)
         base[:] = f0
-        _fjac(p, y, J)
+        _fjac(p, t0 + t, y, J)
+        if USES_T:  # the time derivative of the right-hand side, by a forward difference
+            delta = 1.4901161193847656e-08 * max(1.0, abs(t0 + t))
+            _aug(p, t0 + t + delta, y, r, tdot)
+            for i in range(M):
+                tdot[i] = h * d * (tdot[i] - f0[i]) / delta
         norm_j = 0.0
         for i in range(N):
             row = 0.0
@@ -366,20 +373,24 @@ def _rosenbrock(p, y, r, dt, work, mem, J, w):
             w[i, i] += 1.0
             norm_j = max(norm_j, row)
         _lu(w, piv)
-        _wsolve(p, y, w, piv, h * d, f0, k1, base, work)
+        for i in range(M):
+            v[i] = f0[i] + tdot[i] if USES_T else f0[i]
+        _wsolve(p, t0 + t, y, w, piv, h * d, v, k1, base, work)
         for i in range(M):
             y1[i] = y[i] + 0.5 * h * k1[i]
-        _aug(p, y1, r, f1)
+        _aug(p, t0 + t + 0.5 * h, y1, r, f1)
         for i in range(M):
             v[i] = f1[i] - k1[i]
-        _wsolve(p, y, w, piv, h * d, v, k2, base, work)
+        _wsolve(p, t0 + t, y, w, piv, h * d, v, k2, base, work)
         for i in range(M):
             k2[i] += k1[i]
             y1[i] = y[i] + h * k2[i]
-        _aug(p, y1, r, f2)
+        _aug(p, t0 + t + h, y1, r, f2)
         for i in range(M):
             v[i] = f2[i] - e32 * (k2[i] - f1[i]) - 2.0 * (k1[i] - f0[i])
-        _wsolve(p, y, w, piv, h * d, v, k3, base, work)
+            if USES_T:
+                v[i] += tdot[i]
+        _wsolve(p, t0 + t, y, w, piv, h * d, v, k3, base, work)
         for i in range(M):
             v[i] = (h / 6.0) * (k1[i] - 2.0 * k2[i] + k3[i])
         err = _norm(v, y, y1, M, mem, RTOL * STIFF_RTOL)
@@ -402,28 +413,28 @@ def _rosenbrock(p, y, r, dt, work, mem, J, w):
 
 
 @njit(cache=True, error_model="numpy")
-def _solve(kind, p, dt, y, r, work, mem, J, w):
+def _solve(kind, p, t0, dt, y, r, work, mem, J, w):
     """Integrate the augmented state ``y`` over ``dt`` with the engine's solver; False
     when the integration failed."""
     solver = kind - 100
     if solver == 2 or (solver == 0 and mem[STIFF] != 0.0):
-        return _rosenbrock(p, y, r, dt, work, mem, J, w) >= 0
+        return _rosenbrock(p, t0, y, r, dt, work, mem, J, w) >= 0
     start = work[15]
     start[:] = y
-    steps = _dopri(p, y, r, dt, NONSTIFF_STEPS if solver == 0 else MAX_STEPS, solver == 0, work, mem)
+    steps = _dopri(p, t0, y, r, dt, NONSTIFF_STEPS if solver == 0 else MAX_STEPS, solver == 0, work, mem)
     if steps == -2:  # stiff: the rest of the interval with the stiff method
         mem[STIFF] = 1.0
-        return _rosenbrock(p, y, r, dt - mem[T_REACHED], work, mem, J, w) >= 0
+        return _rosenbrock(p, t0 + mem[T_REACHED], y, r, dt - mem[T_REACHED], work, mem, J, w) >= 0
     if steps < 0 and solver == 0:
         y[:] = start
-        ok = _rosenbrock(p, y, r, dt, work, mem, J, w) >= 0
+        ok = _rosenbrock(p, t0, y, r, dt, work, mem, J, w) >= 0
         mem[STIFF] = 1.0
         return ok
     return steps >= 0
 
 
 @njit(cache=True, error_model="numpy")
-def _advance(kind, p, dt, a, r, a_new, phi, jp, space):
+def _advance(kind, p, t0, dt, a, r, a_new, phi, jp, space):
     """:func:`advance` with a solver workspace (:func:`_workspace`)."""
     work, mem, J, w = space
     y = work[16]
@@ -433,7 +444,7 @@ def _advance(kind, p, dt, a, r, a_new, phi, jp, space):
         y[N + i * N + i] = 1.0
     _peaks(y, mem)
     _weights(p, a, mem)
-    if not _solve(kind, p, dt, y, r, work, mem, J, w):
+    if not _solve(kind, p, t0, dt, y, r, work, mem, J, w):
         y[:] = np.nan
         mem[H_NONSTIFF] = 0.0
         mem[H_STIFF] = 0.0
@@ -449,20 +460,23 @@ def _advance(kind, p, dt, a, r, a_new, phi, jp, space):
 
 @njit(cache=True, error_model="numpy")
 def advance(kind, p, dt, a, r, a_new, phi, jp, n, n_par):
-    """The engine protocol: amounts after ``dt``, ``d a_new / d a`` and ``d a_new / d p``."""
-    _advance(kind, p, dt, a, r, a_new, phi, jp, _workspace())
+    """The engine protocol: amounts after ``dt``, ``d a_new / d a`` and ``d a_new / d p``.
+
+    Not called: the ``_step`` below (which knows the absolute time) replaces the
+    engine's; kept so that the engine's text compiles unchanged."""
+    _advance(kind, p, 0.0, dt, a, r, a_new, phi, jp, _workspace())
 
 
 @njit(cache=True, error_model="numpy")
-def event_jump(cfg, p, a, r, cmt, bolus, drate, diff):
-    """Right-hand side before an event minus after it (``a``, ``r``: after)."""
+def event_jump(cfg, p, t, a, r, cmt, bolus, drate, diff):
+    """Right-hand side before an event at time ``t`` minus after it (``a``, ``r``: after)."""
     before = a.copy()
     rb = r.copy()
     before[cmt] -= bolus
     rb[cmt] -= drate
     after = np.empty(N)
-    _f(p, before, rb, diff)
-    _f(p, a, r, after)
+    _f(p, t, before, rb, diff)
+    _f(p, t, a, r, after)
     for i in range(N):
         diff[i] -= after[i]
 
@@ -470,17 +484,18 @@ def event_jump(cfg, p, a, r, cmt, bolus, drate, diff):
 @njit(cache=True, error_model="numpy")
 def equilibrium(cfg, p, cmt, rate):
     """Steady state of a constant infusion (root of the right-hand side, Newton from
-    the initial state) and its parameter derivatives (N, P)."""
+    the initial state) and its parameter derivatives (N, P). Steady state is refused for
+    equations that use ``t`` (data checks), so the time here is 0."""
     x = np.zeros(N)
     dx = np.zeros((N, P))
-    _x0(p, x, dx)
+    _x0(p, 0.0, x, dx)
     r = np.zeros(N)
     r[cmt] = rate
     fx = np.empty(N)
     J = np.empty((N, N))
     for _ in range(100):
-        _f(p, x, r, fx)
-        _fjac(p, x, J)
+        _f(p, 0.0, x, r, fx)
+        _fjac(p, 0.0, x, J)
         step = np.linalg.solve(J, fx)
         x = x - step
         size = 0.0
@@ -490,22 +505,23 @@ def equilibrium(cfg, p, cmt, rate):
             err = max(err, abs(step[i]))
         if err <= 1e-13 * (1.0 + size) or not np.isfinite(err):
             break
-    _fjac(p, x, J)
+    _fjac(p, 0.0, x, J)
     Jp = np.empty((N, P))
-    _fp(p, x, Jp)
+    _fp(p, 0.0, x, Jp)
     return x, np.linalg.solve(J, -Jp)
 
 
 @njit(cache=True, error_model="numpy")
-def initial_state(cfg, p, x, dx):
-    """Initial amounts (the ``initial`` table) and their parameter derivatives."""
-    _x0(p, x, dx)
+def initial_state(cfg, p, t, x, dx):
+    """Initial amounts at time ``t`` (the ``initial`` table) and their parameter derivatives."""
+    _x0(p, t, x, dx)
 
 
 @njit(cache=True, error_model="numpy")
-def observe(cfg, p, a, ga, gp, k):
-    """The model's output ``k`` (the row's output) at an observation, with its derivatives."""
-    return _g(p, a, ga, gp, k)
+def observe(cfg, p, t, a, ga, gp, k):
+    """The model's output ``k`` (the row's output) at an observation at time ``t``, with its
+    derivatives."""
+    return _g(p, t, a, ga, gp, k)
 
 
 # ---- after the engine ----
@@ -525,13 +541,13 @@ def _new_subject(buf):
 
 
 @njit(cache=True, error_model="numpy")
-def _step(cfg, p, dt, a, s, r, c0, ncol, buf):
+def _step(cfg, p, t0, dt, a, s, r, c0, ncol, buf):
     """The engine's ``_step`` (same contract), integrating with the workspace of ``buf``."""
     kind, n, n_kin = cfg[0], cfg[1], cfg[6]
     if dt <= 0.0:
         return
     a_new, phi, jp, tmp, space = buf
-    _advance(kind, p, dt, a, r, a_new, phi, jp, space)
+    _advance(kind, p, t0, dt, a, r, a_new, phi, jp, space)
     for col in range(ncol):
         for i in range(n):
             acc = 0.0

@@ -76,6 +76,7 @@ def check_model_records(
         )
     if spec is None:
         return
+    _time_steady_state(dataset, spec, problems)
     check_occasion_records(dataset, spec, problems)
     for name in spec.covariate_columns:
         if name not in table.columns:
@@ -90,6 +91,24 @@ def check_model_records(
                 f"column {name!r}: covariate value too large in {{where}} (below {MAX_MAGNITUDE:g} needed)",
             )
     _power_covariates(table, spec, problems)
+
+
+def _time_steady_state(dataset, spec, problems: Problems) -> None:
+    """Steady state (``SS`` 1/2) under equations that use ``t``: no periodic state exists."""
+    system = spec.ode_system if getattr(spec, "structural", None) == "ode" else None
+    if system is None or not system.uses_time:
+        return
+    table = dataset.table
+    ss = table["SS"].fillna(0.0).to_numpy() > 0 if "SS" in table.columns else np.zeros(len(table), bool)
+    if ss.any():
+        problems.add(
+            "ss",
+            dataset.columns.get("SS", "SS"),
+            table["ROW"][ss],
+            f"{column_label('SS', dataset.columns.get('SS'))}: steady-state dose in {{where}}, but the "
+            "model's equations use the time 't', so no steady state exists; give the doses "
+            "explicitly (ADDL/II) with SS 0",
+        )
 
 
 def _power_covariates(table: pd.DataFrame, spec, problems: Problems) -> None:

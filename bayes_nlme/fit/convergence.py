@@ -415,6 +415,25 @@ def _treedepth_check(stats: xr.Dataset, max_treedepth, messages: list) -> float:
     return fraction
 
 
+def _divergence_message(divergences: int, non_finite, centered) -> str:
+    """The divergences, told apart: energy errors (curvature) and a log density that was
+    not finite (an ODE solver failure or an overflow)."""
+    bad = int(np.asarray(non_finite).sum()) if non_finite is not None else 0
+    text = f"{divergences} divergent transition{'s' if divergences > 1 else ''}"
+    if bad:
+        text += (
+            f" ({bad} where the log density was not finite: for an ODE model a failed integration "
+            "(see [ode] solver, rtol, atol: 'stiff' for a stiff system), otherwise an overflow; "
+            "tighter priors keep the sampler away from extreme parameter values)"
+        )
+    if bad == divergences:
+        return text + ", so the draws may be biased."
+    return (
+        text + ": the sampler met regions of high curvature, so the draws may be biased. "
+        f"{_reparameterise(centered, 'Increase target_accept')}"
+    )
+
+
 def assess(
     draws: xr.Dataset,
     stats: xr.Dataset,
@@ -452,10 +471,7 @@ def assess(
     diverging = _stat(stats, "diverging")
     divergences = int(np.asarray(diverging).sum()) if diverging is not None else 0
     if divergences:
-        messages.append(
-            f"{divergences} divergent transition{'s' if divergences > 1 else ''}: the sampler met regions "
-            f"of high curvature, so the draws may be biased. {_reparameterise(centered, 'Increase target_accept')}"
-        )
+        messages.append(_divergence_message(divergences, _stat(stats, "diverging_non_finite"), centered))
     per, rhat_ess = _rhat_ess_messages(draws, n_chains)
     messages.extend(rhat_ess)
     max_rhat, rhat_var = per["r_hat"]

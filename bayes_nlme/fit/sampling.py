@@ -215,7 +215,14 @@ def _centred(choice, dataset, spec, estimated=None) -> bool | tuple:
 
 
 def _numeric(ds: xr.Dataset) -> xr.Dataset:
-    return ds[[n for n, v in ds.data_vars.items() if v.dtype.kind in "biuf"]]
+    """The numeric statistics, with ``diverging_non_finite``: the divergences that
+    nutpie reports as a log density that was not finite (an ODE solver failure, an
+    overflow) rather than an energy error."""
+    out = ds[[n for n, v in ds.data_vars.items() if v.dtype.kind in "biuf"]]
+    if "divergence_message" in ds and "diverging" in ds:
+        text = np.char.startswith(ds["divergence_message"].values.astype(str), "Logp function returned error")
+        out = out.assign(diverging_non_finite=ds["diverging"].copy(data=text & ds["diverging"].values.astype(bool)))
+    return out
 
 
 def _run_nutpie(cm: CompiledModel, spec, *, draws, tune, chains, seed, progress, target_accept, cores, x0, adaptation):
@@ -376,6 +383,8 @@ def sample(
     tree = _posterior_tree(raw, built, sampler, seed)
     verdict = _verdict(spec, tree, init_info, centered)
     details = _details(built, cm, sampler, centered, target_accept, opts["adaptation"], init_info)
+    if "diverging_non_finite" in tree["sample_stats"]:
+        details["non_finite_log_density"] = int(tree["sample_stats"]["diverging_non_finite"].sum())
     details["seconds_postprocess"] = time.perf_counter() - t1
     fit = BayesFit(
         tree=tree,

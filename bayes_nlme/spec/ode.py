@@ -145,6 +145,12 @@ class OdeSystem:
     rtol: float
     atol: float
 
+    @property
+    def uses_time(self) -> bool:
+        """Whether the equations, initial state or outputs use the time ``t``."""
+        trees = (*self.rhs, *self.initial, *(tree for _, tree in self.outputs))
+        return any("t" in names_in(tree) for tree in trees)
+
 
 def _statements(ode: OdeSpec, known: set, params: tuple):
     """Parse the equation lines: (derivatives by state, intermediates in order)."""
@@ -256,8 +262,6 @@ def ode_system(ode: OdeSpec, outputs: Sequence[Output], parameters: Sequence[str
         out.append((o.name, substitute(tree, expanded)))
     for tree in rhs + [t for _, t in out]:
         used |= names_in(tree)
-    if "t" in used:
-        fail("the time 't' in equations is not supported yet", "ode.equations")
     unused = [p for p in params if p not in used]
     if unused:
         fail(
