@@ -11,8 +11,9 @@ Prints
    independent of the package), with the wall time, the largest R-hat and the truth
    against the 90% intervals; target <= 15 minutes on 2 cores, R-hat <= 1.01.
 
-Not yet available (issue 12): a Friberg fit (the model file exists, models/friberg.toml)
-and the comparison with Stan (pystan is not installed here).
+The comparison with Stan on the Michaelis-Menten model is ``benchmarks/ode_stan.py``.
+Not yet available (issue 12): a Friberg NUTS fit here (the model and its dataset
+``friberg`` are bundled) and its comparison with Stan.
 
 Measured (2-core machine shared with other jobs, load 6-8; each run interleaves closed
 form and ODE, three rounds, and the before/after runs alternate, three times each):

@@ -371,7 +371,8 @@ def test_focei_recovers_michaelis_menten_truth(tmp_path, capsys):
 def test_nuts_recovers_michaelis_menten_truth(tmp_path, capsys):
     out = tmp_path / "fit"
     args = ["fit", str(MM_MODEL), "--data", "oral_mm", "--out", str(out), "--quiet"]
-    assert main(args + ["--draws", "300", "--tune", "300", "--chains", "4", "--seed", "1"]) == 0
+    # Km is weakly identified (40 subjects): 4 x (300 + 300) gave R-hat 1.06 on theta_Km
+    assert main(args + ["--draws", "800", "--tune", "800", "--chains", "4", "--seed", "1"]) == 0
     summary = pd.read_csv(out / "summary.csv").set_index("parameter")
     assert summary["r_hat"].max() < 1.02
     for name, value in (("theta_ka", 1.0), ("theta_V", 30.0), ("theta_Vmax", 10.0), ("theta_Km", 2.0)):
