@@ -54,6 +54,13 @@ MODELS = {
 }
 
 
+def _centred_option(text: str):
+    """``auto``, ``true``, ``false`` or a comma-separated list of centred parameters."""
+    if text in ("auto", "true", "false"):
+        return {"auto": "auto", "true": True, "false": False}[text]
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
 def _fit(data, seed: int, args) -> dict:
     rows = MODELS[args.model][2]
     with warnings.catch_warnings():
@@ -68,6 +75,8 @@ def _fit(data, seed: int, args) -> dict:
             quiet=True,
             init=args.init,
             adaptation=args.adaptation,
+            centered=_centred_option(args.centered),
+            target_accept=args.target_accept,
         )
     v = fit.convergence
     table = fit.summary().set_index("parameter")
@@ -118,13 +127,15 @@ def main(argv=None) -> int:
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--init", default="auto")
     p.add_argument("--adaptation", default="diag")
+    p.add_argument("--centered", default="auto", help="auto, true, false or e.g. CL,V1,ka")
+    p.add_argument("--target-accept", type=float, default=None)
     p.add_argument("--json", type=Path, help="write every figure to this file")
     args = p.parse_args(argv)
     data = simulate_oral_study(args.subjects, doses=args.doses, structural=MODELS[args.model][1])
     n_obs = int((data["EVID"] == 0).sum())
     print(
         f"{args.subjects} subjects, {n_obs} observations; {args.chains} x ({args.tune} + {args.draws}), "
-        f"init {args.init}, adaptation {args.adaptation}"
+        f"init {args.init}, adaptation {args.adaptation}, centred {args.centered}"
     )
     print(f"{'seed':>4} {'max R-hat':>9} {'div':>5} {'max depth':>9} {'wall s':>7} {'steps':>6} {'init':>6}  ok")
     runs = []
