@@ -371,8 +371,10 @@ def test_focei_recovers_michaelis_menten_truth(tmp_path, capsys):
 def test_nuts_recovers_michaelis_menten_truth(tmp_path, capsys):
     out = tmp_path / "fit"
     args = ["fit", str(MM_MODEL), "--data", "oral_mm", "--out", str(out), "--quiet"]
-    # Km is weakly identified (40 subjects): 4 x (300 + 300) gave R-hat 1.06 on theta_Km
-    assert main(args + ["--draws", "800", "--tune", "800", "--chains", "4", "--seed", "1"]) == 0
+    # Km and Vmax are strongly correlated (40 subjects): with the diagonal mass matrix
+    # R-hat on theta_Km was 1.06 at 4 x (300 + 300) and 1.025 at 4 x (800 + 800)
+    settings = ["--draws", "500", "--tune", "500", "--chains", "4", "--seed", "1", "--adaptation", "low_rank"]
+    assert main(args + settings) == 0
     summary = pd.read_csv(out / "summary.csv").set_index("parameter")
     assert summary["r_hat"].max() < 1.02
     for name, value in (("theta_ka", 1.0), ("theta_V", 30.0), ("theta_Vmax", 10.0), ("theta_Km", 2.0)):
