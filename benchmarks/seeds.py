@@ -17,6 +17,11 @@ Run (about 90 s per seed on a quiet 2-core machine, plus one compilation)::
     .venv/bin/python benchmarks/seeds.py --seeds 1 2     # a subset
     .venv/bin/python benchmarks/seeds.py --init jitter   # the pre-issue-17 start
     .venv/bin/python benchmarks/seeds.py --model oral2 --seeds 1   # the two-compartment study
+    .venv/bin/python benchmarks/seeds.py --model oral2 --seeds 1 --centered CL,V1,ka --target-accept 0.9
+
+Measured (session 7, quiet 2-core machine, LKJ as sd and correlation Cholesky): seeds 1-10
+all R-hat <= 1.007, no divergences, 30.3-30.6 leapfrog steps per draw, seeds within 0.036
+posterior sd of the pooled means; median 112.5 s per fit (sampling 102-115 s).
 
 Each seed's line is printed as soon as its fit ends, and ``--json`` writes every
 figure to a file.
