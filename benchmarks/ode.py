@@ -153,16 +153,17 @@ def mm_study(n_subjects: int, seed: int = 1) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(rows), truth
 
 
-def nuts_fit(n_subjects: int) -> None:
+def nuts_fit(n_subjects: int, adaptation: str = "diag") -> None:
     from bayes_nlme.fit import sample
 
     frame, truth = mm_study(n_subjects)
     spec = load_model(ROOT / "models" / "oral_mm.toml")
     start = time.perf_counter()
-    fit = sample(spec, load_dataset(frame), draws=1000, tune=1000, chains=4, seed=1)
+    fit = sample(spec, load_dataset(frame), draws=1000, tune=1000, chains=4, seed=1, adaptation=adaptation)
     seconds = time.perf_counter() - start
     summary = fit.summary()
-    print(f"2. NUTS, oral Michaelis-Menten, {n_subjects} subjects, {int((frame.EVID == 0).sum())} observations")
+    n_obs = int((frame.EVID == 0).sum())
+    print(f"2. NUTS, oral Michaelis-Menten, {n_subjects} subjects, {n_obs} observations, adaptation {adaptation}")
     print(f"   wall {seconds / 60:.1f} min (target <= 15), max R-hat {summary['r_hat'].max():.4f} (target <= 1.01)")
     for name, value in (
         ("theta_ka", truth["ka"]),
@@ -183,12 +184,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nuts", action="store_true", help="also run the 120-subject NUTS fit (long)")
     parser.add_argument("--subjects", type=int, default=120)
+    parser.add_argument("--adaptation", default="diag", help="nutpie's mass matrix adaptation for --nuts")
+    parser.add_argument("--no-cost", action="store_true", help="skip the cost ratio (1.)")
     args = parser.parse_args()
-    cost_ratio(args.subjects)
+    if not args.no_cost:
+        cost_ratio(args.subjects)
     if args.nuts:
-        nuts_fit(args.subjects)
-    print("3. Friberg NUTS fit: not available yet (models/friberg.toml has no simulated study here)")
-    print("4. comparison with Stan: not available (pystan is not installed)")
+        nuts_fit(args.subjects, args.adaptation)
+    print("3. Friberg NUTS fit: not here yet (models/friberg.toml with the bundled dataset `friberg`)")
+    print("4. comparison with Stan: benchmarks/ode_stan.py (Michaelis-Menten)")
 
 
 if __name__ == "__main__":
