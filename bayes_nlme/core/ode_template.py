@@ -324,6 +324,16 @@ def _wsolve(p, t, y, lu, piv, hd, v, x, base, work):
 
 
 @njit(cache=True, error_model="numpy")
+def _time_term(p, t, y, r, f0, hd, tdot):
+    """``h d`` times the time derivative of the right-hand side at ``(t, y)`` (forward
+    difference; ``f0`` is the right-hand side there), into ``tdot``."""
+    delta = 1.4901161193847656e-08 * max(1.0, abs(t))
+    _aug(p, t + delta, y, r, tdot)
+    for i in range(M):
+        tdot[i] = hd * (tdot[i] - f0[i]) / delta
+
+
+@njit(cache=True, error_model="numpy")
 def _rosenbrock(p, t0, y, r, dt, work, mem, J, w):
     """The ``ode23s`` Rosenbrock method from time ``t0`` over ``dt`` (in place); steps or -1. Sets the
     stiff flag of ``mem`` unless every step stayed within Dormand-Prince's stability
@@ -359,11 +369,8 @@ def _rosenbrock(p, t0, y, r, dt, work, mem, J, w):
         _aug(p, t0 + t, y, r, f0)
         base[:] = f0
         _fjac(p, t0 + t, y, J)
-        if USES_T:  # the time derivative of the right-hand side, by a forward difference
-            delta = 1.4901161193847656e-08 * max(1.0, abs(t0 + t))
-            _aug(p, t0 + t + delta, y, r, tdot)
-            for i in range(M):
-                tdot[i] = h * d * (tdot[i] - f0[i]) / delta
+        if USES_T:
+            _time_term(p, t0 + t, y, r, f0, h * d, tdot)
         norm_j = 0.0
         for i in range(N):
             row = 0.0
