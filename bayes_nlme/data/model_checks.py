@@ -99,7 +99,7 @@ def _time_steady_state(dataset, spec, problems: Problems) -> None:
     if system is None or not system.uses_time:
         return
     table = dataset.table
-    ss = table["SS"].fillna(0.0).to_numpy() > 0 if "SS" in table.columns else np.zeros(len(table), bool)
+    ss = table["SS"].fillna(0.0).to_numpy() > 0
     if ss.any():
         problems.add(
             "ss",
