@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .borrow import borrow
 from .kinetics import STEADY_TOL, advance, equilibrium, event_jump, initial_state, observe
 
 __all__ = ["simulate", "simulate_values"]
@@ -54,7 +55,7 @@ def _new_subject(buf):
     return
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _step(cfg, p, t0, dt, a, s, r, c0, ncol, buf):
     """Advance ``a`` and the sensitivity block ``s`` from time ``t0`` over ``dt`` (in place).
 
@@ -130,19 +131,26 @@ def _dose_terms(cfg, p, amt, rate, fl):
 
 @njit(cache=True, error_model="numpy")
 def _push(pend, pendv, count, tau, kind, cmt, value, dtau, dval, c0):
-    """Append a pending event; returns the new count (-1 when the list is full)."""
+    """Insert a pending event, keeping the list in time order (after the events of the
+    same time: ties keep the order they were scheduled in); returns the new count (-1
+    when the list is full)."""
     if count >= pend.shape[0]:
         return -1
     n_par = dtau.shape[0]
-    pend[count, 0] = tau
-    pend[count, 1] = kind  # 0 bolus, 1 rate change
-    pend[count, 2] = cmt
-    pend[count, 3] = value
-    pend[count, 4] = c0
-    pend[count, 5] = 1.0  # active
+    j = count
+    while j > 0 and pend[j - 1, 0] > tau:
+        j -= 1
+    for e in range(count, j, -1):
+        pend[e] = pend[e - 1]
+        pendv[e] = pendv[e - 1]
+    pend[j, 0] = tau
+    pend[j, 1] = kind  # 0 bolus, 1 rate change
+    pend[j, 2] = cmt
+    pend[j, 3] = value
+    pend[j, 4] = c0
     for q in range(n_par):
-        pendv[count, q] = dtau[q]
-        pendv[count, n_par + q] = dval[q]
+        pendv[j, q] = dtau[q]
+        pendv[j, n_par + q] = dval[q]
     return count + 1
 
 
@@ -161,27 +169,42 @@ def _apply(cfg, p_int, a, s, r, pend, pendv, e):
     else:
         r[cmt] += value
         _jump(cfg, p_int, pend[e, 0], a, r, s, cmt, 0.0, value, pendv[e, :n_par], c0)
-    pend[e, 5] = 0.0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _run_until(cfg, p_int, t, t_end, a, s, r, pend, pendv, head, count, ncol, c0_int, buf):
+    """Advance from ``t`` to ``t_end``, applying the pending events (rows ``head`` to
+    ``count`` of ``pend``, in time order) with times ``<= t_end``. Returns the time
+    reached and the first event still pending."""
+    while True:
+        due = head < count and pend[head, 0] <= t_end
+        t_next = pend[head, 0] if due else t_end
+        _step(cfg, p_int, t, t_next - t, a, s, r, c0_int, ncol, buf)
+        t = max(t, t_next)
+        if not due:
+            return t, head
+        _apply(cfg, p_int, a, s, r, pend, pendv, head)
+        head += 1
 
 
 @njit(cache=True, error_model="numpy")
-def _run_until(cfg, p_int, t, t_end, a, s, r, pend, pendv, count, ncol, c0_int, buf):
-    """Advance from ``t`` to ``t_end``, applying the pending events with times ``<= t_end``
-    in time order (ties: in the order they were scheduled)."""
-    while True:
-        best = -1
-        best_t = np.inf
-        for e in range(count):
-            if pend[e, 5] != 0.0 and pend[e, 0] <= t_end and pend[e, 0] < best_t:
-                best = e
-                best_t = pend[e, 0]
-        if best < 0:
-            break
-        _step(cfg, p_int, t, best_t - t, a, s, r, c0_int, ncol, buf)
-        t = max(t, best_t)
-        _apply(cfg, p_int, a, s, r, pend, pendv, best)
-    _step(cfg, p_int, t, t_end - t, a, s, r, c0_int, ncol, buf)
-    return max(t, t_end)
+def _apply_due(cfg, p, t, a, s, r, pend, pendv, head, count):
+    """Apply the pending events due at time ``t`` (the amounts are at ``t``); returns
+    the first event still pending."""
+    while head < count and pend[head, 0] <= t:
+        _apply(cfg, p, a, s, r, pend, pendv, head)
+        head += 1
+    return head
+
+
+@njit(cache=True, error_model="numpy")
+def _drop_applied(pend, pendv, head, count):
+    """Move the pending events (rows ``head`` to ``count``) to the top of the list;
+    returns their number."""
+    for e in range(head, count):
+        pend[e - head] = pend[e]
+        pendv[e - head] = pendv[e]
+    return count - head
 
 
 @njit(cache=True, error_model="numpy")
@@ -346,57 +369,65 @@ def _reset(cfg, p, t, a, s, c0, x0, dx0):
 
 
 @njit(cache=True, error_model="numpy")
-def _compact(pend, pendv, count):
-    """Drop applied events from the pending list; returns the new count."""
-    j = 0
-    for e in range(count):
-        if pend[e, 5] != 0.0:
-            if j != e:
-                pend[j] = pend[e]
-                pendv[j] = pendv[e]
-            j += 1
-    return j
+def _walk(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity, sens):
+    """The event walk of :func:`simulate`; without ``sens`` the sensitivities are not
+    propagated and ``jac`` is empty (the predictions are the same, bit for bit).
+
+    Allocates the outputs and the work arrays; :func:`_records` walks with borrowed
+    views of them (:func:`.borrow.borrow`), which this function keeps alive.
+    """
+    n, n_par = cfg[1], cfg[7]
+    f = np.zeros(n_obs)
+    jac = np.zeros((n_obs if sens else 0, max_seg, n_par))
+    work = (
+        np.zeros(n),  # amounts
+        np.zeros((n, max_seg * n_par)),  # their sensitivities
+        np.zeros(n),  # input rates
+        np.zeros(n),  # initial state
+        np.zeros((n, n_par)),  # its derivatives
+        np.zeros(n),  # derivatives of a prediction: amounts
+        np.zeros(n_par),  # and parameters
+        np.zeros((capacity, 5)),  # pending events (time order)
+        np.zeros((capacity, 2 * n_par)),  # their derivatives
+    )
+    _records(params, recf, reci, recl, subj, cfg, f, jac, work, _buffers(cfg), sens)
+    return f, jac
 
 
 @njit(cache=True, error_model="numpy")
-def _walk(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity, sens):
-    """The event walk of :func:`simulate`; without ``sens`` the sensitivities are not
-    propagated and ``jac`` is empty (the predictions are the same, bit for bit)."""
-    n, n_par = cfg[1], cfg[7]
-    f = np.zeros(n_obs)
-    x0 = np.zeros(n)
-    dx0 = np.zeros((n, n_par))
-    ga = np.zeros(n)
-    gp = np.zeros(n_par)
-    jac = np.zeros((n_obs if sens else 0, max_seg, n_par))
-    pend = np.zeros((capacity, 6))
-    pendv = np.zeros((capacity, 2 * n_par))
-    buf = _buffers(cfg)
+def _records(params, recf, reci, recl, subj, cfg, f, jac, work, buf, sens):
+    """The record loop of :func:`_walk` (every array borrowed: see :mod:`.borrow`)."""
+    params, recf, reci, recl, subj, cfg = borrow((params, recf, reci, recl, subj, cfg))
+    f, jac, buf = borrow((f, jac, buf))
+    a, s, rates, x0, dx0, ga, gp, pend, pendv = borrow(work)
+    n_par = cfg[7]
     for i in range(subj.shape[0] - 1):
         r0, r1, s0 = int(subj[i, 0]), int(subj[i + 1, 0]), int(subj[i, 1])
         ncol = (int(subj[i + 1, 1]) - s0) * n_par if sens else 0
-        a = np.zeros(n)
-        s = np.zeros((n, max_seg * n_par))
-        rates = np.zeros(n)
+        a[:] = 0.0
+        s[:] = 0.0
+        rates[:] = 0.0
         _reset(cfg, params[int(reci[r0, SEG])], recf[r0, 0], a, s, (int(reci[r0, SEG]) - s0) * n_par, x0, dx0)
         _new_subject(buf)
-        count = 0
+        head = count = 0
         t = recf[r0, 0]
         failed = False
         for rec in range(r0, r1):
             ti = recf[rec, 0]
             iseg, seg = int(reci[rec, ISEG]), int(reci[rec, SEG])
-            t = _run_until(cfg, params[iseg], t, ti, a, s, rates, pend, pendv, count, ncol, (iseg - s0) * n_par, buf)
-            if count > 0:
-                count = _compact(pend, pendv, count)
+            t, head = _run_until(
+                cfg, params[iseg], t, ti, a, s, rates, pend, pendv, head, count, ncol, (iseg - s0) * n_par, buf
+            )
             p = params[seg]
             c0 = (seg - s0) * n_par
             if reci[rec, RESET]:
                 _reset(cfg, p, ti, a, s, c0, x0, dx0)
                 rates[:] = 0.0
-                count = 0
+                head = count = 0
                 t = ti
             if reci[rec, DOSE]:
+                count = _drop_applied(pend, pendv, head, count)
+                head = 0
                 count = _dose(
                     cfg,
                     p,
@@ -419,30 +450,34 @@ def _walk(params, recf, reci, recl, subj, cfg, n_obs, max_seg, capacity, sens):
                 if count < 0:
                     failed = True
                     break
-                t = _run_until(cfg, p, t, ti, a, s, rates, pend, pendv, count, ncol, c0, buf)
-                if count > 0:
-                    count = _compact(pend, pendv, count)
+                head = _apply_due(cfg, p, ti, a, s, rates, pend, pendv, head, count)
             obs = int(reci[rec, OBS])
             if obs >= 0:
                 f[obs] = observe(cfg, p, ti, a, ga, gp, int(reci[rec, OUT]))
-                if not sens:
-                    continue
-                k = 0
-                for sg in range(ncol // n_par):
-                    for q in range(n_par):
-                        acc = 0.0
-                        for i in range(n):
-                            if ga[i] != 0.0:
-                                acc += ga[i] * s[i, k]
-                        jac[obs, sg, q] = acc
-                        k += 1
-                for q in range(n_par):
-                    jac[obs, seg - s0, q] += gp[q]
+                if sens:
+                    _observed_jacobian(jac, obs, seg - s0, ncol // n_par, s, ga, gp)
         if failed:
             for rec in range(r0, r1):
                 if reci[rec, OBS] >= 0:
                     f[int(reci[rec, OBS])] = np.nan
-    return f, jac
+
+
+@njit(cache=True, error_model="numpy")
+def _observed_jacobian(jac, obs, own, n_seg, s, ga, gp):
+    """Row ``obs`` of the Jacobian: ``ga`` through the sensitivities of ``n_seg``
+    segments, plus ``gp`` on the observation's own segment ``own``."""
+    n, n_par = s.shape[0], gp.shape[0]
+    k = 0
+    for sg in range(n_seg):
+        for q in range(n_par):
+            acc = 0.0
+            for i in range(n):
+                if ga[i] != 0.0:
+                    acc += ga[i] * s[i, k]
+            jac[obs, sg, q] = acc
+            k += 1
+    for q in range(n_par):
+        jac[obs, own, q] += gp[q]
 
 
 @njit(cache=True, error_model="numpy")
