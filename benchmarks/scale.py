@@ -307,7 +307,16 @@ def fit_bayes_nlme(spec, dataset, args) -> dict:
     from bayes_nlme.fit.summary import canonical_draws
 
     t0 = time.perf_counter()
-    fit = sample(spec, dataset, draws=args.draws, tune=args.tune, chains=args.chains, seed=1, quiet=True)
+    fit = sample(
+        spec,
+        dataset,
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        seed=1,
+        quiet=True,
+        adaptation=args.adaptation,
+    )
     total = time.perf_counter() - t0
     ds = canonical_draws(fit.spec, fit.tree["posterior"].to_dataset())
     stats = fit.tree["sample_stats"].to_dataset()
@@ -317,7 +326,10 @@ def fit_bayes_nlme(spec, dataset, args) -> dict:
         "build_s": float(fit.seconds_build),
         "sample_s": float(fit.seconds_sample),
         "divergences": div,
-        "detail": f"{fit.sampler}/{fit.details.get('compile_backend')}, centred {fit.details.get('centered')}",
+        "detail": (
+            f"{fit.sampler}/{fit.details.get('compile_backend')}, centred {fit.details.get('centered')}, "
+            f"adaptation {fit.details.get('adaptation')}"
+        ),
         "centered": bool(fit.details.get("centered", True)),
         **summarise(ds),
     }
@@ -554,6 +566,9 @@ def main() -> None:
         help="the Stan program (default centered: the same density as bayes_nlme)",
     )
     parser.add_argument("--print-stan", action="store_true", help="print the Stan program and exit")
+    parser.add_argument(
+        "--adaptation", choices=("diag", "low_rank"), help="bayes_nlme's mass-matrix adaptation (default: the spec's)"
+    )
     parser.add_argument(
         "--grad-seconds", type=float, default=2.0, help="seconds of timing per gradient measurement (default 2)"
     )
