@@ -11,6 +11,10 @@ Numba implementation is what nutpie's compiled log density runs; it is cacheable
 
 from __future__ import annotations
 
+import functools
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType, disconnected_type
@@ -107,6 +111,25 @@ class EventPredictions(Op):
         return [[True, True]] + [[False, False] for _ in node.inputs[1:]]
 
 
+#: The modules whose compiled code the operation's Numba implementation contains.
+_ENGINE_SOURCES = ("engine.py", "kinetics.py", "eigen.py", "exp_integrals.py", "dense.py", "borrow.py")
+
+
+@functools.cache
+def engine_source_digest() -> str:
+    """Digest of the engine's source files (:data:`_ENGINE_SOURCES`).
+
+    It enters the cache keys of the compiled log densities that contain the engine, so
+    that a changed engine (a new version of the package) is never served from a cache
+    compiled with the old one.
+    """
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for name in _ENGINE_SOURCES:
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _register_numba() -> None:
     from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
 
@@ -126,10 +149,12 @@ def _register_numba() -> None:
             "event_predictions",
             global_env={"np": np, "simulate": engine_function(op.engine_key)},
             cache_key=(
-                f"bayes_nlme_event_predictions_{op.engine_key}{abs(hash((op.cfg, op.n_obs, op.max_seg, op.capacity)))}"
+                f"bayes_nlme_event_predictions_{op.engine_key}{engine_source_digest()}"
+                f"{abs(hash((op.cfg, op.n_obs, op.max_seg, op.capacity)))}"
             ),
         )
-        return numba_njit(fn), 1
+        # the integer salts PyTensor's cache key of the enclosing function: the engine's version
+        return numba_njit(fn), int(engine_source_digest(), 16)
 
 
 def _register_jax() -> None:
