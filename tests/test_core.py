@@ -381,7 +381,7 @@ def test_eigen_decomposition_kinetics_equal_the_matrix_exponential():
     """Two- and three-compartment transitions (eigen-decomposition with Daleckii-Krein
     derivatives) equal the matrix exponential of Van Loan's block generator, over random
     parameters, intervals and input rates, near-coinciding rate constants included."""
-    from bayes_nlme.core.kinetics import advance, expm, rate_matrix
+    from bayes_nlme.core.kinetics import advance, expm, rate_matrix, workspace_size
 
     rng = np.random.default_rng(7)
     sizes = {2: (2, 4), 3: (3, 5), 4: (3, 6), 5: (4, 7)}
@@ -393,7 +393,7 @@ def test_eigen_decomposition_kinetics_equal_the_matrix_exponential():
         a = rng.uniform(0.0, 10.0, n)
         r = np.where(rng.uniform(size=n) < 0.5, rng.uniform(0.0, 5.0, n), 0.0)
         a_new, phi, jp = np.zeros(n), np.zeros((n, n)), np.zeros((n, n_par))
-        advance(kind, p, dt, a, r, a_new, phi, jp, n, n_par)
+        advance(kind, p, dt, a, r, a_new, phi, jp, n, n_par, np.full(workspace_size(n, n_par), np.nan))
         K, dK = np.zeros((n, n)), np.zeros((n_par, n, n))
         rate_matrix(kind, p, K, dK)
         m = 2 * n

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .dense import _solve
-from .exp_integrals import _divided, _gamma
+from .dense import _inverse, _solve
+from .exp_integrals import _g, _gamma
 
 #: Relative separation of eigenvalues below which the eigen-decomposition is not used
 #: (its eigenvector matrix becomes ill-conditioned) and the matrix exponential is.
@@ -66,36 +66,60 @@ def _two_eigen(kind, K, lam, vec):
 
 
 @njit(cache=True, error_model="numpy")
-def _spectral(K, dK, lam, vec, dt, a, r, a_new, phi, jp, n, n_par):
+def spectral_workspace(n):
+    """Length of the work array of :func:`_spectral` for ``n`` states."""
+    return 6 * n * n + 6 * n
+
+
+@njit(cache=True, error_model="numpy")
+def _spectral(K, dK, lam, vec, dt, a, r, a_new, phi, jp, n, n_par, ws):
     """The transition and its parameter derivatives from the eigen-decomposition
     ``K = V diag(lam) V^-1`` (Daleckii-Krein: the Frechet derivative of ``f(K)`` in
     direction ``E`` is ``V ((V^-1 E V) o F) V^-1`` with ``F`` the divided differences of
     ``f`` at the eigenvalues), for ``f(x) = exp(x dt)`` and ``f(x) = int_0^dt exp(x s) ds``."""
-    vinv = _solve(vec, np.eye(n))
-    b = np.zeros(n)
-    c = np.zeros(n)
+    nn = n * n
+    vinv = ws[:nn].reshape((n, n))
+    lu = ws[nn : 2 * nn].reshape((n, n))
+    fe = ws[2 * nn : 3 * nn].reshape((n, n))
+    fg = ws[3 * nn : 4 * nn].reshape((n, n))
+    w = ws[4 * nn : 5 * nn].reshape((n, n))
+    o = 6 * nn
+    b, c, e, g, dg, y = (
+        ws[o : o + n],
+        ws[o + n : o + 2 * n],
+        ws[o + 2 * n : o + 3 * n],
+        ws[o + 3 * n : o + 4 * n],
+        ws[o + 4 * n : o + 5 * n],
+        ws[o + 5 * n : o + 6 * n],
+    )
+    _inverse(vec, vinv, lu)
+    b[:] = 0.0
+    c[:] = 0.0
     for i in range(n):
         for j in range(n):
             b[i] += vinv[i, j] * a[j]
             c[i] += vinv[i, j] * r[j]
-    e = np.empty(n)
-    g = np.empty(n)
-    dg = np.empty(n)
+    infusing = False
+    for i in range(n):
+        if r[i] != 0.0:
+            infusing = True
     for i in range(n):
         e[i] = np.exp(lam[i] * dt)
-        g[i], dgk = _gamma(-lam[i], dt)
-        dg[i] = -dgk  # d/dlam int_0^dt exp(lam s) ds
-    fe = np.empty((n, n))
-    fg = np.empty((n, n))
+        g[i] = dg[i] = 0.0
+        if infusing:  # without input rates c is zero and so are the terms of g
+            g[i], dgk = _gamma(-lam[i], dt)
+            dg[i] = -dgk  # d/dlam int_0^dt exp(lam s) ds
     for i in range(n):
-        for j in range(n):
-            if i == j:
-                fe[i, j] = dt * e[i]
-                fg[i, j] = dg[i]
+        fe[i, i] = dt * e[i]
+        fg[i, i] = dg[i]
+        for j in range(i):  # divided differences are symmetric
+            # int_0^dt exp(lam_i s) exp(lam_j (dt - s)) ds, from the larger exponential
+            if lam[i] <= lam[j]:
+                fe[i, j] = e[j] * dt * _g((lam[j] - lam[i]) * dt)
             else:
-                fe[i, j] = _divided(-lam[i], -lam[j], dt)[0]
-                fg[i, j] = (g[i] - g[j]) / (lam[i] - lam[j])
-    y = np.empty(n)
+                fe[i, j] = e[i] * dt * _g((lam[i] - lam[j]) * dt)
+            fe[j, i] = fe[i, j]
+            fg[i, j] = fg[j, i] = (g[i] - g[j]) / (lam[i] - lam[j]) if infusing else 0.0
     for i in range(n):
         y[i] = e[i] * b[i] + g[i] * c[i]
     for i in range(n):
@@ -107,28 +131,25 @@ def _spectral(K, dK, lam, vec, dt, a, r, a_new, phi, jp, n, n_par):
                 t += vec[i, k] * e[k] * vinv[k, j]
             phi[i, j] = t
         a_new[i] = s
-    w = np.empty((n, n))
-    m = np.empty((n, n))
-    for q in range(n_par):
-        for i in range(n):  # m = V^-1 dK_q V, dK_q is sparse
-            for j in range(n):
-                acc = 0.0
-                for k in range(n):
-                    x = dK[q, k, j]
-                    if x != 0.0:
-                        acc += vinv[i, k] * x
-                w[i, j] = acc
-        for i in range(n):
-            for j in range(n):
-                acc = 0.0
-                for k in range(n):
-                    acc += w[i, k] * vec[k, j]
-                m[i, j] = acc
-        for i in range(n):
+    # y_i = sum_j (V^-1 dK_q V)_ij u_ij with u_ij = fe_ij b_j + fg_ij c_j, reordered as
+    # y_i = sum_(k, l) (V^-1)_ik (dK_q)_kh z_ih with z_ih = sum_j V_hj u_ij (once for all
+    # q), so each parameter costs its few non-zero rate-matrix entries
+    z = w
+    for i in range(n):
+        for h in range(n):
             acc = 0.0
             for j in range(n):
-                acc += m[i, j] * (fe[i, j] * b[j] + fg[i, j] * c[j])
-            y[i] = acc
+                acc += vec[h, j] * (fe[i, j] * b[j] + fg[i, j] * c[j])
+            z[i, h] = acc
+    for q in range(n_par):
+        for i in range(n):
+            y[i] = 0.0
+        for k in range(n):
+            for h in range(n):
+                x = dK[q, k, h]
+                if x != 0.0:
+                    for i in range(n):
+                        y[i] += vinv[i, k] * x * z[i, h]
         for i in range(n):
             s = 0.0
             for j in range(n):

@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit
 
 from .borrow import borrow
-from .kinetics import STEADY_TOL, advance, equilibrium, event_jump, initial_state, observe
+from .kinetics import STEADY_TOL, advance, equilibrium, event_jump, initial_state, observe, workspace_size
 
 __all__ = ["simulate", "simulate_values"]
 
@@ -45,7 +45,7 @@ DOSE, RESET, ADDL, SS, CMT, OBS, SEG, ISEG, OUT = range(9)
 def _buffers(cfg):
     """Work arrays of :func:`_step`."""
     n, n_kin = cfg[1], cfg[6]
-    return np.empty(n), np.empty((n, n)), np.zeros((n, n_kin)), np.empty(n)
+    return np.empty(n), np.empty((n, n)), np.zeros((n, n_kin)), np.empty(n), np.empty(workspace_size(n, n_kin))
 
 
 @njit(cache=True, error_model="numpy")
@@ -68,8 +68,8 @@ def _step(cfg, p, t0, dt, a, s, r, c0, ncol, buf):
     kind, n, n_kin = cfg[0], cfg[1], cfg[6]
     if dt <= 0.0:
         return
-    a_new, phi, jp, tmp = buf
-    advance(kind, p, dt, a, r, a_new, phi, jp, n, n_kin)
+    a_new, phi, jp, tmp, ws = buf
+    advance(kind, p, dt, a, r, a_new, phi, jp, n, n_kin, ws)
     for col in range(ncol):
         for i in range(n):
             acc = 0.0

@@ -36,10 +36,20 @@ import numpy as np
 from numba import njit
 
 from .dense import expm
-from .eigen import _spectral, _three_eigen, _two_eigen
+from .eigen import _spectral, _three_eigen, _two_eigen, spectral_workspace
 from .exp_integrals import _divided, _gamma
 
-__all__ = ["rate_matrix", "advance", "expm", "event_jump", "equilibrium", "initial_state", "observe", "STEADY_TOL"]
+__all__ = [
+    "rate_matrix",
+    "advance",
+    "workspace_size",
+    "expm",
+    "event_jump",
+    "equilibrium",
+    "initial_state",
+    "observe",
+    "STEADY_TOL",
+]
 
 #: Convergence tolerance (relative) of the steady-state Newton iteration of the engine.
 STEADY_TOL = 1e-13
@@ -140,14 +150,23 @@ def _one_oral(p, dt, a, r, a_new, phi, jp):
 
 
 @njit(cache=True, error_model="numpy")
-def _general(kind, p, dt, a, r, a_new, phi, jp, n, n_par):
-    K = np.zeros((n, n))
-    dK = np.zeros((n_par, n, n))
+def workspace_size(n, n_par):
+    """Length of the work array of :func:`advance` (``ws``) for ``n`` states and
+    ``n_par`` kinetic parameters."""
+    return (n_par + 2) * n * n + n + spectral_workspace(n)
+
+
+@njit(cache=True, error_model="numpy")
+def _general(kind, p, dt, a, r, a_new, phi, jp, n, n_par, ws):
+    nn = n * n
+    K = ws[:nn].reshape((n, n))
+    dK = ws[nn : nn + n_par * nn].reshape((n_par, n, n))
+    o = nn + n_par * nn
+    vec = ws[o : o + nn].reshape((n, n))
+    lam = ws[o + nn : o + nn + n]
     rate_matrix(kind, p, K, dK)
-    lam = np.empty(n)
-    vec = np.empty((n, n))
     if _two_eigen(kind, K, lam, vec) if kind <= 3 else _three_eigen(kind, K, lam, vec):
-        _spectral(K, dK, lam, vec, dt, a, r, a_new, phi, jp, n, n_par)
+        _spectral(K, dK, lam, vec, dt, a, r, a_new, phi, jp, n, n_par, ws[o + nn + n :])
         return
     infusing = False
     for i in range(n):
@@ -187,7 +206,7 @@ def _general(kind, p, dt, a, r, a_new, phi, jp, n, n_par):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def advance(kind, p, dt, a, r, a_new, phi, jp, n, n_par):
+def advance(kind, p, dt, a, r, a_new, phi, jp, n, n_par, ws):
     """Advance the amounts over ``dt`` with constant input rates ``r``.
 
     Parameters
@@ -208,13 +227,16 @@ def advance(kind, p, dt, a, r, a_new, phi, jp, n, n_par):
         Output: ``d a_new / d p`` for the first ``n_par`` columns (others untouched).
     n, n_par : int
         Number of states and of kinetic parameters.
+    ws : numpy.ndarray
+        Work array of at least :func:`workspace_size` elements (two- and
+        three-compartment models; no allocation per interval).
     """
     if kind == 0:
         _one_iv(p, dt, a, r, a_new, phi, jp)
     elif kind == 1:
         _one_oral(p, dt, a, r, a_new, phi, jp)
     else:
-        _general(kind, p, dt, a, r, a_new, phi, jp, n, n_par)
+        _general(kind, p, dt, a, r, a_new, phi, jp, n, n_par, ws)
 
 
 # ----------------------------------------------------------------------------- protocol
