@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from bayes_nlme.data.simulated import simulate_oral_study  # noqa: E402
 from bayes_nlme.fit import ConvergenceWarning, sample  # noqa: E402
+from bayes_nlme.spec import load_model  # noqa: E402
 
 MODELS = {
     "oral1": (
@@ -65,6 +66,8 @@ MODELS = {
 
 def _centred_option(text: str):
     """``auto``, ``true``, ``false`` or a comma-separated list of centred parameters."""
+    if text is None:
+        return None
     if text in ("auto", "true", "false"):
         return {"auto": "auto", "true": True, "false": False}[text]
     return tuple(t.strip() for t in text.split(",") if t.strip())
@@ -131,15 +134,23 @@ def main(argv=None) -> int:
     p.add_argument("--model", choices=tuple(MODELS), default="oral1", help="oral2: the two-compartment study")
     p.add_argument("--subjects", type=int, default=120)
     p.add_argument("--doses", type=int, default=1, help="1: single dose (1,800 obs); 3: 4,680 obs")
-    p.add_argument("--draws", type=int, default=1000)
-    p.add_argument("--tune", type=int, default=1000)
-    p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--init", default="auto")
-    p.add_argument("--adaptation", default="diag")
-    p.add_argument("--centered", default="auto", help="auto, true, false or e.g. CL,V1,ka")
+    # each default: the model file's [sampling] table
+    p.add_argument("--draws", type=int, default=None)
+    p.add_argument("--tune", type=int, default=None)
+    p.add_argument("--chains", type=int, default=None)
+    p.add_argument("--init", default=None)
+    p.add_argument("--adaptation", default=None)
+    p.add_argument("--centered", default=None, help="auto, true, false or e.g. CL,V1,ka")
     p.add_argument("--target-accept", type=float, default=None)
     p.add_argument("--json", type=Path, help="write every figure to this file")
     args = p.parse_args(argv)
+    settings = load_model(str(MODELS[args.model][0])).sampling
+    for name in ("draws", "tune", "chains", "init", "adaptation"):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(settings, name))
+    if args.centered is None:
+        c = settings.centered
+        args.centered = ",".join(c) if isinstance(c, tuple) else str(c).lower()
     data = simulate_oral_study(args.subjects, doses=args.doses, structural=MODELS[args.model][1])
     n_obs = int((data["EVID"] == 0).sum())
     print(
