@@ -377,6 +377,22 @@ def test_oracles_agree_with_constant_parameters():
     np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-12)
 
 
+def test_divided_differences_from_known_exponentials_equal_the_direct_ones():
+    """The one-compartment oral transition's divided difference, computed from the two
+    exponentials it already has (one expm1), equals the direct evaluation, near ka == k
+    (series) and far from it, derivatives included."""
+    from bayes_nlme.core.exp_integrals import _divided, _divided_known
+
+    rng = np.random.default_rng(3)
+    for _ in range(2000):
+        a = float(np.exp(rng.normal(0.0, 1.5)))
+        b = a * float(np.exp(rng.normal(0.0, 0.2 if rng.uniform() < 0.5 else 2.0)))
+        dt = float(np.exp(rng.normal(0.0, 2.0)))
+        direct = np.array(_divided(a, b, dt))
+        known = np.array(_divided_known(a, b, dt, np.exp(-a * dt), np.exp(-b * dt)))
+        np.testing.assert_allclose(known, direct, rtol=1e-12, atol=1e-300)
+
+
 def test_eigen_decomposition_kinetics_equal_the_matrix_exponential():
     """Two- and three-compartment transitions (eigen-decomposition with Daleckii-Krein
     derivatives) equal the matrix exponential of Van Loan's block generator, over random

@@ -161,3 +161,23 @@ def _divided(a, b, dt):
     e = np.exp(-a * dt)
     x = (b - a) * dt
     return e * dt * _g(x), -e * dt * dt * _r(x), -e * dt * dt * _q(x)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _gqr(x):
+    """``_g(x), _q(x), _r(x)`` together, with one ``expm1`` (``x >= 0``)."""
+    if x < 0.1:
+        return _g(x), _q(x), _r(x)
+    em1 = np.expm1(-x)
+    x2 = x * x
+    return -em1 / x, -(x + em1 + x * em1) / x2, (x + em1) / x2
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _divided_known(a, b, dt, ea, eb):
+    """:func:`_divided` from the known ``ea = exp(-a dt)`` and ``eb = exp(-b dt)``."""
+    if a >= b:
+        g, q, r = _gqr((a - b) * dt)
+        return eb * dt * g, -eb * dt * dt * q, -eb * dt * dt * r
+    g, q, r = _gqr((b - a) * dt)
+    return ea * dt * g, -ea * dt * dt * r, -ea * dt * dt * q

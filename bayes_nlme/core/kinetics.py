@@ -37,7 +37,7 @@ from numba import njit
 
 from .dense import expm
 from .eigen import _spectral, _three_eigen, _two_eigen, spectral_workspace
-from .exp_integrals import _divided, _gamma
+from .exp_integrals import _divided_known, _gamma
 
 __all__ = [
     "rate_matrix",
@@ -132,7 +132,7 @@ def _one_oral(p, dt, a, r, a_new, phi, jp):
     if r[0] != 0.0 or r[1] != 0.0:
         gd, dgd = _gamma(ka, dt)
         gc, dgc = _gamma(k, dt)
-    div, ddiv_a, ddiv_b = _divided(ka, k, dt)
+    div, ddiv_a, ddiv_b = _divided_known(ka, k, dt, ed, ec)
     w = ka * a[0] - r[0]
     a_new[0] = ed * a[0] + gd * r[0]
     a_new[1] = ec * a[1] + (r[1] + r[0]) * gc + w * div
