@@ -46,41 +46,28 @@ def _mm(a, b):
 
 @njit(cache=True, error_model="numpy")
 def _inverse(a, out, lu):
-    """``a^-1`` into ``out`` by Gauss-Jordan elimination with partial pivoting (``lu``: a
-    work matrix of ``a``'s shape; small matrices, no allocation)."""
+    """``a^-1`` into ``out`` (``lu``: a work matrix of ``a``'s shape; no allocation)."""
     n = a.shape[0]
     for i in range(n):
         for j in range(n):
             lu[i, j] = a[i, j]
             out[i, j] = 1.0 if i == j else 0.0
-    for c in range(n):
-        piv = c
-        for i in range(c + 1, n):
-            if abs(lu[i, c]) > abs(lu[piv, c]):
-                piv = i
-        if piv != c:
-            for j in range(n):
-                lu[c, j], lu[piv, j] = lu[piv, j], lu[c, j]
-                out[c, j], out[piv, j] = out[piv, j], out[c, j]
-        d = lu[c, c]
-        for j in range(n):
-            lu[c, j] /= d
-            out[c, j] /= d
-        for i in range(n):
-            if i != c:
-                x = lu[i, c]
-                if x != 0.0:
-                    for j in range(n):
-                        lu[i, j] -= x * lu[c, j]
-                        out[i, j] -= x * out[c, j]
+    _eliminate(lu, out)
 
 
 @njit(cache=True, error_model="numpy")
 def _solve(a, b):
     """``a^-1 b`` by Gaussian elimination with partial pivoting (small matrices)."""
-    n, m = a.shape[0], b.shape[1]
-    lu = a.copy()
     x = b.copy()
+    _eliminate(a.copy(), x)
+    return x
+
+
+@njit(cache=True, error_model="numpy")
+def _eliminate(lu, x):
+    """Overwrite ``x`` with ``lu^-1 x`` by Gaussian elimination with partial pivoting
+    (``lu`` is overwritten too)."""
+    n, m = lu.shape[0], x.shape[1]
     for c in range(n):
         piv = c
         for i in range(c + 1, n):
@@ -105,7 +92,6 @@ def _solve(a, b):
             for k in range(c + 1, n):
                 acc -= lu[c, k] * x[k, j]
             x[c, j] = acc / lu[c, c]
-    return x
 
 
 @njit(cache=True, error_model="numpy")
