@@ -152,18 +152,6 @@ def _gamma(k, dt):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _divided(a, b, dt):
-    """``E = int_0^dt exp(-a s) exp(-b (dt - s)) ds`` with ``dE/da`` and ``dE/db``."""
-    if a >= b:
-        e = np.exp(-b * dt)
-        x = (a - b) * dt
-        return e * dt * _g(x), -e * dt * dt * _q(x), -e * dt * dt * _r(x)
-    e = np.exp(-a * dt)
-    x = (b - a) * dt
-    return e * dt * _g(x), -e * dt * dt * _r(x), -e * dt * dt * _q(x)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
 def _gqr(x):
     """``_g(x), _q(x), _r(x)`` together, with one ``expm1`` (``x >= 0``)."""
     if x < 0.1:
@@ -175,7 +163,8 @@ def _gqr(x):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _divided_known(a, b, dt, ea, eb):
-    """:func:`_divided` from the known ``ea = exp(-a dt)`` and ``eb = exp(-b dt)``."""
+    """``E = int_0^dt exp(-a s) exp(-b (dt - s)) ds`` with ``dE/da`` and ``dE/db``, from
+    the known ``ea = exp(-a dt)`` and ``eb = exp(-b dt)``."""
     if a >= b:
         g, q, r = _gqr((a - b) * dt)
         return eb * dt * g, -eb * dt * dt * q, -eb * dt * dt * r
